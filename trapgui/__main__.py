@@ -1,0 +1,3 @@
+from trapgui.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""`trapgui SUBCOMMAND ...`: the headless interface.
+
+Each command module exposes ``register(subparsers)`` which adds its parser and sets
+``func(args, ctx) -> int``. Errors derived from TrapguiError print a clear message (no stack
+trace) and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from trapgui.core.errors import TrapguiError
+from trapgui.version import __version__
+
+COMMAND_MODULES = [
+    "trapgui.cli.scan_cmd",
+    "trapgui.cli.nights_cmd",
+    "trapgui.cli.export_cmd",
+    "trapgui.cli.process_cmd",
+    "trapgui.cli.models_cmd",
+    "trapgui.cli.worker_cmd",
+]
+
+GUI_FLAGS = {"--smoke"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trapgui",
+        description="Find and identify insects in moth light-trap images. "
+        "Run without a command to open the desktop app.",
+    )
+    parser.add_argument("--version", action="version", version=f"trapgui {__version__}")
+    parser.add_argument("--db", metavar="FILE", help="catalogue database file "
+                        "(default: in the user data folder; env TRAPGUI_DB)")
+    parser.add_argument("--data-dir", metavar="DIR", help="user data folder for the database "
+                        "and models (env TRAPGUI_DATA_DIR)")
+    parser.add_argument("--config-dir", metavar="DIR", help="settings folder (env TRAPGUI_CONFIG_DIR)")
+    parser.add_argument("--reset-db", action="store_true", help="if the database cannot be "
+                        "opened, move it aside (renamed with a timestamp, never deleted) and start a new one")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # command group not built yet
+        module.register(subparsers)
+    return parser
+
+
+def wants_gui(argv: list[str]) -> bool:
+    """No subcommand (only GUI flags such as --smoke or global options) means the desktop app."""
+    if any(a in ("-h", "--help", "--version") for a in argv):
+        return False
+    rest = [a for a in argv if a not in GUI_FLAGS]
+    parser = build_parser()
+    try:
+        ns, unknown = parser.parse_known_args(rest)
+    except SystemExit:
+        return False
+    return ns.command is None and not unknown
+
+
+def run_cli(argv: list[str]) -> int:
+    from trapgui.cli.context import CliContext
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    ctx = CliContext.from_args(args)
+    try:
+        return int(args.func(args, ctx) or 0)
+    except TrapguiError as exc:
+        print(f"trapgui: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("trapgui: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        ctx.close()

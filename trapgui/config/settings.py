@@ -1,0 +1,124 @@
+"""User settings, stored as JSON in the platform's config folder.
+
+Unknown keys are kept (a newer version's settings survive an older one), bad values fall back
+to defaults with a warning rather than stopping the app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    # models (catalogue keys, see resources/models.json); None = step not run
+    detector: str = "builtin"
+    binary_classifier: str | None = "moth_binary_resnet50_2024"
+    species_classifier: str | None = None
+    order_classifier: str | None = None
+    # processing
+    device: str = "auto"  # "auto", "cpu", "cuda:0", "mps", ...
+    detection_batch_size: int = 4
+    classification_batch_size: int = 64
+    loader_threads: int = 2
+    top_k: int = 5
+    # thresholds (all scores are stored, so these only filter views and exports)
+    detection_threshold: float = 0.5
+    classification_threshold: float = 0.5
+    # catalogue
+    night_cutoff_hour: int = 12
+    data_dir: str | None = None
+    db_path: str | None = None
+    recent_folders: list[str] = field(default_factory=list)
+    # remote jobs (the token itself lives in the OS keyring, or the secrets file)
+    remote_base_url: str = "https://antenna.insectai.org/api/v2"
+    remote_pipelines: list[str] = field(default_factory=list)
+    remote_batch_size: int = 8
+    remote_download_threads: int = 8
+    remote_batch_timeout_s: float = 0.5
+    remote_service_name: str = "trapgui"
+    # anything we do not know (written by a newer version) is round-tripped untouched
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> list[str]:
+        """Problems a settings dialog should show; empty when valid."""
+        problems = []
+        if not 0 <= self.night_cutoff_hour <= 23:
+            problems.append("Night cut-off hour must be between 0 and 23.")
+        for name in ("detection_batch_size", "classification_batch_size", "loader_threads",
+                     "top_k", "remote_batch_size", "remote_download_threads"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name.replace('_', ' ').capitalize()} must be at least 1.")
+        for name in ("detection_threshold", "classification_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name.replace('_', ' ').capitalize()} must be between 0 and 1.")
+        if self.remote_batch_timeout_s < 0:
+            problems.append("Remote batch timeout cannot be negative.")
+        if not self.remote_base_url.startswith(("http://", "https://")):
+            problems.append("Server URL must start with http:// or https://.")
+        return problems
+
+    def add_recent_folder(self, folder: str, limit: int = 10) -> None:
+        self.recent_folders = [folder] + [f for f in self.recent_folders if f != folder]
+        del self.recent_folders[limit:]
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, ValueError) as exc:
+        log.warning("Settings file %s could not be read (%s); using defaults.", path, exc)
+        return Settings()
+    if not isinstance(raw, dict):
+        return Settings()
+    defaults = Settings()
+    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
+    values: dict[str, Any] = {}
+    extra = dict(raw.pop("extra", {}) or {})
+    for key, value in raw.items():
+        if key not in known:
+            extra[key] = value
+            continue
+        default = getattr(defaults, key)
+        if default is not None and value is not None and not _same_kind(default, value):
+            log.warning("Setting %s=%r has the wrong type; using %r.", key, value, default)
+            continue
+        values[key] = value
+    settings = Settings(**values, extra=extra)
+    if settings.validate():
+        log.warning("Settings file has invalid values: %s", "; ".join(settings.validate()))
+    return settings
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def save_settings(settings: Settings, path: Path) -> None:
+    """Atomic write (temp file + rename) so a crash never leaves half a settings file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = asdict(settings)
+    extra = data.pop("extra")
+    data.update({k: v for k, v in extra.items() if k not in data})
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,224 @@
+"""Typed ORM models: the catalogue (deployments, nights, images), results, the queue and runs.
+
+Times are stored two ways where it matters: ``captured_at`` is the camera's local wall-clock
+time (naive, what nights are cut on) and ``utc_offset_min`` the offset when the file says it.
+All detector and classifier scores are stored, so thresholds can change without re-running.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class SchemaInfo(Base):
+    """One row: the schema version and which app created the database."""
+
+    __tablename__ = "schema_info"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    app: Mapped[str] = mapped_column(String(32), default="trapgui")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class Deployment(Base):
+    """One trap folder."""
+
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)  # absolute, resolved
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    last_scan_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # "local" (a folder on disk) or "remote" (images of a remote job, cached locally)
+    kind: Mapped[str] = mapped_column(String(16), default="local")
+
+    nights: Mapped[list[Night]] = relationship(back_populates="deployment")
+
+
+class Night(Base):
+    """The night that began on the evening of ``date`` (camera local time)."""
+
+    __tablename__ = "nights"
+    __table_args__ = (UniqueConstraint("deployment_id", "date"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    date: Mapped[dt.date] = mapped_column(Date)
+    start: Mapped[dt.datetime | None] = mapped_column(DateTime)  # first capture
+    end: Mapped[dt.datetime | None] = mapped_column(DateTime)  # last capture
+
+    deployment: Mapped[Deployment] = relationship(back_populates="nights")
+
+
+class Image(Base):
+    """One image file. ``night_id`` NULL means the "undated" group (see ``time_error``)."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "rel_path"),
+        Index("ix_images_night_captured", "night_id", "captured_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    night_id: Mapped[int | None] = mapped_column(
+        ForeignKey("nights.id", ondelete="SET NULL"), index=True
+    )
+    rel_path: Mapped[str] = mapped_column(Text)  # POSIX separators, relative to deployment
+    size: Mapped[int] = mapped_column(Integer)
+    mtime: Mapped[float] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    captured_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    utc_offset_min: Mapped[int | None] = mapped_column(Integer)
+    time_source: Mapped[str] = mapped_column(String(32))  # core.types.TimeSource
+    time_error: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="ok", index=True)  # ImageState
+    error: Mapped[str | None] = mapped_column(Text)  # why it is unreadable
+    scanned_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class PipelineConfig(Base):
+    """A processing configuration (models + settings that change results); queue key."""
+
+    __tablename__ = "pipeline_configs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of canonical config
+    name: Mapped[str] = mapped_column(String(255))
+    config: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class ProcessingRun(Base):
+    __tablename__ = "processing_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("pipeline_configs.id", ondelete="CASCADE"), index=True
+    )
+    models: Mapped[dict] = mapped_column(JSON)  # key -> {name, version, sha256}
+    devices: Mapped[list] = mapped_column(JSON)
+    settings: Mapped[dict] = mapped_column(JSON)
+    app_version: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running/finished/cancelled/crashed
+    images_done: Mapped[int] = mapped_column(Integer, default=0)
+    images_failed: Mapped[int] = mapped_column(Integer, default=0)
+    notes: Mapped[list] = mapped_column(JSON, default=list)  # e.g. OOM batch halvings
+
+
+class Job(Base):
+    """Queue row: the state of one image for one pipeline configuration."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("image_id", "pipeline_id"),
+        Index("ix_jobs_pipeline_state", "pipeline_id", "state"),
+        Index("ix_jobs_state_lease", "state", "lease_expires_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("pipeline_configs.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # JobState
+    worker: Mapped[str | None] = mapped_column(String(128), index=True)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)  # unix time
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("processing_runs.id", ondelete="SET NULL"), index=True
+    )
+    updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Detection(Base):
+    __tablename__ = "detections"
+    __table_args__ = (Index("ix_detections_image_pipeline", "image_id", "pipeline_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("pipeline_configs.id", ondelete="CASCADE"), index=True
+    )
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("processing_runs.id", ondelete="SET NULL"), index=True
+    )
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float, index=True)
+    detector: Mapped[str] = mapped_column(String(64))
+    # denormalised best labels so the detections table sorts/filters without joins
+    binary_label: Mapped[str | None] = mapped_column(String(64))
+    binary_score: Mapped[float | None] = mapped_column(Float)
+    top_label: Mapped[str | None] = mapped_column(String(255), index=True)
+    top_score: Mapped[float | None] = mapped_column(Float)
+    top_rank: Mapped[str | None] = mapped_column(String(16))
+
+
+class Classification(Base):
+    __tablename__ = "classifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    detection_id: Mapped[int] = mapped_column(
+        ForeignKey("detections.id", ondelete="CASCADE"), index=True
+    )
+    model: Mapped[str] = mapped_column(String(64))
+    rank: Mapped[str] = mapped_column(String(16))  # core.types.Rank
+    label: Mapped[str] = mapped_column(String(255))
+    score: Mapped[float] = mapped_column(Float)
+    top_labels: Mapped[list] = mapped_column(JSON)
+    top_scores: Mapped[list] = mapped_column(JSON)
+
+
+class RemoteTask(Base):
+    """Outbox for remote jobs: every claimed task and its result, until the server has it."""
+
+    __tablename__ = "remote_tasks"
+    __table_args__ = (
+        UniqueConstraint("server", "task_id"),
+        Index("ix_remote_tasks_state", "state"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server: Mapped[str] = mapped_column(Text)  # base URL (no token)
+    job_id: Mapped[int] = mapped_column(Integer, index=True)
+    pipeline_slug: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str] = mapped_column(String(128))
+    image_id: Mapped[str] = mapped_column(String(128))
+    image_url: Mapped[str] = mapped_column(Text)
+    reply_subject: Mapped[str | None] = mapped_column(Text)
+    # claimed -> result_ready -> posted; failed results are result_ready with error set
+    state: Mapped[str] = mapped_column(String(16), default="claimed")
+    result: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    post_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    local_image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("images.id", ondelete="SET NULL"), index=True
+    )
+    claimed_at: Mapped[float] = mapped_column(Float)
+    posted_at: Mapped[float | None] = mapped_column(Float)
+

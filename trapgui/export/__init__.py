@@ -1,0 +1,1 @@
+"""Exports (CSV) of the catalogue's results."""

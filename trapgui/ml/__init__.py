@@ -1,0 +1,1 @@
+"""Models (torch): the built-in detector, published AMI architectures, crops, the model store."""

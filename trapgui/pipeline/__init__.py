@@ -1,0 +1,1 @@
+"""The engine: joins ml and db; turns queued images into results. No Qt."""

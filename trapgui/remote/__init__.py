@@ -1,0 +1,1 @@
+"""Remote jobs: the Antenna processing-service client and worker."""

@@ -1,0 +1,1 @@
+"""Indexing trap folders: file discovery, header reads, capture times, nights (Pillow + db)."""
