@@ -53,6 +53,8 @@ class Deployment(Base):
     last_scan_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # "local" (a folder on disk) or "remote" (images of a remote job, cached locally)
     kind: Mapped[str] = mapped_column(String(16), default="local")
+    # the night cut-off hour its nights were computed with (a rescan with another regroups)
+    night_cutoff_hour: Mapped[int] = mapped_column(Integer, default=12)
 
     nights: Mapped[list[Night]] = relationship(back_populates="deployment")
 
