@@ -1,0 +1,301 @@
+"""Indexing a trap folder into the catalogue: deployment, nights and images. Incremental.
+
+A scan lists the folder (one stat per file), compares (size, mtime) with what the catalogue
+holds from one query, and opens only new or changed files. Then:
+
+- new files are added (unreadable ones too, with the reason: nothing is ever dropped);
+- changed files (size or mtime) are re-read, and their processing jobs go back to pending with
+  their old results deleted, so the engine processes them again;
+- vanished files are marked ``missing``; their rows and results stay;
+- unchanged files cost nothing: scanning the same folder twice writes nothing the second time.
+
+Writes are committed in chunks, so a cancelled scan keeps what it did (a rescan finishes the
+rest); files are marked missing only after a complete listing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, func, insert, select, update
+
+from trapgui.core.errors import UserInputError
+from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, check_cutoff_hour, night_date
+from trapgui.core.types import ImageState, JobState
+from trapgui.db.database import Database
+from trapgui.db.models import Classification, Deployment, Detection, Image, Job, Night
+from trapgui.scan.files import FoundFile, Probe, discover, iter_chunks, probe_file
+
+ProgressFn = Callable[[str, int, int], None]  # (phase, done, total); phases below
+PHASE_LISTING, PHASE_READING, PHASE_SAVING = "listing", "reading", "saving"
+CHUNK = 2000
+_SQL_CHUNK = 500
+
+
+@dataclass
+class ScanReport:
+    folder: str
+    deployment_id: int
+    found: int = 0  # image files on disk now
+    added: int = 0
+    changed: int = 0  # size or mtime changed: re-read and queued again
+    returned: int = 0  # marked missing before, back on disk now
+    missing: int = 0  # vanished in this scan
+    unchanged: int = 0
+    unreadable: int = 0  # in the catalogue now (not missing), this folder
+    undated: int = 0  # in the catalogue now (not missing), no night
+    nights: int = 0
+    new_problems: list[tuple[str, str]] = field(default_factory=list)  # (rel path, reason)
+    folder_errors: list[tuple[str, str]] = field(default_factory=list)
+    skipped: int = 0
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    @property
+    def wrote_anything(self) -> bool:
+        return bool(self.added or self.changed or self.returned or self.missing)
+
+
+def _cancel_check(cancel) -> Callable[[], bool]:
+    if cancel is None:
+        return lambda: False
+    if hasattr(cancel, "is_set"):
+        return cancel.is_set
+    return cancel
+
+
+def check_folder(folder: str | Path) -> Path:
+    """The folder as an absolute path, or a UserInputError that says what is wrong."""
+    path = Path(folder).expanduser()
+    try:
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise UserInputError(f"The folder {path} does not exist.",
+                             hint="Check the spelling, or that the card or drive is connected.")
+    except OSError as exc:
+        raise UserInputError(f"The folder {path} cannot be opened: {exc.strerror or exc}.")
+    if not resolved.is_dir():
+        raise UserInputError(f"{path} is a file, not a folder.",
+                             hint="Choose the folder that contains the trap's images.")
+    try:
+        with os.scandir(resolved):
+            pass
+    except PermissionError:
+        raise UserInputError(f"The folder {path} cannot be read: permission denied.")
+    return resolved
+
+
+def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUTOFF_HOUR,
+                progress: ProgressFn | None = None, cancel=None) -> ScanReport:
+    """Index ``folder`` as one deployment (trap). ``cancel`` is a callable or an Event."""
+    started = time.perf_counter()
+    check_cutoff_hour(cutoff_hour)
+    root = check_folder(folder)
+    cancelled = _cancel_check(cancel)
+    report_progress = progress or (lambda phase, done, total: None)
+
+    report_progress(PHASE_LISTING, 0, 0)
+    listing = discover(root)
+    with db.session() as s:
+        dep = s.execute(select(Deployment.id, Deployment.night_cutoff_hour).where(
+            Deployment.path == str(root))).first()
+        existing = {} if dep is None else {
+            r[1]: r for r in s.execute(select(
+                Image.id, Image.rel_path, Image.size, Image.mtime, Image.state).where(
+                Image.deployment_id == dep[0]))}
+    if dep is None and not listing.files:
+        why = "; ".join(f"{p}: {r}" for p, r in listing.folder_errors)
+        raise UserInputError(
+            f"No images found in {root}: it contains no .jpg, .jpeg, .png, .tif or .tiff files "
+            "(subfolders included).", hint=f"Some folders could not be read: {why}" if why else
+            "Choose the folder the trap camera wrote its images to.")
+    if dep is None:
+        with db.write_session() as s:
+            dep_id = s.execute(insert(Deployment).values(
+                path=str(root), name=root.name or str(root), kind="local",
+                night_cutoff_hour=cutoff_hour).returning(Deployment.id)).scalar_one()
+        old_cutoff = cutoff_hour
+    else:
+        dep_id, old_cutoff = dep
+    report = ScanReport(folder=str(root), deployment_id=dep_id, found=len(listing.files),
+                        folder_errors=listing.folder_errors, skipped=listing.skipped)
+
+    new: list[FoundFile] = []
+    reread: list[tuple[FoundFile, int, bool]] = []  # (file, image id, content changed)
+    for f in listing.files:
+        row = existing.pop(f.rel_path, None)
+        if row is None:
+            new.append(f)
+        elif row.size != f.size or row.mtime != f.mtime:
+            reread.append((f, row.id, True))
+        elif row.state == ImageState.MISSING.value:
+            reread.append((f, row.id, False))
+        else:
+            report.unchanged += 1
+    vanished = [r.id for r in existing.values() if r.state != ImageState.MISSING.value]
+
+    nights = _Nights(db, dep_id, cutoff_hour)
+    todo: list[tuple[FoundFile, int | None, bool]] = [(f, None, False) for f in new] + reread
+    done = 0
+    for chunk in iter_chunks(todo, CHUNK):
+        probes = []
+        for f, _, _ in chunk:
+            if done % 100 == 0:
+                report_progress(PHASE_READING, done, len(todo))
+                if cancelled():
+                    report.cancelled = True
+                    break
+            probes.append(probe_file(f))
+            done += 1
+        if probes:
+            report_progress(PHASE_SAVING, done, len(todo))
+            _write_chunk(db, dep_id, nights, chunk[:len(probes)], probes, report)
+        if report.cancelled:
+            break
+    if todo and not report.cancelled:
+        report_progress(PHASE_READING, done, len(todo))
+
+    regroup = old_cutoff != cutoff_hour
+    if not report.cancelled and (vanished or regroup or report.wrote_anything):
+        with db.write_session() as s:
+            for part in iter_chunks(vanished, _SQL_CHUNK):
+                s.execute(update(Image).where(Image.id.in_(part)).values(
+                    state=ImageState.MISSING.value))
+            report.missing = len(vanished)
+            if regroup:
+                _regroup_nights(s, dep_id, nights)
+            s.execute(update(Deployment).where(Deployment.id == dep_id).values(
+                night_cutoff_hour=cutoff_hour, last_scan_at=_utcnow()))
+    if report.wrote_anything or regroup:
+        with db.write_session() as s:
+            _refresh_night_bounds(s, dep_id)
+    _fill_totals(db, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class _Nights:
+    """Night ids of one deployment by evening date, creating rows as dates appear."""
+
+    def __init__(self, db: Database, dep_id: int, cutoff_hour: int):
+        self.dep_id = dep_id
+        self.cutoff_hour = cutoff_hour
+        with db.session() as s:
+            self.ids = dict(s.execute(select(Night.date, Night.id).where(
+                Night.deployment_id == dep_id)).all())
+
+    def id_for(self, session, captured_at: dt.datetime | None) -> int | None:
+        if captured_at is None:
+            return None
+        date = night_date(captured_at, self.cutoff_hour)
+        night_id = self.ids.get(date)
+        if night_id is None:
+            night_id = session.execute(insert(Night).values(
+                deployment_id=self.dep_id, date=date, start=captured_at, end=captured_at
+            ).returning(Night.id)).scalar_one()
+            self.ids[date] = night_id
+        return night_id
+
+
+def _image_values(p: Probe, f: FoundFile, now: dt.datetime) -> dict:
+    return {"size": f.size, "mtime": f.mtime, "width": p.width, "height": p.height,
+            "captured_at": p.captured_at, "utc_offset_min": p.offset_min,
+            "time_source": p.time_source.value, "time_error": p.time_error,
+            "state": p.state.value, "error": p.error, "scanned_at": now}
+
+
+def _write_chunk(db: Database, dep_id: int, nights: _Nights,
+                 chunk: Sequence[tuple[FoundFile, int | None, bool]], probes: Sequence[Probe],
+                 report: ScanReport) -> None:
+    now = _utcnow()
+    inserts, updates, requeue = [], [], []
+    for (f, image_id, content_changed), p in zip(chunk, probes):
+        if p.error:
+            report.new_problems.append((f.rel_path, p.error))
+        values = _image_values(p, f, now)
+        if image_id is None:
+            inserts.append((values, f, p))
+        else:
+            updates.append((values, image_id, p))
+            if content_changed:
+                requeue.append(image_id)
+                report.changed += 1
+            else:
+                report.returned += 1
+    with db.write_session() as s:
+        rows = []
+        for values, f, p in inserts:
+            values.update(deployment_id=dep_id, rel_path=f.rel_path,
+                          night_id=nights.id_for(s, p.captured_at))
+            rows.append(values)
+        if rows:
+            s.execute(insert(Image), rows)
+            report.added += len(rows)
+        rows = []
+        for values, image_id, p in updates:
+            values.update(id=image_id, night_id=nights.id_for(s, p.captured_at))
+            rows.append(values)
+        if rows:
+            s.execute(update(Image), rows)
+        for part in iter_chunks(requeue, _SQL_CHUNK):
+            _requeue(s, part)
+
+
+def _requeue(session, image_ids: list[int]) -> None:
+    """A changed file's old results describe other pixels: drop them and process it again."""
+    det_ids = select(Detection.id).where(Detection.image_id.in_(image_ids))
+    session.execute(delete(Classification).where(Classification.detection_id.in_(det_ids)))
+    session.execute(delete(Detection).where(Detection.image_id.in_(image_ids)))
+    session.execute(update(Job).where(Job.image_id.in_(image_ids)).values(
+        state=JobState.PENDING.value, worker=None, lease_expires_at=None, error=None,
+        run_id=None, attempts=0, updated_at=time.time()))
+
+
+def _regroup_nights(session, dep_id: int, nights: _Nights) -> None:
+    """The cut-off hour changed: move every dated image to the night it now belongs to."""
+    rows = session.execute(select(Image.id, Image.night_id, Image.captured_at).where(
+        Image.deployment_id == dep_id, Image.captured_at.is_not(None))).all()
+    moves = []
+    for image_id, night_id, captured_at in rows:
+        target = nights.id_for(session, captured_at)
+        if target != night_id:
+            moves.append({"id": image_id, "night_id": target})
+    for part in iter_chunks(moves, CHUNK):
+        session.execute(update(Image), part)
+
+
+def _refresh_night_bounds(session, dep_id: int) -> None:
+    """Night start/end = first/last capture; nights left without images are removed."""
+    spans = {r[0]: (r[1], r[2]) for r in session.execute(
+        select(Image.night_id, func.min(Image.captured_at), func.max(Image.captured_at))
+        .where(Image.deployment_id == dep_id, Image.night_id.is_not(None))
+        .group_by(Image.night_id))}
+    for night_id, start, end in session.execute(select(Night.id, Night.start, Night.end).where(
+            Night.deployment_id == dep_id)).all():
+        span = spans.get(night_id)
+        if span is None:
+            session.execute(delete(Night).where(Night.id == night_id))
+        elif span != (start, end):
+            session.execute(update(Night).where(Night.id == night_id).values(
+                start=span[0], end=span[1]))
+
+
+def _fill_totals(db: Database, report: ScanReport) -> None:
+    present = Image.state != ImageState.MISSING.value
+    with db.session() as s:
+        dep = Image.deployment_id == report.deployment_id
+        report.unreadable = s.execute(select(func.count()).where(
+            dep, Image.state == ImageState.UNREADABLE.value)).scalar_one()
+        report.undated = s.execute(select(func.count()).where(
+            dep, present, Image.night_id.is_(None))).scalar_one()
+        report.nights = s.execute(select(func.count()).select_from(Night).where(
+            Night.deployment_id == report.deployment_id)).scalar_one()
