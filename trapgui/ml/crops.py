@@ -1,0 +1,162 @@
+"""Cutting detection boxes out of images and resizing them for a classifier, on the device.
+
+``stack_crops`` does every box of every image of a batch in ONE ``torchvision.ops.roi_align``
+call (no PIL, no JPEG round trip), then normalises. ``crop_one`` is the reference path (one box
+of one image at a time, same resize method) that tests and benchmarks compare against.
+
+Resize method: roi_align with ``aligned=True`` (pixel i covers [i, i+1)) and adaptive sampling
+(``sampling_ratio=0``: ceil(box side / output side) samples per bin and axis), which averages
+over each output pixel's footprint when shrinking (no aliasing on large moths) and is bilinear
+when enlarging small boxes.
+
+``mode="pad"`` keeps the aspect ratio: the box is grown to a square around its centre; parts
+of the square outside the image get ``fill`` (in [0, 1] pixel units, default 0 = black), the
+same in both paths whatever the other images of the batch look like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import roi_align
+
+MIN_BOX_SIDE = 1.0  # pixels, after clipping to the image
+
+
+@dataclass
+class CropBatch:
+    crops: torch.Tensor  # (M, 3, S, S) float32, normalised
+    owner: torch.Tensor  # (M, 2) int64 on CPU: (image index, box index) of each crop
+    skipped: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.crops.shape[0])
+
+
+def clean_boxes(boxes: torch.Tensor, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor, list[str | None]]:
+    """Clip boxes (N, 4) to the image. Returns (clipped boxes, keep mask, reason per box or None).
+
+    Degenerate boxes (not finite, x1 >= x2 or y1 >= y2, entirely outside the image, or under one
+    pixel once clipped) are not kept; the reason says which."""
+    boxes = boxes.reshape(-1, 4).to(torch.float32)
+    n = boxes.shape[0]
+    if n == 0:
+        return boxes, torch.zeros(0, dtype=torch.bool, device=boxes.device), []
+    finite = torch.isfinite(boxes).all(dim=1)
+    safe = torch.where(finite[:, None], boxes, torch.zeros_like(boxes))
+    ordered = (safe[:, 2] > safe[:, 0]) & (safe[:, 3] > safe[:, 1])
+    clipped = safe.clone()
+    clipped[:, 0::2] = clipped[:, 0::2].clamp(0, float(width))
+    clipped[:, 1::2] = clipped[:, 1::2].clamp(0, float(height))
+    cw = clipped[:, 2] - clipped[:, 0]
+    ch = clipped[:, 3] - clipped[:, 1]
+    inside = (cw > 0) & (ch > 0)
+    big = (cw >= MIN_BOX_SIDE) & (ch >= MIN_BOX_SIDE)
+    keep = finite & ordered & big
+    reasons: list[str | None] = [None] * n
+    if not bool(keep.all()):
+        flags = torch.stack([finite, ordered, inside, big], dim=1).cpu().tolist()
+        for i, (fin, order, ins, large) in enumerate(flags):
+            if not fin:
+                reasons[i] = "box coordinates are not finite"
+            elif not order:
+                reasons[i] = "empty box (x1 >= x2 or y1 >= y2)"
+            elif not ins:
+                reasons[i] = "box lies outside the image"
+            elif not large:
+                reasons[i] = "box is smaller than one pixel inside the image"
+    return clipped, keep, reasons
+
+
+def square_boxes(boxes: torch.Tensor) -> torch.Tensor:
+    """Grow each box to a square (side = its longer side) around its centre."""
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2
+    half = torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2
+    return torch.stack([cx - half, cy - half, cx + half, cy + half], dim=1)
+
+
+def _as_float(image: torch.Tensor) -> torch.Tensor:
+    if image.dtype == torch.uint8:
+        return image.to(torch.float32).div_(255.0)
+    return image.to(torch.float32)
+
+
+def _batch_tensor(images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One (B, 3, Hmax, Wmax) tensor; smaller images are zero-padded at the bottom/right
+    (the pad is never sampled: boxes are clipped to their own image and the outside of "pad"
+    squares is masked with ``fill``)."""
+    shapes = {tuple(im.shape[-2:]) for im in images}
+    if len(shapes) == 1:
+        return torch.stack([_as_float(im) for im in images])
+    h = max(s[0] for s in shapes)
+    w = max(s[1] for s in shapes)
+    return torch.stack([F.pad(_as_float(im), (0, w - im.shape[-1], 0, h - im.shape[-2]))
+                        for im in images])
+
+
+def _inside_mask(rois: torch.Tensor, sizes: torch.Tensor, size: int) -> torch.Tensor:
+    """(M, 1, S, S) True where an output pixel's centre falls inside its own image."""
+    steps = (torch.arange(size, device=rois.device, dtype=torch.float32) + 0.5) / size
+    x1, y1, x2, y2 = rois[:, 1:2], rois[:, 2:3], rois[:, 3:4], rois[:, 4:5]
+    xs = x1 + (x2 - x1) * steps  # (M, S)
+    ys = y1 + (y2 - y1) * steps
+    in_x = (xs >= 0) & (xs < sizes[:, 0:1])
+    in_y = (ys >= 0) & (ys < sizes[:, 1:2])
+    return (in_y[:, :, None] & in_x[:, None, :])[:, None]
+
+
+def _normalise(crops: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=crops.dtype, device=crops.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=crops.dtype, device=crops.device).view(1, 3, 1, 1)
+    return crops.sub_(m).div_(s)
+
+
+def stack_crops(images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], size: int,
+                mode: str = "stretch", mean: Sequence[float] = (0.0, 0.0, 0.0),
+                std: Sequence[float] = (1.0, 1.0, 1.0), fill: float = 0.0) -> CropBatch:
+    """All boxes of all images → (M, 3, size, size) normalised crops in one roi_align call.
+
+    images: (3, H, W) tensors (uint8 or float in [0, 1]) on one device, sizes may differ.
+    boxes: per image, (N_i, 4) x1 y1 x2 y2 in that tensor's pixels."""
+    if mode not in ("stretch", "pad"):
+        raise ValueError(f"unknown crop mode {mode!r} (use 'stretch' or 'pad')")
+    if len(images) != len(boxes):
+        raise ValueError("one box tensor per image is needed")
+    device = images[0].device if images else torch.device("cpu")
+    rois, owners, sizes, skipped = [], [], [], []
+    for i, (image, b) in enumerate(zip(images, boxes)):
+        h, w = int(image.shape[-2]), int(image.shape[-1])
+        clipped, keep, reasons = clean_boxes(b.to(device), w, h)
+        skipped.extend((i, j, r) for j, r in enumerate(reasons) if r is not None)
+        idx = torch.nonzero(keep, as_tuple=False).flatten()
+        if idx.numel() == 0:
+            continue
+        kept = clipped[idx]
+        if mode == "pad":
+            kept = square_boxes(kept)
+        rois.append(torch.cat([torch.full((kept.shape[0], 1), float(i), device=device), kept], 1))
+        owners.append(torch.stack([torch.full_like(idx, i), idx], dim=1).cpu())
+        sizes.append(torch.tensor([[w, h]], dtype=torch.float32, device=device).expand(kept.shape[0], 2))
+    if not rois:
+        return CropBatch(torch.zeros((0, 3, size, size), device=device),
+                         torch.zeros((0, 2), dtype=torch.int64), skipped)
+    all_rois = torch.cat(rois)  # one concatenation of a list, never a growing tensor
+    crops = roi_align(_batch_tensor(images), all_rois, output_size=(size, size),
+                      spatial_scale=1.0, sampling_ratio=0, aligned=True)
+    if mode == "pad":
+        mask = _inside_mask(all_rois, torch.cat(sizes), size)
+        crops = torch.where(mask, crops, torch.full_like(crops, fill))
+    return CropBatch(_normalise(crops, mean, std), torch.cat(owners), skipped)
+
+
+def crop_one(image: torch.Tensor, box: torch.Tensor | Sequence[float], size: int,
+             mode: str = "stretch", mean: Sequence[float] = (0.0, 0.0, 0.0),
+             std: Sequence[float] = (1.0, 1.0, 1.0), fill: float = 0.0) -> torch.Tensor | None:
+    """Reference path: one box of one image → (3, size, size), or None for a degenerate box."""
+    box = torch.as_tensor(box, dtype=torch.float32, device=image.device).reshape(1, 4)
+    batch = stack_crops([image], [box], size, mode, mean, std, fill)
+    return batch.crops[0] if len(batch) else None
