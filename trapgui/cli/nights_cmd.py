@@ -1,0 +1,63 @@
+"""`trapgui nights [--trap PATH]`: a table of nights with image, processing and detection counts."""
+
+from __future__ import annotations
+
+from trapgui.core.errors import UserInputError
+
+HEADERS = ("TRAP", "NIGHT", "FIRST", "LAST", "IMAGES", "PROCESSED", "DETECTIONS",
+           "UNREADABLE", "MISSING")
+_RIGHT = {"IMAGES", "PROCESSED", "DETECTIONS", "UNREADABLE", "MISSING"}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "nights", help="list nights per trap with counts",
+        description="List every night of every catalogued trap (or of the traps given) with "
+        "its first and last capture and how many images, processed images and detections it "
+        "has. Images without any capture time are listed as 'undated'.")
+    p.add_argument("--trap", action="append", metavar="PATH",
+                   help="only this trap folder (repeat for several)")
+    p.set_defaults(func=run)
+
+
+def resolve_traps(db, folders: list[str] | None) -> list[int] | None:
+    from trapgui.db.catalogue_queries import find_deployment
+
+    if not folders:
+        return None
+    ids = []
+    for folder in folders:
+        dep = find_deployment(db, folder)
+        if dep is None:
+            raise UserInputError(f"The folder {folder} is not in the catalogue.",
+                                 hint=f"Run `trapgui scan {folder}` first.")
+        ids.append(dep.id)
+    return ids
+
+
+def format_table(rows) -> str:
+    cells = [HEADERS] + [(
+        r.deployment_name,
+        r.date.isoformat() if r.date else "undated",
+        r.start.strftime("%m-%d %H:%M") if r.start else "-",
+        r.end.strftime("%m-%d %H:%M") if r.end else "-",
+        str(r.images), str(r.processed), str(r.detections), str(r.unreadable), str(r.missing),
+    ) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADERS))]
+    lines = []
+    for row in cells:
+        lines.append("  ".join(c.rjust(w) if h in _RIGHT else c.ljust(w)
+                               for c, w, h in zip(row, widths, HEADERS)).rstrip())
+    return "\n".join(lines)
+
+
+def run(args, ctx) -> int:
+    from trapgui.db.catalogue_queries import nights_table
+
+    ids = resolve_traps(ctx.db, args.trap)
+    rows = nights_table(ctx.db, deployment_ids=ids)
+    if not rows:
+        print("No images in the catalogue yet. Run `trapgui scan FOLDER` to add a trap folder.")
+        return 0
+    print(format_table(rows))
+    return 0
