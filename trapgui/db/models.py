@@ -177,9 +177,9 @@ class Detection(Base):
     detector: Mapped[str] = mapped_column(String(64))
     # denormalised best labels so the detections table sorts/filters without joins
     binary_label: Mapped[str | None] = mapped_column(String(64))
-    binary_score: Mapped[float | None] = mapped_column(Float)
+    binary_score: Mapped[float | None] = mapped_column(Float, index=True)
     top_label: Mapped[str | None] = mapped_column(String(255), index=True)
-    top_score: Mapped[float | None] = mapped_column(Float)
+    top_score: Mapped[float | None] = mapped_column(Float, index=True)
     top_rank: Mapped[str | None] = mapped_column(String(16))
 
 
