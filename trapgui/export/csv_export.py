@@ -49,6 +49,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 @dataclass(frozen=True)
 class ExportFilter:
     nights: Sequence[dt.date] | None = None  # evening dates; None = all (undated included)
+    night_ids: Sequence[int] | None = None  # exact nights (the GUI's selection); None = all
     deployment_ids: Sequence[int] | None = None
     pipeline_id: int | None = None
     min_detection_score: float | None = None
@@ -93,6 +94,8 @@ def _query(flt: ExportFilter):
          .outerjoin(Night, Night.id == Image.night_id))
     if flt.nights is not None:
         q = q.where(Night.date.in_(list(flt.nights)))
+    if flt.night_ids is not None:
+        q = q.where(Image.night_id.in_(list(flt.night_ids)))
     if flt.deployment_ids is not None:
         q = q.where(Image.deployment_id.in_(list(flt.deployment_ids)))
     if flt.pipeline_id is not None:
