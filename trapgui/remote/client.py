@@ -1,0 +1,344 @@
+"""Typed client for the Antenna processing-service API (see ../shared/antenna-api.md).
+
+Safety rules this module keeps:
+- The token goes only into the ``Authorization`` header of API calls made by this client's own
+  session. Image downloads use a different session (``downloader.py``) that never sees it.
+- The token never appears in a repr, a log line or an exception message: every text that could
+  carry it goes through :func:`redact`.
+- Only http(s) URLs are accepted for the base URL.
+- Every call has a timeout. GETs are retried by urllib3 on connection errors and 5xx answers;
+  POSTs are retried only when it is safe (see :meth:`AntennaClient._post`).
+- 401/403 raise :class:`AuthenticationError` at once: retrying a bad token only hammers the
+  server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from trapgui.core.errors import AuthenticationError, RemoteError
+from trapgui.version import __version__
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+TRANSIENT_STATUSES = (500, 502, 503, 504)
+# Statuses after which the server did not act on a POST (a gateway or an overloaded server
+# refused it), so sending it again cannot duplicate anything.
+NOT_PROCESSED_STATUSES = (502, 503, 504)
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    id: int
+    pipeline_slug: str
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One claimed task: process ``image_url`` and answer with ``reply_subject``."""
+
+    id: str
+    image_id: str
+    image_url: str
+    reply_subject: str | None
+
+
+@dataclass(frozen=True)
+class TaskAck:
+    task_id: str
+    reply_subject: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class PostReceipt:
+    status: str
+    job_id: int
+    results_queued: int
+    tasks: list[TaskAck] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    project_id: int
+    created: list[str]
+    updated: list[str]
+    processing_service_id: int | None
+
+
+def redact(text: str, token: str | None) -> str:
+    """``text`` with every occurrence of the token replaced (safe to log or show)."""
+    if token and text:
+        text = text.replace(token, "***")
+    return text
+
+
+def check_http_url(url: str, what: str = "URL") -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise RemoteError(f"The {what} {url[:200]!r} is not an http(s) address.",
+                          hint="Use an address that starts with http:// or https://.")
+    return url
+
+
+class AntennaClient:
+    """One server + token. Thread-safe for concurrent calls (requests sessions are, for the
+    simple use made here; each call sends its own headers)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_retry_wait: float = 10.0,
+    ):
+        self.base_url = check_http_url(base_url.strip().rstrip("/"), "server address")
+        self._token = (token or "").strip() or None
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_retry_wait = max_retry_wait
+        self._session = requests.Session()
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=backoff,
+            backoff_max=max_retry_wait,
+            status_forcelist=TRANSIENT_STATUSES,
+            allowed_methods=frozenset({"GET"}),  # POSTs: see _post
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers["User-Agent"] = f"trapgui/{__version__}"
+
+    def __repr__(self) -> str:
+        return f"AntennaClient({self.base_url!r}, token={'***' if self._token else None})"
+
+    @property
+    def has_token(self) -> bool:
+        return self._token is not None
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- the contract ----------------------------------------------------------------------
+
+    def list_jobs(self, pipeline_slugs: Sequence[str]) -> list[RemoteJob]:
+        params = {
+            "pipeline__slug__in": ",".join(pipeline_slugs),
+            "ids_only": "1",
+            "incomplete_only": "1",
+            "dispatch_mode": "async_api",
+        }
+        data = self._get("/jobs", params=params)
+        rows = _list_field(data, "results", "job list")
+        try:
+            return [RemoteJob(id=int(r["id"]), pipeline_slug=str(r.get("pipeline_slug") or ""))
+                    for r in rows]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._bad_answer("job list", exc) from None
+
+    def claim_tasks(self, job_id: int, batch_size: int) -> list[TaskInfo]:
+        """Claim up to ``batch_size`` tasks; an empty list means the job is drained."""
+        data = self._post(f"/jobs/{int(job_id)}/tasks/", {"batch_size": int(batch_size)},
+                          idempotent=False)
+        rows = _list_field(data, "tasks", "task list")
+        tasks = []
+        try:
+            for r in rows:
+                tasks.append(TaskInfo(
+                    id=str(r["id"]), image_id=str(r["image_id"]), image_url=str(r["image_url"]),
+                    reply_subject=None if r.get("reply_subject") is None else str(r["reply_subject"]),
+                ))
+        except (KeyError, TypeError) as exc:
+            raise self._bad_answer("task list", exc) from None
+        return tasks
+
+    def post_results(self, job_id: int, results: Sequence[dict[str, Any]]) -> PostReceipt:
+        """``results``: ``[{"reply_subject": ..., "result": ...}]`` as in the contract. Safe to
+        send again (the server answers each reply subject once), so it is retried."""
+        data = self._post(f"/jobs/{int(job_id)}/result/", {"results": list(results)},
+                          idempotent=True)
+        if not isinstance(data, dict):
+            raise self._bad_answer("result receipt", TypeError("not an object"))
+        try:
+            acks = [TaskAck(task_id=str(t.get("task_id")), reply_subject=t.get("reply_subject"),
+                            status=str(t.get("status"))) for t in data.get("tasks") or []]
+            return PostReceipt(status=str(data.get("status", "")), job_id=int(data.get("job_id", job_id)),
+                               results_queued=int(data.get("results_queued", 0)), tasks=acks)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise self._bad_answer("result receipt", exc) from None
+
+    def list_projects(self) -> list[Project]:
+        rows = _list_field(self._get("/projects/"), "results", "project list")
+        try:
+            return [Project(id=int(r["id"]), name=str(r.get("name", ""))) for r in rows]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._bad_answer("project list", exc) from None
+
+    def register_pipelines(self, project_id: int, service_name: str,
+                           pipelines: Sequence[dict[str, Any]]) -> RegistrationResult:
+        body = {"processing_service_name": service_name, "pipelines": list(pipelines)}
+        data = self._post(f"/projects/{int(project_id)}/pipelines/", body, idempotent=True)
+        if not isinstance(data, dict):
+            raise self._bad_answer("registration answer", TypeError("not an object"))
+        sid = data.get("processing_service_id")
+        return RegistrationResult(
+            project_id=int(project_id),
+            created=[str(s) for s in data.get("pipelines_created") or []],
+            updated=[str(s) for s in data.get("pipelines_updated") or []],
+            processing_service_id=int(sid) if isinstance(sid, int) else None,
+        )
+
+    # --- transport ---------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self._token}"} if self._token else {}
+
+    def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        url = self.base_url + path
+        try:
+            resp = self._session.get(url, params=params, headers=self._headers(),
+                                     timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise self._network_error("GET", path, exc) from None
+        return self._decode(resp, "GET", path)
+
+    def _post(self, path: str, body: dict[str, Any], *, idempotent: bool) -> Any:
+        """POST with retries that cannot duplicate work.
+
+        Always retried: a failure to connect (nothing was sent) and 502/503/504 (a gateway or
+        an overloaded server refused it). Retried only when ``idempotent``: 500 and read
+        timeouts / resets, where the server may have acted on the request. A claim is not
+        idempotent: its tasks may be lost in a reply that never arrived, and the server gives
+        unanswered tasks out again after its visibility timeout, so nothing is lost either.
+        """
+        url = self.base_url + path
+        payload = json.dumps(body)
+        headers = {**self._headers(), "Content-Type": "application/json"}
+        attempt = 0
+        while True:
+            retry_after = None
+            try:
+                resp = self._session.post(url, data=payload, headers=headers, timeout=self.timeout)
+            except requests.ConnectionError as exc:
+                sent = not _is_connect_failure(exc)
+                if attempt >= self.retries or (sent and not idempotent):
+                    raise self._network_error("POST", path, exc) from None
+                problem = f"network error ({type(exc).__name__})"
+            except requests.Timeout as exc:
+                if attempt >= self.retries or not idempotent:
+                    raise self._network_error("POST", path, exc) from None
+                problem = "timeout"
+            except requests.RequestException as exc:
+                raise self._network_error("POST", path, exc) from None
+            else:
+                retryable = resp.status_code in NOT_PROCESSED_STATUSES or (
+                    idempotent and resp.status_code in TRANSIENT_STATUSES)
+                if not retryable or attempt >= self.retries:
+                    return self._decode(resp, "POST", path)
+                problem = f"HTTP {resp.status_code}"
+                retry_after = _retry_after(resp)
+            wait = retry_after if retry_after is not None else self.backoff * (2 ** attempt)
+            wait = min(wait, self.max_retry_wait)
+            attempt += 1
+            log.info("POST %s failed (%s); retry %d/%d in %.1fs", path, problem, attempt,
+                     self.retries, wait)
+            time.sleep(wait)
+
+    def _decode(self, resp: requests.Response, method: str, path: str) -> Any:
+        status = resp.status_code
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"The server {self.base_url} refused the token (HTTP {status}).",
+                hint="Check the token (it must be a valid Antenna API token with access to "
+                "these projects) and try again.",
+            )
+        if status >= 400:
+            detail = _error_detail(resp)
+            err = RemoteError(redact(
+                f"The server answered {method} {path} with HTTP {status}"
+                + (f": {detail}" if detail else "."), self._token))
+            err.status = status  # type: ignore[attr-defined]
+            raise err
+        try:
+            return resp.json()
+        except ValueError:
+            snippet = redact(resp.text[:120].replace("\n", " "), self._token)
+            err = RemoteError(
+                f"The server's answer to {method} {path} is not valid JSON (starts {snippet!r}).")
+            err.status = status  # type: ignore[attr-defined]
+            raise err from None
+
+    def _network_error(self, method: str, path: str, exc: Exception) -> RemoteError:
+        kind = "did not answer in time" if isinstance(exc, requests.Timeout) else "could not be reached"
+        # The exception text holds the URL and sometimes headers: keep only its class name.
+        err = RemoteError(
+            f"The server {self.base_url} {kind} ({method} {path}: {type(exc).__name__}).",
+            hint="Check the server address and your network connection.",
+        )
+        err.status = None  # type: ignore[attr-defined]
+        return err
+
+    def _bad_answer(self, what: str, exc: Exception) -> RemoteError:
+        return RemoteError(f"The server's {what} does not follow the Antenna API "
+                           f"({type(exc).__name__}: {redact(str(exc), self._token)[:200]}).")
+
+
+def _list_field(data: Any, key: str, what: str) -> list[dict]:
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise RemoteError(f"The server's {what} does not follow the Antenna API "
+                          f"(no {key!r} list).")
+    return [r for r in data[key] if isinstance(r, dict)]
+
+
+def _error_detail(resp: requests.Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        return ""
+    if isinstance(data, dict) and isinstance(data.get("detail"), str):
+        return data["detail"][:300]
+    return ""
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _is_connect_failure(exc: requests.ConnectionError) -> bool:
+    """True when the request never reached the server (refused, DNS, connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    text = repr(exc.args[0]) if exc.args else ""
+    return any(s in text for s in ("NewConnectionError", "ConnectTimeoutError",
+                                   "NameResolutionError", "Connection refused"))
