@@ -34,7 +34,8 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA journal_mode=WAL")
+    # journal_mode=WAL is written into the file itself, so it is set in _open only once the
+    # file is known to be a trapgui catalogue: a foreign SQLite file must stay byte-identical.
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 
@@ -203,4 +204,20 @@ def _open(path: Path) -> Database:
         engine.dispose()
         msg = str(exc.orig) if exc.orig else str(exc)
         raise _bad_file(path, msg) from exc
+    _use_wal(engine)
     return Database(path, engine)
+
+
+def _use_wal(engine: Engine) -> None:
+    # outside any transaction (SQLite refuses to switch journal mode inside one)
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as exc:
+        engine.dispose()
+        raise DatabaseError(
+            f"The database {engine.url.database} is locked by another program ({exc}).",
+            hint="Close other trapgui windows or workers using it, then try again.",
+        ) from exc
+    finally:
+        raw.close()
