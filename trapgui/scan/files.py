@@ -7,6 +7,7 @@ that cannot be used still gets a result, with the reason, so it is catalogued an
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -18,8 +19,10 @@ from PIL import Image, UnidentifiedImageError
 from trapgui.core.timeparse import resolve_capture_time
 from trapgui.core.types import ImageState, TimeSource
 
+log = logging.getLogger(__name__)
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
-_FORMATS = ("JPEG", "PNG", "TIFF", "MPO")  # MPO: multi-picture JPEGs some cameras write
+_FORMATS = ("JPEG", "PNG", "TIFF")  # the JPEG opener also returns MPO (multi-picture) files
 
 _EXIF_IFD = 0x8769
 _TAG_DATETIME = 306
@@ -147,9 +150,12 @@ def probe_file(found: FoundFile) -> Probe:
         except PermissionError:
             problem = "permission denied"
         except UnidentifiedImageError:
-            problem = "not an image (the contents are not JPEG, PNG or TIFF)"
+            problem = _unidentified_reason(found.path)
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
             problem = f"truncated or corrupt ({exc})"
+        except Exception as exc:  # noqa: BLE001 - malformed files make Pillow raise anything
+            log.warning("Unexpected error reading %s", found.path, exc_info=True)
+            problem = f"cannot be read ({type(exc).__name__}: {exc})"
     time = resolve_capture_time(
         exif_original=header.get("original"),
         exif_datetime=header.get("datetime"),
@@ -168,6 +174,21 @@ def probe_file(found: FoundFile) -> Probe:
         time_source=time.source,
         time_error=time.error,
     )
+
+
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*")
+
+
+def _unidentified_reason(path: str) -> str:
+    """Pillow says "unidentified" both for a text file and for a photo cut off in its header."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        head = b""
+    if head.startswith(_SIGNATURES):
+        return "truncated or corrupt (the file ends inside its header)"
+    return "not an image (the contents are not JPEG, PNG or TIFF)"
 
 
 def _read_header(path: str) -> dict:
