@@ -4,7 +4,6 @@ camera, a card reader or a user can put in a folder that is not a clean image.""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import shutil
@@ -19,26 +18,8 @@ from trapgui.core.errors import UserInputError
 from trapgui.db.catalogue_queries import nights_table
 from trapgui.db.models import Deployment, Image, Night
 from trapgui.scan.indexer import scan_folder
+from tests.image_files import make_jpeg
 
-
-
-def make_jpeg(path: Path, *, original=None, datetime=None, offset=None, offset_original=None,
-              size=(64, 48), trailer: bytes = b"") -> Path:
-    exif = PILImage.Exif()
-    if datetime:
-        exif[306] = datetime
-    sub = exif.get_ifd(0x8769)
-    if original:
-        sub[36867] = original
-    if offset:
-        sub[36880] = offset
-    if offset_original:
-        sub[36881] = offset_original
-    buf = io.BytesIO()
-    PILImage.new("RGB", size, (180, 170, 160)).save(buf, "JPEG", exif=exif, quality=85)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buf.getvalue() + trailer)
-    return path
 
 
 def rows(db, folder=None):
