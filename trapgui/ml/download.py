@@ -1,0 +1,237 @@
+"""Resumable HTTP download of one file into a ``.part`` file, hashing as it goes.
+
+Resume uses ``Range: bytes=N-`` (with ``If-Range`` when the server gave an ETag or
+Last-Modified, so a file replaced on the server restarts instead of being spliced). A server
+that ignores Range (answers 200) restarts from byte 0; 416 means the ``.part`` is complete or
+stale. Transient failures (dropped connections, timeouts, 5xx, 429) are retried with backoff,
+each retry resuming where the last stopped. Cancelling keeps the ``.part`` for a later resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from trapgui.core.errors import DownloadCancelled, DownloadError
+from trapgui.version import __version__
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+CHUNK = 1 << 20
+ProgressFn = Callable[[int, "int | None"], None]  # (bytes of this file so far, total or None)
+
+
+class _Transient(Exception):
+    """A failure worth retrying (the next attempt resumes from the .part file)."""
+
+
+@dataclass
+class FetchResult:
+    path: Path  # the complete .part file (the caller verifies it, then renames it)
+    size: int
+    sha256: str
+    resumed_from: int  # bytes already on disk when this call started
+
+
+def meta_path(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _read_meta(part: Path) -> dict:
+    try:
+        return json.loads(meta_path(part).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_meta(part: Path, meta: dict) -> None:
+    meta_path(part).write_text(json.dumps(meta), encoding="utf-8")
+
+
+def discard_partial(part: Path) -> None:
+    for path in (part, meta_path(part)):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total) from ``bytes 100-199/1000`` or ``bytes */1000``."""
+    match = re.match(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")
+    if not match:
+        return None, None
+    start = int(match.group(1)) if match.group(1) else None
+    total = int(match.group(2)) if match.group(2) != "*" else None
+    return start, total
+
+
+def _describe_status(resp: requests.Response, name: str) -> str:
+    if resp.status_code == 404:
+        return (f"{name} was not found on the server (HTTP 404): the publisher may have moved "
+                f"or withdrawn it ({resp.url}).")
+    if resp.status_code in (401, 403):
+        return f"The server refused access to {name} (HTTP {resp.status_code}) ({resp.url})."
+    return f"The server answered HTTP {resp.status_code} {resp.reason or ''} for {name} ({resp.url})."
+
+
+class _Digest:
+    """sha256 of exactly the bytes in the .part file (written and hashed chunk by chunk, so
+    after a failure it is still valid for resuming from the file's size)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self.hasher.update(chunk)
+        self.size += len(chunk)
+
+    def sync_with(self, part: Path, cancel: threading.Event | None) -> int:
+        """Make the digest cover the .part file as it is on disk; returns its size."""
+        on_disk = part.stat().st_size if part.exists() else 0
+        if on_disk != self.size:
+            self.reset()
+            if on_disk:
+                with open(part, "rb") as fh:
+                    while chunk := fh.read(CHUNK):
+                        if cancel is not None and cancel.is_set():
+                            raise DownloadCancelled()
+                        self.update(chunk)
+        return self.size
+
+
+def fetch(url: str, part: Path, *, name: str, session: requests.Session | None = None,
+          progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+          timeout: tuple[float, float] = (10.0, 60.0), retries: int = 4,
+          backoff_s: float = 1.0) -> FetchResult:
+    """Download ``url`` into ``part`` (resuming what is there). Raises DownloadError (with a
+    sentence) or DownloadCancelled; on cancel or a network failure the .part file stays."""
+    session = session or requests.Session()
+    part.parent.mkdir(parents=True, exist_ok=True)
+    meta = _read_meta(part)
+    if part.exists() and meta.get("url") != url:
+        discard_partial(part)  # a .part of some other file: never splice two files
+        meta = {}
+    start_bytes = part.stat().st_size if part.exists() else 0
+    digest = _Digest()
+    failures = 0
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise DownloadCancelled()
+        offset = digest.sync_with(part, cancel)
+        headers = {"User-Agent": f"trapgui/{__version__}", "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            etag = meta.get("etag") or ""
+            validator = (etag if not etag.startswith("W/") else "") or meta.get("last_modified")
+            if validator:
+                headers["If-Range"] = validator
+        try:
+            size = _attempt(session, url, part, headers, offset, digest, meta, name,
+                            progress, cancel, timeout)
+        except (_Transient, requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            failures += 1
+            if failures > retries:
+                raise DownloadError(
+                    f"Downloading {name} failed after {failures} attempts ({_short(exc)}).",
+                    hint="What was downloaded is kept: try again later to resume.") from exc
+            delay = backoff_s * (2 ** (failures - 1))
+            log.info("Download of %s interrupted (%s); retry %d in %.1fs", name, _short(exc),
+                     failures, delay)
+            if cancel is not None:
+                if cancel.wait(delay):
+                    raise DownloadCancelled() from None
+            elif delay:
+                threading.Event().wait(delay)
+            continue
+        if size is None:  # the .part does not belong to the file on the server: start over
+            discard_partial(part)
+            digest.reset()
+            meta = {}
+            failures += 1
+            if failures > retries:
+                raise DownloadError(f"Downloading {name} kept failing: the server's answers "
+                                    "to resume requests do not make sense.")
+            continue
+        return FetchResult(part, size, digest.hasher.hexdigest(), start_bytes)
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, requests.ConnectionError) and exc.request is not None:
+        host = requests.utils.urlparse(exc.request.url).hostname
+        text = str(exc)
+        why = ("the name could not be resolved: is this computer online?"
+               if "NameResolution" in text or "getaddrinfo" in text or "Name or service" in text
+               else "the connection failed or was cut")
+        return f"cannot reach {host}: {why}"
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def _attempt(session, url, part, headers, offset, digest, meta, name, progress, cancel,
+             timeout) -> int | None:
+    """One HTTP request. Returns the final size, None if the .part must be discarded, raises
+    _Transient for retryable failures and DownloadError for final ones."""
+    with session.get(url, headers=headers, stream=True, timeout=timeout,
+                     allow_redirects=True) as resp:
+        if resp.status_code == 416:
+            _, total = _content_range(resp.headers.get("Content-Range"))
+            if total is not None and total == offset:
+                return offset  # the .part already holds the whole file
+            return None
+        if resp.status_code in RETRY_STATUSES:
+            raise _Transient(f"HTTP {resp.status_code}")
+        if resp.status_code not in (200, 206):
+            raise DownloadError(_describe_status(resp, name))
+        ctype = resp.headers.get("Content-Type", "").lower()
+        if ctype.startswith("text/html"):
+            raise DownloadError(f"The server sent a web page instead of {name} ({resp.url}); "
+                                "the download link may be broken or need a login.")
+        length = resp.headers.get("Content-Length")
+        if resp.status_code == 206:
+            first, total = _content_range(resp.headers.get("Content-Range"))
+            if first != offset:
+                return None
+        else:
+            if offset:
+                log.info("Server ignored the resume request for %s; starting again", name)
+                digest.reset()
+                offset = 0
+            total = int(length) if length and length.isdigit() else None
+        meta.update(url=url, etag=resp.headers.get("ETag"),
+                    last_modified=resp.headers.get("Last-Modified"), total=total)
+        _write_meta(part, meta)
+        done = offset
+        with open(part, "ab" if offset else "wb") as fh:
+            if progress:
+                progress(done, total)
+            for chunk in resp.iter_content(CHUNK):
+                if not chunk:
+                    continue
+                fh.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+                if cancel is not None and cancel.is_set():
+                    raise DownloadCancelled()
+            fh.flush()
+            os.fsync(fh.fileno())
+        if total is not None and done != total:
+            raise _Transient(f"the connection closed after {done} of {total} bytes")
+        return done
