@@ -1,0 +1,281 @@
+"""The device-side step: decoded images in, ``ImageResult``s out (no database, no threads).
+
+Shared by the engine's device workers and the remote-jobs worker. Per batch: detection on
+images reduced on the device to the detector's working size, boxes mapped back to original
+pixels, all boxes cut from the full-resolution tensors in one roi_align call (``ml.crops``),
+the binary classifier on every crop, species/order classifiers only on its positives, in
+sub-batches of at most ``classification_batch_size``; on out-of-memory the sub-batch is
+halved and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trapgui.core.geometry import Box
+from trapgui.core.types import ClassificationResult, DetectionResult, ImageResult
+from trapgui.ml.crops import clean_boxes, stack_crops
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodedImage:
+    image_id: int
+    path: str
+    tensor: torch.Tensor | None  # uint8 (3, h, w); CPU (pinned with CUDA) or on the device
+    orig_size: tuple[int, int]  # (width, height), EXIF-orientated
+    scale: float = 1.0  # tensor pixels per original pixel
+    error: str | None = None
+
+
+@dataclass
+class ProcessedImage:
+    result: ImageResult
+    # model key -> one entry per detection: the full softmax vector, or None if not classified
+    scores: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
+    logits: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
+
+
+def _free_cache(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class BatchProcessor:
+    def __init__(self, detector, binary=None, species=None, order=None, *,
+                 classification_batch_size: int = 64, top_k: int = 5,
+                 score_floor: float = 0.0, crop_fill: float = 0.0):
+        self.detector = detector
+        self.binary = binary
+        self.followers = [c for c in (order, species) if c is not None]
+        self.classification_batch_size = max(1, int(classification_batch_size))
+        self.top_k = max(1, int(top_k))
+        self.score_floor = float(score_floor)
+        self.crop_fill = float(crop_fill)
+        self.device = torch.device(detector.device)
+        self.notes: list[str] = []
+        self._detect_batch: int | None = None  # lowered after an OOM
+        if binary is not None and not binary.info.positive_labels:
+            log.warning("Binary classifier %s names no positive labels: every crop passes.",
+                        binary.info.key)
+
+    @property
+    def classifiers(self) -> list:
+        return ([self.binary] if self.binary is not None else []) + self.followers
+
+    @property
+    def needs_full_resolution(self) -> bool:
+        return bool(self.classifiers)
+
+    @property
+    def detection_max_side(self) -> int | None:
+        return getattr(self.detector, "working_max_side", None)
+
+    # -- public -------------------------------------------------------------------------
+    def process(self, images: list[DecodedImage]) -> list[ImageResult]:
+        return [p.result for p in self._run(images, keep_scores=False)]
+
+    def process_with_scores(self, images: list[DecodedImage]) -> list[ProcessedImage]:
+        return self._run(images, keep_scores=True)
+
+    # -- steps --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _run(self, images: list[DecodedImage], keep_scores: bool) -> list[ProcessedImage]:
+        out = [ProcessedImage(ImageResult(im.image_id, error=im.error)) for im in images]
+        good = [i for i, im in enumerate(images)
+                if im.error is None and im.tensor is not None]
+        if not good:
+            return out
+        full = [images[i].tensor.to(self.device, non_blocking=True) for i in good]
+        det_inputs, det_scales = [], []
+        for i, t in zip(good, full):
+            small, factor = self._detection_input(t)
+            det_inputs.append(small)
+            det_scales.append(images[i].scale * factor)
+        outputs = self._detect(det_inputs)
+        del det_inputs
+        crop_boxes: list[torch.Tensor] = []
+        flat: list[tuple[int, DetectionResult]] = []  # (position in `good`, detection)
+        for pos, (i, o, s) in enumerate(zip(good, outputs, det_scales)):
+            im = images[i]
+            w, h = im.orig_size
+            boxes = o.boxes.detach().to(torch.float32).reshape(-1, 4) / s
+            scores = o.scores.detach().to(torch.float32).reshape(-1)
+            floor = scores >= self.score_floor
+            boxes, scores = boxes[floor], scores[floor]
+            clipped, keep, _ = clean_boxes(boxes, w, h)
+            out[i].result.skipped_boxes = int((~keep).sum())
+            clipped, scores = clipped[keep], scores[keep]
+            key = getattr(self.detector, "key", "detector")
+            for b, sc in zip(clipped.cpu().tolist(), scores.cpu().tolist()):
+                det = DetectionResult(Box(*b), float(sc), key)
+                out[i].result.detections.append(det)
+                flat.append((pos, det))
+            crop_boxes.append(clipped.to(self.device) * im.scale)
+        if flat and self.classifiers:
+            self._classify_all(full, crop_boxes, flat, [out[i] for i in good], keep_scores)
+        return out
+
+    def _detection_input(self, t: torch.Tensor) -> tuple[torch.Tensor, float]:
+        x = t.to(torch.float32).div_(255.0) if t.dtype == torch.uint8 else t.to(torch.float32)
+        side = self.detection_max_side
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        if not side or max(h, w) <= side:
+            return x, 1.0
+        f = side / max(h, w)
+        size = (max(1, round(h * f)), max(1, round(w * f)))
+        small = F.interpolate(x[None], size=size, mode="bilinear", antialias=True,
+                              align_corners=False)[0]
+        return small, size[0] / h
+
+    def _detect(self, inputs: list[torch.Tensor]) -> list:
+        outputs: list = []
+        start = 0
+        while start < len(inputs):
+            n = min(self._detect_batch or len(inputs), len(inputs) - start)
+            try:
+                outputs.extend(self.detector.detect(inputs[start:start + n]))
+                start += n
+            except Exception as exc:
+                if not is_out_of_memory(exc) or n == 1:
+                    raise
+                _free_cache(self.device)
+                self._detect_batch = max(1, n // 2)
+                self._note(f"out of memory in detection, batch {n} -> {self._detect_batch}")
+        return outputs
+
+    def _predict(self, clf, crops: torch.Tensor, want_logits: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Sub-batches of at most classification_batch_size; halves on OOM."""
+        probs, logits = [], []
+        start = 0
+        while start < crops.shape[0]:
+            n = min(self.classification_batch_size, crops.shape[0] - start)
+            chunk = crops[start:start + n]
+            try:
+                if want_logits and hasattr(clf, "predict_logits"):
+                    lg = clf.predict_logits(chunk)
+                    p = torch.softmax(lg.float(), dim=1)
+                else:
+                    p = clf.predict(chunk).float()
+                    lg = torch.log(p.clamp_min(1e-30)) if want_logits else None
+                probs.append(p)
+                if lg is not None:
+                    logits.append(lg.float())
+                start += n
+            except Exception as exc:
+                if not is_out_of_memory(exc) or n == 1:
+                    raise
+                _free_cache(self.device)
+                self.classification_batch_size = max(1, n // 2)
+                self._note(f"out of memory classifying with {clf.info.key}, "
+                           f"batch {n} -> {self.classification_batch_size}")
+        return torch.cat(probs), (torch.cat(logits) if logits else None)
+
+    def _classify_all(self, full, crop_boxes, flat, outs: list[ProcessedImage], keep_scores: bool):
+        everyone = list(range(len(flat)))
+        cache: dict[tuple, tuple[torch.Tensor, dict[int, int]]] = {}
+        selected = everyone
+        if self.binary is not None:
+            probs, got = self._classify(self.binary, full, crop_boxes, flat, everyone, outs,
+                                        keep_scores, cache)
+            positive = self.binary.info.positive_labels
+            if positive and probs is not None:
+                labels = self.binary.info.labels
+                best = probs.argmax(dim=1).tolist()
+                selected = [g for g, b in zip(got, best) if labels[b] in positive]
+            else:
+                selected = got
+        for clf in self.followers:
+            if selected:
+                self._classify(clf, full, crop_boxes, flat, selected, outs, keep_scores, cache)
+
+    def _crops(self, clf, full, crop_boxes, flat, rows: list[int], cache) -> tuple[torch.Tensor, list[int]]:
+        info = clf.info
+        spec = (info.input_size, info.resize_mode, tuple(info.mean), tuple(info.std))
+        if spec in cache:
+            crops, where = cache[spec]
+            have = [g for g in rows if g in where]
+            index = torch.tensor([where[g] for g in have], device=crops.device, dtype=torch.long)
+            return crops.index_select(0, index), have
+        per_image: list[list[int]] = [[] for _ in full]
+        for g in rows:
+            per_image[flat[g][0]].append(g)
+        local = {}  # (image position, row within image) -> flat index
+        boxes = []
+        offsets = self._offsets(flat)
+        for pos, gs in enumerate(per_image):
+            idx = torch.tensor([offsets[g] for g in gs], dtype=torch.long, device=self.device)
+            boxes.append(crop_boxes[pos].index_select(0, idx) if gs else
+                         torch.zeros((0, 4), device=self.device))
+            for r, g in enumerate(gs):
+                local[(pos, r)] = g
+        batch = stack_crops(full, boxes, info.input_size, info.resize_mode, info.mean, info.std,
+                            fill=self.crop_fill)
+        got = [local[(p, r)] for p, r in batch.owner.tolist()]
+        for p, r, reason in batch.skipped:
+            log.debug("crop skipped for %s: %s", info.key, reason)
+        if len(rows) == len(flat):  # crops of every box: later models with the same input reuse them
+            cache[spec] = (batch.crops, {g: k for k, g in enumerate(got)})
+        return batch.crops, got
+
+    @staticmethod
+    def _offsets(flat) -> list[int]:
+        """Position of each flat detection within its own image's box tensor."""
+        counters: dict[int, int] = {}
+        result = []
+        for pos, _ in flat:
+            result.append(counters.get(pos, 0))
+            counters[pos] = result[-1] + 1
+        return result
+
+    def _classify(self, clf, full, crop_boxes, flat, rows, outs, keep_scores, cache):
+        crops, got = self._crops(clf, full, crop_boxes, flat, rows, cache)
+        if not got:  # zero crops: no forward call
+            return None, got
+        probs, logits = self._predict(clf, crops, keep_scores)
+        info = clf.info
+        k = min(self.top_k, probs.shape[1])
+        top_p, top_i = probs.topk(k, dim=1)
+        top_p, top_i = top_p.cpu().tolist(), top_i.cpu().tolist()
+        if keep_scores:
+            probs_np = probs.cpu().numpy()
+            logits_np = logits.cpu().numpy() if logits is not None else None
+            for o in outs:
+                n = len(o.result.detections)
+                o.scores.setdefault(info.key, [None] * n)
+                o.logits.setdefault(info.key, [None] * n)
+        offsets = self._offsets(flat) if keep_scores else None
+        for row, g in enumerate(got):
+            pos, det = flat[g]
+            labels = [info.labels[j] for j in top_i[row]]
+            det.classifications.append(ClassificationResult(
+                model=info.key, rank=info.rank, label=labels[0], score=float(top_p[row][0]),
+                top_labels=labels, top_scores=[float(x) for x in top_p[row]]))
+            if keep_scores:
+                outs[pos].scores[info.key][offsets[g]] = probs_np[row]
+                if logits_np is not None:
+                    outs[pos].logits[info.key][offsets[g]] = logits_np[row]
+        return probs, got
+
+    def _note(self, text: str) -> None:
+        message = f"{self.device}: {text}"
+        self.notes.append(message)
+        log.warning(message)
