@@ -200,6 +200,16 @@ class ResultsService:
             scope, key < tuple_(literal(value[0], col.type), literal(value[1])))).scalar_one()
         return before, size
 
+    def first_image(self, night_ids) -> int | None:
+        """The earliest image of the earliest of these nights (what the viewer opens on)."""
+        if not night_ids:
+            return None
+        with self.db.session() as s:
+            return s.execute(
+                select(Image.id).join(Night, Night.id == Image.night_id)
+                .where(Image.night_id.in_(list(night_ids)))
+                .order_by(Night.date, Image.captured_at, Image.id).limit(1)).scalar()
+
     def neighbour_image(self, image_id: int, step: int) -> int | None:
         """The image ``step`` places after (negative: before) this one in its night."""
         with self.db.session() as s:

@@ -1,0 +1,417 @@
+"""The image viewer: one trap image with its detections drawn on top.
+
+Loading never blocks the window: the catalogue query and the decoding run on the thread pool,
+a downscaled preview (decoded at reduced size by libjpeg) is shown first and the full
+resolution replaces it. The scene is in original-image pixels, so the boxes stay put when the
+preview is swapped for the full image. Each request carries a generation number: an image that
+arrives after the user moved on is dropped.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QBrush, QColor, QPalette, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsSimpleTextItem,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from trapgui.gui.background import run_in_background
+from trapgui.gui.box_item import COLOURS, BoxClass, BoxItem
+from trapgui.gui.crop_strip import CropStrip
+from trapgui.gui.image_canvas import ImageCanvas
+from trapgui.gui.image_loader import load_image
+from trapgui.services.results_types import ImageDetails
+
+PREVIEW_SIDE = 1280
+REFRESH_INTERVAL_MS = 1000
+
+
+def _swatch(colour: QColor, dashed: bool = False) -> QPixmap:
+    from PySide6.QtGui import QPainter, QPen
+
+    pix = QPixmap(14, 14)
+    pix.fill(Qt.transparent)
+    p = QPainter(pix)
+    pen = QPen(colour, 2.5, Qt.DashLine if dashed else Qt.SolidLine)
+    p.setPen(pen)
+    p.drawRect(2, 2, 10, 10)
+    p.end()
+    return pix
+
+
+class ImageViewer(QWidget):
+    detectionSelected = Signal(int)  # detection id (-1: none)
+    imageShown = Signal(int)  # image id, once its details are known
+    imageLoaded = Signal(int, bool)  # image id, full resolution (False: the preview)
+
+    def __init__(self, services, parent=None):
+        super().__init__(parent)
+        self._services = services
+        self._generation = 0
+        self._details: ImageDetails | None = None
+        self._items: dict[int, BoxItem] = {}
+        self._pixmap_item: QGraphicsPixmapItem | None = None
+        self._message_item: QGraphicsSimpleTextItem | None = None
+        self._loaded = None  # LoadedImage currently shown (preview or full)
+        self._full_loaded = False
+        self._label_threshold = 0.5
+        self._night_ids: list[int] = []
+        self._selecting = False
+
+        self.scene = QGraphicsScene(self)
+        self.scene.selectionChanged.connect(self._on_scene_selection)
+        self.canvas = ImageCanvas(self.scene, self)
+        self.canvas.setBackgroundBrush(self.palette().brush(QPalette.Window))
+        self.canvas.stepRequested.connect(self.step)
+        self.canvas.zoomChanged.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
+
+        self.title = QLabel("No image", self)
+        self.title.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        self.info = QLabel(self)
+        self.info.setForegroundRole(QPalette.PlaceholderText)
+
+        self.prev_button = self._tool("◀", "Previous image of the night (Left arrow)",
+                                      lambda: self.step(-1))
+        self.next_button = self._tool("▶", "Next image of the night (Right arrow)",
+                                      lambda: self.step(1))
+        self.zoom_out_button = self._tool("−", "Zoom out (−, mouse wheel)",
+                                          lambda: self.canvas.zoom_by(0.8, anchor_mouse=False))
+        self.zoom_in_button = self._tool("+", "Zoom in (+, mouse wheel)",
+                                         lambda: self.canvas.zoom_by(1.25, anchor_mouse=False))
+        self.fit_button = self._tool("Fit", "Fit the image to the window (F)", self.canvas.fit)
+        self.zoom_label = QLabel("100%", self)
+        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("1600%"))
+        self.zoom_label.setAlignment(Qt.AlignCenter)
+
+        self.slider = QSlider(Qt.Horizontal, self)
+        self.slider.setRange(0, 100)
+        self.slider.setValue(50)
+        self.slider.setFixedWidth(140)
+        self.slider.setToolTip("Minimum detection score of the boxes shown")
+        self.slider.valueChanged.connect(self._on_slider)
+        self.slider_label = QLabel("≥ 0.50", self)
+        self.below_check = QCheckBox("Below threshold", self)
+        self.below_check.setToolTip("Also draw the boxes under the minimum score (dashed grey)")
+        self.below_check.toggled.connect(lambda _c: self._restyle())
+        self.labels_check = QCheckBox("Labels", self)
+        self.labels_check.setChecked(True)
+        self.labels_check.setToolTip("Show each box's label and score on the image")
+        self.labels_check.toggled.connect(lambda _c: self._restyle())
+
+        bar = QHBoxLayout()
+        bar.setSpacing(4)
+        for w in (self.prev_button, self.next_button):
+            bar.addWidget(w)
+        bar.addSpacing(10)
+        for w in (self.zoom_out_button, self.zoom_label, self.zoom_in_button, self.fit_button):
+            bar.addWidget(w)
+        bar.addSpacing(10)
+        bar.addWidget(QLabel("Min. score", self))
+        bar.addWidget(self.slider)
+        bar.addWidget(self.slider_label)
+        bar.addWidget(self.below_check)
+        bar.addWidget(self.labels_check)
+        bar.addStretch(1)
+        self.legend = QWidget(self)
+        legend = QHBoxLayout(self.legend)
+        legend.setContentsMargins(0, 0, 0, 0)
+        for cls in BoxClass:
+            swatch = QLabel(self.legend)
+            swatch.setPixmap(_swatch(COLOURS[cls], dashed=cls is BoxClass.BELOW))
+            legend.addWidget(swatch)
+            legend.addWidget(QLabel(cls.value, self.legend))
+            legend.addSpacing(6)
+        self.legend.setToolTip("Box colours: the moth / non-moth classifier's verdict")
+        bar.addWidget(self.legend)
+
+        header = QHBoxLayout()
+        header.addWidget(self.title)
+        header.addWidget(self.info, 1)
+
+        self.crops = CropStrip(self)
+        self.crops.cropClicked.connect(self.select_detection)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(header)
+        layout.addLayout(bar)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.crops)
+
+        self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_INTERVAL_MS)
+        self._refresh_timer.timeout.connect(self._reload_boxes)
+        self._update_buttons()
+
+    def _tool(self, text: str, tip: str, slot) -> QToolButton:
+        b = QToolButton(self)
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setAutoRaise(True)
+        b.clicked.connect(slot)
+        return b
+
+    # -- the interface every results view implements ----------------------------------------
+
+    @Slot(object, list)
+    def set_selection(self, deployment_id: int | None, night_ids: list[int]) -> None:
+        """Show the first image of the selected nights, unless the image shown is in them."""
+        self._night_ids = list(night_ids)
+        d = self._details
+        if d is not None and (d.night_id in night_ids or not night_ids):
+            return
+        if not night_ids:
+            return
+        gen = self._next_generation()
+        run_in_background(lambda: self._services.results.first_image(night_ids),
+                          lambda image_id: self._first_image(gen, image_id), self._show_error)
+
+    @Slot(float, float)
+    def set_threshold(self, detection: float, classification: float) -> None:
+        self._label_threshold = classification
+        self.slider.setValue(round(detection * 100))
+        self._restyle()
+
+    @Slot()
+    def refresh(self) -> None:
+        """Results were committed: re-read this image's boxes (at most once a second)."""
+        if self._details is not None and not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    # -- showing an image -------------------------------------------------------------------
+
+    @Slot(int, int)
+    def show_image(self, image_id: int, detection_id: int = -1) -> None:
+        gen = self._next_generation()
+        run_in_background(lambda: self._services.results.image_details(image_id),
+                          lambda d: self._on_details(gen, d, detection_id), self._show_error)
+
+    def current_image_id(self) -> int | None:
+        return self._details.image_id if self._details else None
+
+    @Slot(int)
+    def step(self, delta: int) -> None:
+        d = self._details
+        if d is None:
+            return
+        gen = self._generation
+        run_in_background(lambda: self._services.results.neighbour_image(d.image_id, delta),
+                          lambda image_id: self._on_neighbour(gen, image_id, delta),
+                          self._show_error)
+
+    def _on_neighbour(self, gen: int, image_id: int | None, delta: int) -> None:
+        if gen != self._generation:
+            return
+        if image_id is None:
+            self.info.setText("First image of the night" if delta < 0
+                              else "Last image of the night")
+            return
+        self.show_image(image_id)
+
+    def _first_image(self, gen: int, image_id: int | None) -> None:
+        if gen == self._generation and image_id is not None:
+            self.show_image(image_id)
+
+    def _next_generation(self) -> int:
+        self._generation += 1
+        return self._generation
+
+    def _on_details(self, gen: int, details: ImageDetails | None, detection_id: int) -> None:
+        if gen != self._generation:
+            return
+        if details is None:
+            self._show_message("This image is no longer in the catalogue.")
+            return
+        self._details = details
+        self._loaded = None
+        self._full_loaded = False
+        self.scene.clear()
+        self._items = {}
+        self._pixmap_item = None
+        self._message_item = None
+        w, h = details.width or 1, details.height or 1
+        backdrop = self.scene.addRect(QRectF(0, 0, w, h), Qt.NoPen,
+                                      QBrush(self.palette().color(QPalette.Base)))
+        backdrop.setZValue(-2)
+        self.scene.setSceneRect(QRectF(0, 0, w, h))
+        for info in details.boxes:
+            item = BoxItem(info)
+            self._items[info.detection_id] = item
+            self.scene.addItem(item)
+        self._restyle()
+        self._update_title()
+        self._update_buttons()
+        if detection_id in self._items:
+            self.select_detection(detection_id)
+        else:
+            self.canvas.fit()
+        self.imageShown.emit(details.image_id)
+        if details.state != "ok":
+            self._show_message(details.error or f"This image is {details.state}.")
+            return
+        path = details.path
+        run_in_background(lambda: load_image(path, PREVIEW_SIDE),
+                          lambda img: self._on_image(gen, img, final=False),
+                          lambda exc: self._image_failed(gen, exc))
+
+    def _on_image(self, gen: int, loaded, final: bool) -> None:
+        if gen != self._generation:
+            return
+        d = self._details
+        final = final or loaded.image.size() == loaded.full_size
+        if d.width is None or d.height is None:  # unknown until decoded
+            self.scene.setSceneRect(QRectF(0, 0, loaded.full_size.width(),
+                                           loaded.full_size.height()))
+            if self.canvas.fitting:
+                self.canvas.fit()
+        if self._pixmap_item is None:
+            self._pixmap_item = self.scene.addPixmap(QPixmap.fromImage(loaded.image))
+            self._pixmap_item.setZValue(-1)
+            self._pixmap_item.setTransformationMode(Qt.SmoothTransformation)
+        else:
+            self._pixmap_item.setPixmap(QPixmap.fromImage(loaded.image))
+        self._pixmap_item.setScale(1 / loaded.scale)
+        self._loaded = loaded
+        self._full_loaded = final
+        self._update_crops()
+        self.imageLoaded.emit(d.image_id, final)
+        if not final:
+            path = d.path
+            run_in_background(lambda: load_image(path),
+                              lambda img: self._on_image(gen, img, final=True),
+                              lambda exc: self._image_failed(gen, exc))
+
+    def _image_failed(self, gen: int, exc: BaseException) -> None:
+        if gen == self._generation:
+            self._show_message(str(exc))
+
+    def _show_message(self, text: str) -> None:
+        if self._message_item is None:
+            self._message_item = QGraphicsSimpleTextItem()
+            self._message_item.setBrush(self.palette().brush(QPalette.Text))
+            self._message_item.setFlag(QGraphicsSimpleTextItem.ItemIgnoresTransformations)
+            self._message_item.setZValue(10)
+            self.scene.addItem(self._message_item)
+        self._message_item.setText(text)
+        self._message_item.setPos(self.scene.sceneRect().topLeft())
+        self.info.setText(text)
+
+    def _show_error(self, exc: BaseException) -> None:
+        self.info.setText(f"Could not load the image: {exc}")
+
+    def _reload_boxes(self) -> None:
+        d = self._details
+        if d is None:
+            return
+        gen = self._generation
+        selected = self.selected_detection()
+        run_in_background(lambda: self._services.results.image_details(d.image_id),
+                          lambda nd: self._boxes_reloaded(gen, nd, selected), lambda exc: None)
+
+    def _boxes_reloaded(self, gen: int, details: ImageDetails | None, selected: int) -> None:
+        if gen != self._generation or details is None:
+            return
+        for item in self._items.values():
+            self.scene.removeItem(item)
+        self._items = {}
+        self._details = details
+        for info in details.boxes:
+            item = BoxItem(info)
+            self._items[info.detection_id] = item
+            self.scene.addItem(item)
+        if selected in self._items:
+            self._items[selected].setSelected(True)
+        self._restyle()
+        self._update_title()
+
+    # -- boxes ------------------------------------------------------------------------------
+
+    def threshold(self) -> float:
+        return self.slider.value() / 100
+
+    def box_items(self) -> list[BoxItem]:
+        return list(self._items.values())
+
+    def visible_box_items(self) -> list[BoxItem]:
+        return [i for i in self._items.values() if i.isVisible()]
+
+    def _on_slider(self, value: int) -> None:
+        self.slider_label.setText(f"≥ {value / 100:.2f}")
+        self._restyle()
+
+    def _restyle(self) -> None:
+        threshold, show_below = self.threshold(), self.below_check.isChecked()
+        for item in self._items.values():
+            item.restyle(threshold, self._label_threshold, self.labels_check.isChecked())
+            item.setVisible(show_below or item.info.score >= threshold)
+        self._update_crops()
+        self._update_title()
+
+    def _update_crops(self) -> None:
+        shown = [i.info for i in self._items.values() if i.isVisible()]
+        loaded = self._loaded
+        self.crops.set_crops(loaded.image if loaded else None, loaded.scale if loaded else 1.0,
+                             shown, self.threshold(), self._label_threshold)
+        sel = self.selected_detection()
+        if sel >= 0:
+            self.crops.select_detection(sel)
+
+    def selected_detection(self) -> int:
+        for det_id, item in self._items.items():
+            if item.isSelected():
+                return det_id
+        return -1
+
+    @Slot(int)
+    def select_detection(self, detection_id: int) -> None:
+        """Highlight a detection and centre it (its box is shown even if below the slider)."""
+        item = self._items.get(detection_id)
+        if item is None:
+            return
+        self._selecting = True  # one selectionChanged for the switch, not "none" then "this"
+        try:
+            self.scene.clearSelection()
+            item.setVisible(True)
+            item.setSelected(True)
+        finally:
+            self._selecting = False
+        self._on_scene_selection()
+        self.canvas.focus_on(item.rect())
+
+    def _on_scene_selection(self) -> None:
+        if self._selecting:
+            return
+        sel = self.selected_detection()
+        if sel >= 0:
+            self.crops.select_detection(sel)
+        self.detectionSelected.emit(sel)
+
+    def _update_title(self) -> None:
+        d = self._details
+        if d is None:
+            self.title.setText("No image")
+            self.info.setText("Select a night, or double-click a detection")
+            return
+        when = d.captured_at.strftime("%H:%M:%S") if d.captured_at else "time unknown"
+        night = f"night of {d.night_date:%d %b %Y}" if d.night_date else "undated"
+        self.title.setText(d.rel_path)
+        shown = len(self.visible_box_items())
+        self.info.setText(
+            f"{d.deployment_name} · {night} · {when} · image {d.index_in_night + 1} of "
+            f"{d.night_size} · {shown} of {len(d.boxes)} detections shown")
+
+    def _update_buttons(self) -> None:
+        d = self._details
+        self.prev_button.setEnabled(d is not None and d.index_in_night > 0)
+        self.next_button.setEnabled(d is not None and d.index_in_night < d.night_size - 1)
