@@ -90,14 +90,21 @@ def load_settings(path: Path) -> Settings:
             extra[key] = value
             continue
         default = getattr(defaults, key)
+        if value is None and "None" not in str(known[key].type):
+            log.warning("Setting %s is empty; using %r.", key, default)
+            continue
         if default is not None and value is not None and not _same_kind(default, value):
             log.warning("Setting %s=%r has the wrong type; using %r.", key, value, default)
             continue
+        # right type, but out of range (e.g. a cut-off hour of 30): checked one field at a time
+        # against otherwise-default settings, so one bad value does not discard the others
+        problems = Settings(**{key: value}).validate()
+        if problems:
+            log.warning("Setting %s=%r is invalid (%s); using %r.", key, value,
+                        "; ".join(problems), default)
+            continue
         values[key] = value
-    settings = Settings(**values, extra=extra)
-    if settings.validate():
-        log.warning("Settings file has invalid values: %s", "; ".join(settings.validate()))
-    return settings
+    return Settings(**values, extra=extra)
 
 
 def _same_kind(default: Any, value: Any) -> bool:
