@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 
@@ -17,22 +18,33 @@ class _Relay(QObject):
     done = Signal(object)
     failed = Signal(object, str)
 
-    def __init__(self, on_done, on_error):
+    def __init__(self, on_done, on_error, context=None):
         super().__init__()
         self._on_done = on_done
         self._on_error = on_error
+        # a widget closed and deleted while the call ran must not be called back: watch the
+        # given context, or the QObject a bound-method callback belongs to
+        owner = context if context is not None else getattr(on_done, "__self__", None)
+        self._owner = owner if isinstance(owner, QObject) else None
         self.done.connect(self._deliver_done)
         self.failed.connect(self._deliver_error)
+
+    def _owner_gone(self) -> bool:
+        return self._owner is not None and not shiboken6.isValid(self._owner)
 
     @Slot(object)
     def _deliver_done(self, value):
         _ACTIVE.discard(self)
+        if self._owner_gone():
+            return
         if self._on_done is not None:
             self._on_done(value)
 
     @Slot(object, str)
     def _deliver_error(self, exc, tb):
         _ACTIVE.discard(self)
+        if self._owner_gone():
+            return
         if self._on_error is not None:
             self._on_error(exc)
         else:  # never swallow: a silent failure in a background call is a bug
@@ -62,9 +74,12 @@ def run_in_background(
     on_done: Callable[[Any], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     pool: QThreadPool | None = None,
+    context: QObject | None = None,
 ) -> None:
     """Call ``fn()`` on a pool thread; ``on_done(result)`` / ``on_error(exc)`` run on the GUI
-    thread. Must be called from the GUI thread (the relay is created here)."""
-    relay = _Relay(on_done, on_error)
+    thread. Must be called from the GUI thread (the relay is created here). If ``context`` (or
+    the QObject owning a bound-method ``on_done``) has been deleted meanwhile, nothing is
+    called."""
+    relay = _Relay(on_done, on_error, context)
     _ACTIVE.add(relay)
     (pool or QThreadPool.globalInstance()).start(_Task(fn, relay))

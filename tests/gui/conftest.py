@@ -1,0 +1,52 @@
+"""Fixtures for the GUI tests: a real Services facade over a temporary database and settings
+folder (see the autouse fixture in tests/conftest.py), and the real main window."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def services():
+    from trapgui.services.app_services import Services
+
+    svc = Services.create()
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def fast_settings(services):
+    """Built-in detector only (no weights exist on this machine), one CPU worker."""
+    s = services.settings
+    s.detector, s.binary_classifier, s.species_classifier, s.order_classifier = (
+        "builtin", None, None, None)
+    s.device = "cpu"
+    s.detection_batch_size = 2
+    services.save_settings()
+    return s
+
+
+@pytest.fixture
+def main_window(qtbot, services):
+    from PySide6.QtCore import QThreadPool
+
+    from trapgui.gui.main_window import MainWindow
+
+    window = MainWindow(services)
+    # not qtbot.addWidget: pytest-qt would delete the window before this fixture's teardown
+    # has stopped its run and waited for its background calls
+    window.show()
+    window.start()
+    yield window
+    if window.controller.busy:
+        window.controller.cancel()
+        qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+    window.scanner.cancel()
+    qtbot.waitUntil(lambda: not window.scanner.busy, timeout=30_000)
+    QThreadPool.globalInstance().waitForDone(30_000)
+    qtbot.wait(50)  # deliver finished background calls while the widgets still exist
+    window._close_when_idle = False
+    window.close()
+    window.deleteLater()
+    qtbot.wait(10)

@@ -1,0 +1,533 @@
+"""The main window: traps and nights on the left, result tabs in the centre, processing at
+the bottom, status bar below. Everything slow (queries, scans, runs, model loading) happens
+off the GUI thread; results views are refreshed live, at most once per second."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Slot
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QFileDialog, QLabel, QMainWindow,
+                               QMessageBox, QStackedWidget, QTabWidget, QToolBar, QVBoxLayout,
+                               QWidget)
+
+from trapgui.core.errors import ModelNotInstalledError, UserInputError
+from trapgui.gui.background import run_in_background
+from trapgui.gui.drop_overlay import DropOverlay
+from trapgui.gui.empty_state import EmptyState, ModelOfferBar
+from trapgui.gui.error_dialog import show_error
+from trapgui.gui.nights_overview import NightsOverview
+from trapgui.gui.processing_panel import ProcessingPanel
+from trapgui.gui.resources import app_icon, resource_path
+from trapgui.gui.run_controller import RunController
+from trapgui.gui.scan_controller import ScanController
+from trapgui.gui.status_bar import StatusBar
+from trapgui.gui.trap_tree import TrapTree
+from trapgui.services.processing_types import RunScope
+
+log = logging.getLogger("trapgui.gui")
+
+
+def _optional(module: str, cls: str):
+    """A view class from another part of the GUI, or None while that part is not built."""
+    name = f"trapgui.gui.{module}"
+    try:
+        return getattr(importlib.import_module(name), cls)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        log.warning("%s is not available in this build", name)
+        return None
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, services, parent=None):
+        super().__init__(parent)
+        self.services = services
+        self.setWindowTitle("trapgui — moth trap images")
+        self.setWindowIcon(app_icon())
+        self.setObjectName("mainWindow")
+        self._close_when_idle = False
+        self._ui = QSettings(str(services.paths.config_dir / "window.ini"),
+                             QSettings.Format.IniFormat)
+
+        self.controller = RunController(services, self)
+        self.scanner = ScanController(services, self)
+        self.tree = TrapTree(services, self)
+        self.overview = NightsOverview(services, self)
+        self.views: list[QWidget] = [self.overview]
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("centralTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.overview, "Nights overview")
+        self.tabs.setTabToolTip(0, "Each night of the selected trap: progress, detections, "
+                                   "species and activity through the night")
+        self.detections = self._add_view("detections_view", "DetectionsView", "Detections",
+                                         "Every detection, sortable and filterable; "
+                                         "double-click to see it on its image")
+        self.species = self._add_view("species_view", "SpeciesSummaryView", "Species summary",
+                                      "Species (or orders) above the threshold, per night")
+        self.viewer = self._add_view("image_viewer", "ImageViewer", "Image",
+                                     "The image with its detection boxes")
+        self.remote = None
+        if services.available("remote"):
+            remote_cls = _optional("remote_tab", "RemoteTab")
+            if remote_cls is not None:
+                self.remote = remote_cls(services, self)
+                self.tabs.addTab(self.remote, "Remote jobs")
+                self.tabs.setTabToolTip(self.tabs.count() - 1,
+                                        "Process images for the Antenna platform")
+
+        self.empty = EmptyState(self)
+        self.empty.openRequested.connect(self.open_folder_dialog)
+        self.offer = ModelOfferBar(self)
+        self.offer.openRequested.connect(self.open_model_manager)
+        self.offer.dismissed.connect(lambda: self._ui.setValue("modelOfferDismissed", True))
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.tabs)
+        centre = QWidget(self)
+        lay = QVBoxLayout(centre)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.offer)
+        lay.addWidget(self.stack, 1)
+        self.setCentralWidget(centre)
+
+        self.tree_dock = self._dock("Traps and nights", "trapsDock", self.tree,
+                                    Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.panel = ProcessingPanel(services, self.controller, self)
+        self.panel_dock = self._dock("Processing", "processingDock", self.panel,
+                                     Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.status = StatusBar(services, self)
+        self.setStatusBar(self.status)
+        self.drop = DropOverlay(self)
+        self._build_actions()
+        self._build_threshold_bar()
+        self._wire()
+        self._refresh_timer = QTimer(self, singleShot=True, interval=1000)
+        self._refresh_timer.timeout.connect(self._refresh_views)
+        self.resize(1280, 820)
+        self.resizeDocks([self.tree_dock], [420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
+        self._restore_geometry()
+
+    # ---- construction helpers -----------------------------------------------------------
+    def _add_view(self, module: str, cls: str, title: str, tip: str):
+        view_cls = _optional(module, cls)
+        if view_cls is None:
+            return None
+        view = view_cls(self.services, self)
+        self.views.append(view)
+        self.tabs.addTab(view, title)
+        self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
+        return view
+
+    def _dock(self, title, name, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, menu, text, slot, shortcut=None, tip="") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(tip or text)
+        action.setStatusTip(tip or text)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_action = self._action(file_menu, "&Open trap folder…", self.open_folder_dialog,
+                                        QKeySequence.StandardKey.Open,
+                                        "Index a trap folder (its images are grouped into nights)")
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.setToolTipsVisible(True)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addSeparator()
+        self.export_action = self._action(file_menu, "&Export detections…", self.open_export,
+                                          "Ctrl+E", "Save the detections of the selected "
+                                          "nights as CSV")
+        file_menu.addSeparator()
+        self.quit_action = self._action(file_menu, "&Quit", self.close, "Ctrl+Q", "Quit trapgui")
+        tools = bar.addMenu("&Tools")
+        self.settings_action = self._action(tools, "&Settings…", self.open_settings, "Ctrl+,",
+                                            "Models, devices, batch sizes, thresholds, folders")
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.models_action = self._action(tools, "&Models…", self.open_model_manager, "Ctrl+M",
+                                          "Download, import, verify or remove models")
+        run_menu = bar.addMenu("&Processing")
+        self._action(run_menu, "&Process selection", lambda: self.start_processing("selection"),
+                     "Ctrl+R", "Process the selected trap or nights")
+        self._action(run_menu, "Pause / &resume", self._toggle_pause, "Ctrl+P",
+                     "Pause after the batch in hand, or continue")
+        self._action(run_menu, "&Cancel", self.controller.cancel, "Ctrl+.",
+                     "Stop after the batch in hand; the rest stays queued")
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(self.tree_dock.toggleViewAction())
+        view_menu.addAction(self.panel_dock.toggleViewAction())
+        help_menu = bar.addMenu("&Help")
+        self.help_action = self._action(help_menu, "trapgui &help", self.show_help,
+                                        QKeySequence.StandardKey.HelpContents,
+                                        "How to use trapgui")
+        self.about_action = self._action(help_menu, "&About trapgui…", self.open_about, None,
+                                         "Versions, devices and paths; copy diagnostics")
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+
+    def _build_threshold_bar(self) -> None:
+        bar = QToolBar("Thresholds", self)
+        bar.setObjectName("thresholdBar")
+        bar.setMovable(False)
+        s = self.services.settings
+        self.det_spin = self._threshold_spin(s.detection_threshold,
+                                             "Hide detections scoring below this (all scores are "
+                                             "stored: changing it needs no re-run)")
+        self.cls_spin = self._threshold_spin(s.classification_threshold,
+                                             "Labels scoring below this count as uncertain")
+        bar.addWidget(QLabel(" Detection ≥ "))
+        bar.addWidget(self.det_spin)
+        bar.addWidget(QLabel("  Classification ≥ "))
+        bar.addWidget(self.cls_spin)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self._threshold_timer = QTimer(self, singleShot=True, interval=250)
+        self._threshold_timer.timeout.connect(self._apply_thresholds)
+        self.det_spin.valueChanged.connect(lambda _v: self._threshold_timer.start())
+        self.cls_spin.valueChanged.connect(lambda _v: self._threshold_timer.start())
+
+    def _threshold_spin(self, value: float, tip: str) -> QDoubleSpinBox:
+        spin = QDoubleSpinBox(self)
+        spin.setRange(0.0, 1.0)
+        spin.setSingleStep(0.05)
+        spin.setDecimals(2)
+        spin.setValue(value)
+        spin.setToolTip(tip)
+        return spin
+
+    def _wire(self) -> None:
+        self.drop.foldersDropped.connect(self.open_folders)
+        self.tree.selectionChangedTo.connect(self._selection_changed)
+        self.tree.loaded.connect(self._tree_loaded)
+        self.overview.nightActivated.connect(self.tree.select_night)
+        if self.detections is not None and self.viewer is not None:
+            self.detections.openImageRequested.connect(self._open_image)
+        if self.species is not None:
+            self.species.showDetectionsRequested.connect(self._show_label)
+        self.scanner.scanStarted.connect(self._scan_started)
+        self.scanner.progressed.connect(self.status.show_scan)
+        self.scanner.tick.connect(self.tree.reload)
+        self.scanner.scanFinished.connect(self._scan_finished)
+        self.scanner.scanFailed.connect(
+            lambda folder, exc: show_error(self, f"Cannot open {Path(folder).name}", exc))
+        self.scanner.allDone.connect(self._scans_done)
+        self.status.scan_cancel.clicked.connect(self.scanner.cancel)
+        self.panel.startRequested.connect(self.start_processing)
+        self.controller.stateChanged.connect(self.status.set_queue_state)
+        self.controller.progress.connect(self.status.set_devices)
+        self.controller.committed.connect(self._results_committed)
+        self.controller.finished.connect(self._run_finished)
+        self.controller.error.connect(self._run_error)
+
+    # ---- startup ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Called once the window is visible: load the catalogue and check for unfinished
+        work and missing models, all in the background."""
+        self.tree.reload()
+        run_in_background(self.services.processing.unfinished, self._offer_resume,
+                          lambda exc: log.warning("resume check failed: %s", exc))
+        if not self._ui.value("modelOfferDismissed", False, type=bool):
+            run_in_background(lambda: self.services.models.species_installed(),
+                              lambda ok: None if ok else self.offer.show(),
+                              lambda exc: log.warning("model check failed: %s", exc),
+                              context=self)
+
+    def _offer_resume(self, count: int) -> None:
+        if not count or self.controller.busy:
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Unfinished processing",
+                          f"{count:,} images from an earlier run were not processed yet.\n"
+                          "Finish them now?", parent=self)
+        box.setObjectName("resumeDialog")
+        resume = box.addButton("Resume processing", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(resume)
+        box.finished.connect(lambda _r: box.clickedButton() is resume
+                             and self.start_processing("resume"))
+        box.open()
+
+    # ---- folders ------------------------------------------------------------------------
+    @Slot()
+    def open_folder_dialog(self) -> None:
+        start = (self.services.settings.recent_folders or [str(Path.home())])[0]
+        folder = QFileDialog.getExistingDirectory(self, "Open trap folder", start)
+        if folder:
+            self.open_folders([folder])
+
+    @Slot(list)
+    def open_folders(self, folders: list) -> None:
+        self._pending_select = folders[-1] if folders else None
+        self.stack.setCurrentWidget(self.tabs)
+        self.scanner.scan([str(f) for f in folders])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.services.settings.recent_folders
+        if not recent:
+            action = self.recent_menu.addAction("No recent folders")
+            action.setEnabled(False)
+        for folder in recent:
+            action = self.recent_menu.addAction(Path(folder).name or folder)
+            action.setToolTip(folder)
+            action.triggered.connect(lambda _c=False, f=folder: self.open_folders([f]))
+
+    def _scan_started(self, folder: str) -> None:
+        self.status.show_scan(f"Scanning {Path(folder).name}…", 0, 0)
+
+    def _scan_finished(self, report) -> None:
+        text = (f"{Path(report.folder).name}: {report.found:,} images in {report.nights} "
+                f"night{'s' if report.nights != 1 else ''}"
+                f" ({report.added:,} new")
+        text += f", {report.unreadable:,} unreadable" if report.unreadable else ""
+        text += f", {report.undated:,} undated" if report.undated else ""
+        text += ", scan stopped early)" if report.cancelled else ")"
+        self.status.showMessage(text, 15000)
+        self._select_after_load = report.deployment_id
+        self.tree.reload()
+
+    def _scans_done(self) -> None:
+        self.status.hide_scan()
+
+    @Slot(list)
+    def _tree_loaded(self, summaries: list) -> None:
+        has_traps = bool(summaries)
+        if has_traps or self.scanner.busy:
+            self.stack.setCurrentWidget(self.tabs)
+        else:
+            self.stack.setCurrentWidget(self.empty)
+        self.overview.set_summaries(summaries)
+        dep = getattr(self, "_select_after_load", None)
+        if dep is not None:
+            self._select_after_load = None
+            self.tree.select_deployment(dep)
+
+    # ---- selection, thresholds, refresh ----------------------------------------------------
+    @Slot(object, list)
+    def _selection_changed(self, deployment_id, night_ids: list) -> None:
+        for view in self.views:
+            view.set_selection(deployment_id, list(night_ids))
+
+    def _apply_thresholds(self) -> None:
+        s = self.services.settings
+        s.detection_threshold = round(self.det_spin.value(), 4)
+        s.classification_threshold = round(self.cls_spin.value(), 4)
+        run_in_background(self.services.save_settings, context=self)
+        for view in self.views:
+            view.set_threshold(s.detection_threshold, s.classification_threshold)
+        self.tree.schedule_reload()
+
+    @Slot(list, int)
+    def _results_committed(self, _image_ids: list, _detections: int) -> None:
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def _refresh_views(self) -> None:
+        for view in self.views:
+            view.refresh()
+        self.tree.reload()
+
+    def _open_image(self, image_id: int, detection_id: int) -> None:
+        self.viewer.show_image(image_id, detection_id)
+        self.tabs.setCurrentWidget(self.viewer)
+
+    def _show_label(self, label: str) -> None:
+        if self.detections is None:
+            return
+        setter = getattr(self.detections, "set_label_filter", None)
+        if setter is not None:
+            setter(label)
+        self.tabs.setCurrentWidget(self.detections)
+
+    # ---- processing ---------------------------------------------------------------------
+    @Slot(str, list)
+    def start_processing(self, kind: str, files: list | None = None) -> None:
+        if self.controller.busy:
+            return
+        if kind == "resume":
+            self.controller.start(RunScope(description="the images left from an earlier run"))
+            return
+        if kind == "images":
+            run_in_background(lambda: self.services.catalogue.image_ids_for_files(files or []),
+                              self._start_images,
+                              lambda exc: show_error(self, "Cannot process these images", exc),
+                              context=self)
+            return
+        dep, nights = self.tree.selection()
+        if kind == "selection":
+            kind = self.tree.selected_scope()
+        if dep is None and not nights:
+            show_error(self, "Nothing selected", UserInputError(
+                "Select a trap or one or more nights on the left first.",
+                hint="Open a trap folder (File ▸ Open) if the list is empty."))
+            return
+        if kind == "trap":
+            deps = sorted({d for d in ([dep] if dep is not None else
+                                       [s.id for s in self.tree.summaries])})
+            names = [s.name for s in self.tree.summaries if s.id in deps]
+            scope = RunScope(deployment_ids=tuple(deps), include_undated=True,
+                             description=", ".join(names))
+        else:
+            count = len(nights) + (1 if self.tree.includes_undated() else 0)
+            scope = RunScope(deployment_ids=(dep,) if dep is not None else (),
+                             night_ids=tuple(nights),
+                             include_undated=self.tree.includes_undated(),
+                             description=f"{count} selected night{'s' if count != 1 else ''}")
+        self.controller.start(scope)
+
+    def _start_images(self, found) -> None:
+        ids, missing = found
+        if missing:
+            show_error(self, "Images not in the catalogue", UserInputError(
+                f"{len(missing)} of the chosen files are not in an opened trap folder "
+                f"(for example {Path(missing[0]).name}).",
+                hint="Open their trap folder first (File ▸ Open), then choose them again."))
+            if not ids:
+                return
+        self.controller.start(RunScope(image_ids=tuple(ids),
+                                       description=f"{len(ids)} chosen image(s)"))
+
+    def _toggle_pause(self) -> None:
+        if self.controller.state == "paused":
+            self.controller.resume()
+        else:
+            self.controller.pause()
+
+    def _run_finished(self, _summary) -> None:
+        self._refresh_views()
+        if self._close_when_idle:
+            self.close()
+
+    def _run_error(self, exc: BaseException) -> None:
+        if isinstance(exc, ModelNotInstalledError):
+            box = show_error(self, "A model is missing", exc)
+            box.finished.connect(lambda _r: self.open_model_manager(exc.key))
+            return
+        show_error(self, "Processing stopped", exc)
+
+    # ---- dialogs ------------------------------------------------------------------------
+    def open_settings(self) -> None:
+        from trapgui.gui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.services, self)
+        dialog.applied.connect(self._settings_applied)
+        dialog.open()
+
+    def _settings_applied(self) -> None:
+        s = self.services.settings
+        self.det_spin.setValue(s.detection_threshold)
+        self.cls_spin.setValue(s.classification_threshold)
+        self.status.device_label.setText(f"Device: {s.device}")
+        self.tree.schedule_reload()
+
+    def open_model_manager(self, highlight: str | None = None) -> None:
+        from trapgui.gui.model_manager import ModelManager
+
+        dialog = ModelManager(self.services, self, highlight=highlight or None)
+        dialog.open()
+
+    def open_about(self) -> None:
+        from trapgui.gui.about_dialog import AboutDialog
+
+        AboutDialog(self.services, self).open()
+
+    def open_export(self) -> None:
+        export_cls = _optional("export_dialog", "ExportDialog")
+        if export_cls is None:
+            show_error(self, "Export", UserInputError("Export is not available in this build."))
+            return
+        _dep, nights = self.tree.selection()
+        if not nights:
+            show_error(self, "Nothing to export", UserInputError(
+                "Select a trap or one or more nights on the left first."))
+            return
+        s = self.services.settings
+        dialog = export_cls(self.services, nights, s.detection_threshold, self)
+        dialog.open()
+
+    def show_help(self) -> None:
+        guide = resource_path("../README.md").resolve()
+        box = QMessageBox(QMessageBox.Icon.Information, "trapgui help", _HELP, parent=self)
+        box.setObjectName("helpDialog")
+        if guide.exists():
+            button = box.addButton("Open the user guide", QMessageBox.ButtonRole.ActionRole)
+            button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(guide))))
+        box.addButton(QMessageBox.StandardButton.Close)
+        box.open()
+
+    # ---- geometry and closing -----------------------------------------------------------
+    def _restore_geometry(self) -> None:
+        geometry = self._ui.value("geometry")
+        state = self._ui.value("windowState")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        if self.drop.isVisible():
+            self.drop.setGeometry(self.rect())
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self.controller.busy:
+            event.ignore()
+            if not self._close_when_idle:
+                self._confirm_close()
+            return
+        self.scanner.cancel()
+        self._ui.setValue("geometry", self.saveGeometry())
+        self._ui.setValue("windowState", self.saveState())
+        self._ui.sync()
+        event.accept()
+
+    def _confirm_close(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Question, "Processing is running",
+                          "Images are being processed. Stop and quit?\n\nThe batch in hand is "
+                          "finished and saved; the remaining images stay queued and you can "
+                          "resume them next time.", parent=self)
+        box.setObjectName("confirmCloseDialog")
+        stop = box.addButton("Stop and quit", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Keep processing", QMessageBox.ButtonRole.RejectRole)
+        box.finished.connect(lambda _r: self._close_confirmed() if box.clickedButton() is stop
+                             else None)
+        box.open()
+
+    def _close_confirmed(self) -> None:
+        self._close_when_idle = True
+        self.status.showMessage("Finishing the batch in hand, then quitting…")
+        self.controller.cancel()
+        if not self.controller.busy:
+            self.close()
+
+
+_HELP = """<h3>Using trapgui</h3>
+<ol>
+<li><b>Open a trap folder</b>: drag it onto the window (several at once is fine) or use
+File ▸ Open (Ctrl+O). Images are grouped into nights (noon to noon by default).</li>
+<li><b>Choose models</b> in Tools ▸ Settings (Ctrl+,); download or import them in
+Tools ▸ Models.</li>
+<li><b>Process</b>: select a trap or nights on the left and press <i>Process selection</i>
+(Ctrl+R). Pause, resume or cancel at any time; nothing is lost.</li>
+<li><b>Browse</b> the Detections and Species tabs while it runs; double-click a detection to
+see it on its image. Thresholds in the toolbar apply instantly.</li>
+<li><b>Export</b> the selected nights as CSV with File ▸ Export (Ctrl+E).</li>
+</ol>"""

@@ -1,0 +1,177 @@
+"""The Nights overview tab: one row per night of the selected trap(s), with how far
+processing got, what was found, and a bar chart of activity through the night."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QStyle, QStyledItemDelegate,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from trapgui.gui.background import run_in_background
+
+COLUMNS = ("Night", "First image", "Last image", "Images", "Processed", "Failed",
+           "Detections", "Species", "Activity through the night")
+TIPS = ("The night is named by its evening date", "Capture time of the first image",
+        "Capture time of the last image", "Images in the night (unreadable ones included)",
+        "Share of images processed with the current models", "Images that could not be processed",
+        "Detections at or above the detection threshold",
+        "Distinct species/orders at or above the classification threshold",
+        "Detections per hour, from the night's cut-off hour (left) to the next day's (right)")
+ACTIVITY_ROLE = Qt.ItemDataRole.UserRole + 10
+NIGHT_ROLE = Qt.ItemDataRole.UserRole
+ACTIVITY_COL = len(COLUMNS) - 1
+
+
+class ActivityDelegate(QStyledItemDelegate):
+    """24 hourly bars in the palette's highlight colour (readable in light and dark themes)."""
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        super().paint(painter, option, index)
+        bins = index.data(ACTIVITY_ROLE)
+        if not bins or not max(bins):
+            return
+        painter.save()
+        rect = option.rect.adjusted(4, 3, -4, -3)
+        colour = option.palette.color(option.palette.ColorRole.Highlight)
+        if option.state & QStyle.StateFlag.State_Selected:
+            colour = option.palette.color(option.palette.ColorRole.HighlightedText)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+        top = max(bins)
+        width = rect.width() / len(bins)
+        for i, value in enumerate(bins):
+            h = int(rect.height() * value / top)
+            if h:
+                painter.drawRect(QRect(int(rect.left() + i * width), rect.bottom() - h + 1,
+                                       max(1, int(width) - 1), h))
+        painter.restore()
+
+
+class NightsOverview(QWidget):
+    nightActivated = Signal(int)
+
+    def __init__(self, services, parent=None):
+        super().__init__(parent)
+        self._services = services
+        self._summaries: list = []
+        self._deployment_id: int | None = None
+        self._night_ids: list[int] = []
+        self.heading = QLabel("", self)
+        self.heading.setObjectName("overviewHeading")
+        self.heading.setWordWrap(True)
+        self.heading.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setObjectName("nightsTable")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        for col, tip in enumerate(TIPS):
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
+        self.table.setToolTip("Double-click a night to select it and see its detections")
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.setItemDelegateForColumn(ACTIVITY_COL, ActivityDelegate(self.table))
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(ACTIVITY_COL, QHeaderView.ResizeMode.Stretch)
+        self.table.cellDoubleClicked.connect(self._activated)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.table, 1)
+        self._activity_pending = False
+        self._activity_timer = QTimer(self, singleShot=True, interval=1000)
+        self._activity_timer.timeout.connect(self._load_activity)
+
+    # the common results-view interface (see main_window)
+    def set_selection(self, deployment_id: int | None, night_ids: list[int]) -> None:
+        self._deployment_id = deployment_id
+        self._night_ids = list(night_ids)
+        self._rebuild()
+
+    def set_threshold(self, detection: float, classification: float) -> None:
+        pass  # counts come with the summaries, which the tree reloads on threshold changes
+
+    def refresh(self) -> None:
+        self._activity_timer.start()
+
+    def set_summaries(self, summaries: list) -> None:
+        self._summaries = summaries
+        self._rebuild()
+
+    def _visible_deployments(self) -> list:
+        if self._deployment_id is None:
+            return list(self._summaries)
+        return [d for d in self._summaries if d.id == self._deployment_id]
+
+    def _rebuild(self) -> None:
+        deps = self._visible_deployments()
+        if not deps:
+            self.heading.setText("Select a trap on the left to see its nights.")
+            self.table.setRowCount(0)
+            return
+        if len(deps) == 1:
+            d = deps[0]
+            self.heading.setText(
+                f"<b>{d.name}</b> — {d.path}<br>{len(d.night_ids)} nights · "
+                f"{d.total('images'):,} images · {d.total('processed'):,} processed · "
+                f"{d.total('detections'):,} detections")
+        else:
+            self.heading.setText(f"<b>{len(deps)} traps</b> — "
+                                 f"{sum(d.total('images') for d in deps):,} images")
+        nights = [n for d in deps for n in d.nights]
+        old = {self.table.item(r, 0).data(NIGHT_ROLE): self.table.item(r, ACTIVITY_COL)
+               .data(ACTIVITY_ROLE) for r in range(self.table.rowCount())
+               if self.table.item(r, 0) is not None}
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(nights))
+        selected = set(self._night_ids)
+        for row, n in enumerate(nights):
+            pct = f"{100 * n.processed / n.images:.0f}%" if n.images else "–"
+            values = [n.title.replace("Night of ", ""), _time(n.start), _time(n.end),
+                      f"{n.images:,}", pct, f"{n.failed:,}" if n.failed else "",
+                      f"{n.detections:,}", f"{n.species:,}", ""]
+            for col, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                if 3 <= col <= 7:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, col, item)
+            key = n.id if n.id is not None else f"undated-{n.deployment_id}"
+            self.table.item(row, 0).setData(NIGHT_ROLE, key)
+            self.table.item(row, 4).setToolTip(f"{n.processed:,} of {n.images:,} processed")
+            self.table.item(row, ACTIVITY_COL).setData(ACTIVITY_ROLE, old.get(key))
+            if n.id in selected and len(selected) < len(nights):
+                self.table.selectRow(row)
+        self._load_activity()
+
+    def _load_activity(self) -> None:
+        ids = [self.table.item(r, 0).data(NIGHT_ROLE) for r in range(self.table.rowCount())]
+        ids = [i for i in ids if isinstance(i, int)][:500]
+        if not ids or self._activity_pending:
+            return
+        self._activity_pending = True
+        run_in_background(lambda: self._services.catalogue.hourly_activity(ids),
+                          self._apply_activity, lambda exc: self._activity_failed(), context=self)
+
+    def _activity_failed(self) -> None:
+        self._activity_pending = False
+
+    def _apply_activity(self, bins: dict) -> None:
+        self._activity_pending = False
+        for row in range(self.table.rowCount()):
+            key = self.table.item(row, 0).data(NIGHT_ROLE)
+            if key in bins:
+                item = self.table.item(row, ACTIVITY_COL)
+                item.setData(ACTIVITY_ROLE, bins[key])
+                peak = max(bins[key])
+                item.setToolTip(f"Peak: {peak} detections in one hour" if peak else
+                                "No detections above the threshold yet")
+
+    def _activated(self, row: int, _col: int) -> None:
+        key = self.table.item(row, 0).data(NIGHT_ROLE)
+        if isinstance(key, int):
+            self.nightActivated.emit(key)
+
+
+def _time(value) -> str:
+    return f"{value:%d %b %H:%M}" if value else ""

@@ -1,0 +1,235 @@
+"""Processing controls and live progress: Start (trap / selected nights / images), Pause,
+Resume, Cancel; progress bar, counts, speed, ETA, one line per device, and failures with
+their reasons. Fed by :class:`RunController` (already throttled)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QMenu, QProgressBar, QPushButton, QToolButton,
+                               QVBoxLayout, QWidget)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class ProcessingPanel(QWidget):
+    """Asks the main window for the scope with ``startRequested(kind)``: "trap", "nights",
+    "images" (with the chosen files) or "resume"."""
+
+    startRequested = Signal(str, list)
+
+    def __init__(self, services, controller, parent=None):
+        super().__init__(parent)
+        self._services = services
+        self._controller = controller
+        self._failures = 0
+        self._total = 0
+
+        self.start_button = QToolButton(self)
+        self.start_button.setObjectName("startButton")
+        self.start_button.setText("Process selection")
+        self.start_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.start_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.start_button.setToolTip("Process the trap or nights selected on the left with the "
+                                     "models chosen in Settings (the arrow offers more choices)")
+        menu = QMenu(self.start_button)
+        self.trap_action = menu.addAction("Process whole trap", lambda: self._request("trap"))
+        self.trap_action.setToolTip("Every night of the selected trap, including undated images")
+        self.nights_action = menu.addAction("Process selected nights",
+                                            lambda: self._request("nights"))
+        self.images_action = menu.addAction("Process chosen images…", self._choose_images)
+        self.resume_action = menu.addAction("Finish the interrupted run",
+                                            lambda: self._request("resume"))
+        menu.setToolTipsVisible(True)
+        self.start_button.setMenu(menu)
+        self.start_button.clicked.connect(lambda: self._request("selection"))
+
+        self.pause_button = QPushButton("Pause", self)
+        self.pause_button.setObjectName("pauseButton")
+        self.pause_button.setToolTip("Pause after the batch in hand; Resume continues")
+        self.pause_button.clicked.connect(self._toggle_pause)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setObjectName("cancelButton")
+        self.cancel_button.setToolTip("Stop after the batch in hand; unprocessed images stay "
+                                      "queued and nothing is lost")
+        self.cancel_button.clicked.connect(controller.cancel)
+
+        self.bar = QProgressBar(self)
+        self.bar.setObjectName("progressBar")
+        self.bar.setToolTip("Images processed (done or failed) out of the images in this run")
+        self.bar.setFormat("")
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.title = QLabel("Nothing is being processed.", self)
+        self.title.setObjectName("runTitle")
+        self.title.setToolTip("What is being processed, and with which models")
+        self.title.setWordWrap(True)
+        self.counts = QLabel("", self)
+        self.counts.setObjectName("runCounts")
+        self.counts.setToolTip("Images done / total, detections found in this run, speed and "
+                               "estimated time left")
+        self.counts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.devices = QLabel("", self)
+        self.devices.setObjectName("runDevices")
+        self.devices.setToolTip("Each device worker: its batch size, speed and state")
+        self.failures_label = QLabel("No failures", self)
+        self.failures_label.setObjectName("failuresLabel")
+        self.failures_label.setToolTip("Images that could not be processed; each keeps its "
+                                       "reason and is listed on the right")
+        self.failures = QListWidget(self)
+        self.failures.setObjectName("failuresList")
+        self.failures.setToolTip("Failed images and why (also stored with the image)")
+        self.failures.setMinimumWidth(260)
+        self.failures.setMinimumHeight(60)
+        self.log_label = QLabel("", self)
+        self.log_label.setObjectName("runLog")
+        self.log_label.setWordWrap(True)
+        self.log_label.setToolTip("The engine's latest message")
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.pause_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        left = QVBoxLayout()
+        left.addLayout(buttons)
+        left.addWidget(self.title)
+        left.addWidget(self.bar)
+        left.addWidget(self.counts)
+        left.addWidget(self.devices)
+        left.addWidget(self.log_label)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(self.failures_label)
+        right.addWidget(self.failures, 1)
+        grid = QGridLayout(self)
+        grid.addLayout(left, 0, 0)
+        grid.addLayout(right, 0, 1)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+
+        controller.stateChanged.connect(self._state_changed)
+        controller.started.connect(self._started)
+        controller.planned.connect(self._planned)
+        controller.progress.connect(self._progress)
+        controller.failed.connect(self._failed)
+        controller.logged.connect(self._logged)
+        controller.finished.connect(self._finished)
+        self._state_changed("idle")
+
+    # ---- requests -----------------------------------------------------------------------
+    def _request(self, kind: str, files: list | None = None) -> None:
+        self.startRequested.emit(kind, files or [])
+
+    def _choose_images(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Choose images to process", "", "Images (*.jpg *.jpeg *.JPG *.JPEG)")
+        if files:
+            self._request("images", files)
+
+    def _toggle_pause(self) -> None:
+        if self._controller.state == "paused":
+            self._controller.resume()
+        else:
+            self._controller.pause()
+
+    # ---- updates ------------------------------------------------------------------------
+    @Slot(str)
+    def _state_changed(self, state: str) -> None:
+        idle = state == "idle"
+        self.start_button.setEnabled(idle)
+        self.pause_button.setEnabled(state in ("starting", "running", "paused"))
+        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        self.cancel_button.setEnabled(state in ("starting", "running", "paused"))
+        if state == "cancelling":
+            self.log_label.setText("Cancelling: finishing the batch in hand; the rest stays "
+                                   "queued…")
+        elif state == "paused":
+            self.log_label.setText("Paused. Press Resume to continue.")
+        elif state == "starting":
+            self.log_label.setText("Loading models…")
+
+    @Slot(str)
+    def _started(self, description: str) -> None:
+        self._failures = 0
+        self._total = 0
+        self.failures.clear()
+        self.failures_label.setText("No failures")
+        self.title.setText(f"Processing {description}" if description else "Processing")
+        self.bar.setRange(0, 0)  # busy until the first progress arrives
+        self.bar.setFormat("%v / %m images")
+        self.counts.setText("Preparing…")
+        self.devices.setText("")
+
+    @Slot(object)
+    def _planned(self, plan) -> None:
+        self.title.setText(f"{self.title.text()} — {plan.pipeline_name}")
+        if plan.in_scope:
+            self._total = plan.in_scope
+            self.counts.setText(f"{plan.in_scope:,} images in scope, "
+                                f"{plan.newly_queued:,} newly queued")
+
+    @Slot(object)
+    def _progress(self, p) -> None:
+        processed = p.done + p.failed
+        self._total = p.total
+        self.bar.setRange(0, max(1, p.total))
+        self.bar.setValue(processed)
+        rate = f"{p.images_per_s:.1f} img/s" if p.images_per_s else "– img/s"
+        eta = "paused" if p.paused else f"ETA {format_duration(p.eta_s)}"
+        self.counts.setText(f"{processed:,} / {p.total:,} images · {p.detections:,} detections "
+                            f"· {rate} · {eta}")
+        lines = [f"{d.device} — batch {d.batch_size} — {d.images_per_s:.1f} img/s — {d.state}"
+                 for d in p.devices]
+        self.devices.setText("\n".join(lines))
+        self.devices.setToolTip("\n".join(f"{d.device}: {d.name}, {d.images_done:,} images"
+                                          for d in p.devices) or "Each device worker")
+
+    @Slot(list)
+    def _failed(self, events: list) -> None:
+        for e in events:
+            name = e.path.rsplit("/", 1)[-1] if e.path else f"image {e.image_id}"
+            item = QListWidgetItem(f"{name}: {e.reason}")
+            item.setToolTip(f"{e.path}\n{e.reason}")
+            self.failures.addItem(item)
+        self._failures += len(events)
+        self.failures_label.setText(f"{self._failures:,} failed image(s)")
+
+    @Slot(list)
+    def _logged(self, events: list) -> None:
+        self.log_label.setText(events[-1].message)
+        warnings = [e for e in events if e.level in ("warning", "error")]
+        if warnings:
+            self.log_label.setToolTip("\n".join(e.message for e in warnings))
+
+    @Slot(object)
+    def _finished(self, summary) -> None:
+        if summary is None:
+            self.bar.setRange(0, 1)
+            self.bar.setValue(0)
+            self.bar.setFormat("")
+            self.counts.setText("")
+            self.title.setText("Nothing is being processed.")
+            return
+        self.bar.setRange(0, max(1, self._total or summary.done + summary.failed))
+        if summary.status == "finished":
+            self.bar.setValue(self.bar.maximum())
+        verb = {"finished": "Finished", "cancelled": "Cancelled", "crashed": "Stopped by an error"}
+        text = (f"{verb.get(summary.status, summary.status)}: {summary.done:,} images done, "
+                f"{summary.failed:,} failed, {summary.detections:,} detections in "
+                f"{format_duration(summary.elapsed_s)} ({summary.images_per_s:.1f} img/s)")
+        if summary.remaining:
+            text += f". {summary.remaining:,} images remain queued."
+        self.counts.setText(text)
+        self.log_label.setText("; ".join(summary.notes) if summary.notes else "")

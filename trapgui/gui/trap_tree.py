@@ -1,0 +1,217 @@
+"""Left pane: traps (deployments) and their nights, with images / processed / detections /
+species counts. Counts load off the GUI thread; reloads are coalesced so a flood of "results
+changed" notifications costs at most one query at a time."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
+
+from trapgui.gui.background import run_in_background
+
+KIND_ROLE = Qt.ItemDataRole.UserRole
+ID_ROLE = Qt.ItemDataRole.UserRole + 1
+DEP_ROLE = Qt.ItemDataRole.UserRole + 2
+COLUMNS = ("Trap / night", "Images", "Processed", "Detections", "Species")
+TIPS = ("Trap folders and the nights found in them (a night runs from the cut-off hour, noon by "
+        "default, to the same hour next day)",
+        "Images in the trap folder or night",
+        "Images processed with the current models (failed images count as processed)",
+        "Detections at or above the detection threshold",
+        "Distinct species or orders at or above the classification threshold")
+
+
+class TrapTree(QWidget):
+    """Emits ``selectionChangedTo(deployment_id or None, night_ids)``."""
+
+    selectionChangedTo = Signal(object, list)
+    loaded = Signal(list)  # the DeploymentSummary list after each reload
+
+    def __init__(self, services, parent=None):
+        super().__init__(parent)
+        self._services = services
+        self._loading = False
+        self._again = False
+        self.summaries: list = []
+        self.tree = QTreeWidget(self)
+        self.tree.setObjectName("trapTree")
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(COLUMNS)
+        for col, tip in enumerate(TIPS):
+            self.tree.headerItem().setToolTip(col, tip)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setToolTip("Select a trap or one or more nights (Ctrl/Shift-click) to show "
+                             "and process them")
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.itemSelectionChanged.connect(self._emit_selection)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tree)
+        self._debounce = QTimer(self, singleShot=True, interval=300)
+        self._debounce.timeout.connect(self.reload)
+
+    # ---- loading ------------------------------------------------------------------------
+    def schedule_reload(self) -> None:
+        """Reload soon; many calls within the debounce interval make one query."""
+        if not self._debounce.isActive():
+            self._debounce.start()
+
+    def reload(self) -> None:
+        if self._loading:
+            self._again = True
+            return
+        self._loading = True
+        run_in_background(self._services.catalogue.tree, self._apply, self._failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._loading = False
+        from trapgui.gui.error_dialog import show_error
+
+        show_error(self, "Cannot read the catalogue", exc)
+
+    def _apply(self, summaries: list) -> None:
+        self._loading = False
+        self.summaries = summaries
+        self.tree.blockSignals(True)
+        before = self._selected_keys()
+        first_load = self.tree.topLevelItemCount() == 0
+        existing = {self._key(self.tree.topLevelItem(i)): self.tree.topLevelItem(i)
+                    for i in range(self.tree.topLevelItemCount())}
+        seen = set()
+        for index, dep in enumerate(summaries):
+            key = ("deployment", dep.id)
+            seen.add(key)
+            item = existing.get(key)
+            if item is None:
+                item = QTreeWidgetItem()
+                item.setData(0, KIND_ROLE, "deployment")
+                item.setData(0, ID_ROLE, dep.id)
+                item.setData(0, DEP_ROLE, dep.id)
+                self.tree.insertTopLevelItem(index, item)
+                item.setExpanded(True)
+            self._fill(item, dep.name, dep.total("images"), dep.total("processed"),
+                       dep.total("failed"), dep.total("detections"), None, tooltip=dep.path)
+            self._sync_nights(item, dep)
+        for key, item in existing.items():
+            if key not in seen:
+                self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(item))
+        self._restore(before)
+        if first_load and not before and self.tree.topLevelItemCount():
+            self.tree.setCurrentItem(self.tree.topLevelItem(0))
+        self.tree.blockSignals(False)
+        if self._selected_keys() != before:
+            self._emit_selection()
+        self.loaded.emit(summaries)
+        if self._again:
+            self._again = False
+            self.reload()
+
+    def _sync_nights(self, parent: QTreeWidgetItem, dep) -> None:
+        existing = {self._key(parent.child(i)): parent.child(i) for i in range(parent.childCount())}
+        wanted = []
+        for night in dep.nights:
+            key = ("night", night.id if night.id is not None else f"undated-{dep.id}")
+            wanted.append(key)
+            item = existing.get(key)
+            if item is None:
+                item = QTreeWidgetItem()
+                item.setData(0, KIND_ROLE, "night")
+                item.setData(0, ID_ROLE, key[1])
+                item.setData(0, DEP_ROLE, dep.id)
+                parent.addChild(item)
+            tip = night.title
+            if night.start and night.end:
+                tip += f"\n{night.start:%d %b %H:%M} – {night.end:%d %b %H:%M}"
+            if night.id is None:
+                tip += "\nImages without a usable capture time (see their time errors)"
+            if night.unreadable:
+                tip += f"\n{night.unreadable} unreadable image(s)"
+            label = "Undated images" if night.date is None else f"{night.date:%a %d %b %Y}"
+            self._fill(item, label, night.images, night.processed, night.failed,
+                       night.detections, night.species, tooltip=tip)
+        for key, item in existing.items():
+            if key not in wanted:
+                parent.removeChild(item)
+        # keep the children in the summaries' (date) order
+        order = {key: i for i, key in enumerate(wanted)}
+        items = [parent.takeChild(0) for _ in range(parent.childCount())]
+        items.sort(key=lambda it: order.get(self._key(it), 0))
+        parent.addChildren(items)
+
+    @staticmethod
+    def _fill(item, name, images, processed, failed, detections, species, tooltip="") -> None:
+        item.setText(0, name)
+        item.setToolTip(0, tooltip)
+        item.setText(1, f"{images:,}")
+        pct = f"{100 * processed / images:.0f}%" if images else "–"
+        item.setText(2, pct)
+        item.setToolTip(2, f"{processed:,} of {images:,} images processed"
+                        + (f", {failed:,} failed" if failed else ""))
+        item.setText(3, f"{detections:,}")
+        item.setText(4, "" if species is None else f"{species:,}")
+        for col in range(1, 5):
+            item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    # ---- selection ----------------------------------------------------------------------
+    @staticmethod
+    def _key(item):
+        return (item.data(0, KIND_ROLE), item.data(0, ID_ROLE))
+
+    def _selected_keys(self) -> list:
+        return [self._key(i) for i in self.tree.selectedItems()]
+
+    def _restore(self, keys: list) -> None:
+        wanted = set(keys)
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            top.setSelected(self._key(top) in wanted)
+            for j in range(top.childCount()):
+                top.child(j).setSelected(self._key(top.child(j)) in wanted)
+
+    def selection(self) -> tuple[int | None, list[int]]:
+        """(deployment id, night ids); a selected trap means all its nights."""
+        items = self.tree.selectedItems()
+        if not items:
+            return None, []
+        deps = {i.data(0, DEP_ROLE) for i in items}
+        dep = deps.pop() if len(deps) == 1 else None
+        nights: list[int] = []
+        for item in items:
+            if item.data(0, KIND_ROLE) == "deployment":
+                summary = next((d for d in self.summaries if d.id == item.data(0, ID_ROLE)), None)
+                nights.extend(summary.night_ids if summary else [])
+            elif isinstance(item.data(0, ID_ROLE), int):
+                nights.append(item.data(0, ID_ROLE))
+        return dep, sorted(set(nights))
+
+    def selected_scope(self) -> str:
+        """"trap" when whole traps are selected, else "nights"."""
+        kinds = {i.data(0, KIND_ROLE) for i in self.tree.selectedItems()}
+        return "trap" if kinds == {"deployment"} else "nights"
+
+    def includes_undated(self) -> bool:
+        return any(isinstance(i.data(0, ID_ROLE), str) for i in self.tree.selectedItems())
+
+    def select_night(self, night_id: int) -> None:
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            for j in range(top.childCount()):
+                if top.child(j).data(0, ID_ROLE) == night_id:
+                    self.tree.setCurrentItem(top.child(j))
+                    return
+
+    def select_deployment(self, deployment_id: int) -> None:
+        for i in range(self.tree.topLevelItemCount()):
+            if self.tree.topLevelItem(i).data(0, ID_ROLE) == deployment_id:
+                self.tree.setCurrentItem(self.tree.topLevelItem(i))
+                return
+
+    def _emit_selection(self) -> None:
+        dep, nights = self.selection()
+        self.selectionChangedTo.emit(dep, nights)

@@ -1,0 +1,137 @@
+"""Processing for the GUI: what to run (settings → pipeline spec), on which images, and the
+controls of the run in progress. Wraps :class:`trapgui.pipeline.engine.Engine`.
+
+``run`` blocks until the run ends: the GUI calls it from a thread of its own and passes a
+``thread_factory`` so each device worker is hosted the way the GUI wants (QThreads). torch is
+imported here only when a run starts, never at import time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import text
+
+from trapgui.core.errors import Cancelled, UserInputError
+from trapgui.services.processing_types import RunPlan, RunScope
+
+
+class ProcessingService:
+    def __init__(self, services):
+        self._services = services
+        self._lock = threading.Lock()
+        self._engine = None
+        self._cancel_requested = False
+        self._paused = False
+
+    # ---- configuration ------------------------------------------------------------------
+    def spec(self):
+        from trapgui.pipeline.spec import PipelineSpec
+
+        return PipelineSpec.from_settings(self._services.settings)
+
+    def pipeline_key_for_settings(self) -> str:
+        return self.spec().key
+
+    def _pipeline_id(self) -> int | None:
+        with self._services.db.session() as s:
+            return s.execute(text("SELECT id FROM pipeline_configs WHERE key = :k"),
+                             {"k": self.pipeline_key_for_settings()}).scalar()
+
+    def unfinished(self) -> int:
+        """Images still queued (pending, or claimed by a run that was interrupted) for the
+        current settings: what "resume" would process."""
+        pid = self._pipeline_id()
+        if pid is None:
+            return 0
+        with self._services.db.session() as s:
+            return int(s.execute(text(
+                "SELECT COUNT(*) FROM jobs WHERE pipeline_id = :p AND state IN "
+                "('pending', 'claimed')"), {"p": pid}).scalar() or 0)
+
+    def missing_models(self) -> list[tuple[str, str]]:
+        """(key, name) of the models the settings choose that are not installed."""
+        return self._services.models.missing_for(self.spec())
+
+    # ---- the run ------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._engine is not None
+
+    def run(self, scope: RunScope, on_event: Callable, thread_factory=None,
+            on_plan: Callable[[RunPlan], None] | None = None):
+        """Queue the scope's images and process them; blocks; returns the RunSummary.
+
+        Raises ModelNotInstalledError (a model the settings choose has no weights),
+        UserInputError (nothing to process) or Cancelled (cancelled before the start)."""
+        missing = self.missing_models()
+        if missing:
+            from trapgui.core.errors import ModelNotInstalledError
+
+            key, name = missing[0]
+            raise ModelNotInstalledError(key, name)
+        from trapgui.pipeline.engine import Engine
+
+        services = self._services
+        engine = Engine(services.db, services.models.store, self.spec(),
+                        devices=services.settings.device, thread_factory=thread_factory)
+        with self._lock:
+            if self._cancel_requested:
+                self._cancel_requested = False
+                raise Cancelled("Processing was cancelled before it started.")
+            self._engine = engine
+            if self._paused:
+                engine.pause()
+        try:
+            plan = self._queue(engine, scope)
+            if on_plan is not None:
+                on_plan(plan)
+            return engine.run(on_event=on_event, image_ids=plan.image_ids)
+        finally:
+            with self._lock:
+                self._engine = None
+                self._cancel_requested = False
+                self._paused = False
+
+    def _queue(self, engine, scope: RunScope) -> RunPlan:
+        catalogue = self._services.catalogue
+        name = engine.spec.display_name if hasattr(engine, "spec") else self.spec().display_name
+        if scope.resume_only:
+            return RunPlan(name, self.unfinished(), 0, None)
+        if scope.image_ids:
+            ids = list(scope.image_ids)
+        else:
+            ids = []
+            for dep in scope.deployment_ids or (None,):
+                ids += catalogue.image_ids(dep, list(scope.night_ids) or None,
+                                           include_undated=scope.include_undated)
+        if not ids:
+            raise UserInputError("There are no readable images in the selection.",
+                                 hint="Select a trap or nights that contain images.")
+        queued = engine.enqueue_images(ids, requeue=scope.requeue)
+        return RunPlan(name, len(ids), queued, ids)
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+            if self._engine is not None:
+                self._engine.pause()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            if self._engine is not None:
+                self._engine.resume()
+
+    def cancel(self) -> None:
+        """Stop within one batch; claims go back to the queue (nothing is lost)."""
+        with self._lock:
+            if self._engine is not None:
+                self._engine.cancel()
+            else:
+                self._cancel_requested = True
+
+    def reset_cancel(self) -> None:
+        with self._lock:
+            self._cancel_requested = False
