@@ -1,0 +1,226 @@
+"""`trapgui process FOLDER`: scan + queue + find and identify insects + optional CSV export,
+with a terminal progress bar. Ctrl+C cancels cleanly: the batch on the device is finished and
+saved, every other claimed image goes back to the queue (run the command again to go on)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+from trapgui.core.errors import ModelError, UserInputError
+
+NO_MODEL = {"none", "off", "-"}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "process", help="scan a trap folder, detect and classify insects, optionally export CSV",
+        description="Index a trap folder, queue its images, find insects and identify them with "
+        "the chosen models, and optionally export the results as CSV. Images already done with "
+        "the same models are skipped; an interrupted run picks up where it stopped.")
+    p.add_argument("folder", metavar="FOLDER", help="a trap folder")
+    p.add_argument("--detector", metavar="KEY", help="detector (default: the detector setting, "
+                   "'builtin' = no weights needed)")
+    p.add_argument("--classifier", action="append", metavar="KEY",
+                   help="classifier; repeat to combine a moth/non-moth filter, an order and a "
+                   "species model (each goes to its rank from the model catalogue). 'none' = "
+                   "detection only. Default: the classifier settings")
+    p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N, mps, or a comma "
+                   "list (default: the device setting)")
+    p.add_argument("--batch-size", type=_positive, metavar="N", help="images per detection batch")
+    p.add_argument("--classification-batch-size", type=_positive, metavar="N",
+                   help="crops per classifier forward pass (lower it if memory runs out)")
+    p.add_argument("--loader-threads", type=_positive, metavar="N", help="image decode threads")
+    p.add_argument("--top-k", type=_positive, metavar="K", help="labels kept per classifier")
+    p.add_argument("--cutoff-hour", type=int, metavar="H", help="night cut-off hour (0-23)")
+    p.add_argument("--requeue", action="store_true",
+                   help="process again images already done with these models")
+    p.add_argument("--export", metavar="OUT.csv", help="write this deployment's detections here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def build_spec(args, settings, catalogue):
+    from trapgui.core.types import Rank
+    from trapgui.pipeline.spec import PipelineSpec
+
+    overrides = {}
+    if args.detector:
+        spec = _catalogue_get(catalogue, args.detector)
+        if spec.task != "detection":
+            raise UserInputError(f"'{args.detector}' is a {spec.task} model, not a detector.")
+        overrides["detector"] = args.detector
+    if args.classifier:
+        overrides.update(binary=None, species=None, order=None)
+        keys = [k for k in args.classifier if k.lower() not in NO_MODEL]
+        slot_of = {Rank.BINARY: "binary", Rank.SPECIES: "species", Rank.ORDER: "order"}
+        for key in keys:
+            spec = _catalogue_get(catalogue, key)
+            if spec.task != "classification":
+                raise UserInputError(f"'{key}' is a {spec.task} model, not a classifier.")
+            slot = slot_of[Rank(spec.rank)]
+            if overrides[slot] is not None:
+                raise UserInputError(f"Two {slot} classifiers were given ({overrides[slot]} and "
+                                     f"{key}); choose one.")
+            overrides[slot] = key
+    for flag, field in (("batch_size", "detection_batch_size"),
+                        ("classification_batch_size", "classification_batch_size"),
+                        ("loader_threads", "loader_threads"), ("top_k", "top_k")):
+        if getattr(args, flag) is not None:
+            overrides[field] = getattr(args, flag)
+    return PipelineSpec.from_settings(settings, **overrides)
+
+
+def _catalogue_get(catalogue, key):
+    try:
+        return catalogue.get(key)
+    except Exception as exc:
+        raise UserInputError(f"Unknown model '{key}'.",
+                             hint="`trapgui models list` shows the models you can use.") from exc
+
+
+def check_installed(spec, store) -> None:
+    for key in (spec.detector, spec.binary, spec.order, spec.species):
+        if key and store.spec(key).needs_weights and not store.is_installed(key):
+            name = store.spec(key).name
+            raise MissingModelError(
+                f"The model '{name}' ({key}) is not installed.",
+                hint=f"Download it with `trapgui models download {key}` (or import the weights "
+                "file with `trapgui models import` on an offline computer), or choose other "
+                "models with --detector / --classifier (--classifier none = detection only).")
+
+
+class MissingModelError(ModelError):
+    """Like ModelNotInstalledError, but names the exact download command."""
+
+
+class ProgressBar:
+    """One line on a terminal rewritten in place; a plain line every 10 s when not a terminal."""
+
+    def __init__(self, stream=sys.stderr, quiet: bool = False):
+        self.stream = stream
+        self.live = stream.isatty() and not quiet
+        self.quiet = quiet
+        self.width = 0
+        self._last_plain = 0.0
+        self._last_text = ""
+        self._lock = threading.Lock()
+
+    def show(self, p) -> None:
+        if self.quiet:
+            return
+        total = max(p.total, 1)
+        finished = p.done + p.failed
+        filled = int(24 * finished / total)
+        eta = _duration(p.eta_s) if p.eta_s is not None else "--"
+        text = (f"[{'#' * filled}{'.' * (24 - filled)}] {finished}/{p.total} images  "
+                f"{p.images_per_s:.2f} img/s  ETA {eta}  {p.detections} detections"
+                + (f"  {p.failed} failed" if p.failed else "") + ("  PAUSED" if p.paused else ""))
+        with self._lock:
+            if self.live:
+                self.stream.write("\r" + text.ljust(self.width))
+                self.width = len(text)
+                self.stream.flush()
+            elif text != self._last_text and (time.monotonic() - self._last_plain >= 10
+                                              or finished == p.total):
+                self._last_plain = time.monotonic()
+                self._last_text = text
+                print(text, file=self.stream, flush=True)
+
+    def message(self, text: str) -> None:
+        with self._lock:
+            if self.live and self.width:
+                self.stream.write("\r" + " " * self.width + "\r")
+                self.width = 0
+            print(text, file=self.stream, flush=True)
+
+    def end(self) -> None:
+        with self._lock:
+            if self.live and self.width:
+                self.stream.write("\n")
+                self.stream.flush()
+                self.width = 0
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def run(args, ctx) -> int:
+    from trapgui.cli.scan_cmd import summary as scan_summary
+    from trapgui.ml.store import ModelStore
+    from trapgui.pipeline.engine import Engine
+    from trapgui.pipeline.events import Finished, ImageFailed, Log, Progress
+    from trapgui.scan.indexer import scan_folder
+
+    settings = ctx.settings
+    store = ModelStore(ctx.paths.models_dir)
+    spec = build_spec(args, settings, store.catalogue)
+    check_installed(spec, store)
+    cutoff = args.cutoff_hour if args.cutoff_hour is not None else settings.night_cutoff_hour
+    bar = ProgressBar(quiet=args.quiet)
+    report = scan_folder(ctx.db, args.folder, cutoff_hour=cutoff)
+    print("\n".join(scan_summary(report)))
+    engine = Engine(ctx.db, store, spec, devices=args.device or settings.device)
+    queued = engine.enqueue_deployment(report.deployment_id, requeue=args.requeue)
+    print(f"Models: {spec.display_name}; {queued} images newly queued.")
+
+    def on_event(event) -> None:
+        if isinstance(event, Progress):
+            bar.show(event)
+        elif isinstance(event, ImageFailed):
+            bar.message(f"failed: {event.path}: {event.reason}")
+        elif isinstance(event, Log) and event.level != "info":
+            bar.message(f"{event.level}: {event.message}")
+
+    interrupts = []
+
+    def on_sigint(signum, frame):
+        interrupts.append(time.monotonic())
+        if len(interrupts) > 1:
+            raise KeyboardInterrupt
+        bar.message("Cancelling: finishing the batch in hand (Ctrl+C again to stop at once)...")
+        engine.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+    try:
+        summary = engine.run(on_event=on_event, image_ids=None)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        bar.end()
+    print(f"{summary.status}: {summary.done} images done, {summary.failed} failed, "
+          f"{summary.detections} detections in {_duration(summary.elapsed_s)} "
+          f"({summary.images_per_s:.2f} images/s); {summary.remaining} left in the queue.")
+    for note in summary.notes:
+        print(f"  note: {note}")
+    if summary.status == "cancelled":
+        print("Run the same command again to process the rest.")
+        return 130
+    if args.export:
+        from trapgui.export.csv_export import ExportFilter, export_detections
+
+        out = export_detections(ctx.db, args.export, ExportFilter(
+            deployment_ids=[report.deployment_id], pipeline_id=engine.pipeline_id))
+        print(f"Exported {out.rows} detections to {out.path}")
+    return 0 if summary.status == "finished" else 1
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
