@@ -15,7 +15,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
-from trapgui.gui.background import run_in_background
+from trapgui.gui.widget_tasks import run_for
 from trapgui.services.results_types import DetectionQuery, DetectionRow
 
 # (header, sort key, tooltip)
@@ -92,8 +92,8 @@ class DetectionsTableModel(QAbstractTableModel):
         generation, query = self._generation, self._query
         limit = len(self._rows) + PAGE_SIZE  # what is shown, plus room for what is new
         self._count()
-        run_in_background(
-            lambda: self._services.results.fetch_detections(query, None, limit),
+        run_for(
+            self, lambda: self._services.results.fetch_detections(query, None, limit),
             lambda rows: self._refreshed(generation, limit, rows),
             self._on_refresh_error,
         )
@@ -134,7 +134,7 @@ class DetectionsTableModel(QAbstractTableModel):
                 self.total = n
                 self.totalChanged.emit(n)
 
-        run_in_background(lambda: self._services.results.count_detections(query), done,
+        run_for(self, lambda: self._services.results.count_detections(query), done,
                           lambda exc: self.failed.emit(str(exc)))
 
     # -- incremental fetching ---------------------------------------------------------------
@@ -177,8 +177,8 @@ class DetectionsTableModel(QAbstractTableModel):
                 self.loadingChanged.emit(False)
                 self.failed.emit(str(exc))
 
-        run_in_background(
-            lambda: self._services.results.fetch_detections(query, after, PAGE_SIZE), done, error)
+        run_for(
+            self, lambda: self._services.results.fetch_detections(query, after, PAGE_SIZE), done, error)
 
     # -- Qt model API -----------------------------------------------------------------------
 

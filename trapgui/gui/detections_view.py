@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trapgui.gui.background import run_in_background
+from trapgui.gui.widget_tasks import run_for
 from trapgui.gui.detections_table_model import COLUMNS, DetectionsTableModel
 from trapgui.services.results_types import DetectionQuery
 
@@ -179,7 +179,7 @@ class DetectionsView(QWidget):
 
     def _load_labels(self) -> None:
         query = replace(self.current_query(), label=None, label_contains=None)
-        run_in_background(lambda: self._services.results.labels(query),
+        run_for(self, lambda: self._services.results.labels(query),
                           self._labels.setStringList, lambda exc: None)
 
     def _remember_position(self) -> None:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trapgui.gui.background import run_in_background
+from trapgui.gui.widget_tasks import run_for
 from trapgui.gui.box_item import COLOURS, BoxClass, BoxItem
 from trapgui.gui.crop_strip import CropStrip
 from trapgui.gui.image_canvas import ImageCanvas
@@ -174,7 +174,7 @@ class ImageViewer(QWidget):
         if not night_ids:
             return
         gen = self._next_generation()
-        run_in_background(lambda: self._services.results.first_image(night_ids),
+        run_for(self, lambda: self._services.results.first_image(night_ids),
                           lambda image_id: self._first_image(gen, image_id), self._show_error)
 
     @Slot(float, float)
@@ -194,7 +194,7 @@ class ImageViewer(QWidget):
     @Slot(int, int)
     def show_image(self, image_id: int, detection_id: int = -1) -> None:
         gen = self._next_generation()
-        run_in_background(lambda: self._services.results.image_details(image_id),
+        run_for(self, lambda: self._services.results.image_details(image_id),
                           lambda d: self._on_details(gen, d, detection_id), self._show_error)
 
     def current_image_id(self) -> int | None:
@@ -206,7 +206,7 @@ class ImageViewer(QWidget):
         if d is None:
             return
         gen = self._generation
-        run_in_background(lambda: self._services.results.neighbour_image(d.image_id, delta),
+        run_for(self, lambda: self._services.results.neighbour_image(d.image_id, delta),
                           lambda image_id: self._on_neighbour(gen, image_id, delta),
                           self._show_error)
 
@@ -261,7 +261,7 @@ class ImageViewer(QWidget):
             self._show_message(details.error or f"This image is {details.state}.")
             return
         path = details.path
-        run_in_background(lambda: load_image(path, PREVIEW_SIDE),
+        run_for(self, lambda: load_image(path, PREVIEW_SIDE),
                           lambda img: self._on_image(gen, img, final=False),
                           lambda exc: self._image_failed(gen, exc))
 
@@ -288,7 +288,7 @@ class ImageViewer(QWidget):
         self.imageLoaded.emit(d.image_id, final)
         if not final:
             path = d.path
-            run_in_background(lambda: load_image(path),
+            run_for(self, lambda: load_image(path),
                               lambda img: self._on_image(gen, img, final=True),
                               lambda exc: self._image_failed(gen, exc))
 
@@ -316,7 +316,7 @@ class ImageViewer(QWidget):
             return
         gen = self._generation
         selected = self.selected_detection()
-        run_in_background(lambda: self._services.results.image_details(d.image_id),
+        run_for(self, lambda: self._services.results.image_details(d.image_id),
                           lambda nd: self._boxes_reloaded(gen, nd, selected), lambda exc: None)
 
     def _boxes_reloaded(self, gen: int, details: ImageDetails | None, selected: int) -> None:

@@ -23,9 +23,8 @@ from trapgui.services.results_types import (
     ImageDetails,
     NightInfo,
     SpeciesCount,
+    UNCLASSIFIED,
 )
-
-UNCLASSIFIED = "(unclassified)"
 
 _SORT_COLUMNS = {
     "id": Detection.id,

@@ -1,0 +1,132 @@
+"""The species summary: counts per label and night above both thresholds (checked against
+SQL on the same file), thumbnails of the best crops, and a click that asks for the label's
+detections (which the Detections view then filters to)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections import Counter
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.gui.results_fixtures import populate
+from trapgui.db import open_database
+from trapgui.gui.detections_view import DetectionsView
+from trapgui.gui.species_view import SpeciesSummaryView
+from trapgui.services.app_services import Services
+from trapgui.services.results_types import UNCLASSIFIED
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def catalogue(tmp_path, small_trap_images):
+    source = small_trap_images / "sequential"
+    folder = tmp_path / "trap"
+    names = []
+    for night in range(3):  # 3 nights of the 5 real frames, each night in its own folder
+        (folder / f"night{night}").mkdir(parents=True)
+        for src in sorted(source.glob("*.jpg")):
+            shutil.copyfile(src, folder / f"night{night}" / src.name)
+            names.append(f"night{night}/{src.name}")
+    from PIL import Image
+
+    with Image.open(folder / names[0]) as im:
+        size = im.size
+    path = tmp_path / "catalogue.sqlite3"
+    db = open_database(path)
+    cat = populate(db, folder, n_detections=3000, n_nights=3, images_per_night=5,
+                   image_names=names, image_size=size, seed=3)
+    db.close()
+    services = Services.create(config_dir=tmp_path / "config", db_path=path)
+    yield services, cat, path
+    services.close()
+
+
+def _expected(path, night_ids, det, cls):
+    with sqlite3.connect(path) as con:
+        rows = con.execute(f"""
+            SELECT CASE WHEN d.top_score >= ? THEN d.top_label END, i.night_id
+            FROM detections d JOIN images i ON i.id = d.image_id
+            WHERE d.score >= ? AND i.night_id IN ({','.join('?' * len(night_ids))})""",
+                           (cls, det, *night_ids)).fetchall()
+    return Counter((label or UNCLASSIFIED, night) for label, night in rows)
+
+
+def _view(qtbot, services):
+    view = SpeciesSummaryView(services)
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    return view
+
+
+def test_counts_per_night_match_the_catalogue(qtbot, catalogue):
+    services, cat, path = catalogue
+    view = _view(qtbot, services)
+    view.set_threshold(0.6, 0.5)
+    with qtbot.waitSignal(view.model.modelReset, timeout=10_000):
+        view.set_selection(cat.deployment_id, cat.night_ids[:2])
+    qtbot.waitUntil(lambda: view.model.rowCount() > 0, timeout=10_000)
+    expected = _expected(path, cat.night_ids[:2], 0.6, 0.5)
+    labels = {label for label, _ in expected}
+    assert set(view.labels()) == labels
+    assert view.labels()[-1] == UNCLASSIFIED  # not a taxon: listed last
+    headers = [view.model.headerData(c, Qt.Horizontal) for c in range(view.model.columnCount())]
+    assert headers == ["Label", "Rank", "Total", "20 Jun", "21 Jun"]
+    for row in range(view.model.rowCount()):
+        label = view.model.item(row, 0).text()
+        per_night = [view.model.item(row, 3 + k).data(Qt.DisplayRole) for k in range(2)]
+        assert per_night == [expected[(label, n)] for n in cat.night_ids[:2]]
+        assert view.model.item(row, 2).data(Qt.DisplayRole) == sum(per_night)
+    counts = [view.model.item(r, 2).data(Qt.DisplayRole) for r in range(view.model.rowCount() - 1)]
+    assert counts == sorted(counts, reverse=True)  # most frequent first
+
+    # a stricter threshold counts fewer
+    before = sum(view.model.item(r, 2).data(Qt.DisplayRole) for r in range(view.model.rowCount()))
+    with qtbot.waitSignal(view.model.modelReset, timeout=10_000):
+        view.set_threshold(0.9, 0.5)
+    qtbot.waitUntil(lambda: view.model.rowCount() > 0, timeout=10_000)
+    after = sum(view.model.item(r, 2).data(Qt.DisplayRole) for r in range(view.model.rowCount()))
+    assert after == sum(_expected(path, cat.night_ids[:2], 0.9, 0.5).values()) < before
+
+
+def test_thumbnails_are_the_best_crops(qtbot, catalogue):
+    services, cat, path = catalogue
+    view = _view(qtbot, services)
+    view.set_threshold(0.5, 0.5)
+    view.set_selection(cat.deployment_id, cat.night_ids)
+    qtbot.waitUntil(lambda: view.model.rowCount() > 0, timeout=10_000)
+    n = view.model.rowCount()
+    qtbot.waitUntil(lambda: sum(not view.model.item(r, 0).icon().isNull()
+                                for r in range(view.model.rowCount())) == n, timeout=30_000)
+    icon = view.model.item(0, 0).icon()
+    size = icon.availableSizes()[0]
+    assert max(size.width(), size.height()) <= 56
+
+
+def test_click_shows_the_label_detections(qtbot, catalogue):
+    services, cat, path = catalogue
+    view = _view(qtbot, services)
+    detections = DetectionsView(services)
+    qtbot.addWidget(detections)
+    view.showDetectionsRequested.connect(detections.filter_label)
+    for v in (view, detections):
+        v.set_threshold(0.5, 0.5)
+        v.set_selection(cat.deployment_id, cat.night_ids)
+    qtbot.waitUntil(lambda: view.model.rowCount() > 0, timeout=10_000)
+    label = view.model.item(0, 0).text()
+    total = view.model.item(0, 2).data(Qt.DisplayRole)
+    with qtbot.waitSignal(view.showDetectionsRequested) as sig:
+        view.table.clicked.emit(view.model.index(0, 0))
+    assert sig.args == [label]
+    qtbot.waitUntil(lambda: detections.model.total == total, timeout=10_000)
+    assert detections.model.query.label == label
+
+    # the "unclassified" bucket is no label to filter on
+    last = view.model.rowCount() - 1
+    assert view.model.item(last, 0).text() == UNCLASSIFIED
+    with qtbot.assertNotEmitted(view.showDetectionsRequested):
+        view.table.clicked.emit(view.model.index(last, 0))
