@@ -212,3 +212,19 @@ def test_memory_does_not_grow_with_rows(db, tmp_path, monkeypatch):
     assert len(read_csv(tmp_path / "large.csv")) == 20_000
     # ten times the rows, about the same peak (a list of all rows would be ~10x)
     assert large < small * 1.3, (small, large)
+
+
+def test_nights_table_and_deployments_count_processing(processed):
+    from trapgui.db.catalogue_queries import list_deployments, nights_table
+
+    db, ids, pid = processed
+    table = {(r.deployment_name, r.date.isoformat()): r for r in nights_table(db)}
+    v21 = table[("vermont", "2022-06-21")]
+    assert (v21.images, v21.processed, v21.detections, v21.missing) == (1, 1, 2, 0)
+    v22 = table[("vermont", "2022-06-22")]  # two real images and offset.jpg (23:30)
+    assert (v22.images, v22.processed, v22.detections) == (3, 3, 6)
+    assert table[("panama", "2023-11-10")].detections == 8
+    assert nights_table(db, pipeline_id=pid + 1)[0].processed == 0  # another pipeline: none
+    deps = {d.name: d for d in list_deployments(db)}
+    assert (deps["vermont"].images, deps["vermont"].nights) == (4, 2)
+    assert (deps["panama"].images, deps["panama"].nights) == (4, 1)
