@@ -226,3 +226,23 @@ def test_bad_cutoff_is_refused_before_anything_is_written(db, trap_copy, bad):
         scan_folder(db, trap_copy, cutoff_hour=bad)
     with db.session() as s:
         assert s.execute(select(func.count()).select_from(Image)).scalar() == 0
+
+
+def test_unreadable_file_fixed_without_changing_size_or_mtime(db, tmp_path):
+    """Unreadable files are re-checked on every scan (permissions fixed, a backup restored
+    with its original mtime...), and written only when the outcome changed."""
+    trap = tmp_path / "trap"
+    make_jpeg(trap / "20220622220000.jpg")
+    good = make_jpeg(tmp_path / "good.jpg").read_bytes()
+    bad = trap / "20220622220100.jpg"
+    bad.write_bytes(b"x" * len(good))  # same size as the real photo, but garbage
+    os.utime(bad, (1_650_000_000, 1_650_000_000))
+    assert scan_folder(db, trap).unreadable == 1
+    snap = snapshot(db)
+    again = scan_folder(db, trap)  # still garbage: re-checked, same outcome, nothing written
+    assert again.unchanged == 2 and not again.wrote_anything and snapshot(db) == snap
+    bad.write_bytes(good)  # restored from a backup that keeps the original mtime
+    os.utime(bad, (1_650_000_000, 1_650_000_000))
+    report = scan_folder(db, trap)
+    assert report.changed == 1 and report.unreadable == 0
+    assert image_by_path(db)["20220622220100.jpg"].state == "ok"

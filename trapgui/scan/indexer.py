@@ -106,7 +106,7 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
             Deployment.path == str(root))).first()
         existing = {} if dep is None else {
             r[1]: r for r in s.execute(select(
-                Image.id, Image.rel_path, Image.size, Image.mtime, Image.state).where(
+                Image.id, Image.rel_path, Image.size, Image.mtime, Image.state, Image.error).where(
                 Image.deployment_id == dep[0]))}
     if dep is None and not listing.files:
         why = "; ".join(f"{p}: {r}" for p, r in listing.folder_errors)
@@ -135,6 +135,10 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
             reread.append((f, row.id, True))
         elif row.state == ImageState.MISSING.value:
             reread.append((f, row.id, False))
+        elif row.state == ImageState.UNREADABLE.value and probe_file(f).error != row.error:
+            # fixing permissions or a link leaves size and mtime alone: unreadable files (few)
+            # are tried again on every scan, and written only when the outcome differs
+            reread.append((f, row.id, True))
         else:
             report.unchanged += 1
     vanished = [r.id for r in existing.values() if r.state != ImageState.MISSING.value]
