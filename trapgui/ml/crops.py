@@ -86,16 +86,19 @@ def _as_float(image: torch.Tensor) -> torch.Tensor:
 
 
 def _batch_tensor(images: Sequence[torch.Tensor]) -> torch.Tensor:
-    """One (B, 3, Hmax, Wmax) tensor; smaller images are zero-padded at the bottom/right
-    (the pad is never sampled: boxes are clipped to their own image and the outside of "pad"
-    squares is masked with ``fill``)."""
+    """One (B, 3, Hmax, Wmax) tensor; smaller images are padded at the bottom/right by
+    repeating their last row/column, which is exactly what roi_align reads for samples within
+    one pixel past an image's edge, so a stretch crop of a smaller image is identical to
+    cropping it alone. (In "pad" mode, output pixels whose centre is outside the image get
+    ``fill``; the few that straddle the right/bottom edge of a smaller image may average edge
+    pixels where a lone image would average zeros.)"""
     shapes = {tuple(im.shape[-2:]) for im in images}
     if len(shapes) == 1:
         return torch.stack([_as_float(im) for im in images])
     h = max(s[0] for s in shapes)
     w = max(s[1] for s in shapes)
-    return torch.stack([F.pad(_as_float(im), (0, w - im.shape[-1], 0, h - im.shape[-2]))
-                        for im in images])
+    return torch.stack([F.pad(_as_float(im)[None], (0, w - im.shape[-1], 0, h - im.shape[-2]),
+                              mode="replicate")[0] for im in images])
 
 
 def _inside_mask(rois: torch.Tensor, sizes: torch.Tensor, size: int) -> torch.Tensor:
