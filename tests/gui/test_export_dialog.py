@@ -37,11 +37,11 @@ def _ids(path, sql, *args):
 def test_export_selected_nights_at_threshold(qtbot, catalogue, tmp_path):
     services, cat, path = catalogue
     nights = cat.night_ids[:2]
-    dialog = ExportDialog(services, nights, (0.7, 0.5))
+    dialog = ExportDialog(services, nights, (0.4, 0.5))
     qtbot.addWidget(dialog)
     dialog.show()
     expected = sorted(_ids(path, """SELECT d.id FROM detections d JOIN images i
-        ON i.id = d.image_id WHERE i.night_id IN (?, ?) AND d.score >= 0.7""", *nights))
+        ON i.id = d.image_id WHERE i.night_id IN (?, ?) AND d.score >= 0.4""", *nights))
     qtbot.waitUntil(lambda: f"{len(expected):,} detections will" in dialog.count_label.text(),
                     timeout=10_000)
     assert "2 selected nights" in dialog.scope_label.text()
@@ -61,7 +61,7 @@ def test_export_selected_nights_at_threshold(qtbot, catalogue, tmp_path):
     with out.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(int(r["detection_id"]) for r in rows) == expected
-    assert all(float(r["detection_score"]) >= 0.7 for r in rows)
+    assert all(float(r["detection_score"]) >= 0.4 for r in rows)
     assert {r["night"] for r in rows} == {"2022-06-20", "2022-06-21"}
     # progress reached the end, in steps
     assert len(progress) > 1 and progress[-1] == (len(expected), len(expected))
