@@ -55,12 +55,14 @@ class CountingClassifier(TorchClassifier):
         super().__init__(info, model, torch.device(device))
         self.calls = 0
         self.crops_seen = 0
+        self.largest_call = 0
         self._lock = threading.Lock()
 
     def predict_logits(self, crops):
         with self._lock:
             self.calls += 1
             self.crops_seen += int(crops.shape[0])
+            self.largest_call = max(self.largest_call, int(crops.shape[0]))
         return super().predict_logits(crops)
 
 
