@@ -125,18 +125,21 @@ def _preview(obj: object) -> str:
     return type(obj).__name__
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: dict, model_name: str) -> None:
+def load_state_dict_strict(model: nn.Module, state_dict: dict, model_name: str,
+                           assign: bool = False) -> None:
     """``load_state_dict(strict=True)`` with the mismatch explained in words.
 
     BatchNorm's ``num_batches_tracked`` counters are ignored both ways: they do not affect
-    inference and depend only on whether training used frozen or plain BatchNorm."""
+    inference and depend only on whether training used frozen or plain BatchNorm.
+    ``assign=True`` (for a model built on the meta device) takes the file's tensors as the
+    parameters, converted to the model's dtypes and copied out of any memory-mapped file."""
     expected = model.state_dict()
     state = OrderedDict(state_dict)
     if hasattr(state_dict, "_metadata"):
         state._metadata = state_dict._metadata  # type: ignore[attr-defined]
     for key, value in expected.items():
         if key.endswith(BN_COUNTER) and key not in state:
-            state[key] = value.clone()
+            state[key] = torch.zeros((), dtype=torch.long)
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected and not k.endswith(BN_COUNTER)]
     mismatched = [(k, tuple(state[k].shape), tuple(expected[k].shape))
@@ -145,8 +148,12 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, model_name: str) 
         raise ModelError(f"This file is not the weights for {model_name}: "
                          f"{_describe_mismatch(missing, unexpected, mismatched)}.",
                          hint="Check that you picked the right model for this file.")
+    if assign:
+        for key, value in expected.items():
+            if key in state:
+                state[key] = state[key].to(dtype=value.dtype, copy=True)
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as exc:
         raise ModelError(f"This file is not the weights for {model_name}: "
                          f"{str(exc).strip()[:300]}.") from exc
@@ -238,6 +245,12 @@ def build_with_weights(architecture: str, model_name: str, weights_path: str | P
         raise ModelError(f"The weights file {path.name} was trained for {in_file} classes but "
                          f"the label map has {labels_count} labels: they do not belong together "
                          f"(or this is not the weights for {model_name}).")
-    model = build_architecture(architecture, num_classes)
-    load_state_dict_strict(model, state, model_name)
+    # Built on the meta device: random initialisation would be thrown away (and takes
+    # seconds for the big heads); the file's tensors become the parameters.
+    model = build_architecture(architecture, num_classes, device="meta")
+    load_state_dict_strict(model, state, model_name, assign=True)
+    if any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
+        # A tensor the file does not hold (a non-persistent buffer): build it for real.
+        model = build_architecture(architecture, num_classes)
+        load_state_dict_strict(model, state, model_name)
     return model.eval()

@@ -356,52 +356,53 @@ class ModelStore:
         if not src.is_file():
             raise ModelError(f"The file {src} does not exist.")
         self._claim(key)
+        temps: list[Path] = []
         try:
-            weights, labels_final = self.weights_path(key), self.labels_path(key)
-            weights.parent.mkdir(parents=True, exist_ok=True)
-            labels = None
-            labels_tmp = None
-            if labels_final is not None:
-                if labels_path is not None:
-                    labels_tmp = self._copy_in(Path(labels_path), labels_final)
-                    self._check_sha(key, "labels", sha256_file(labels_tmp), labels_final.name)
-                    labels = self._validate_labels(spec, labels_tmp)
-                elif labels_final.exists():
-                    labels = self._validate_labels(spec, labels_final)
-                else:
-                    raise ModelError(f"'{spec.name}' also needs its label map ({labels_final.name}).",
-                                     hint="Pass it with --labels FILE (or download the model).")
-            weights_tmp = self._copy_in(src, weights)
-            try:
-                sha = sha256_file(weights_tmp)
-                self._check_sha(key, "weights", sha, src.name)
-                self._validate_weights(spec, weights_tmp, labels)
-            except BaseException:
-                weights_tmp.unlink(missing_ok=True)
-                if labels_tmp:
-                    labels_tmp.unlink(missing_ok=True)
-                raise
-            if labels_tmp is not None:
-                labels_sha = sha256_file(labels_tmp)
-                os.replace(labels_tmp, labels_final)
-                if self.pin_for(key, "labels") is None:
-                    self._write_pin(key, "labels", labels_final, labels_sha, spec.labels_url)
-            os.replace(weights_tmp, weights)
-            if self.pin_for(key, "weights") is None:
-                self._write_pin(key, "weights", weights, sha, spec.weights_url)
-            dl.discard_partial(self.part_path(weights))
-            return self.status(key)
+            return self._import(spec, src, Path(labels_path) if labels_path else None, temps)
         finally:
+            for tmp in temps:  # only left over when something was refused
+                tmp.unlink(missing_ok=True)
             self._release(key)
 
-    def _copy_in(self, src: Path, final: Path) -> Path:
+    def _import(self, spec: ModelSpec, src: Path, labels_src: Path | None,
+                temps: list[Path]) -> ModelStatus:
+        key = spec.key
+        weights, labels_final = self.weights_path(key), self.labels_path(key)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        labels = labels_tmp = labels_sha = None
+        if labels_final is not None:
+            if labels_src is not None:
+                labels_tmp = self._copy_in(labels_src, labels_final, temps)
+                labels_sha = sha256_file(labels_tmp)
+                self._check_sha(key, "labels", labels_sha, labels_final.name)
+                labels = self._validate_labels(spec, labels_tmp)
+            elif labels_final.exists():
+                labels = self._validate_labels(spec, labels_final)
+            else:
+                raise ModelError(f"'{spec.name}' also needs its label map ({labels_final.name}).",
+                                 hint="Pass it with --labels FILE (or download the model).")
+        weights_tmp = self._copy_in(src, weights, temps)
+        sha = sha256_file(weights_tmp)
+        self._check_sha(key, "weights", sha, src.name)
+        self._validate_weights(spec, weights_tmp, labels)
+        if labels_tmp is not None:
+            os.replace(labels_tmp, labels_final)
+            if self.pin_for(key, "labels") is None:
+                self._write_pin(key, "labels", labels_final, labels_sha, spec.labels_url)
+        os.replace(weights_tmp, weights)
+        if self.pin_for(key, "weights") is None:
+            self._write_pin(key, "weights", weights, sha, spec.weights_url)
+        dl.discard_partial(self.part_path(weights))
+        return self.status(key)
+
+    def _copy_in(self, src: Path, final: Path, temps: list[Path]) -> Path:
         if not src.is_file():
             raise ModelError(f"The file {src} does not exist.")
         tmp = final.with_name(f".{final.name}.import-{os.getpid()}")
+        temps.append(tmp)
         try:
             shutil.copyfile(src, tmp)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise ModelError(f"Could not copy {src} into the model folder ({exc.strerror or exc}).") from exc
         return tmp
 
