@@ -3,6 +3,8 @@ folder (see the autouse fixture in tests/conftest.py), and the real main window.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -50,3 +52,23 @@ def main_window(qtbot, services):
     window.close()
     window.deleteLater()
     qtbot.wait(10)
+
+
+@pytest.fixture(scope="session")
+def tiny_trap_images(tmp_path_factory, small_trap_images):
+    """The downscaled shared images shrunk again (longest side 400, EXIF kept): processing
+    tests exercise the GUI's run control, not the detector, and the CI machine is small."""
+    from PIL import Image
+
+    out = tmp_path_factory.mktemp("tiny-trap")
+    for src in sorted(small_trap_images.rglob("*.jpg")) + sorted(small_trap_images.rglob("*.JPG")):
+        dst = out / src.relative_to(small_trap_images)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(src) as im:
+            exif = im.info.get("exif")
+            im = im.convert("RGB")
+            im.thumbnail((400, 400))
+            im.save(dst, quality=90, **({"exif": exif} if exif else {}))
+        st = src.stat()
+        os.utime(dst, (st.st_atime, st.st_mtime))
+    return out

@@ -90,8 +90,14 @@ class RunController(QObject):
 
     @Slot()
     def _forget_thread(self) -> None:
+        # ``finished`` is emitted from the thread just before it really ends; a QThread
+        # destroyed while still running aborts the process, so wait (briefly) before letting go
+        sender = self.sender()
         with self._lock:
-            for thread in [t for t in self._threads if t.isFinished()]:
+            done = [t for t in self._threads if t is sender or t.isFinished()]
+        for thread in done:
+            thread.wait()
+            with self._lock:
                 self._threads.discard(thread)
 
     # ---- GUI thread ---------------------------------------------------------------------
@@ -179,6 +185,8 @@ class RunController(QObject):
     @Slot()
     def _run_ended(self) -> None:
         thread = self._run_thread
+        if thread is not None:
+            thread.wait()  # see _forget_thread: never release a QThread that still runs
         self._drain()
         self._timer.stop()
         self._run_thread = None

@@ -83,11 +83,20 @@ class ProcessingService:
             self._engine = engine
             if self._paused:
                 engine.pause()
+        def relay(event):
+            # Engine.run clears its cancel flag when it starts: a cancel that arrived just
+            # before is re-asserted on the first event (events come at least every second)
+            if self._cancel_requested and not engine.cancelled:
+                engine.cancel()
+            on_event(event)
+
         try:
             plan = self._queue(engine, scope)
             if on_plan is not None:
                 on_plan(plan)
-            return engine.run(on_event=on_event, image_ids=plan.image_ids)
+            if self._cancel_requested:
+                raise Cancelled("Processing was cancelled before it started.")
+            return engine.run(on_event=relay, image_ids=plan.image_ids)
         finally:
             with self._lock:
                 self._engine = None
@@ -127,10 +136,9 @@ class ProcessingService:
     def cancel(self) -> None:
         """Stop within one batch; claims go back to the queue (nothing is lost)."""
         with self._lock:
+            self._cancel_requested = True
             if self._engine is not None:
                 self._engine.cancel()
-            else:
-                self._cancel_requested = True
 
     def reset_cancel(self) -> None:
         with self._lock:

@@ -1,0 +1,131 @@
+"""A real run from the GUI: scan, start, pause, resume, cancel, finish the rest; live results,
+failures with their reasons. Built-in detector on downscaled shared images, one CPU worker."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from trapgui.services.processing_types import RunScope
+
+
+@pytest.fixture
+def two_traps(tmp_path, tiny_trap_images):
+    root = tmp_path / "traps"
+    for name in ("vermont", "panama"):
+        shutil.copytree(tiny_trap_images / name, root / name)
+    return root
+
+
+def _scan(qtbot, window, folders):
+    window.open_folders([str(f) for f in folders])
+    qtbot.waitUntil(lambda: not window.scanner.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: window.tree.tree.topLevelItemCount() == len(folders), timeout=10_000)
+
+
+def _done(window) -> int:
+    p = window.controller_last_progress
+    return p.done + p.failed if p else 0
+
+
+@pytest.fixture
+def window(main_window, fast_settings):
+    main_window.controller_last_progress = None
+    main_window.controller.progress.connect(
+        lambda p: setattr(main_window, "controller_last_progress", p))
+    return main_window
+
+
+def test_start_pause_resume_cancel_then_finish_the_rest(qtbot, window, two_traps):
+    _scan(qtbot, window, [two_traps / "panama", two_traps / "vermont"])
+    window.tree.select_deployment(window.tree.summaries[0].id)  # panama, 4 images
+    window.tree.tree.topLevelItem(1).setSelected(True)  # and vermont, 3 images
+    committed = []
+    window.controller.committed.connect(lambda ids, _d: committed.extend(ids))
+    panel = window.panel
+
+    panel.start_button.click()
+    assert window.controller.state == "starting"
+    assert not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: bool(committed), timeout=120_000)  # first batch committed, live
+
+    panel.pause_button.click()
+    assert window.controller.state == "paused" and panel.pause_button.text() == "Resume"
+    qtbot.wait(1500)  # the batch in hand finishes, then nothing moves
+    frozen = _done(window)
+    qtbot.wait(1500)
+    assert _done(window) == frozen
+    assert window.controller.state == "paused"
+
+    panel.pause_button.click()  # resume
+    assert window.controller.state == "running"
+    qtbot.waitUntil(lambda: _done(window) > frozen, timeout=60_000)
+
+    panel.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+    summary = window.controller.last_summary
+    assert summary.status in ("cancelled", "finished")
+    processed = window.services.processing
+    left = processed.unfinished()
+    assert left == 7 - summary.done - summary.failed  # nothing lost, nothing counted twice
+    assert "images done" in panel.counts.text()
+
+    # what was cancelled stays queued: "finish the interrupted run" completes it
+    window.start_processing("resume")
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=120_000)
+    assert window.controller.last_summary.status == "finished"
+    assert processed.unfinished() == 0
+    qtbot.waitUntil(lambda: window.tree.tree.topLevelItem(0).text(2) == "100%", timeout=10_000)
+    assert window.tree.tree.topLevelItem(1).text(2) == "100%"
+    assert panel.bar.value() == panel.bar.maximum()
+
+
+def test_a_failing_image_is_listed_with_its_reason(qtbot, window, two_traps):
+    _scan(qtbot, window, [two_traps / "vermont"])
+    victim = sorted((two_traps / "vermont").glob("*.jpg"))[0]
+    victim.write_bytes(b"\xff\xd8 this is not a JPEG any more")  # after the scan: decode fails
+    dep = window.tree.summaries[0].id
+    window.tree.select_deployment(dep)
+    window.start_processing("trap")
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=120_000)
+    summary = window.controller.last_summary
+    assert summary.status == "finished" and summary.failed == 1 and summary.done == 2
+    assert window.panel.failures.count() == 1
+    text = window.panel.failures.item(0).text()
+    assert text.startswith(victim.name) and len(text) > len(victim.name) + 5
+    assert "1 failed" in window.panel.failures_label.text()
+
+
+def test_missing_model_leads_to_the_model_manager(qtbot, window, two_traps):
+    from PySide6.QtWidgets import QDialog, QMessageBox
+
+    _scan(qtbot, window, [two_traps / "vermont"])
+    window.services.settings.species_classifier = "quebec_vermont_resnet50_2024"
+    window.tree.select_deployment(window.tree.summaries[0].id)
+    window.start_processing("trap")
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None,
+                    timeout=60_000)
+    box = window.findChild(QMessageBox, "errorDialog")
+    assert "not installed" in box.text() and "Traceback" not in box.text()
+    box.button(QMessageBox.StandardButton.Ok).click()
+    qtbot.waitUntil(lambda: window.findChild(QDialog, "modelManager") is not None, timeout=5000)
+    manager = window.findChild(QDialog, "modelManager")
+    qtbot.waitUntil(lambda: manager.table.rowCount() > 3, timeout=60_000)
+    manager.close()
+
+
+def test_run_scope_for_selected_nights(qtbot, window, two_traps):
+    _scan(qtbot, window, [two_traps / "vermont"])
+    vermont = window.tree.tree.topLevelItem(0)
+    window.tree.tree.setCurrentItem(vermont.child(0))
+    dep, nights = window.tree.selection()
+    assert len(nights) == 1 and window.tree.selected_scope() == "nights"
+    started = []
+    window.controller.started.connect(started.append)
+    window.panel.start_button.click()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=120_000)
+    assert started == ["1 selected night"]
+    s = window.controller.last_summary
+    assert s.done + s.failed == int(vermont.child(0).text(1))
+    assert isinstance(RunScope(night_ids=(1,)).resume_only, bool)
