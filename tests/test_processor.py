@@ -15,14 +15,14 @@ from trapgui.ml.builtin_detector import BuiltinDetector
 from trapgui.pipeline.loader import ImageLoader, decode_image
 from trapgui.pipeline.processor import BatchProcessor, DecodedImage
 
-KNOWN = [(200, 150, 300, 230), (700, 500, 820, 600), (1000, 100, 1080, 190)]  # x1 y1 x2 y2
+KNOWN = [(130, 100, 200, 155), (470, 330, 550, 400), (670, 70, 720, 125)]  # x1 y1 x2 y2
 
 
 @pytest.fixture(scope="module")
 def sheet_jpeg(tmp_path_factory):
-    """A lit sheet (1200x800) with three dark 'insects' at known places."""
+    """A lit sheet (800x600) with three dark 'insects' at known places."""
     rng = np.random.default_rng(0)
-    arr = np.clip(225 + rng.normal(0, 3, (800, 1200, 3)), 0, 255).astype(np.uint8)
+    arr = np.clip(225 + rng.normal(0, 3, (600, 800, 3)), 0, 255).astype(np.uint8)
     im = Image.fromarray(arr)
     draw = ImageDraw.Draw(im)
     for box in KNOWN:
@@ -57,9 +57,9 @@ def _contains(outer, inner):
 
 
 def test_boxes_are_in_original_pixels_when_decoded_reduced(sheet_jpeg, detector):
-    reduced = decode_image(1, str(sheet_jpeg), max_side=600, full_resolution=False)
-    assert reduced.scale == 0.5 and reduced.orig_size == (1200, 800)
-    assert tuple(reduced.tensor.shape) == (3, 400, 600)
+    reduced = decode_image(1, str(sheet_jpeg), max_side=400, full_resolution=False)
+    assert reduced.scale == 0.5 and reduced.orig_size == (800, 600)
+    assert tuple(reduced.tensor.shape) == (3, 300, 400)
     full = decode_image(2, str(sheet_jpeg))
     small, big = BatchProcessor(detector).process([reduced, full])
     for result in (small, big):
@@ -67,7 +67,7 @@ def test_boxes_are_in_original_pixels_when_decoded_reduced(sheet_jpeg, detector)
         for known in KNOWN:  # the detector pads its boxes: each insect is inside a box not
             # much larger than it (a box in reduced pixels would be half as far from the origin)
             assert any(_contains(b, known) and _iou(known, b) > 0.35 for b in boxes), (known, boxes)
-        assert all(0 <= b[0] < b[2] <= 1200 and 0 <= b[1] < b[3] <= 800 for b in boxes)
+        assert all(0 <= b[0] < b[2] <= 800 and 0 <= b[1] < b[3] <= 600 for b in boxes)
 
 
 def test_binary_gates_species_and_subbatches_are_capped(tiny_images, detector):
@@ -164,7 +164,7 @@ def test_loader_pool_keeps_order_and_reports_unreadable_files(tmp_path, sheet_jp
 
     class Claim:
         def __init__(self, image_id, path):
-            self.image_id, self.abs_path, self.width, self.height = image_id, str(path), 1200, 800
+            self.image_id, self.abs_path, self.width, self.height = image_id, str(path), 800, 600
 
     with ImageLoader(2) as loader:
         decoded = loader.submit([Claim(1, sheet_jpeg), Claim(2, bad), Claim(3, empty),
@@ -172,4 +172,4 @@ def test_loader_pool_keeps_order_and_reports_unreadable_files(tmp_path, sheet_jp
     assert [d.image_id for d in decoded] == [1, 2, 3, 4]
     assert decoded[0].error is None and decoded[0].tensor.dtype == torch.uint8
     assert all(d.error and d.error.startswith("Unreadable image") for d in decoded[1:])
-    assert "no longer exists" in decoded[3].error and decoded[3].orig_size == (1200, 800)
+    assert "no longer exists" in decoded[3].error and decoded[3].orig_size == (800, 600)

@@ -14,11 +14,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from trapgui.core.types import ImageState
+from trapgui.core.types import ImageState, JobState
 from trapgui.db import queue as jobqueue
-from trapgui.db.models import Image
+from trapgui.db.models import Image, Job
 from trapgui.ml.devices import resolve_devices
 from trapgui.pipeline.device_worker import DeviceWorker, RunControl
 from trapgui.pipeline.events import (BatchCommitted, Finished, ImageFailed, Log, Progress,
@@ -33,6 +33,35 @@ from trapgui.version import __version__
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 1.0
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        return _pid_alive_windows(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: leave its claims alone
+    return True
+
+
+def _pid_alive_windows(pid: int) -> bool:
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return kernel32.GetLastError() == 5  # access denied: it exists
+    try:
+        code = ctypes.c_ulong()
+        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def _default_thread(name: str, target: Callable[[], None]):
@@ -110,6 +139,7 @@ class Engine:
     def _run(self, on_event, scope) -> RunSummary:
         self._on_event = on_event
         self._control.cancel.clear()
+        self._expire_dead_local_workers()
         expired = jobqueue.reset_expired(self.db)
         if expired:
             self._emit(Log("info", f"{expired} images left unfinished by an earlier run were "
@@ -178,6 +208,26 @@ class Engine:
         if crash is not None:  # re-raised only after claims were released and the run recorded
             raise crash
         return summary
+
+    def _expire_dead_local_workers(self) -> int:
+        """Claims of a trapgui process on this computer that no longer exists (killed,
+        crashed) are treated as expired now rather than when their lease runs out; the
+        following ``reset_expired`` sends them back to pending, counting the attempt (an
+        image that keeps killing the process is failed after a few tries)."""
+        host = socket.gethostname()
+        with self.db.session() as s:
+            workers = s.execute(select(Job.worker).where(
+                Job.state == JobState.CLAIMED.value, Job.worker.like(f"{host}:%")).distinct()
+            ).scalars().all()
+        dead = [w for w in workers
+                if w.count(":") >= 2 and w.split(":")[1].isdigit()
+                and not _pid_alive(int(w.split(":")[1]))]
+        if not dead:
+            return 0
+        with self.db.write_session() as s:
+            return s.execute(update(Job).where(
+                Job.state == JobState.CLAIMED.value, Job.worker.in_(dead)).values(
+                lease_expires_at=0.0)).rowcount
 
     def _supervise(self) -> None:
         """Renew leases and tick progress until every worker has finished."""

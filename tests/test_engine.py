@@ -1,0 +1,272 @@
+"""The engine on a real SQLite file with real images and real models: end to end, pause /
+resume / cancel, failures, and two workers sharing one queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.pipeline_helpers import FailOnCallClassifier, binary_classifier, info, make_tiny_trap
+from trapgui.core.types import Rank
+from trapgui.db import queue as jobqueue
+from trapgui.db.models import Detection, Image, Job, ProcessingRun
+from trapgui.ml.builtin_detector import BuiltinDetector
+from trapgui.pipeline.engine import Engine
+from trapgui.pipeline.events import BatchCommitted, Finished, ImageFailed, Log, Progress
+from trapgui.pipeline.models import ModelSet
+from trapgui.pipeline.spec import PipelineSpec
+from trapgui.scan.indexer import scan_folder
+
+SIDE = 256
+
+
+@pytest.fixture(scope="module")
+def tiny_trap_src(tmp_path_factory):
+    return make_tiny_trap(tmp_path_factory.mktemp("tiny-engine"), side=SIDE, limit=8,
+                          folders=("vermont", "sequential"))
+
+
+@pytest.fixture
+def trap(tmp_path, tiny_trap_src):
+    import shutil
+
+    return shutil.copytree(tiny_trap_src, tmp_path / "trap")
+
+
+def _scan(db, folder) -> int:
+    return scan_folder(db, folder).deployment_id
+
+
+def tiny_models(binary_factory=binary_classifier):
+    def load(device):
+        return ModelSet(BuiltinDetector(device=device), binary=binary_factory())
+    return load
+
+
+class Recorder:
+    """A thread-safe event consumer (events arrive from worker and writer threads)."""
+
+    def __init__(self):
+        self.events = []
+        self.lock = threading.Lock()
+        self.hooks = []
+
+    def __call__(self, event):
+        with self.lock:
+            self.events.append(event)
+        for hook in self.hooks:
+            hook(event)
+
+    def of(self, kind):
+        with self.lock:
+            return [e for e in self.events if isinstance(e, kind)]
+
+
+def _spec(**kw):
+    base = dict(binary="darkness_binary", detection_batch_size=1, classification_batch_size=16,
+                loader_threads=1)
+    base.update(kw)
+    return PipelineSpec(**base)
+
+
+def _exactly_once(db, pipeline_id):
+    """Every job done or failed, none twice, and each image's detections from a single run."""
+    with db.session() as s:
+        states = dict(s.execute(select(Job.state, func.count()).where(
+            Job.pipeline_id == pipeline_id).group_by(Job.state)).all())
+        runs_per_image = s.execute(select(Detection.image_id, func.count(Detection.run_id.distinct()))
+                                   .where(Detection.pipeline_id == pipeline_id)
+                                   .group_by(Detection.image_id)).all()
+        dupes = s.execute(select(func.count()).select_from(
+            select(Detection.image_id, Detection.x1, Detection.y1, Detection.x2, Detection.y2)
+            .where(Detection.pipeline_id == pipeline_id)
+            .group_by(Detection.image_id, Detection.x1, Detection.y1, Detection.x2, Detection.y2)
+            .having(func.count() > 1).subquery())).scalar()
+    assert set(states) <= {"done", "failed"}, states
+    assert all(n == 1 for _, n in runs_per_image)
+    assert dupes == 0
+    return states
+
+
+def test_end_to_end_with_builtin_detector_and_resnet50_binary(db, tmp_path, tiny_trap_src):
+    """The catalogue's loader: built-in detector + published moth/non-moth ResNet-50 (random
+    weights in the published format, installed in a real model store)."""
+    import shutil
+
+    from trapgui.ml.registry import install_random_weights
+    from trapgui.ml.store import ModelStore
+
+    folder = tmp_path / "three"
+    folder.mkdir()
+    for src in sorted(tiny_trap_src.glob("*.jpg"))[:3]:
+        shutil.copy2(src, folder / src.name)
+    store = ModelStore(tmp_path / "models")
+    install_random_weights(store, "moth_binary_resnet50_2024")
+    spec = PipelineSpec(binary="moth_binary_resnet50_2024", detection_batch_size=2,
+                        classification_batch_size=32, loader_threads=2)
+    engine = Engine(db, store, spec, devices="cpu")
+    assert engine.enqueue_deployment(_scan(db, folder)) == 3
+    rec = Recorder()
+    summary = engine.run(on_event=rec)
+    assert summary.status == "finished" and summary.done == 3 and summary.failed == 0
+    assert summary.remaining == 0 and summary.detections > 0
+    with db.session() as s:
+        dets = s.execute(select(Detection)).scalars().all()
+        run = s.execute(select(ProcessingRun)).scalar_one()
+        images = {i.id: (i.width, i.height) for i in s.execute(select(Image)).scalars()}
+    assert len(dets) == summary.detections
+    assert all(d.binary_label in ("moth", "nonmoth") and d.top_rank == "binary" for d in dets)
+    assert all(0 <= d.x1 < d.x2 <= images[d.image_id][0] and 0 <= d.y1 < d.y2 <= images[d.image_id][1]
+               for d in dets)
+    assert run.status == "finished" and run.images_done == 3 and run.ended_at is not None
+    assert set(run.models) == {"builtin", "moth_binary_resnet50_2024"}
+    assert run.devices[0]["device"] == "cpu" and run.settings["detection_batch_size"] == 2
+    last = rec.of(Progress)[-1]
+    assert (last.done, last.total, last.detections) == (3, 3, summary.detections)
+    assert sorted(i for b in rec.of(BatchCommitted) for i in b.image_ids) == sorted(images)
+    assert isinstance(rec.events[-1], Finished)
+    # nothing left: a second run does nothing, results untouched
+    again = Engine(db, store, spec, devices="cpu").run()
+    assert again.done == 0 and again.status == "finished"
+    _exactly_once(db, engine.pipeline_id)
+
+
+def test_pipeline_key_changes_only_with_what_changes_results(db):
+    a = Engine(db, None, _spec(), model_loader=tiny_models())
+    b = Engine(db, None, _spec(detection_batch_size=8, loader_threads=3), model_loader=tiny_models())
+    c = Engine(db, None, _spec(top_k=2), model_loader=tiny_models())
+    assert a.pipeline_id == b.pipeline_id != c.pipeline_id
+    assert len(a.pipeline_key) == 64
+
+
+def test_pause_resume_then_cancel_and_a_second_run_finishes_the_rest_once(db, trap):
+    dep = _scan(db, trap)
+    engine = Engine(db, None, _spec(), devices="cpu", model_loader=tiny_models())
+    total = engine.enqueue_deployment(dep)
+    rec = Recorder()
+    paused_counts = {}
+
+    def control():
+        # pause after the first commit; while paused no new batch starts
+        while len(rec.of(BatchCommitted)) < 1:
+            time.sleep(0.05)
+        engine.pause()
+        stable = -1
+        while stable != len(rec.of(BatchCommitted)):  # the batch in hand may still finish
+            stable = len(rec.of(BatchCommitted))
+            time.sleep(1.0)
+        paused_counts["during"] = stable
+        time.sleep(1.0)
+        paused_counts["after"] = len(rec.of(BatchCommitted))
+        paused_counts["state"] = rec.of(Progress)[-1].devices[0].state
+        engine.resume()
+        while len(rec.of(BatchCommitted)) < stable + 1:
+            time.sleep(0.05)
+        engine.cancel()
+
+    t = threading.Thread(target=control)
+    t.start()
+    summary = engine.run(on_event=rec)
+    t.join()
+    assert paused_counts["during"] == paused_counts["after"]
+    assert paused_counts["state"] == "paused"
+    assert summary.status == "cancelled"
+    first_done = summary.done
+    assert 2 <= first_done < total and summary.remaining == total - first_done
+    counts = jobqueue.counts(db, engine.pipeline_id)
+    assert counts["claimed"] == 0 and counts["done"] == first_done
+    with db.session() as s:
+        first_images = set(s.execute(select(Job.image_id).where(Job.state == "done")).scalars())
+    second = Engine(db, None, _spec(), devices="cpu", model_loader=tiny_models()).run()
+    assert second.status == "finished" and second.done == total - first_done
+    assert _exactly_once(db, engine.pipeline_id) == {"done": total}
+    with db.session() as s:
+        by_run = dict(s.execute(select(Job.image_id, Job.run_id)).all())
+    assert {by_run[i] for i in first_images} == {summary.run_id}  # not processed again
+
+
+def test_corrupt_image_mid_batch_fails_alone_with_a_reason(db, trap):
+    dep = _scan(db, trap)
+    victim = sorted(trap.glob("*.jpg"))[1]
+    victim.write_bytes(victim.read_bytes()[:2000])  # truncated after it was scanned
+    engine = Engine(db, None, _spec(detection_batch_size=3), devices="cpu",
+                    model_loader=tiny_models())
+    total = engine.enqueue_deployment(dep)
+    rec = Recorder()
+    summary = engine.run(on_event=rec)
+    assert summary.status == "finished" and summary.failed == 1 and summary.done == total - 1
+    failed = rec.of(ImageFailed)
+    assert len(failed) == 1 and failed[0].path.endswith(victim.name)
+    assert failed[0].reason.startswith("Unreadable image")
+    with db.session() as s:
+        job = s.execute(select(Job).where(Job.state == "failed")).scalar_one()
+        assert job.error == failed[0].reason
+        assert s.execute(select(func.count()).select_from(Detection).where(
+            Detection.image_id == job.image_id)).scalar() == 0
+    _exactly_once(db, engine.pipeline_id)
+
+
+def test_an_exception_in_one_batch_fails_only_that_batch(db, trap):
+    dep = _scan(db, trap)
+
+    def failing():
+        return FailOnCallClassifier(info("darkness_binary", Rank.BINARY, ["moth", "nonmoth"],
+                                         positive=("moth",)), binary_classifier().model,
+                                    fail_calls=(2,))
+
+    engine = Engine(db, None, _spec(detection_batch_size=2, classification_batch_size=500),
+                    devices="cpu", model_loader=tiny_models(failing))
+    total = engine.enqueue_deployment(dep)
+    rec = Recorder()
+    summary = engine.run(on_event=rec)
+    assert summary.status == "finished"
+    assert summary.failed == 2 and summary.done == total - 2
+    reasons = {e.reason for e in rec.of(ImageFailed)}
+    assert len(reasons) == 1 and "simulated device failure" in reasons.pop()
+    assert any(e.level == "warning" and "run goes on" in e.message for e in rec.of(Log))
+    _exactly_once(db, engine.pipeline_id)
+
+
+def test_two_workers_share_the_queue_and_never_process_the_same_image(db, trap):
+    dep = _scan(db, trap)
+    started = []
+
+    def factory(name, target):
+        started.append(name)
+        return threading.Thread(target=target, name=name)
+
+    engine = Engine(db, None, _spec(), devices=["cpu", "cpu"], thread_factory=factory,
+                    model_loader=tiny_models())
+    total = engine.enqueue_deployment(dep)
+    rec = Recorder()
+    summary = engine.run(on_event=rec)
+    assert started == ["trapgui-cpu", "trapgui-cpu#2"]
+    assert summary.status == "finished" and summary.done == total
+    committed = [i for b in rec.of(BatchCommitted) for i in b.image_ids]
+    assert len(committed) == len(set(committed)) == total
+    by_device = {}
+    for b in rec.of(BatchCommitted):
+        by_device.setdefault(b.device, set()).update(b.image_ids)
+    assert set(by_device) == {"cpu", "cpu#2"}  # both did work
+    assert not by_device["cpu"] & by_device["cpu#2"]
+    with db.session() as s:
+        attempts = s.execute(select(Job.attempts)).scalars().all()
+    assert attempts == [1] * total  # no image was claimed twice
+    assert sum(d.images_done for d in summary.devices) == total
+    _exactly_once(db, engine.pipeline_id)
+
+
+def test_event_consumer_errors_do_not_stop_the_run(db, trap):
+    dep = _scan(db, trap)
+    engine = Engine(db, None, _spec(detection_batch_size=4), devices="cpu",
+                    model_loader=tiny_models())
+    engine.enqueue_deployment(dep)
+
+    def broken(event):
+        raise ValueError("consumer bug")
+
+    summary = engine.run(on_event=broken)
+    assert summary.status == "finished" and summary.failed == 0
