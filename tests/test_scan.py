@@ -296,3 +296,26 @@ def test_progress_reports_phases(db, tmp_path):
     assert ("reading", 250, 250) in seen and ("saving", 250, 250) in seen
     reads = [d for p, d, _ in seen if p == "reading"]
     assert reads == sorted(reads)
+
+
+def test_header_reads_in_worker_processes_match_in_process(db, tmp_path, small_trap_images,
+                                                          monkeypatch):
+    import trapgui.scan.indexer as indexer
+
+    trap = tmp_path / "trap"
+    shutil.copytree(small_trap_images, trap)
+    (trap / "20220622220100-empty.jpg").write_bytes(b"")
+    monkeypatch.setattr(indexer, "POOL_MIN_FILES", 1)
+    monkeypatch.setattr(indexer, "_POOL_BATCH", 4)
+    pooled = scan_folder(db, trap, workers=2)
+    with db.session() as s:
+        got = {i.rel_path: (i.width, i.captured_at, i.time_source, i.state, i.error, i.night_id)
+               for i in s.scalars(select(Image))}
+        s.execute(Image.__table__.delete())
+        s.execute(Night.__table__.delete())
+    single = scan_folder(db, trap, workers=1)
+    with db.session() as s:
+        want = {i.rel_path: (i.width, i.captured_at, i.time_source, i.state, i.error)
+                for i in s.scalars(select(Image))}
+    assert {k: v[:5] for k, v in got.items()} == want
+    assert (pooled.added, pooled.unreadable, single.added) == (15, 1, 15)
