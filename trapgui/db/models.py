@@ -180,7 +180,7 @@ class Detection(Base):
     binary_score: Mapped[float | None] = mapped_column(Float, index=True)
     top_label: Mapped[str | None] = mapped_column(String(255), index=True)
     top_score: Mapped[float | None] = mapped_column(Float, index=True)
-    top_rank: Mapped[str | None] = mapped_column(String(16))
+    top_rank: Mapped[str | None] = mapped_column(String(16), index=True)
 
 
 class Classification(Base):
