@@ -55,9 +55,9 @@ def _open(qtbot, services, image_id, detection_id=-1):
     viewer.resize(1000, 700)
     viewer.show()
     viewer.set_threshold(0.5, 0.5)
-    with qtbot.waitSignal(viewer.imageLoaded, timeout=10_000,
-                          check_params_cb=lambda _i, full: full):
-        viewer.show_image(image_id, detection_id)
+    viewer.show_image(image_id, detection_id)
+    qtbot.waitUntil(lambda: viewer.current_image_id() == image_id
+                    and viewer.is_full_resolution(), timeout=10_000)
     return viewer
 
 
@@ -169,8 +169,8 @@ def test_4k_image_preview_first_then_full(qtbot, tmp_path, shared_images):
         viewer.resize(900, 600)
         viewer.show()
         loads = []
-        viewer.imageLoaded.connect(lambda i, full: loads.append(
-            (full, viewer._pixmap_item.pixmap().width())))
+        viewer.imageLoaded.connect(lambda i, width: loads.append(
+            (viewer.is_full_resolution(), width)))
         viewer.show_image(cat.image_ids[0])
         qtbot.waitUntil(lambda: bool(loads) and loads[-1][0], timeout=20_000)
         assert loads[0] == (False, PREVIEW_SIDE)  # the preview comes first...

@@ -41,7 +41,9 @@ class DetectionsTableModel(QAbstractTableModel):
     """Read-only rows of :class:`DetectionRow`; ``total`` is counted separately (a COUNT over a
     million rows takes ~0.1 s, so it never holds up the first page)."""
 
-    loadingChanged = Signal(bool)
+    # no bool argument: PySide6 6.12 on Python 3.11 loses a reference to True/False on every
+    # Python-side emit of a bool, and the interpreter aborts after a few hundred (see report)
+    loadingChanged = Signal()  # is_loading() tells which way
     totalChanged = Signal(int)  # -1 while counting
     failed = Signal(str)
 
@@ -151,7 +153,7 @@ class DetectionsTableModel(QAbstractTableModel):
 
     def _fetch_page(self, first: bool) -> None:
         self._fetching = True
-        self.loadingChanged.emit(True)
+        self.loadingChanged.emit()
         generation, query = self._generation, self._query
         after = None
         if not first and self._rows:
@@ -168,13 +170,13 @@ class DetectionsTableModel(QAbstractTableModel):
                 self.beginInsertRows(QModelIndex(), start, start + len(rows) - 1)
                 self._rows.extend(rows)
                 self.endInsertRows()
-            self.loadingChanged.emit(False)
+            self.loadingChanged.emit()
 
         def error(exc: BaseException) -> None:
             if generation == self._generation:
                 self._fetching = False
                 self._exhausted = True
-                self.loadingChanged.emit(False)
+                self.loadingChanged.emit()
                 self.failed.emit(str(exc))
 
         run_for(

@@ -113,7 +113,7 @@ class DetectionsView(QWidget):
         self.model.modelReset.connect(self._restore_position)
         self.model.totalChanged.connect(lambda _n: self._update_status())
         self.model.rowsInserted.connect(lambda *_a: self._update_status())
-        self.model.loadingChanged.connect(lambda _b: self._update_status())
+        self.model.loadingChanged.connect(self._update_status)
         self.model.failed.connect(self._on_failed)
         self._error: str | None = None
 

@@ -51,7 +51,9 @@ def _swatch(colour: QColor, dashed: bool = False) -> QPixmap:
 class ImageViewer(QWidget):
     detectionSelected = Signal(int)  # detection id (-1: none)
     imageShown = Signal(int)  # image id, once its details are known
-    imageLoaded = Signal(int, bool)  # image id, full resolution (False: the preview)
+    # image id, width in pixels of what is shown (the preview's, then the file's); no bool:
+    # emitting Python bools through signals corrupts their refcount in PySide6 6.12
+    imageLoaded = Signal(int, int)
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -197,6 +199,9 @@ class ImageViewer(QWidget):
         run_for(self, lambda: self._services.results.image_details(image_id),
                           lambda d: self._on_details(gen, d, detection_id), self._show_error)
 
+    def is_full_resolution(self) -> bool:
+        return self._full_loaded
+
     def current_image_id(self) -> int | None:
         return self._details.image_id if self._details else None
 
@@ -285,7 +290,7 @@ class ImageViewer(QWidget):
         self._loaded = loaded
         self._full_loaded = final
         self._update_crops()
-        self.imageLoaded.emit(d.image_id, final)
+        self.imageLoaded.emit(d.image_id, loaded.image.width())
         if not final:
             path = d.path
             run_for(self, lambda: load_image(path),
