@@ -312,3 +312,31 @@ def test_cli_download_list_verify_remove(tmp_path, srv, published, monkeypatch, 
                            "--labels", str(published["labels_path"])]) == 0
     assert run_cli(data + ["models", "download", "no_such_model"]) == 4
     assert "no model called 'no_such_model'" in capsys.readouterr().err
+
+
+def test_a_second_store_cannot_download_the_same_model_at_once(store, srv, published):
+    """Two windows/terminals share the models folder: the second is told, not allowed to
+    write the same .part file."""
+    srv.fault(WEIGHTS, Fault("slow", times=1, delay_s=0.01))
+    cancel, started, errors = threading.Event(), threading.Event(), []
+
+    def first():
+        try:
+            store.download(KEY, progress=lambda d, t: started.set() if d > 1 << 20 else None,
+                           cancel=cancel)
+        except DownloadCancelled as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    assert started.wait(30)
+    other = ModelStore(store.models_dir, store.catalogue)
+    with pytest.raises(ModelError, match="already being downloaded"):
+        other.download(KEY)
+    with pytest.raises(ModelError, match="already being downloaded"):
+        other.remove(KEY)
+    cancel.set()
+    worker.join(30)
+    assert errors and isinstance(errors[0], DownloadCancelled)
+    assert other.download(KEY).installed  # the lock went with the first download
+    assert other.weights_path(KEY).read_bytes() == published["weights"]

@@ -66,6 +66,44 @@ def discard_partial(part: Path) -> None:
             pass
 
 
+class PartLock:
+    """An OS file lock next to the .part files, so two processes (the app and a terminal
+    `trapgui models download`) never write the same .part. Released by the OS if the process
+    dies, so there are no stale locks to clean up."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+b")
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return False
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the file releases the lock on every platform
+            self._fh = None
+            try:
+                self.path.unlink()
+            except OSError:
+                pass  # another process holds it now, or Windows keeps it open: harmless
+
+
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
     """(first byte, total) from ``bytes 100-199/1000`` or ``bytes */1000``."""
     match = re.match(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")

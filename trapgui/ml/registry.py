@@ -38,11 +38,19 @@ class FasterRCNNDetector:
     def detect(self, images: list[torch.Tensor]) -> list[DetectorOutput]:
         if not images:
             return []
-        batch = [img.to(self.device, torch.float32, non_blocking=True) for img in images]
+        batch = [_as_unit_float(img.to(self.device, non_blocking=True)) for img in images]
         with torch.inference_mode():
             outputs = self.model(batch)
         return [DetectorOutput(boxes=out["boxes"].float(), scores=out["scores"].float())
                 for out in outputs]
+
+
+def _as_unit_float(img: torch.Tensor) -> torch.Tensor:
+    # The protocol says float in [0, 1]; a uint8 tensor passed by mistake would otherwise be
+    # read as 0..255 and silently give garbage boxes.
+    if img.dtype == torch.uint8:
+        return img.float().div_(255.0)
+    return img.float()
 
 
 class TorchClassifier:

@@ -74,7 +74,7 @@ class ModelStore:
         self.retries = retries
         self.backoff_s = backoff_s
         self._lock = threading.Lock()
-        self._busy: set[str] = set()
+        self._busy: dict[str, dl.PartLock] = {}
 
     # ---- paths -------------------------------------------------------------------------
     def spec(self, key: str) -> ModelSpec:
@@ -262,14 +262,22 @@ class ModelStore:
 
     # ---- download ----------------------------------------------------------------------
     def _claim(self, key: str) -> None:
+        busy = ModelError(f"'{self.spec(key).name}' is already being downloaded or imported "
+                          "(here or by another trapgui window or terminal).",
+                          hint="Wait for it to finish, then try again.")
         with self._lock:
             if key in self._busy:
-                raise ModelError(f"'{self.spec(key).name}' is already being downloaded or imported.")
-            self._busy.add(key)
+                raise busy
+            lock = dl.PartLock(self.models_dir / key / ".lock")
+            if not lock.acquire():
+                raise busy
+            self._busy[key] = lock
 
     def _release(self, key: str) -> None:
         with self._lock:
-            self._busy.discard(key)
+            lock = self._busy.pop(key, None)
+        if lock is not None:
+            lock.release()
 
     def download(self, key: str, progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None, force: bool = False) -> ModelStatus:
@@ -414,15 +422,18 @@ class ModelStore:
             raise ModelError(f"'{spec.name}' is built in and cannot be removed.")
         folder = self.models_dir / key
         freed = 0
-        if folder.is_dir():
+        self._claim(key)  # never pull files from under a running download
+        try:
             for path in folder.iterdir():
-                if path.is_file():
+                if path.is_file() and path.name != ".lock":
                     freed += path.stat().st_size
                     path.unlink()
-            try:
-                folder.rmdir()
-            except OSError:
-                pass  # something the user put there: leave it
+        finally:
+            self._release(key)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # something the user put there: leave it
         if forget_pin:
             self.forget_pin(key)
         return freed
