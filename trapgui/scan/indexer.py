@@ -126,8 +126,9 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
     with db.session() as s:
         dep = s.execute(select(Deployment.id, Deployment.night_cutoff_hour).where(
             Deployment.path == str(root))).first()
+        # plain Core rows (no ORM loading): this is most of a no-change rescan's time
         existing = {} if dep is None else {
-            r[1]: r for r in s.execute(select(
+            r[1]: r for r in s.connection().execute(select(
                 Image.id, Image.rel_path, Image.size, Image.mtime, Image.state, Image.error).where(
                 Image.deployment_id == dep[0]))}
     if dep is None and not listing.files:
@@ -149,21 +150,22 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
 
     new: list[FoundFile] = []
     reread: list[tuple[FoundFile, int, bool]] = []  # (file, image id, content changed)
+    missing, unreadable = ImageState.MISSING.value, ImageState.UNREADABLE.value
     for f in listing.files:
         row = existing.pop(f.rel_path, None)
         if row is None:
             new.append(f)
         elif row.size != f.size or row.mtime != f.mtime:
             reread.append((f, row.id, True))
-        elif row.state == ImageState.MISSING.value:
+        elif row.state == missing:
             reread.append((f, row.id, False))
-        elif row.state == ImageState.UNREADABLE.value and probe_file(f).error != row.error:
+        elif row.state == unreadable and probe_file(f).error != row.error:
             # fixing permissions or a link leaves size and mtime alone: unreadable files (few)
             # are tried again on every scan, and written only when the outcome differs
             reread.append((f, row.id, True))
         else:
             report.unchanged += 1
-    vanished = [r.id for r in existing.values() if r.state != ImageState.MISSING.value]
+    vanished = [r.id for r in existing.values() if r.state != missing]
 
     nights = _Nights(db, dep_id, cutoff_hour)
     todo: list[tuple[FoundFile, int | None, bool]] = [(f, None, False) for f in new] + reread
