@@ -36,8 +36,12 @@ def resolve_traps(db, folders: list[str] | None) -> list[int] | None:
 
 
 def format_table(rows) -> str:
+    # two traps can share a folder name (every camera writes "DCIM"): show their paths then
+    names: dict[str, set[int]] = {}
+    for r in rows:
+        names.setdefault(r.deployment_name, set()).add(r.deployment_id)
     cells = [HEADERS] + [(
-        r.deployment_name,
+        r.deployment_name if len(names[r.deployment_name]) == 1 else r.deployment_path,
         r.date.isoformat() if r.date else "undated",
         r.start.strftime("%m-%d %H:%M") if r.start else "-",
         r.end.strftime("%m-%d %H:%M") if r.end else "-",
