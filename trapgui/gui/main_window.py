@@ -111,7 +111,7 @@ class MainWindow(QMainWindow):
         self._refresh_timer = QTimer(self, singleShot=True, interval=1000)
         self._refresh_timer.timeout.connect(self._refresh_views)
         self.resize(1280, 820)
-        self.resizeDocks([self.tree_dock], [420], Qt.Orientation.Horizontal)
+        self.tree.setMinimumWidth(360)
         self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
         self._restore_geometry()
 
@@ -258,6 +258,7 @@ class MainWindow(QMainWindow):
                           f"{count:,} images from an earlier run were not processed yet.\n"
                           "Finish them now?", parent=self)
         box.setObjectName("resumeDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         resume = box.addButton("Resume processing", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
         box.setDefaultButton(resume)
@@ -467,6 +468,7 @@ class MainWindow(QMainWindow):
         guide = resource_path("../README.md").resolve()
         box = QMessageBox(QMessageBox.Icon.Information, "trapgui help", _HELP, parent=self)
         box.setObjectName("helpDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         if guide.exists():
             button = box.addButton("Open the user guide", QMessageBox.ButtonRole.ActionRole)
             button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(guide))))
@@ -505,6 +507,7 @@ class MainWindow(QMainWindow):
                           "finished and saved; the remaining images stay queued and you can "
                           "resume them next time.", parent=self)
         box.setObjectName("confirmCloseDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         stop = box.addButton("Stop and quit", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton("Keep processing", QMessageBox.ButtonRole.RejectRole)
         box.finished.connect(lambda _r: self._close_confirmed() if box.clickedButton() is stop

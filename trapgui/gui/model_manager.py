@@ -19,6 +19,8 @@ KEY_ROLE = Qt.ItemDataRole.UserRole
 
 
 def format_size(n: int | None) -> str:
+    if n is None:
+        return "unknown"
     if not n:
         return "–"
     for unit in ("bytes", "KB", "MB", "GB"):
@@ -128,7 +130,8 @@ class ModelManager(QDialog):
                 status = f"partly downloaded ({format_size(e.downloaded_bytes)})"
             if not e.needs_weights:
                 status = "built in"
-            values = (e.name, e.kind, status, format_size(e.size_bytes),
+            values = (e.name, e.kind, status,
+                      "–" if not e.needs_weights else format_size(e.size_bytes),
                       ", ".join(e.antenna_slugs))
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)

@@ -113,7 +113,8 @@ class NightsOverview(QWidget):
         if len(deps) == 1:
             d = deps[0]
             self.heading.setText(
-                f"<b>{d.name}</b> — {d.path}<br>{len(d.night_ids)} nights · "
+                f"<b>{d.name}</b> — {d.path}<br>{len(d.night_ids)} "
+                f"night{'s' if len(d.night_ids) != 1 else ''} · "
                 f"{d.total('images'):,} images · {d.total('processed'):,} processed · "
                 f"{d.total('detections'):,} detections")
         else:

@@ -227,8 +227,9 @@ class ProcessingPanel(QWidget):
             self.bar.setValue(self.bar.maximum())
         verb = {"finished": "Finished", "cancelled": "Cancelled", "crashed": "Stopped by an error"}
         text = (f"{verb.get(summary.status, summary.status)}: {summary.done:,} images done, "
-                f"{summary.failed:,} failed, {summary.detections:,} detections in "
+                f"{summary.failed:,} failed, {summary.detections:,} detections stored in "
                 f"{format_duration(summary.elapsed_s)} ({summary.images_per_s:.1f} img/s)")
+        self.title.setText(self.title.text().replace("Processing ", "Processed ", 1))
         if summary.remaining:
             text += f". {summary.remaining:,} images remain queued."
         self.counts.setText(text)

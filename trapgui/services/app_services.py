@@ -148,28 +148,15 @@ class Services:
         return info
 
     def device_names(self) -> list[str]:
-        """Compute devices this computer has ("cuda:0 (NVIDIA ...)", "cpu"); imports torch."""
+        """Compute devices found ("cuda:0 (NVIDIA ...)", "cpu (...)"); imports torch."""
         try:
             from trapgui.ml.devices import probe_devices
-        except ImportError:
-            probe_devices = None
-        if probe_devices is not None:
-            try:
-                return [_device_label(d) for d in probe_devices()]
-            except Exception:  # noqa: BLE001 - diagnostics must not fail
-                pass
-        try:
-            import torch
-        except ImportError:
+
+            probe = probe_devices()
+        except Exception:  # noqa: BLE001 - diagnostics must not fail
             return ["cpu"]
-        names = [f"cuda:{i} ({torch.cuda.get_device_name(i)})"
-                 for i in range(torch.cuda.device_count())]
-        return names + ["cpu"]
-
-
-def _device_label(device) -> str:
-    for attr in ("label", "description", "name"):
-        value = getattr(device, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return str(device)
+        names = []
+        for d in probe.devices:
+            state = "" if d.usable else f", not usable: {d.reason}"
+            names.append(f"{d.id} ({d.name}{state})")
+        return names or ["cpu"]
