@@ -300,13 +300,13 @@ def test_progress_reports_phases(db, tmp_path):
 
 def test_header_reads_in_worker_processes_match_in_process(db, tmp_path, small_trap_images,
                                                           monkeypatch):
-    import trapgui.scan.indexer as indexer
+    import trapgui.scan.probe_pool as pool
 
     trap = tmp_path / "trap"
     shutil.copytree(small_trap_images, trap)
     (trap / "20220622220100-empty.jpg").write_bytes(b"")
-    monkeypatch.setattr(indexer, "POOL_MIN_FILES", 1)
-    monkeypatch.setattr(indexer, "_POOL_BATCH", 4)
+    monkeypatch.setattr(pool, "POOL_MIN_FILES", 1)
+    monkeypatch.setattr(pool, "POOL_BATCH", 4)
     pooled = scan_folder(db, trap, workers=2)
     with db.session() as s:
         got = {i.rel_path: (i.width, i.captured_at, i.time_source, i.state, i.error, i.night_id)

@@ -16,37 +16,27 @@ rest); files are marked missing only after a complete listing.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import multiprocessing
 import os
-import sys
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select, update
 
 from trapgui.core.errors import UserInputError
-from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, check_cutoff_hour, night_date
+from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, check_cutoff_hour
 from trapgui.core.types import ImageState, JobState
 from trapgui.db.database import Database
 from trapgui.db.models import Classification, Deployment, Detection, Image, Job, Night
-from trapgui.scan.files import FoundFile, Probe, discover, iter_chunks, probe_file, probe_many
-
-log = logging.getLogger(__name__)
+from trapgui.scan.files import FoundFile, Probe, discover, iter_chunks, probe_file
+from trapgui.scan.night_groups import NightIds, refresh_night_bounds, regroup_nights
+from trapgui.scan.probe_pool import default_workers, probe_all
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total); phases below
 PHASE_LISTING, PHASE_READING, PHASE_SAVING = "listing", "reading", "saving"
 CHUNK = 2000
 _SQL_CHUNK = 500
-# Header reads are CPU-bound Pillow work: big first scans spread them over a few processes.
-# Below POOL_MIN_FILES starting the processes costs more than it saves.
-POOL_MIN_FILES = 3000
-_POOL_BATCH = 250
 
 
 @dataclass
@@ -100,14 +90,6 @@ def check_folder(folder: str | Path) -> Path:
     except PermissionError:
         raise UserInputError(f"The folder {path} cannot be read: permission denied.")
     return resolved
-
-
-def default_workers() -> int:
-    if getattr(sys, "frozen", False):
-        # a frozen (PyInstaller) app re-runs itself in each spawned child unless its entry
-        # point calls multiprocessing.freeze_support() first: read headers in-process there
-        return 1
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUTOFF_HOUR,
@@ -167,11 +149,11 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
             report.unchanged += 1
     vanished = [r.id for r in existing.values() if r.state != missing]
 
-    nights = _Nights(db, dep_id, cutoff_hour)
+    nights = NightIds(db, dep_id, cutoff_hour)
     todo: list[tuple[FoundFile, int | None, bool]] = [(f, None, False) for f in new] + reread
     done = 0
     workers = default_workers() if workers is None else max(1, workers)
-    stream = _probes([f for f, _, _ in todo], workers)
+    stream = probe_all([f for f, _, _ in todo], workers)
     try:
         for chunk in iter_chunks(todo, CHUNK):
             probes = []
@@ -201,70 +183,19 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
                     state=ImageState.MISSING.value))
             report.missing = len(vanished)
             if regroup:
-                _regroup_nights(s, dep_id, nights)
+                regroup_nights(s, dep_id, nights)
             s.execute(update(Deployment).where(Deployment.id == dep_id).values(
                 night_cutoff_hour=cutoff_hour, last_scan_at=_utcnow()))
     if report.wrote_anything or regroup:
         with db.write_session() as s:
-            _refresh_night_bounds(s, dep_id)
+            refresh_night_bounds(s, dep_id)
     _fill_totals(db, report)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _probes(files: list[FoundFile], workers: int) -> Iterator[Probe]:
-    """Probe results in the order of ``files``; in a process pool for big scans."""
-    if workers <= 1 or len(files) < POOL_MIN_FILES:
-        for f in files:
-            yield probe_file(f)
-        return
-    batches = list(iter_chunks(files, _POOL_BATCH))
-    finished = 0
-    # spawn, not fork: forking a process that runs Qt or other threads can deadlock the child
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        in_flight = deque(pool.submit(probe_many, b) for b in batches[:4 * workers])
-        queued = len(in_flight)
-        while in_flight:
-            probes = in_flight.popleft().result()
-            if queued < len(batches):  # a bounded look-ahead, so a cancel stops promptly
-                in_flight.append(pool.submit(probe_many, batches[queued]))
-                queued += 1
-            yield from probes
-            finished += 1
-    except (BrokenProcessPool, OSError) as exc:
-        log.warning("Header-reading processes failed (%s); reading in this process.", exc)
-        for batch in batches[finished:]:
-            yield from probe_many(batch)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-class _Nights:
-    """Night ids of one deployment by evening date, creating rows as dates appear."""
-
-    def __init__(self, db: Database, dep_id: int, cutoff_hour: int):
-        self.dep_id = dep_id
-        self.cutoff_hour = cutoff_hour
-        with db.session() as s:
-            self.ids = dict(s.execute(select(Night.date, Night.id).where(
-                Night.deployment_id == dep_id)).all())
-
-    def id_for(self, session, captured_at: dt.datetime | None) -> int | None:
-        if captured_at is None:
-            return None
-        date = night_date(captured_at, self.cutoff_hour)
-        night_id = self.ids.get(date)
-        if night_id is None:
-            night_id = session.execute(insert(Night).values(
-                deployment_id=self.dep_id, date=date, start=captured_at, end=captured_at
-            ).returning(Night.id)).scalar_one()
-            self.ids[date] = night_id
-        return night_id
 
 
 def _image_values(p: Probe, f: FoundFile, now: dt.datetime) -> dict:
@@ -274,7 +205,7 @@ def _image_values(p: Probe, f: FoundFile, now: dt.datetime) -> dict:
             "state": p.state.value, "error": p.error, "scanned_at": now}
 
 
-def _write_chunk(db: Database, dep_id: int, nights: _Nights,
+def _write_chunk(db: Database, dep_id: int, nights: NightIds,
                  chunk: Sequence[tuple[FoundFile, int | None, bool]], probes: Sequence[Probe],
                  report: ScanReport) -> None:
     now = _utcnow()
@@ -320,35 +251,6 @@ def _requeue(session, image_ids: list[int]) -> None:
     session.execute(update(Job).where(Job.image_id.in_(image_ids)).values(
         state=JobState.PENDING.value, worker=None, lease_expires_at=None, error=None,
         run_id=None, attempts=0, updated_at=time.time()))
-
-
-def _regroup_nights(session, dep_id: int, nights: _Nights) -> None:
-    """The cut-off hour changed: move every dated image to the night it now belongs to."""
-    rows = session.execute(select(Image.id, Image.night_id, Image.captured_at).where(
-        Image.deployment_id == dep_id, Image.captured_at.is_not(None))).all()
-    moves = []
-    for image_id, night_id, captured_at in rows:
-        target = nights.id_for(session, captured_at)
-        if target != night_id:
-            moves.append({"id": image_id, "night_id": target})
-    for part in iter_chunks(moves, CHUNK):
-        session.execute(update(Image), part)
-
-
-def _refresh_night_bounds(session, dep_id: int) -> None:
-    """Night start/end = first/last capture; nights left without images are removed."""
-    spans = {r[0]: (r[1], r[2]) for r in session.execute(
-        select(Image.night_id, func.min(Image.captured_at), func.max(Image.captured_at))
-        .where(Image.deployment_id == dep_id, Image.night_id.is_not(None))
-        .group_by(Image.night_id))}
-    for night_id, start, end in session.execute(select(Night.id, Night.start, Night.end).where(
-            Night.deployment_id == dep_id)).all():
-        span = spans.get(night_id)
-        if span is None:
-            session.execute(delete(Night).where(Night.id == night_id))
-        elif span != (start, end):
-            session.execute(update(Night).where(Night.id == night_id).values(
-                start=span[0], end=span[1]))
 
 
 def _fill_totals(db: Database, report: ScanReport) -> None:
