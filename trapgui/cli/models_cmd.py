@@ -51,6 +51,8 @@ def _store(ctx):
 def _mb(n: int | None) -> str:
     if n is None:
         return "?"
+    if n < 1000:
+        return f"{n} B"
     return f"{n / 1e6:,.1f} MB" if n >= 1e5 else f"{n / 1e3:,.1f} kB"
 
 

@@ -185,7 +185,6 @@ def install_random_weights(store: ModelStore, key: str, seed: int = 0,
     """Put random weights (and a label map) straight into the store as if downloaded, without
     the import-time load check (they were just built from the architecture). For tests and
     benchmarks only."""
-    spec = store.spec(key)
     weights, labels = store.weights_path(key), store.labels_path(key)
     make_random_weights(key, weights, seed, num_classes, labels_path=labels,
                         catalogue=store.catalogue)

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import os
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -27,8 +24,8 @@ from trapgui.ml import download as dl
 from trapgui.ml.architectures_weights import (build_with_weights, read_label_map,
                                               sniff_weights_file)
 from trapgui.ml.catalogue import Catalogue, ModelSpec, load_catalogue
+from trapgui.ml.store_pins import PinFile
 
-PINS_FILE = "pins.json"
 ProgressFn = Callable[[int, "int | None"], None]
 
 
@@ -73,6 +70,7 @@ class ModelStore:
         self.timeout = timeout
         self.retries = retries
         self.backoff_s = backoff_s
+        self.pins = PinFile(self.models_dir)
         self._lock = threading.Lock()
         self._busy: dict[str, dl.PartLock] = {}
 
@@ -93,44 +91,23 @@ class ModelStore:
         return final.with_name(final.name + ".part")
 
     # ---- pins --------------------------------------------------------------------------
-    def _pins_file(self) -> Path:
-        return self.models_dir / PINS_FILE
-
-    def pins(self) -> dict:
-        try:
-            data = json.loads(self._pins_file().read_text(encoding="utf-8"))
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+    def _url(self, key: str, kind: str) -> str | None:
+        spec = self.spec(key)
+        return spec.weights_url if kind == "weights" else spec.labels_url
 
     def pin_for(self, key: str, kind: str) -> dict | None:
         """The pinned record of ``kind`` ("weights" | "labels") if it is for the current URL."""
-        spec = self.spec(key)
-        url = spec.weights_url if kind == "weights" else spec.labels_url
-        rec = self.pins().get(key, {}).get(kind)
-        return rec if isinstance(rec, dict) and rec.get("url") == url else None
+        return self.pins.get(key, kind, self._url(key, kind))
 
-    def _write_pin(self, key: str, kind: str, path: Path, sha256: str, url: str | None) -> None:
-        with self._lock:
-            pins = self.pins()
-            pins.setdefault(key, {})[kind] = {
-                "file": path.name, "sha256": sha256, "size": path.stat().st_size, "url": url,
-                "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-            self.models_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".pins-", dir=self.models_dir)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(pins, fh, indent=2, sort_keys=True)
-            os.replace(tmp, self._pins_file())
+    def _pin(self, key: str, kind: str, path: Path, sha256: str) -> None:
+        """Pin a verified file unless a checksum is published or a pin already exists."""
+        spec = self.spec(key)
+        published = spec.sha256 if kind == "weights" else spec.labels_sha256
+        if not published and self.pin_for(key, kind) is None:
+            self.pins.set(key, kind, path, sha256, self._url(key, kind))
 
     def forget_pin(self, key: str) -> None:
-        with self._lock:
-            pins = self.pins()
-            if pins.pop(key, None) is not None:
-                fd, tmp = tempfile.mkstemp(prefix=".pins-", dir=self.models_dir)
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(pins, fh, indent=2, sort_keys=True)
-                os.replace(tmp, self._pins_file())
+        self.pins.forget(key)
 
     def _expected_sha(self, key: str, kind: str) -> tuple[str | None, str]:
         spec = self.spec(key)
@@ -140,16 +117,17 @@ class ModelStore:
         pin = self.pin_for(key, kind)
         return (pin["sha256"], f"verified on {pin.get('verified_at', '?')[:10]}") if pin else (None, "")
 
-    def _check_sha(self, key: str, kind: str, sha: str, filename: str) -> None:
+    def _check_sha(self, key: str, kind: str, sha: str, filename: str,
+                   outcome: str = "it was not installed") -> None:
         expected, source = self._expected_sha(key, kind)
         if expected is None or expected == sha:
             return
         if source == "published":
             raise DownloadError(f"{filename} does not match its published checksum "
-                                f"(expected {expected[:12]}..., got {sha[:12]}...); it was not installed.")
+                                f"(expected {expected[:12]}..., got {sha[:12]}...); {outcome}.")
         raise DownloadError(
             f"{filename} differs from the copy trapgui verified ({source}): the file may have "
-            f"been replaced or tampered with, so it was not installed (sha256 {sha[:12]}... "
+            f"been replaced or tampered with, so {outcome} (sha256 {sha[:12]}... "
             f"instead of {expected[:12]}...).",
             hint=f"If the publisher updated it on purpose, run `trapgui models remove {key} "
                  "--forget-pin` and install it again.")
@@ -247,17 +225,15 @@ class ModelStore:
             if labels_file is not None:
                 shas["labels"] = sha256_file(labels_file)
             for kind, sha in shas.items():
-                self._check_sha(key, kind, sha, (weights if kind == "weights" else labels_file).name)
+                self._check_sha(key, kind, sha, (weights if kind == "weights" else labels_file).name,
+                                "do not use it: download or import it again")
             labels = self._validate_labels(spec, labels_file) if labels_file else None
             self._validate_weights(spec, weights, labels)
         except ModelError as exc:
             status.state, status.problem = ModelState.CORRUPT, str(exc)
             return status
         for kind, sha in shas.items():
-            if self.pin_for(key, kind) is None:
-                path = weights if kind == "weights" else labels_file
-                url = spec.weights_url if kind == "weights" else spec.labels_url
-                self._write_pin(key, kind, path, sha, url)
+            self._pin(key, kind, weights if kind == "weights" else labels_file, sha)
         return self.status(key)
 
     # ---- download ----------------------------------------------------------------------
@@ -347,9 +323,7 @@ class ModelStore:
             raise
         os.replace(part, final)
         dl.discard_partial(part)
-        if self.pin_for(spec.key, kind) is None and not (
-                spec.sha256 if kind == "weights" else spec.labels_sha256):
-            self._write_pin(spec.key, kind, final, result.sha256, url)
+        self._pin(spec.key, kind, final, result.sha256)
 
     # ---- import / remove ---------------------------------------------------------------
     def import_file(self, key: str, path: str | os.PathLike,
@@ -395,11 +369,9 @@ class ModelStore:
         self._validate_weights(spec, weights_tmp, labels)
         if labels_tmp is not None:
             os.replace(labels_tmp, labels_final)
-            if self.pin_for(key, "labels") is None:
-                self._write_pin(key, "labels", labels_final, labels_sha, spec.labels_url)
+            self._pin(key, "labels", labels_final, labels_sha)
         os.replace(weights_tmp, weights)
-        if self.pin_for(key, "weights") is None:
-            self._write_pin(key, "weights", weights, sha, spec.weights_url)
+        self._pin(key, "weights", weights, sha)
         dl.discard_partial(self.part_path(weights))
         return self.status(key)
 
