@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import threading
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -67,6 +68,20 @@ def _safe_globals() -> list:
     return allowed
 
 
+_ALLOWED = threading.Lock()
+_allowed_done = False
+
+
+def _allow_numpy_scalars() -> None:
+    """Once per process (the ``safe_globals`` context manager is not thread-safe, and worker
+    threads load models concurrently)."""
+    global _allowed_done
+    with _ALLOWED:
+        if not _allowed_done:
+            torch.serialization.add_safe_globals(_safe_globals())
+            _allowed_done = True
+
+
 def load_checkpoint_file(path: str | Path) -> object:
     """``torch.load`` with weights_only=True (memory-mapped when possible, so optimiser state
     in a training checkpoint is never read into memory). Raises ModelError on a bad file."""
@@ -74,10 +89,10 @@ def load_checkpoint_file(path: str | Path) -> object:
     problem = sniff_weights_file(path)
     if problem:
         raise ModelError(f"The file {path.name} cannot be used: {problem}.")
+    _allow_numpy_scalars()
     try:
         is_zip = zipfile.is_zipfile(path)
-        with torch.serialization.safe_globals(_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
