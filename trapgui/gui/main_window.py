@@ -175,8 +175,10 @@ class MainWindow(QMainWindow):
         self._action(run_menu, "&Cancel", self.controller.cancel, "Ctrl+.",
                      "Stop after the batch in hand; the rest stays queued")
         view_menu = bar.addMenu("&View")
-        view_menu.addAction(self.tree_dock.toggleViewAction())
-        view_menu.addAction(self.panel_dock.toggleViewAction())
+        for dock, tip in ((self.tree_dock, "Show or hide the list of traps and nights"),
+                          (self.panel_dock, "Show or hide the processing controls")):
+            dock.toggleViewAction().setToolTip(tip)
+            view_menu.addAction(dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
         self.help_action = self._action(help_menu, "trapgui &help", self.show_help,
                                         QKeySequence.StandardKey.HelpContents,

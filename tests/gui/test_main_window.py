@@ -1,0 +1,144 @@
+"""The main window as a first-time and returning user sees it: empty state, menus and
+shortcuts, tooltips, model offer, model manager, About, geometry persistence."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QDialog, QLineEdit,
+                               QMessageBox, QToolBar)
+
+
+def test_first_start_shows_what_to_do_and_no_torch(qtbot, main_window):
+    import sys
+
+    qtbot.waitUntil(lambda: main_window.stack.currentWidget() is main_window.empty,
+                    timeout=10_000)
+    texts = " ".join(w.text() for w in main_window.empty.findChildren(type(main_window.status
+                                                                           .queue_label)))
+    assert "Drop a trap folder here" in texts and "File ▸ Open" in texts
+    assert main_window.windowTitle().startswith("trapgui")
+    assert not main_window.windowIcon().isNull()
+    # building the window never loads the engine (torch): only a run does, in the background
+    assert "trapgui.pipeline.engine" not in sys.modules or main_window.controller.state == "idle"
+
+
+def test_shortcuts(main_window):
+    shortcuts = {a.shortcut().toString(QKeySequence.SequenceFormat.PortableText)
+                 for a in main_window.findChildren(type(main_window.open_action))}
+    for wanted in ("Ctrl+O", "Ctrl+E", "Ctrl+,", "F1", "Ctrl+Q"):
+        assert wanted in shortcuts, wanted
+
+
+def test_every_control_of_the_shell_has_a_tooltip(qtbot, main_window):
+    shell = [main_window.tree, main_window.panel, main_window.status, main_window.empty,
+             main_window.offer, main_window.findChild(QToolBar, "thresholdBar")]
+    missing = []
+    for root in shell:
+        for kind in (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit):
+            for w in root.findChildren(kind):
+                if w.objectName().startswith("qt_") or isinstance(w.parent(), QAbstractSpinBox):
+                    continue  # Qt's own parts (scroll bar buttons, a spin box's line edit)
+                if not w.toolTip():
+                    missing.append(f"{type(w).__name__} '{getattr(w, 'text', lambda: '')()}'")
+    assert not missing, missing
+    for action in main_window.menuBar().actions():
+        for sub in action.menu().actions():
+            if not sub.isSeparator() and sub.menu() is None:
+                assert sub.toolTip() and sub.toolTip() != sub.text().replace("&", ""), sub.text()
+
+
+def test_model_offer_is_dismissable_and_remembered(qtbot, services):
+    from trapgui.gui.main_window import MainWindow
+
+    first = MainWindow(services)
+    qtbot.addWidget(first)
+    first.show()
+    first.start()
+    qtbot.waitUntil(lambda: first.offer.isVisible(), timeout=60_000)
+    first.findChild(QAbstractButton, "offerDismissButton").click()
+    assert not first.offer.isVisible()
+
+    second = MainWindow(services)
+    qtbot.addWidget(second)
+    second.show()
+    second.start()
+    qtbot.wait(1500)
+    assert not second.offer.isVisible()
+
+
+def test_model_manager_lists_the_catalogue(qtbot, main_window):
+    main_window.open_model_manager()
+    manager = main_window.findChild(QDialog, "modelManager")
+    qtbot.waitUntil(lambda: manager.table.rowCount() >= 10, timeout=60_000)
+    rows = {manager.table.item(r, 0).text(): manager.table.item(r, 2).text()
+            for r in range(manager.table.rowCount())}
+    assert rows["Built-in detector (no download needed)"] == "built in"
+    assert rows["Moth / Non-Moth Classifier"] == "not installed"
+    assert any("Species" in name for name in rows)
+    # a model that is not installed can be downloaded or imported, not verified or removed
+    for r in range(manager.table.rowCount()):
+        if manager.table.item(r, 0).text() == "Moth / Non-Moth Classifier":
+            manager.table.selectRow(r)
+    assert manager.download_button.isEnabled() and manager.import_button.isEnabled()
+    assert not manager.verify_button.isEnabled() and not manager.remove_button.isEnabled()
+    manager.close()
+
+
+def test_a_bad_weights_file_is_refused_with_a_sentence(qtbot, main_window, tmp_path):
+    main_window.open_model_manager()
+    manager = main_window.findChild(QDialog, "modelManager")
+    qtbot.waitUntil(lambda: manager.table.rowCount() >= 10, timeout=60_000)
+    bogus = tmp_path / "weights.pt"
+    bogus.write_bytes(b"definitely not a torch file")
+    labels = tmp_path / "labels.json"
+    labels.write_text('{"moth": 0, "nonmoth": 1}')
+    manager.import_files("moth_binary_resnet50_2024", str(bogus), str(labels))
+    qtbot.waitUntil(lambda: manager._busy_key is None, timeout=60_000)
+    message = manager.message.text()
+    assert message and "Traceback" not in message and "installed." not in message
+    manager.close()
+
+
+def test_about_shows_versions_devices_paths_and_copies_them(qtbot, main_window, services):
+    from PySide6.QtGui import QGuiApplication
+
+    main_window.open_about()
+    about = main_window.findChild(QDialog, "aboutDialog")
+    qtbot.waitUntil(lambda: "torch" in about.info, timeout=60_000)
+    for key in ("trapgui", "Python", "Qt", "torch", "Devices", "Database", "Models folder"):
+        assert key in about.info, key
+    assert str(services.paths.db_path) in about.details.toPlainText()
+    about.copy_button.click()
+    assert QGuiApplication.clipboard().text() == about.text()
+    assert "cpu" in about.info["Devices"]
+    about.close()
+
+
+def test_geometry_is_persisted(qtbot, services):
+    from trapgui.gui.main_window import MainWindow
+
+    first = MainWindow(services)
+    qtbot.addWidget(first)
+    first.show()
+    # (the offscreen screen is small: stay within it, restoreGeometry clamps to the screen)
+    first.resize(first.minimumSizeHint().width(), 700)
+    wanted = (first.width(), first.height())
+    first.close()
+    ini = QSettings(str(services.paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
+    assert ini.value("geometry") is not None
+    second = MainWindow(services)
+    qtbot.addWidget(second)
+    second.show()
+    assert (second.width(), second.height()) == wanted
+
+
+def test_help_and_nothing_selected_messages(qtbot, main_window):
+    main_window.show_help()
+    help_box = main_window.findChild(QMessageBox, "helpDialog")
+    assert "Open a trap folder" in help_box.text()
+    help_box.close()
+    main_window.start_processing("selection")
+    box = main_window.findChild(QMessageBox, "errorDialog")
+    assert "Select a trap" in box.text()
+    box.close()
