@@ -340,3 +340,11 @@ def test_a_second_store_cannot_download_the_same_model_at_once(store, srv, publi
     assert errors and isinstance(errors[0], DownloadCancelled)
     assert other.download(KEY).installed  # the lock went with the first download
     assert other.weights_path(KEY).read_bytes() == published["weights"]
+
+
+def test_unwritable_models_folder_is_a_clear_error(tmp_path, srv):
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+    store = ModelStore(blocker / "models", parse_catalogue(local_catalogue(srv.base_url)))
+    with pytest.raises(ModelError, match="Cannot create the model folder"):
+        store.download(KEY)

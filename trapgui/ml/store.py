@@ -238,6 +238,12 @@ class ModelStore:
 
     # ---- download ----------------------------------------------------------------------
     def _claim(self, key: str) -> None:
+        try:
+            (self.models_dir / key).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelError(f"Cannot create the model folder {self.models_dir / key} "
+                             f"({exc.strerror or exc}).",
+                             hint="Check that the data folder is writable (see --data-dir).") from exc
         busy = ModelError(f"'{self.spec(key).name}' is already being downloaded or imported "
                           "(here or by another trapgui window or terminal).",
                           hint="Wait for it to finish, then try again.")
@@ -268,6 +274,11 @@ class ModelStore:
         self._claim(key)
         try:
             return self._download(spec, progress, cancel, force)
+        except OSError as exc:  # not a network error (those are DownloadErrors): the disk
+            raise DownloadError(f"Could not write '{spec.name}' into {self.models_dir / key} "
+                                f"({exc.strerror or exc}).",
+                                hint="Check the free disk space and that the data folder is "
+                                "writable (see --data-dir).") from exc
         finally:
             self._release(key)
 
