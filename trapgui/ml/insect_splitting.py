@@ -1,0 +1,103 @@
+"""Splitting of insects that touch on the sheet into one region each.
+
+A component is split when its distance-to-background map (counted by repeated erosion) has two
+or more separate high plateaus ("cores") joined by a narrow neck: two moths wing to wing. Each
+core then claims the pixels nearest to it (cores grow one pixel per step inside the component,
+an approximation of a watershed on the distance map). One compact insect has one core, so it is
+never cut; wings spread wide around a thick body also keep a single core.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from trapgui.ml.components import label_components
+
+_MAX_DEPTH = 256
+
+
+def erosion_depth(mask: torch.Tensor, max_depth: int = _MAX_DEPTH) -> torch.Tensor:
+    """Approximate distance to the background (B, 1, H, W): how many alternating square/cross
+    erosions each pixel survives (an octagonal distance)."""
+    current = mask.float()
+    depth = torch.zeros_like(current)
+    for step in range(max_depth):
+        if step % 2 == 0:
+            current = -F.max_pool2d(-current, 3, stride=1, padding=1)
+        else:
+            horizontal = -F.max_pool2d(-current, (1, 3), stride=1, padding=(0, 1))
+            vertical = -F.max_pool2d(-current, (3, 1), stride=1, padding=(1, 0))
+            current = torch.minimum(horizontal, vertical)
+        depth += current
+        if not bool(current.any()):
+            break
+    return depth
+
+
+def _per_component(labels: torch.Tensor, values: torch.Tensor, how: str) -> torch.Tensor:
+    """Reduce `values` over each component and broadcast the result back to its pixels."""
+    b, h, w = labels.shape
+    n = h * w
+    offset = torch.arange(b, device=labels.device).view(b, 1, 1) * n
+    key = torch.where(labels >= 0, labels + offset, torch.zeros_like(labels)).view(-1)
+    fg = (labels >= 0).view(-1)
+    table = torch.zeros(b * n, device=labels.device, dtype=values.dtype)
+    table = table.scatter_reduce(0, key[fg], values.reshape(-1)[fg], reduce=how, include_self=False)
+    return torch.where(labels >= 0, table[key].view(b, h, w), torch.zeros_like(values))
+
+
+def split_touching(
+    labels: torch.Tensor,
+    min_core_fraction: float,
+    core_levels: tuple[float, ...] = (0.3, 0.45, 0.6),
+    peak_level: float = 0.45,
+) -> torch.Tensor:
+    """Relabel components that consist of several insects; others keep their labels.
+
+    labels: (B, H, W) from `label_components`. At each level L of `core_levels`, a core is a
+    connected part of a component deeper than L times the component's deepest point; it counts
+    if its own peak reaches `peak_level` of that and at least `min_core_fraction` of the image's
+    longest side, so a leg or a wing tip never becomes an insect of its own. Every component
+    uses the level that gives it the most cores (two insects of different size separate at a low
+    level, two that touch along a wide edge only at a high one)."""
+    b, h, w = labels.shape
+    mask = labels >= 0
+    if not bool(mask.any()):
+        return labels
+    depth = erosion_depth(mask[:, None])[:, 0]
+    deepest = _per_component(labels, depth, "amax")
+    min_peak = max(2.0, min_core_fraction * max(h, w))
+    flat_index = torch.arange(h * w, device=labels.device).view(1, h, w)
+    best_count = torch.ones_like(depth)
+    seeds = torch.full_like(depth, -1.0)
+    for level in core_levels:
+        cores = mask & (depth > level * deepest) & (deepest >= min_peak)
+        if not bool(cores.any()):
+            continue
+        core_labels = label_components(cores)
+        core_peak = _per_component(core_labels, depth, "amax")
+        significant = cores & (core_peak >= peak_level * deepest) & (core_peak >= min_peak)
+        # A core's label names one of its own pixels: count those heads per component.
+        heads = significant & (core_labels == flat_index)
+        count = _per_component(labels, heads.float(), "sum")
+        better = mask & (count > best_count)
+        best_count = torch.where(better, count, best_count)
+        # Components that chose this level take its cores as seeds (replacing a lower level's).
+        seeds = torch.where(better, torch.where(significant, core_labels.float(), -1.0), seeds)
+    to_split = mask & (best_count >= 2)
+    if not bool(to_split.any()):
+        return labels
+
+    grown = seeds[:, None]
+    region = to_split[:, None]
+    for _ in range(4 * int(deepest.max().item()) + 8):
+        spread = F.max_pool2d(grown, 3, stride=1, padding=1)
+        updated = torch.where(region & (grown < 0), spread, grown)
+        if torch.equal(updated, grown):
+            break
+        grown = updated
+    grown = grown[:, 0].long()
+    # Pixels a core never reached (beyond a very long thin appendage) stay with their component.
+    reached = to_split & (grown >= 0)
+    return torch.where(reached, grown, labels)
