@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from trapgui.core.types import ImageState, JobState
 from trapgui.db import queue as jobqueue
-from trapgui.db.models import Image, Job
+from trapgui.db.models import Image, Job, ProcessingRun
 from trapgui.ml.devices import resolve_devices
 from trapgui.pipeline.device_worker import DeviceWorker, RunControl
 from trapgui.pipeline.events import (BatchCommitted, Finished, ImageFailed, Log, Progress,
@@ -140,6 +140,7 @@ class Engine:
         self._on_event = on_event
         self._control.cancel.clear()
         self._expire_dead_local_workers()
+        self._close_dead_local_runs()
         expired = jobqueue.reset_expired(self.db)
         if expired:
             self._emit(Log("info", f"{expired} images left unfinished by an earlier run were "
@@ -162,7 +163,9 @@ class Engine:
         run_id = jobqueue.start_run(
             self.db, self.pipeline_id, models=model_sets[0].describe(self.store),
             devices=[{"device": c.label, "name": c.name, "threads": c.threads} for c in choices],
-            settings=spec.as_dict(), app_version=__version__)
+            settings={**spec.as_dict(), "process": {"host": socket.gethostname(),
+                                                    "pid": os.getpid()}},
+            app_version=__version__)
         self._run_id = run_id
         loader = ImageLoader(spec.loader_threads, max_side=first.detection_max_side,
                              full_resolution=first.needs_full_resolution,
@@ -228,6 +231,21 @@ class Engine:
             return s.execute(update(Job).where(
                 Job.state == JobState.CLAIMED.value, Job.worker.in_(dead)).values(
                 lease_expires_at=0.0)).rowcount
+
+    def _close_dead_local_runs(self) -> None:
+        """Runs still marked running whose process on this computer is gone were killed."""
+        host = socket.gethostname()
+        with self.db.session() as s:
+            rows = s.execute(select(ProcessingRun.id, ProcessingRun.settings).where(
+                ProcessingRun.status == "running")).all()
+        for run_id, settings in rows:
+            proc = (settings or {}).get("process") or {}
+            pid = proc.get("pid")
+            if proc.get("host") == host and isinstance(pid, int) and not _pid_alive(pid):
+                with self.db.write_session() as s:
+                    s.execute(update(ProcessingRun).where(ProcessingRun.id == run_id).values(
+                        status="crashed", notes=["the process stopped without finishing "
+                                                 "(killed or crashed)"]))
 
     def _supervise(self) -> None:
         """Renew leases and tick progress until every worker has finished."""
