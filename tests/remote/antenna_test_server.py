@@ -110,7 +110,9 @@ class AntennaState:
                             job.queue.append(task_id)
             chosen = []
             while job.queue and len(chosen) < batch_size:
-                chosen.append(job.queue.popleft())
+                task_id = job.queue.popleft()
+                if not job.answers.get(task_id) and task_id not in chosen:  # acked meanwhile
+                    chosen.append(task_id)
             if self.duplicate_next_claims > 0 and chosen:
                 delivered = [t.id for t in job.tasks.values() if t.deliveries and t.id not in chosen]
                 if delivered:
@@ -180,6 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "delay":
             time.sleep(fault.seconds)
             return False
+        if fault.kind == "lose_reply":  # act on the request, then drop the connection
+            self._lose_reply = True
         return False  # image faults are handled in _image
 
     def _read_json(self):
@@ -239,7 +243,11 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
                 return self._json(400, {"detail": "batch_size must be a positive integer"})
             agent = self.headers.get("X-Test-Agent") or self.headers.get("User-Agent", "")
-            return self._json(200, {"tasks": self.state.claim(job, size, agent)})
+            tasks = self.state.claim(job, size, agent)
+            if getattr(self, "_lose_reply", False):
+                self._lose_reply = False
+                return self._reset()
+            return self._json(200, {"tasks": tasks})
         m = re.fullmatch(r"/api/v2/jobs/(\d+)/result/", path)
         if m:
             return self._results(int(m.group(1)), body)
@@ -260,6 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.state.rejected_results.append(problem)
                 return self._json(400, {"detail": problem})
         acks = []
+        lose = getattr(self, "_lose_reply", False)
         with self.state.lock:
             for item in body["results"]:
                 subject = item["reply_subject"]
@@ -274,6 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
                     job.answers[task_id].append((subject, item["result"]))
                 acks.append({"reply_subject": subject, "task_id": task_id,
                              "status": "duplicate" if already else "queued"})
+        if lose:
+            self._lose_reply = False
+            return self._reset()
         self._json(200, {"status": "accepted", "job_id": job_id,
                          "results_queued": sum(a["status"] == "queued" for a in acks), "tasks": acks})
 

@@ -209,25 +209,33 @@ class RemoteWorker:
 
     # ---- feeder ------------------------------------------------------------------------
     def _feed(self) -> None:
+        """Claims tasks while the pipeline has room for them. A pass over the open jobs that
+        claims nothing (the jobs are drained, or other workers hold their last tasks) waits
+        with exponential backoff before listing the jobs again."""
         try:
             self._resume_unfinished()
             idle_wait = self.config.poll_min_s
             jobs: list[tuple[int, str]] = []
+            claimed_this_pass = False
             while not self._stop_claiming.is_set():
-                if self.batcher.outstanding() >= self.config.batch_size * (1 + self.config.prefetch_batches):
+                room = self.config.batch_size * (1 + self.config.prefetch_batches)
+                if self.batcher.outstanding() >= room:
                     self._stop_claiming.wait(0.02)
                     continue
                 if not jobs:
-                    jobs = self._list_jobs()
+                    if not claimed_this_pass and self._listed_once:
+                        self._state = "idle" if self.batcher.outstanding() == 0 else self._state
+                        if self._stop_claiming.wait(idle_wait):
+                            break
+                        idle_wait = min(idle_wait * 2, self.config.poll_max_s)
+                    claimed_this_pass = False
+                    listed = self._list_jobs()
+                    self._listed_once = True
+                    jobs = listed or []
                     self._active_jobs = [j for j, _ in jobs]
-                if not jobs:
-                    if self.config.exit_when_idle and self.batcher.outstanding() == 0:
-                        self._emit(Log("info", "No open jobs with work left for these pipelines."))
-                        self.stop()
-                        return
-                    self._state = "idle"
-                    self._stop_claiming.wait(idle_wait)
-                    idle_wait = min(idle_wait * 2, self.config.poll_max_s)
+                    if listed == [] and self.config.exit_when_idle and self._nothing_left():
+                        self._emit(Log("info", "No open job has work left for these pipelines."))
+                        break
                     continue
                 job_id, slug = jobs[0]
                 try:
@@ -236,30 +244,39 @@ class RemoteWorker:
                     raise
                 except RemoteError as exc:
                     self._note_error(f"Claiming tasks of job {job_id} failed: {exc}")
-                    self._stop_claiming.wait(idle_wait)
-                    idle_wait = min(idle_wait * 2, self.config.poll_max_s)
+                    jobs.pop(0)
                     continue
                 if not tasks:
-                    jobs.pop(0)  # drained (for now): next job, or list again
+                    jobs.pop(0)  # drained for now: the next job, or list again
                     continue
+                claimed_this_pass = True
                 idle_wait = self.config.poll_min_s
                 self._state = "working"
-                to_process, _again = self.outbox.record_claims(job_id, slug, tasks)
-                if _again:
+                to_process, again = self.outbox.record_claims(job_id, slug, tasks)
+                if again:
                     self._work_posted.set()
                 self._submit(job_id, slug, to_process)
         finally:
             self._feeder_done.set()
             self.batcher.wake()
 
-    def _list_jobs(self) -> list[tuple[int, str]]:
+    _listed_once = False
+
+    def _nothing_left(self) -> bool:
+        with self._lock:
+            busy = bool(self._in_process)
+        counts = self.outbox.counts()
+        return not busy and self.batcher.outstanding() == 0 and counts["result_ready"] == 0
+
+    def _list_jobs(self) -> list[tuple[int, str]] | None:
+        """Open jobs of our pipelines; None when the server could not say."""
         try:
             found = self.client.list_jobs(list(self.pipelines))
         except AuthenticationError:
             raise
         except RemoteError as exc:
             self._note_error(f"Listing jobs failed: {exc}")
-            return []
+            return None
         wanted = set(self.config.job_ids) if self.config.job_ids else None
         return [(j.id, j.pipeline_slug) for j in found
                 if j.pipeline_slug in self.pipelines and (wanted is None or j.id in wanted)]
