@@ -51,7 +51,7 @@ def short_label(info: BoxInfo, label_threshold: float) -> str:
         word = "moth" if info.is_moth else "non-moth"
         score = info.binary_score if info.binary_score is not None else info.score
         return f"{word} {score:.2f}"
-    return f"insect {info.score:.2f}"
+    return f"{info.score:.2f}"  # no classifier ran: the detector's score says it all
 
 
 def tooltip(info: BoxInfo) -> str:
@@ -105,7 +105,7 @@ class BoxItem(QGraphicsRectItem):
         self.setZValue(1 + info.score)  # confident boxes on top of doubtful ones
         self.caption = _Caption(self)
         font = QFont()
-        font.setPointSizeF(8.5)
+        font.setPointSizeF(8.0)
         self.caption.setFont(font)
         self.caption.setFlag(QGraphicsItem.ItemIgnoresTransformations, True)
         self.caption.setBrush(QBrush(Qt.black))

@@ -146,6 +146,8 @@ class DetectionsView(QWidget):
         self.label_edit.setText(label)
         self._requery()
 
+    set_label_filter = filter_label  # the name the main window looks for
+
     # -- internals --------------------------------------------------------------------------
 
     def current_query(self) -> DetectionQuery:

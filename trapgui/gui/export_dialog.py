@@ -88,9 +88,12 @@ class ExportDialog(QDialog):
         label_row.addWidget(self.label_score)
         label_row.addStretch(1)
 
+        score_row = QHBoxLayout()
+        score_row.addWidget(self.min_score)
+        score_row.addStretch(1)
         form = QFormLayout()
         form.addRow("Nights:", self.scope_label)
-        form.addRow("Min. detection score:", self.min_score)
+        form.addRow("Min. detection score:", score_row)
         form.addRow("Labels:", label_row)
         form.addRow("", self.bom_check)
         form.addRow("Save as:", path_row)
@@ -123,10 +126,21 @@ class ExportDialog(QDialog):
         layout.addWidget(self.buttons)
         self.resize(560, self.sizeHint().height())
 
+        if self._night_ids:
+            run_for(self, lambda: self._services.results.nights(self._night_ids),
+                    self._describe_nights, lambda exc: None)
         self.progressed.connect(self._on_progress)
         self._count_generation = 0
         self._count()
         self._update_buttons()
+
+    def _describe_nights(self, nights) -> None:
+        if not nights:
+            return
+        dates = [f"{n.date:%a %d %b %Y}" for n in nights]
+        text = ", ".join(dates[:4]) + (f" and {len(dates) - 4} more" if len(dates) > 4 else "")
+        self.scope_label.setText(text)
+        self.scope_label.setToolTip("\n".join(dates))
 
     # -- options ----------------------------------------------------------------------------
 

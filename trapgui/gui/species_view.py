@@ -154,10 +154,18 @@ class SpeciesSummaryView(QWidget):
         total = sum(c.total for c in counts)
         taxa = sum(1 for c in counts if c.label != UNCLASSIFIED)
         n_nights = len(nights) if nights else "all"
-        self.summary.setText(
-            f"{taxa} labels · {total:,} detections (score ≥ {self._det_threshold:.2f}, "
-            f"label ≥ {self._cls_threshold:.2f}) · {n_nights} night(s) selected"
-            if counts else "No detections above the thresholds in the selected nights yet.")
+        thresholds = (f"detection score ≥ {self._det_threshold:.2f}, "
+                      f"label score ≥ {self._cls_threshold:.2f}")
+        if not counts:
+            text = "No detections above the thresholds in the selected nights yet."
+        elif taxa == 0:
+            text = (f"{total:,} detections ({thresholds}), none with a label yet. To name them, "
+                    "choose a species or order classifier in Tools ▸ Settings and get it in "
+                    "Tools ▸ Models, then process again.")
+        else:
+            text = (f"{taxa} label{'s' if taxa != 1 else ''} · {total:,} detections "
+                    f"({thresholds}) · {n_nights} night{'s' if n_nights != 1 else ''}")
+        self.summary.setText(text)
         self._load_thumbnails(gen)
 
     def _load_thumbnails(self, gen: int) -> None:

@@ -10,7 +10,7 @@ from trapgui.core.geometry import Box
 # sort keys the detections table offers; each maps to one column of the query
 SORT_KEYS = ("id", "night", "time", "image", "score", "binary", "label", "rank", "label_score")
 
-UNCLASSIFIED = "(unclassified)"  # species summary bucket: no label above the threshold
+UNCLASSIFIED = "(not classified)"  # species summary bucket: no label above the threshold
 MOTH_LABEL = "moth"  # the binary classifiers' positive class (see the model catalogue)
 
 
