@@ -348,3 +348,15 @@ def test_unwritable_models_folder_is_a_clear_error(tmp_path, srv):
     store = ModelStore(blocker / "models", parse_catalogue(local_catalogue(srv.base_url)))
     with pytest.raises(ModelError, match="Cannot create the model folder"):
         store.download(KEY)
+
+
+def test_listing_models_does_not_import_torch():
+    """The models dialog and `trapgui models list` should not wait seconds for torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, trapgui.ml.store as s, trapgui.cli.models_cmd; "
+            "s.ModelStore(sys.argv[1]).statuses(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, "/nonexistent/models"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

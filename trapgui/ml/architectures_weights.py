@@ -1,6 +1,7 @@
 """Reading published weights files and label maps safely, with errors a researcher can act on.
 
-Weights are only ever read with ``torch.load(..., weights_only=True)``: a model file from the
+Torch is imported lazily so that the model store (status, lists, label maps) stays cheap to
+import. Weights are only ever read with ``torch.load(..., weights_only=True)``: a model file from the
 internet must not be able to run code. Published checkpoints are either a plain state dict or
 a dict holding it under ``"model_state_dict"``; DataParallel-trained ones prefix every key with
 ``"module."``.
@@ -15,10 +16,13 @@ import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from trapgui.core.errors import ModelError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the store lists models without it
+    import torch
+    from torch import nn
 
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTO = 0x80  # legacy (pre-1.6) torch.save files start with a pickle protocol opcode
@@ -76,6 +80,8 @@ def _allow_numpy_scalars() -> None:
     """Once per process (the ``safe_globals`` context manager is not thread-safe, and worker
     threads load models concurrently)."""
     global _allowed_done
+    import torch
+
     with _ALLOWED:
         if not _allowed_done:
             torch.serialization.add_safe_globals(_safe_globals())
@@ -85,6 +91,7 @@ def _allow_numpy_scalars() -> None:
 def load_checkpoint_file(path: str | Path) -> object:
     """``torch.load`` with weights_only=True (memory-mapped when possible, so optimiser state
     in a training checkpoint is never read into memory). Raises ModelError on a bad file."""
+    import torch
     path = Path(path)
     problem = sniff_weights_file(path)
     if problem:
@@ -107,6 +114,7 @@ def load_checkpoint_file(path: str | Path) -> object:
 def extract_state_dict(checkpoint: object, filename: str = "the file") -> "OrderedDict[str, torch.Tensor]":
     """The state dict inside a published checkpoint, with any DataParallel ``module.`` prefix
     removed (and the per-module metadata torch keeps for BatchNorm versions carried over)."""
+    import torch
     state = checkpoint
     if isinstance(state, dict) and not _is_state_dict(state):
         for key in NESTED_KEYS:
@@ -129,6 +137,7 @@ def extract_state_dict(checkpoint: object, filename: str = "the file") -> "Order
 
 
 def _is_state_dict(obj: dict) -> bool:
+    import torch
     return bool(obj) and all(isinstance(k, str) for k in obj) and \
         sum(isinstance(v, torch.Tensor) for v in obj.values()) >= max(1, len(obj) // 2)
 
@@ -148,6 +157,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, model_name: str,
     inference and depend only on whether training used frozen or plain BatchNorm.
     ``assign=True`` (for a model built on the meta device) takes the file's tensors as the
     parameters, converted to the model's dtypes and copied out of any memory-mapped file."""
+    import torch
     expected = model.state_dict()
     state = OrderedDict(state_dict)
     if hasattr(state_dict, "_metadata"):
