@@ -45,6 +45,8 @@ class Settings:
     remote_download_threads: int = 8
     remote_batch_timeout_s: float = 0.5
     remote_service_name: str = "trapgui"
+    # None: each pipeline's own detector; e.g. "builtin" where the Faster R-CNN is not installed
+    remote_detector: str | None = None
     # anything we do not know (written by a newer version) is round-tripped untouched
     extra: dict[str, Any] = field(default_factory=dict)
 
