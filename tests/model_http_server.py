@@ -17,11 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Fault:
     """How to misbehave for a path. ``times`` = how many requests it applies to (None: all)."""
 
-    kind: str  # "drop" | "ignore_range" | "html" | "html_octet" | "status" | "slow"
+    kind: str  # "drop" | "stall" | "ignore_range" | "html" | "html_octet" | "status" | "slow"
     times: int | None = 1
-    drop_after: int = 0  # "drop": bytes of body sent before the connection is cut
+    drop_after: int = 0  # "drop" / "stall": bytes of body sent before cutting / going silent
     status: int = 500  # "status"
-    delay_s: float = 0.0  # "slow": pause per 256 kB sent
+    delay_s: float = 0.0  # "slow": pause per 256 kB sent; "stall": how long to go silent
 
 
 @dataclass
@@ -126,6 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
                 sent += len(piece)
                 if fault and fault.kind == "slow":
                     time.sleep(fault.delay_s)
+                if fault and fault.kind == "stall" and sent >= fault.drop_after:
+                    time.sleep(fault.delay_s)  # headers and some body, then silence
+                    fault = None
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away (a cancelled download)
         self._record(status, sent)

@@ -81,6 +81,10 @@ def test_download_reports_progress_installs_and_pins(store, srv, published):
     assert len(srv.requests_for(WEIGHTS)) == 1
     clf = load_classifier(KEY, "cpu", store)
     assert clf.info.labels == ["moth", "nonmoth"] and clf.info.positive_labels == {"moth"}
+    assert clf.info.resize_mode == "stretch"
+    assert load_classifier(KEY, "cpu", store, resize_mode="pad").info.resize_mode == "pad"
+    with pytest.raises(ModelError, match="resize mode"):
+        load_classifier(KEY, "cpu", store, resize_mode="squash")
     # Installed: a second download does not touch the network.
     store.download(KEY)
     assert len(srv.requests_for(WEIGHTS)) == 1
@@ -121,6 +125,16 @@ def test_dropped_connection_is_retried_from_where_it_stopped(store, srv, publish
     assert reqs[1].range == f"bytes={5 << 20}-" and reqs[2].range == f"bytes={10 << 20}-"
     assert sum(r.body_bytes for r in reqs) == len(published["weights"])
     assert sha(store.weights_path(KEY).read_bytes()) == sha(published["weights"])
+
+
+def test_a_stalled_connection_times_out_and_resumes(tmp_path, srv, published):
+    srv.fault(WEIGHTS, Fault("stall", times=1, drop_after=2 << 20, delay_s=2.0))
+    store = ModelStore(tmp_path / "models", parse_catalogue(local_catalogue(srv.base_url)),
+                       timeout=(5.0, 0.5), retries=2, backoff_s=0)
+    assert store.download(KEY).installed
+    first, second = srv.requests_for(WEIGHTS)
+    assert second.range is not None and second.status == 206
+    assert store.weights_path(KEY).read_bytes() == published["weights"]
 
 
 def test_server_ignoring_range_restarts_from_zero(store, srv, published):

@@ -14,7 +14,7 @@ from trapgui.core.errors import ModelError
 from trapgui.ml.architectures import DETECTOR_MAX_SIZE, build_architecture
 from trapgui.ml.architectures_weights import build_with_weights, write_label_map
 from trapgui.ml.base import ClassifierInfo, DetectorOutput
-from trapgui.ml.catalogue import BUILTIN_KEY, ModelSpec, load_catalogue
+from trapgui.ml.catalogue import BUILTIN_KEY, RESIZE_MODES, ModelSpec, load_catalogue
 from trapgui.ml.store import ModelStore
 
 DEFAULT_RANDOM_CLASSES = 100  # for "as many as the label map" models without a label map
@@ -102,8 +102,10 @@ def load_detector(key: str, device: str | torch.device = "cpu", store: ModelStor
 
 
 def load_classifier(key: str, device: str | torch.device = "cpu",
-                    store: ModelStore | None = None) -> TorchClassifier:
-    """A Classifier on ``device`` with its labels; errors as for ``load_detector``."""
+                    store: ModelStore | None = None, *,
+                    resize_mode: str | None = None) -> TorchClassifier:
+    """A Classifier on ``device`` with its labels; errors as for ``load_detector``.
+    ``resize_mode`` ("stretch" | "pad") overrides the catalogue's per-model setting."""
     device = torch.device(device)
     spec = _spec(key, store, "classification")
     store = _store(store)
@@ -115,7 +117,13 @@ def load_classifier(key: str, device: str | torch.device = "cpu",
     labels = store.labels(key)
     model = build_with_weights(spec.architecture, spec.name, status.weights_path, len(labels),
                                labels_count=len(labels))
-    return TorchClassifier(classifier_info(spec, labels), model, device)
+    info = classifier_info(spec, labels)
+    if resize_mode is not None:
+        if resize_mode not in RESIZE_MODES:
+            raise ModelError(f"Unknown crop resize mode '{resize_mode}': use "
+                             f"{' or '.join(RESIZE_MODES)}.")
+        info.resize_mode = resize_mode
+    return TorchClassifier(info, model, device)
 
 
 def classifier_info(spec: ModelSpec, labels: list[str]) -> ClassifierInfo:
