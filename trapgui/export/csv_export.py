@@ -68,9 +68,14 @@ def escape_cell(value: str) -> str:
 
 
 def _num(value: float | None, digits: int) -> str:
+    """Shortest plain decimal for ``value`` rounded to ``digits`` (no exponent, no "-0")."""
     if value is None:
         return ""
-    out = f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    out = repr(round(value, digits) + 0.0)  # + 0.0 turns -0.0 into 0.0
+    if "e" in out:  # repr switches to exponents below 1e-4
+        out = f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    elif out.endswith(".0"):
+        out = out[:-2]
     return "0" if out in ("-0", "") else out
 
 
