@@ -28,8 +28,8 @@ def _messages(events):
     return [e.message for e in events if isinstance(e, Log)]
 
 
-def test_image_faults_become_error_results_or_retries(server, make_worker, remote_images):
-    ids = list(remote_images)[:6]
+def test_image_faults_become_error_results_or_retries(server, make_worker, cheap_ids):
+    ids = cheap_ids[:6]
     server.add_job(21, "moth_binary", ids)
     server.inject("reset_mid_body", f"/images/{ids[0]}\\.", times=1)  # retried
     server.inject("truncated", f"/images/{ids[1]}\\.", times=None)  # error result
@@ -56,10 +56,10 @@ def test_image_faults_become_error_results_or_retries(server, make_worker, remot
 
 
 def test_api_faults_are_retried_without_losing_or_duplicating(remote_images, make_worker,
-                                                              captured_logs):
+                                                              captured_logs, cheap_ids):
     from tests.remote.antenna_test_server import AntennaTestServer
 
-    ids = list(remote_images)[6:10]
+    ids = cheap_ids[:3]
     with AntennaTestServer(remote_images, visibility_timeout=2.0) as server:
         server.add_job(22, "moth_binary", ids)
         server.inject("status:500", r"/jobs$", method="GET", times=1)
@@ -87,8 +87,8 @@ def test_api_faults_are_retried_without_losing_or_duplicating(remote_images, mak
 
 
 def test_bad_token_stops_with_clear_message_and_no_retry_storm(server, make_worker,
-                                                                remote_images, captured_logs):
-    server.add_job(23, "moth_binary", list(remote_images)[:2])
+                                                                cheap_ids, captured_logs):
+    server.add_job(23, "moth_binary", cheap_ids[:2])
     worker, events = make_worker(server, token="wrong-token-123", exit_when_idle=False)
     started = time.monotonic()
     summary = worker.run()
@@ -101,8 +101,8 @@ def test_bad_token_stops_with_clear_message_and_no_retry_storm(server, make_work
     assert all("wrong-token-123" not in m for m in _messages(events))
 
 
-def test_server_restart_mid_job(server, make_worker, remote_images, db):
-    ids = list(remote_images)[:5]
+def test_server_restart_mid_job(server, make_worker, cheap_ids, db):
+    ids = cheap_ids[:3]
     server.add_job(24, "moth_binary", ids)
     worker, events = make_worker(server, batch_size=1, prefetch_batches=0)
     restarted = threading.Event()
@@ -126,10 +126,10 @@ def test_server_restart_mid_job(server, make_worker, remote_images, db):
         assert set(s.execute(select(RemoteTask.state)).scalars()) == {"posted"}
 
 
-def test_duplicate_delivery_is_processed_once(server, make_worker, remote_images, db):
-    ids = list(remote_images)[:3]
+def test_duplicate_delivery_is_processed_once(server, make_worker, cheap_ids, db):
+    ids = cheap_ids[:3]
     server.add_job(25, "moth_binary", ids)
-    server.state.duplicate_next_claims = 2
+    server.state.duplicate_next_claims = 1
     worker, _ = make_worker(server, batch_size=1, prefetch_batches=0)
     summary = worker.run()
 
@@ -151,8 +151,8 @@ def test_duplicate_delivery_is_processed_once(server, make_worker, remote_images
     assert len({run for _, run in per_image}) <= 1
 
 
-def test_outbox_posts_results_left_by_an_aborted_worker(server, make_worker, remote_images, db):
-    ids = list(remote_images)[:3]
+def test_outbox_posts_results_left_by_an_aborted_worker(server, make_worker, cheap_ids, db):
+    ids = cheap_ids[:3]
     server.add_job(26, "moth_binary", ids)
     server.inject("status:503", r"/result/$", method="POST", times=None)  # the server is sick
     worker, _ = make_worker(server, exit_when_idle=False, batch_size=4)
@@ -178,13 +178,13 @@ def test_outbox_posts_results_left_by_an_aborted_worker(server, make_worker, rem
     assert all(server.state.image_requests[i] == 1 for i in ids)
 
 
-def test_claimed_but_unprocessed_tasks_are_resumed(server, make_worker, remote_images, db):
+def test_claimed_but_unprocessed_tasks_are_resumed(server, make_worker, cheap_ids, db):
     """A session that stopped right after claiming (crash): the next one processes those
     tasks (from the outbox) before claiming anything new."""
     from trapgui.remote.client import AntennaClient
     from trapgui.remote.outbox import Outbox
 
-    ids = list(remote_images)[:2]
+    ids = cheap_ids[:2]
     server.add_job(27, "moth_binary", ids)
     client = AntennaClient(server.base_url, server.token)
     tasks = client.claim_tasks(27, 5)

@@ -1,0 +1,181 @@
+"""`trapgui worker`: process Antenna platform jobs headless, until interrupted.
+
+Ctrl+C finishes the tasks already claimed, posts their results and exits cleanly (a second
+Ctrl+C quits at once: unprocessed claims and unposted results stay in the local database and
+are handled on the next start). `trapgui worker register` announces the pipelines this machine
+can serve to the projects the token can see.
+
+Configuration: flags, then TRAPGUI_REMOTE_URL / TRAPGUI_REMOTE_TOKEN, then the app's settings
+(the token saved by the app's Remote tab).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+from trapgui.core.errors import AuthenticationError, RemoteError, UserInputError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "worker", help="process Antenna platform jobs (a processing service), or register",
+        description="Pull tasks of Antenna processing jobs, run the models on every device "
+        "and post the results, until interrupted (Ctrl+C finishes the current batch, posts and "
+        "exits). 'register' announces the pipelines this machine can serve.")
+    p.add_argument("action", nargs="?", choices=("run", "register"), default="run",
+                   help="run (default) or register")
+    p.add_argument("--pipeline", action="append", metavar="SLUG",
+                   help="pipeline slug to serve; repeat for several (default: the Remote tab's "
+                   "choice, else every pipeline whose models are installed)")
+    p.add_argument("--base-url", metavar="URL", help="API root, e.g. "
+                   "https://antenna.insectai.org/api/v2 (env TRAPGUI_REMOTE_URL)")
+    p.add_argument("--token", metavar="TOKEN", help="API token (better: env TRAPGUI_REMOTE_TOKEN, "
+                   "which other users cannot see in the process list)")
+    p.add_argument("--batch-size", type=_positive, metavar="N",
+                   help="tasks claimed at a time and images per device batch")
+    p.add_argument("--batch-timeout", type=float, metavar="S",
+                   help="longest wait for a batch to fill once one image is ready")
+    p.add_argument("--download-threads", type=_positive, metavar="N")
+    p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N, mps or a comma list")
+    p.add_argument("--detector", metavar="KEY",
+                   help="use this detector instead of each pipeline's own (e.g. builtin)")
+    p.add_argument("--job", type=int, action="append", metavar="ID",
+                   help="only these job ids (repeatable)")
+    p.add_argument("--exit-when-idle", action="store_true",
+                   help="exit when no open job has work left instead of polling (scripts)")
+    p.add_argument("--project", type=int, action="append", metavar="ID",
+                   help="register: only these project ids (default: every project)")
+    p.add_argument("--service-name", metavar="NAME", help="register: processing service name")
+    p.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def run(args, ctx) -> int:
+    from trapgui.ml.store import ModelStore
+    from trapgui.remote.setup import resolve_connection, resolve_pipelines
+
+    conn = resolve_connection(ctx.paths, ctx.settings, base_url=args.base_url, token=args.token)
+    if not conn.token:
+        raise UserInputError("No API token: give --token, set TRAPGUI_REMOTE_TOKEN, or save "
+                             "one in the app's Remote tab.")
+    store = ModelStore(ctx.paths.models_dir)
+    pipes, why = resolve_pipelines(store, ctx.settings, args.pipeline, detector=args.detector)
+    if args.pipeline or not pipes:
+        for slug, reason in why.items():
+            print(f"trapgui: not serving {slug}: {reason}", file=sys.stderr)
+    elif why:
+        print(f"trapgui: {len(why)} other pipeline(s) skipped: their models are not installed "
+              "(`trapgui worker --pipeline SLUG` says which).", file=sys.stderr)
+    if not pipes:
+        raise UserInputError("No pipeline can be served on this machine.",
+                             hint="Install the models (`trapgui models download KEY`), or "
+                             "choose another --pipeline.")
+    if args.action == "register":
+        return _register(args, ctx, conn, store, pipes)
+    return _work(args, ctx, conn, store, pipes)
+
+
+def _register(args, ctx, conn, store, pipes) -> int:
+    from trapgui.remote.client import AntennaClient
+    from trapgui.remote.pipelines import registration_payload
+
+    payloads = [registration_payload(p, store) for p in pipes]
+    name = args.service_name or ctx.settings.remote_service_name
+    client = AntennaClient(conn.base_url, conn.token)
+    failed = 0
+    try:
+        projects = client.list_projects()
+        chosen = [p for p in projects if not args.project or p.id in args.project]
+        unknown = set(args.project or ()) - {p.id for p in projects}
+        for pid in sorted(unknown):
+            print(f"project {pid}: not visible with this token", file=sys.stderr)
+            failed += 1
+        for project in chosen:
+            try:
+                r = client.register_pipelines(project.id, name, payloads)
+            except AuthenticationError:
+                raise
+            except RemoteError as exc:
+                print(f"project {project.id} ({project.name}): {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            print(f"project {project.id} ({project.name}): created {', '.join(r.created) or '-'}; "
+                  f"updated {', '.join(r.updated) or '-'}")
+    finally:
+        client.close()
+    return 1 if failed else 0
+
+
+def _work(args, ctx, conn, store, pipes) -> int:
+    from trapgui.pipeline.events import Log
+    from trapgui.remote.setup import build_worker, worker_config
+    from trapgui.remote.worker import RemoteProgress
+
+    config = worker_config(ctx.settings, batch_size=args.batch_size,
+                           batch_timeout_s=args.batch_timeout,
+                           download_threads=args.download_threads, devices=args.device,
+                           job_ids=args.job, exit_when_idle=args.exit_when_idle or None)
+    last_line = [0.0]
+
+    def on_event(event):
+        if isinstance(event, Log) and event.level in ("warning", "error"):
+            print(f"trapgui: {event.message}", file=sys.stderr, flush=True)
+        elif isinstance(event, RemoteProgress) and time.monotonic() - last_line[0] > 5:
+            last_line[0] = time.monotonic()
+            print(f"{event.state}: {event.tasks_done} tasks done ({event.failures} failed), "
+                  f"{event.posted} posted, {event.waiting_to_post} waiting to post, "
+                  f"{event.images_per_s:.2f} images/s", file=sys.stderr, flush=True)
+
+    worker = build_worker(ctx.db, store, ctx.paths, ctx.settings, conn, pipes, config,
+                          on_event=on_event)
+    print(f"trapgui worker: serving {', '.join(p.slug for p in pipes)} from {conn.base_url} "
+          "(Ctrl+C to stop)", file=sys.stderr, flush=True)
+    interrupts = [0]
+
+    def on_sigint(signum, frame):
+        interrupts[0] += 1
+        if interrupts[0] == 1:
+            print("\ntrapgui: finishing the claimed tasks and posting their results "
+                  "(Ctrl+C again to quit now)...", file=sys.stderr, flush=True)
+            worker.stop()
+        else:
+            print("\ntrapgui: quitting now; unfinished tasks are kept for the next start.",
+                  file=sys.stderr, flush=True)
+            worker.abort()
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        if hasattr(signal, "SIGTERM"):
+            signal.signal(signal.SIGTERM, on_sigint)
+    try:
+        summary = worker.run()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        worker.client.close()
+    print(f"trapgui worker: {summary.tasks_done} tasks done ({summary.failures} failed), "
+          f"{summary.posted} results posted in {summary.elapsed_s:.0f} s "
+          f"({summary.images_per_s:.2f} images/s).", file=sys.stderr)
+    if summary.unposted or summary.unfinished:
+        print(f"trapgui worker: {summary.unposted} results not yet posted and "
+              f"{summary.unfinished} claimed tasks unfinished; they are kept in the local "
+              "database and handled on the next start.", file=sys.stderr)
+    if summary.error:
+        if "token" in summary.error:
+            raise AuthenticationError(summary.error)
+        raise RemoteError(summary.error)
+    return 130 if interrupts[0] else 0

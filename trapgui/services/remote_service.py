@@ -1,0 +1,238 @@
+"""Remote jobs for the GUI: the connection (URL + token), pipelines this machine can serve,
+open jobs, and one remote run at a time with progress events.
+
+Every method that talks to the server or loads models blocks: call it from a background
+thread. ``start`` returns at once; the run happens on a thread of its own and reports through
+``on_event`` (called from worker threads: the GUI relays it to its own thread) with the plain
+types of :mod:`trapgui.services.remote_types`. Heavy modules are imported on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from trapgui.core.errors import RemoteError, TrapguiError, UserInputError
+from trapgui.services.remote_types import (
+    ConnectionReport,
+    PipelineChoice,
+    RemoteImagesProcessed,
+    RemoteJobRow,
+    RemoteRunFinished,
+    RemoteRunMessage,
+    RemoteRunStatus,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RemoteService:
+    def __init__(self, services):
+        self._services = services
+        self._lock = threading.Lock()
+        self._worker = None
+        self._thread: threading.Thread | None = None
+
+    # ---- configuration ------------------------------------------------------------------
+    @property
+    def _settings(self):
+        return self._services.settings
+
+    def _credentials(self):
+        from trapgui.remote.credentials import CredentialStore
+
+        return CredentialStore(self._services.paths.config_dir)
+
+    def base_url(self) -> str:
+        return self._settings.remote_base_url
+
+    def stored_token(self, base_url: str | None = None) -> str:
+        return self._credentials().get(base_url or self.base_url()) or ""
+
+    def token_location(self) -> str:
+        return self._credentials().location
+
+    def save_connection(self, base_url: str, token: str) -> None:
+        """Keep the address in the settings and the token in the keyring / secrets file."""
+        from trapgui.remote.client import check_http_url
+
+        base_url = check_http_url(base_url.strip().rstrip("/"), "server address")
+        self._credentials().set(base_url, token.strip())
+        if self._settings.remote_base_url != base_url:
+            self._settings.remote_base_url = base_url
+            self._services.save_settings()
+
+    def save_pipelines(self, slugs: Sequence[str]) -> None:
+        self._settings.remote_pipelines = list(slugs)
+        self._services.save_settings()
+
+    def _client(self, base_url: str | None, token: str | None):
+        from trapgui.remote.client import AntennaClient
+
+        url = base_url or self.base_url()
+        return AntennaClient(url, token if token is not None else self.stored_token(url),
+                             timeout=(5.0, 15.0), retries=1)
+
+    # ---- server calls -------------------------------------------------------------------
+    def test_connection(self, base_url: str | None = None, token: str | None = None) -> ConnectionReport:
+        """Never raises for server problems: the report says what happened."""
+        try:
+            client = self._client(base_url, token)
+        except TrapguiError as exc:
+            return ConnectionReport(False, str(exc))
+        try:
+            if not client.has_token:
+                return ConnectionReport(False, "Enter an API token first.")
+            projects = client.list_projects()
+        except RemoteError as exc:
+            return ConnectionReport(False, str(exc))
+        finally:
+            client.close()
+        names = [p.name for p in projects]
+        if not names:
+            return ConnectionReport(True, "Connected. The token sees no projects yet.", [])
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return ConnectionReport(True, f"Connected. {len(names)} project(s): {shown}.", names)
+
+    def pipeline_choices(self) -> list[PipelineChoice]:
+        from trapgui.remote.pipelines import known_slugs, resolve_pipeline
+
+        store = self._services.models.store
+        out = []
+        for slug in known_slugs(store.catalogue):
+            pipe = resolve_pipeline(slug, store.catalogue, detector=self._settings.remote_detector)
+            missing = [k for k in pipe.model_keys if not store.is_installed(k)]
+            if missing:
+                out.append(PipelineChoice(slug, False, "needs " + ", ".join(missing)))
+            else:
+                out.append(PipelineChoice(slug, True, " + ".join(pipe.model_keys)))
+        return out
+
+    def list_jobs(self, slugs: Sequence[str], base_url: str | None = None,
+                  token: str | None = None) -> list[RemoteJobRow]:
+        if not slugs:
+            return []
+        client = self._client(base_url, token)
+        try:
+            return [RemoteJobRow(j.id, j.pipeline_slug) for j in client.list_jobs(list(slugs))]
+        finally:
+            client.close()
+
+    def register(self, project_ids: Sequence[int] | None = None) -> list[str]:
+        """Register the servable pipelines with the token's projects; one line per project."""
+        from trapgui.remote.pipelines import registration_payload
+        from trapgui.remote.setup import resolve_pipelines
+
+        store = self._services.models.store
+        pipes, _ = resolve_pipelines(store, self._settings)
+        if not pipes:
+            raise UserInputError("No pipeline can be served: install the models of at least "
+                                 "one pipeline first (Models).")
+        payloads = [registration_payload(p, store) for p in pipes]
+        client = self._client(None, None)
+        lines = []
+        try:
+            projects = client.list_projects()
+            for project in projects:
+                if project_ids and project.id not in project_ids:
+                    continue
+                try:
+                    r = client.register_pipelines(project.id, self._settings.remote_service_name,
+                                                  payloads)
+                    lines.append(f"{project.name}: {len(r.created)} created, "
+                                 f"{len(r.updated)} updated.")
+                except RemoteError as exc:
+                    lines.append(f"{project.name}: {exc}")
+        finally:
+            client.close()
+        return lines
+
+    # ---- the run ------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, slugs: Sequence[str], on_event: Callable[[object], None],
+              job_id: int | None = None, base_url: str | None = None,
+              token: str | None = None) -> None:
+        """Process ``job_id`` (or every open job of ``slugs``) until it has no work left or
+        :meth:`stop` is called. Returns at once; ends with a ``RemoteRunFinished`` event."""
+        with self._lock:
+            if self.running:
+                raise UserInputError("A remote run is already in progress.")
+            self._thread = threading.Thread(
+                target=self._run, args=(list(slugs), on_event, job_id, base_url, token),
+                name="remote-run", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the tasks already claimed, post their results, then end the run."""
+        worker = self._worker
+        if worker is not None:
+            worker.stop()
+
+    def abort(self) -> None:
+        worker = self._worker
+        if worker is not None:
+            worker.abort()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.running
+
+    def close(self) -> None:
+        self.stop()
+        self.wait(60)
+
+    def _run(self, slugs, on_event, job_id, base_url, token) -> None:
+        from trapgui.remote.setup import Connection, build_worker, resolve_pipelines, worker_config
+
+        services = self._services
+        summary = None
+        try:
+            on_event(RemoteRunStatus(0, 0, 0, 0, 0, 0.0, None, "starting"))
+            store = services.models.store
+            pipes, why = resolve_pipelines(store, services.settings, slugs)
+            if not pipes:
+                detail = "; ".join(f"{s}: {w}" for s, w in why.items())
+                raise UserInputError(f"None of the chosen pipelines can run here ({detail}).")
+            url = (base_url or self.base_url()).rstrip("/")
+            conn = Connection(url, token if token is not None else self.stored_token(url), "app")
+            config = worker_config(services.settings, job_ids=[job_id] if job_id else None,
+                                   exit_when_idle=True)
+            worker = build_worker(services.db, store, services.paths, services.settings, conn,
+                                  pipes, config, on_event=lambda e: self._relay(e, on_event))
+            self._worker = worker
+            summary = worker.run()
+        except TrapguiError as exc:
+            on_event(RemoteRunMessage("error", str(exc)))
+            on_event(RemoteRunFinished(0, 0, 0, 0, 0, str(exc), 0.0))
+            return
+        except Exception as exc:  # noqa: BLE001 - the GUI must hear about it
+            log.exception("Remote run failed")
+            message = f"The remote run failed: {type(exc).__name__}: {exc}"
+            on_event(RemoteRunMessage("error", message))
+            on_event(RemoteRunFinished(0, 0, 0, 0, 0, message, 0.0))
+            return
+        finally:
+            self._worker = None
+        on_event(RemoteRunFinished(summary.tasks_done, summary.failures, summary.posted,
+                                   summary.unposted, summary.unfinished, summary.error,
+                                   summary.elapsed_s))
+
+    @staticmethod
+    def _relay(event, on_event) -> None:
+        """Engine/worker events → the plain types of remote_types."""
+        kind = type(event).__name__
+        if kind == "RemoteProgress":
+            on_event(RemoteRunStatus(event.tasks_done, event.failures, event.posted,
+                                     event.waiting_to_post, event.in_flight, event.images_per_s,
+                                     event.eta_s, event.state, event.detections,
+                                     event.last_error))
+        elif kind == "Log":
+            on_event(RemoteRunMessage(event.level, event.message))
+        elif kind == "BatchCommitted":
+            on_event(RemoteImagesProcessed(list(event.image_ids)))
