@@ -144,6 +144,11 @@ def test_filters(processed, tmp_path):
         dep = s.execute(select(Image.deployment_id).where(
             Image.rel_path == "offset.jpg")).scalar()
     assert {r["trap"] for r in export(deployment_ids=[dep])} == {"vermont"}
+    with db.session() as s:
+        night_id = s.execute(select(Image.night_id).where(
+            Image.rel_path == "20220622000459-108-snapshot.jpg")).scalar()
+    rows = export(night_ids=[night_id])  # the GUI's exact selection
+    assert {r["image"] for r in rows} == {"20220622000459-108-snapshot.jpg"}
     assert {r["detection_score"] for r in export(min_detection_score=0.5)} == {"0.95"}
     assert {r["label_rank"] for r in export(min_classification_score=0.5)} == {"binary"}
     assert export(min_detection_score=0.99) == []
