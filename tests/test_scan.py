@@ -319,3 +319,15 @@ def test_header_reads_in_worker_processes_match_in_process(db, tmp_path, small_t
                 for i in s.scalars(select(Image))}
     assert {k: v[:5] for k, v in got.items()} == want
     assert (pooled.added, pooled.unreadable, single.added) == (15, 1, 15)
+
+
+def test_file_deleted_between_listing_and_reading(tmp_path):
+    from trapgui.scan.files import discover, probe_file
+
+    trap = tmp_path / "trap"
+    make_jpeg(trap / "20220622220000.jpg")
+    found = discover(trap).files[0]
+    (trap / "20220622220000.jpg").unlink()  # the card was pulled
+    probe = probe_file(found)
+    assert probe.state == "unreadable" and probe.error == "the file disappeared during the scan"
+    assert probe.time_source == "filename"

@@ -149,6 +149,8 @@ def probe_file(found: FoundFile) -> Probe:
             header = _read_header(found.path)
         except PermissionError:
             problem = "permission denied"
+        except FileNotFoundError:
+            problem = "the file disappeared during the scan"
         except UnidentifiedImageError:
             problem = _unidentified_reason(found.path)
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
