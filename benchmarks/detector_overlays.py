@@ -57,11 +57,12 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=REPO.parent / "shared" / "trap-images")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "overlays")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--match", default="", help="only images whose path contains this")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     detector = BuiltinDetector(device=args.device)
-    paths = sorted(p for p in args.images.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    paths = sorted(p for p in args.images.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png") and args.match in str(p))
     if not paths:
         sys.exit(f"no images under {args.images}")
     detector.detect([load(paths[0]).to(detector.device)])  # warm-up: first-call allocations

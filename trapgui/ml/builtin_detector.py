@@ -102,12 +102,14 @@ class BuiltinDetector:
         bsz, _, h, w = images.shape
         longest = max(h, w)
         fg = measure_foreground(images, p.sheet)
-        low = (fg.score > p.low_threshold).float()
-        low = binary_open(binary_close(low, p.close_radius), p.open_radius)
+        raw = (fg.score > p.low_threshold).float()
+        low = binary_open(binary_close(raw, p.close_radius), p.open_radius)
         high = (fg.score > p.high_threshold).float() * low
         labels = label_components(low[:, 0] > 0.5)
         if p.split:
-            labels = split_touching(labels, min_core_fraction=p.min_length_fraction)
+            labels = split_touching(
+                labels, min_core_fraction=p.min_length_fraction, shape_mask=raw[:, 0] > 0.5
+            )
         values = torch.cat([fg.score, high, torch.maximum(fg.darkness, fg.chroma)], dim=1)
         st = component_stats(labels, values)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from trapgui.ml.morphology import min3x3
 
 _MAX_ROUNDS = 4096
 
@@ -46,7 +47,7 @@ def label_components(mask: torch.Tensor) -> torch.Tensor:
         own = labels[fg_index]
         local = torch.full((total,), big, dtype=torch.float32, device=device)
         local[fg_index] = (own - offset).float()
-        smallest = -F.max_pool2d(-local.view(b, 1, h, w), 3, stride=1, padding=1)
+        smallest = min3x3(local.view(b, 1, h, w))
         neighbour = smallest.view(-1)[fg_index].long() + offset
         lower = neighbour < own
         if not bool(lower.any()):

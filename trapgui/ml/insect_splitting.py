@@ -10,9 +10,9 @@ never cut; wings spread wide around a thick body also keep a single core.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from trapgui.ml.components import label_components
+from trapgui.ml.morphology import max3x3, max_cross, min3x3
 
 _MAX_DEPTH = 256
 
@@ -23,12 +23,7 @@ def erosion_depth(mask: torch.Tensor, max_depth: int = _MAX_DEPTH) -> torch.Tens
     current = mask.float()
     depth = torch.zeros_like(current)
     for step in range(max_depth):
-        if step % 2 == 0:
-            current = -F.max_pool2d(-current, 3, stride=1, padding=1)
-        else:
-            horizontal = -F.max_pool2d(-current, (1, 3), stride=1, padding=(0, 1))
-            vertical = -F.max_pool2d(-current, (3, 1), stride=1, padding=(1, 0))
-            current = torch.minimum(horizontal, vertical)
+        current = min3x3(current) if step % 2 == 0 else -max_cross(-current)
         depth += current
         if not bool(current.any()):
             break
@@ -50,8 +45,9 @@ def _per_component(labels: torch.Tensor, values: torch.Tensor, how: str) -> torc
 def split_touching(
     labels: torch.Tensor,
     min_core_fraction: float,
-    core_levels: tuple[float, ...] = (0.3, 0.45, 0.6),
-    peak_level: float = 0.45,
+    core_levels: tuple[float, ...] = (0.3, 0.45),
+    peak_level: float = 0.5,
+    shape_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Relabel components that consist of several insects; others keep their labels.
 
@@ -60,12 +56,16 @@ def split_touching(
     if its own peak reaches `peak_level` of that and at least `min_core_fraction` of the image's
     longest side, so a leg or a wing tip never becomes an insect of its own. Every component
     uses the level that gives it the most cores (two insects of different size separate at a low
-    level, two that touch along a wide edge only at a high one)."""
+    level, two that touch along a wide edge only at a high one).
+
+    `shape_mask` (B, H, W), if given, is the mask whose distance map decides (the foreground
+    before gap-bridging closing, which would otherwise fill the neck between two insects)."""
     b, h, w = labels.shape
     mask = labels >= 0
     if not bool(mask.any()):
         return labels
-    depth = erosion_depth(mask[:, None])[:, 0]
+    depth_mask = mask if shape_mask is None else mask & shape_mask
+    depth = erosion_depth(depth_mask[:, None])[:, 0]
     deepest = _per_component(labels, depth, "amax")
     min_peak = max(2.0, min_core_fraction * max(h, w))
     flat_index = torch.arange(h * w, device=labels.device).view(1, h, w)
@@ -92,7 +92,7 @@ def split_touching(
     grown = seeds[:, None]
     region = to_split[:, None]
     for _ in range(4 * int(deepest.max().item()) + 8):
-        spread = F.max_pool2d(grown, 3, stride=1, padding=1)
+        spread = max3x3(grown)
         updated = torch.where(region & (grown < 0), spread, grown)
         if torch.equal(updated, grown):
             break
