@@ -118,8 +118,11 @@ def discover(folder: Path) -> Discovery:
 def _found(entry: os.DirEntry, rel: str) -> FoundFile:
     try:
         est = entry.stat()
-    except FileNotFoundError:  # a symlink whose target is gone
-        lst = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        try:
+            lst = entry.stat(follow_symlinks=False)
+        except OSError:  # deleted between listing and stat: catalogued, then missing next scan
+            return FoundFile(rel, entry.path, 0, 0.0, "the file disappeared during the scan")
         return FoundFile(rel, entry.path, 0, lst.st_mtime, "broken link: the file it points to "
                          "does not exist")
     except OSError as exc:
