@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal, Slot
 
 
 class _Relay(QObject):
@@ -19,7 +19,11 @@ class _Relay(QObject):
     failed = Signal(object, str)
 
     def __init__(self, on_done, on_error, context=None):
-        super().__init__()
+        # Parented to the application, so Qt (not Python's reference count) owns it: the pool
+        # thread's task may drop the last Python reference, and a QObject deleted from a
+        # thread it does not live in corrupts the heap (seen as rare segfaults during runs).
+        # It is deleted on the GUI thread with deleteLater() once it has delivered.
+        super().__init__(QCoreApplication.instance())
         self._on_done = on_done
         self._on_error = on_error
         # a widget closed and deleted while the call ran must not be called back: watch the
@@ -35,6 +39,7 @@ class _Relay(QObject):
     @Slot(object)
     def _deliver_done(self, value):
         _ACTIVE.discard(self)
+        self.deleteLater()
         if self._owner_gone():
             return
         if self._on_done is not None:
@@ -43,6 +48,7 @@ class _Relay(QObject):
     @Slot(object, str)
     def _deliver_error(self, exc, tb):
         _ACTIVE.discard(self)
+        self.deleteLater()
         if self._owner_gone():
             return
         if self._on_error is not None:
