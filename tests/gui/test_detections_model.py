@@ -82,6 +82,28 @@ def test_sort_pages_match_sqlite(qtbot, big, key, sql_col, descending):
     assert [model.row(i).id for i in range(model.rowCount())] == expected
 
 
+@pytest.mark.parametrize("key, sql_key", [("time", "i.captured_at"), ("image", "i.rel_path")])
+@pytest.mark.parametrize("descending", [False, True])
+def test_image_ordered_sorts_page_across_images(qtbot, big, key, sql_key, descending):
+    """Time and file sorts walk the images in order; pages end mid-image and go on exactly
+    where they stopped."""
+    services, cat, path = big
+    model = DetectionsTableModel(services)
+    nights = tuple(cat.night_ids[1:3])
+    model.set_query(DetectionQuery(night_ids=nights, min_score=0.5, sort=key,
+                                   descending=descending))
+    _wait_loaded(qtbot, model, PAGE_SIZE)
+    for _ in range(4):
+        model.fetchMore(QModelIndex())
+        _wait_loaded(qtbot, model)
+    d = "DESC" if descending else "ASC"
+    expected = [r[0] for r in _sql(path, f"""
+        SELECT d.id FROM detections d JOIN images i ON i.id = d.image_id
+        WHERE i.night_id IN (?, ?) AND d.score >= 0.5
+        ORDER BY {sql_key} {d}, i.id {d}, d.id {d} LIMIT {5 * PAGE_SIZE}""", *nights)]
+    assert [model.row(i).id for i in range(model.rowCount())] == expected
+
+
 def test_filters_by_night_label_rank_and_threshold(qtbot, big):
     services, cat, path = big
     model = DetectionsTableModel(services)

@@ -155,10 +155,7 @@ class DetectionsTableModel(QAbstractTableModel):
         self._fetching = True
         self.loadingChanged.emit()
         generation, query = self._generation, self._query
-        after = None
-        if not first and self._rows:
-            last = self._rows[-1]
-            after = (last.sort_value(query.sort), last.id)
+        after = self._rows[-1] if not first and self._rows else None
 
         def done(rows: list[DetectionRow]) -> None:
             if generation != self._generation:

@@ -26,6 +26,9 @@ from trapgui.services.results_types import (
     UNCLASSIFIED,
 )
 
+_IMAGE_SORTS = ("time", "night", "image")
+_IMAGE_BATCH = 64  # images per step of an image-ordered page
+
 _SORT_COLUMNS = {
     "id": Detection.id,
     "night": Night.date,
@@ -39,16 +42,16 @@ _SORT_COLUMNS = {
 }
 
 
-def _after(col, value, last_id: int, descending: bool):
-    """Rows strictly after (value, last_id) in ORDER BY col, id. SQLite sorts NULLs first
+def _after(col, id_col, value, last_id: int, descending: bool):
+    """Rows strictly after (value, last_id) in ORDER BY col, id_col. SQLite sorts NULLs first
     ascending and last descending; NULL never compares, so NULLs get their own branch."""
-    if col is Detection.id:
-        return Detection.id < last_id if descending else Detection.id > last_id
+    if col is id_col:
+        return id_col < last_id if descending else id_col > last_id
     if value is None:
         if descending:
-            return and_(col.is_(None), Detection.id < last_id)
-        return or_(col.is_not(None), and_(col.is_(None), Detection.id > last_id))
-    key = tuple_(col, Detection.id)
+            return and_(col.is_(None), id_col < last_id)
+        return or_(col.is_not(None), and_(col.is_(None), id_col > last_id))
+    key = tuple_(col, id_col)
     bound = tuple_(literal(value, col.type), literal(last_id))
     if descending:
         return or_(key < bound, col.is_(None))
@@ -102,24 +105,17 @@ class ResultsService:
             return s.execute(self._filtered(stmt, q)).scalar_one()
 
     def fetch_detections(
-        self, q: DetectionQuery, after: tuple | None = None, limit: int = 500
+        self, q: DetectionQuery, after: DetectionRow | None = None, limit: int = 500
     ) -> list[DetectionRow]:
-        """One page of the table: the ``limit`` rows that follow ``after`` = (sort value, id)
-        of the last row already shown (None for the first page)."""
+        """One page of the table: the ``limit`` rows that follow ``after``, the last row already
+        shown (None for the first page)."""
+        if q.sort in _IMAGE_SORTS and not (q.label or q.label_contains or q.rank):
+            return self._fetch_by_image(q, after, limit)
         col = _SORT_COLUMNS[q.sort]
-        stmt = (
-            select(
-                Detection.id, Detection.image_id, Image.night_id, Night.date, Image.captured_at,
-                Image.rel_path, Detection.score, Detection.binary_label, Detection.binary_score,
-                Detection.top_label, Detection.top_score, Detection.top_rank,
-            )
-            .select_from(Detection)
-            .join(Image, Image.id == Detection.image_id)
-            .outerjoin(Night, Night.id == Image.night_id)
-        )
-        stmt = self._filtered(stmt, q)
+        stmt = self._filtered(self._rows_stmt(), q)
         if after is not None:
-            stmt = stmt.where(_after(col, after[0], after[1], q.descending))
+            stmt = stmt.where(_after(col, Detection.id, after.sort_value(q.sort), after.id,
+                                     q.descending))
         if col is Detection.id:
             order = [Detection.id.desc() if q.descending else Detection.id.asc()]
         elif q.descending:
@@ -129,6 +125,63 @@ class ResultsService:
         stmt = stmt.order_by(*order).limit(limit)
         with self.db.session() as s:
             return [DetectionRow(*r) for r in s.execute(stmt).all()]
+
+    @staticmethod
+    def _rows_stmt():
+        return (
+            select(
+                Detection.id, Detection.image_id, Image.night_id, Night.date, Image.captured_at,
+                Image.rel_path, Detection.score, Detection.binary_label, Detection.binary_score,
+                Detection.top_label, Detection.top_score, Detection.top_rank,
+            )
+            .select_from(Detection)
+            .join(Image, Image.id == Detection.image_id)
+            .outerjoin(Night, Night.id == Image.night_id)
+        )
+
+    def _fetch_by_image(self, q: DetectionQuery, after: DetectionRow | None,
+                        limit: int) -> list[DetectionRow]:
+        """Pages for sorts on an image column (time, night, file): walk the images in that
+        order, a batch at a time, and take their detections. Ordering a million joined
+        detections by an image column costs seconds per page; the images of a page are few.
+        Order: image key, image id, detection id (a night's images are in time order, so the
+        "night" sort is the time order too)."""
+        key = Image.rel_path if q.sort == "image" else Image.captured_at
+        desc = q.descending
+        scope = []
+        if q.night_ids:
+            scope.append(Image.night_id.in_(q.night_ids))
+        elif q.deployment_id is not None:
+            scope.append(Image.deployment_id == q.deployment_id)
+        image_order = [key.desc(), Image.id.desc()] if desc else [key.asc(), Image.id.asc()]
+        det_order = image_order + [Detection.id.desc() if desc else Detection.id.asc()]
+        out: list[DetectionRow] = []
+        with self.db.session() as s:
+            if after is not None:  # the rest of the image the last page ended in
+                rest = self._filtered(self._rows_stmt(), q).where(
+                    Detection.image_id == after.image_id,
+                    Detection.id < after.id if desc else Detection.id > after.id)
+                out += [DetectionRow(*r) for r in s.execute(rest.order_by(*det_order)
+                                                             .limit(limit))]
+                cursor = (after.captured_at if key is Image.captured_at else after.image_path,
+                          after.image_id)
+            else:
+                cursor = None
+            while len(out) < limit:
+                images = select(Image.id, key).where(*scope)
+                if cursor is not None:
+                    images = images.where(_after(key, Image.id, cursor[0], cursor[1], desc))
+                batch = s.execute(images.order_by(*image_order).limit(_IMAGE_BATCH)).all()
+                if not batch:
+                    break
+                rows = self._filtered(self._rows_stmt(), q).where(
+                    Detection.image_id.in_([b[0] for b in batch]))
+                out += [DetectionRow(*r) for r in s.execute(
+                    rows.order_by(*det_order).limit(limit - len(out)))]
+                if len(batch) < _IMAGE_BATCH:
+                    break
+                cursor = (batch[-1][1], batch[-1][0])
+        return out
 
     def labels(self, q: DetectionQuery, limit: int = 2000) -> list[str]:
         """Distinct top labels in the selection (for the label filter's completer)."""
