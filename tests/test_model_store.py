@@ -260,11 +260,11 @@ def test_import_from_files_validates_before_accepting(store, published, tmp_path
         store.import_file(KEY, published["weights_path"])  # no label map anywhere
     html = tmp_path / "weights.pth"
     html.write_bytes(b"<!DOCTYPE html><html><body>Sign in</body></html>")
-    with pytest.raises(ModelError, match="web page"):
+    with pytest.raises(ModelError, match="weights.pth cannot be used: it is a web page"):
         store.import_file(KEY, html, published["labels_path"])
     three = tmp_path / "three.json"
     three.write_text(json.dumps({"moth": 0, "nonmoth": 1, "beetle": 2}))
-    with pytest.raises(ModelError, match="3 labels"):
+    with pytest.raises(ModelError, match="label map three.json has 3 labels"):  # the user's name
         store.import_file(KEY, published["weights_path"], three)
     assert store.status(KEY).state is ModelState.NOT_INSTALLED
     assert not [p for p in (store.models_dir / KEY).iterdir() if p.name.startswith(".")]
@@ -284,7 +284,7 @@ def test_import_of_another_architecture_names_the_model(store, tmp_path):
     wrong, _ = make_random_weights("panama_resnet50_jan2023", tmp_path / "turing.pt", num_classes=2)
     labels = tmp_path / "l.json"
     labels.write_text(json.dumps({"moth": 0, "nonmoth": 1}))
-    with pytest.raises(ModelError, match="not the weights for Moth / Non-Moth Classifier"):
+    with pytest.raises(ModelError, match="turing.pt is not the weights for Moth / Non-Moth Classifier"):
         store.import_file(KEY, wrong, labels)
     assert store.status(KEY).state is ModelState.NOT_INSTALLED
 

@@ -88,14 +88,15 @@ def _allow_numpy_scalars() -> None:
             _allowed_done = True
 
 
-def load_checkpoint_file(path: str | Path) -> object:
+def load_checkpoint_file(path: str | Path, display_name: str | None = None) -> object:
     """``torch.load`` with weights_only=True (memory-mapped when possible, so optimiser state
     in a training checkpoint is never read into memory). Raises ModelError on a bad file."""
     import torch
     path = Path(path)
+    name = display_name or path.name  # what the user calls it (not a temporary copy's name)
     problem = sniff_weights_file(path)
     if problem:
-        raise ModelError(f"The file {path.name} cannot be used: {problem}.")
+        raise ModelError(f"The file {name} cannot be used: {problem}.")
     _allow_numpy_scalars()
     try:
         is_zip = zipfile.is_zipfile(path)
@@ -103,10 +104,10 @@ def load_checkpoint_file(path: str | Path) -> object:
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"The file {path.name} holds Python objects besides model weights, which trapgui "
+            f"The file {name} holds Python objects besides model weights, which trapgui "
             f"refuses to load for safety ({first}).") from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelError(f"The file {path.name} is damaged or incomplete and cannot be read "
+        raise ModelError(f"The file {name} is damaged or incomplete and cannot be read "
                          f"({type(exc).__name__}: {str(exc).strip()[:200]}).",
                          hint="Download it again, or import a good copy.") from exc
 
@@ -150,7 +151,7 @@ def _preview(obj: object) -> str:
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: dict, model_name: str,
-                           assign: bool = False) -> None:
+                           assign: bool = False, what: str = "This file") -> None:
     """``load_state_dict(strict=True)`` with the mismatch explained in words.
 
     BatchNorm's ``num_batches_tracked`` counters are ignored both ways: they do not affect
@@ -170,7 +171,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, model_name: str,
     mismatched = [(k, tuple(state[k].shape), tuple(expected[k].shape))
                   for k in expected if k in state and state[k].shape != expected[k].shape]
     if missing or unexpected or mismatched:
-        raise ModelError(f"This file is not the weights for {model_name}: "
+        raise ModelError(f"{what} is not the weights for {model_name}: "
                          f"{_describe_mismatch(missing, unexpected, mismatched)}.",
                          hint="Check that you picked the right model for this file.")
     if assign:
@@ -180,7 +181,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, model_name: str,
     try:
         model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as exc:
-        raise ModelError(f"This file is not the weights for {model_name}: "
+        raise ModelError(f"{what} is not the weights for {model_name}: "
                          f"{str(exc).strip()[:300]}.") from exc
 
 
@@ -232,21 +233,22 @@ def parse_label_map(obj: object, filename: str = "the label map") -> list[str]:
     return labels
 
 
-def read_label_map(path: str | Path) -> list[str]:
+def read_label_map(path: str | Path, display_name: str | None = None) -> list[str]:
     path = Path(path)
+    name = display_name or path.name
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
-        raise ModelError(f"The label map {path.name} cannot be read ({exc.strerror or exc}).") from exc
+        raise ModelError(f"The label map {name} cannot be read ({exc.strerror or exc}).") from exc
     if raw.lstrip()[:1] == b"<":
-        raise ModelError(f"The label map {path.name} is a web page (probably an error page "
+        raise ModelError(f"The label map {name} is a web page (probably an error page "
                          "from the server), not a label map.")
     try:
         obj = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"The label map {path.name} is not valid JSON ({exc}).") from exc
-    return parse_label_map(obj, f"The label map {path.name}")
+        raise ModelError(f"The label map {name} is not valid JSON ({exc}).") from exc
+    return parse_label_map(obj, f"The label map {name}")
 
 
 def write_label_map(labels: list[str], path: str | Path) -> None:
@@ -256,7 +258,8 @@ def write_label_map(labels: list[str], path: str | Path) -> None:
 
 
 def build_with_weights(architecture: str, model_name: str, weights_path: str | Path,
-                       num_classes: int, labels_count: int | None = None) -> nn.Module:
+                       num_classes: int, labels_count: int | None = None,
+                       display_name: str | None = None) -> nn.Module:
     """Build ``architecture`` and load the published file into it strictly (eval mode, CPU).
 
     ``labels_count``: the label map's length, checked against the file's own class count so
@@ -264,18 +267,19 @@ def build_with_weights(architecture: str, model_name: str, weights_path: str | P
     from trapgui.ml.architectures import build_architecture, classes_in_state_dict
 
     path = Path(weights_path)
-    state = extract_state_dict(load_checkpoint_file(path), path.name)
+    name = display_name or path.name
+    state = extract_state_dict(load_checkpoint_file(path, name), name)
     in_file = classes_in_state_dict(architecture, state)
     if labels_count is not None and in_file is not None and in_file != labels_count:
-        raise ModelError(f"The weights file {path.name} was trained for {in_file} classes but "
+        raise ModelError(f"The weights file {name} was trained for {in_file} classes but "
                          f"the label map has {labels_count} labels: they do not belong together "
                          f"(or this is not the weights for {model_name}).")
     # Built on the meta device: random initialisation would be thrown away (and takes
     # seconds for the big heads); the file's tensors become the parameters.
     model = build_architecture(architecture, num_classes, device="meta")
-    load_state_dict_strict(model, state, model_name, assign=True)
+    load_state_dict_strict(model, state, model_name, assign=True, what=name)
     if any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
         # A tensor the file does not hold (a non-persistent buffer): build it for real.
         model = build_architecture(architecture, num_classes)
-        load_state_dict_strict(model, state, model_name)
+        load_state_dict_strict(model, state, model_name, what=name)
     return model.eval()

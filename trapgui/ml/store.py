@@ -193,19 +193,22 @@ class ModelStore:
                              "which are not installed.",
                              hint=f"Install with: pip install {' '.join(missing)}")
 
-    def _validate_labels(self, spec: ModelSpec, path: Path) -> list[str]:
-        labels = read_label_map(path)
+    def _validate_labels(self, spec: ModelSpec, path: Path, shown: str | None = None) -> list[str]:
+        shown = shown or path.name
+        labels = read_label_map(path, shown)
         if spec.num_classes is not None and len(labels) != spec.num_classes:
-            raise ModelError(f"The label map {path.name} has {len(labels)} labels but "
+            raise ModelError(f"The label map {shown} has {len(labels)} labels but "
                              f"'{spec.name}' has {spec.num_classes} classes: it is not this "
                              "model's label map.")
         return labels
 
-    def _validate_weights(self, spec: ModelSpec, path: Path, labels: list[str] | None) -> None:
+    def _validate_weights(self, spec: ModelSpec, path: Path, labels: list[str] | None,
+                          shown: str | None = None) -> None:
         """Build the architecture and load the file strictly (raises ModelError)."""
         n = len(labels) if labels is not None else (spec.num_classes or 2)
         build_with_weights(spec.architecture, spec.name, path, n,
-                           labels_count=len(labels) if labels is not None else None)
+                           labels_count=len(labels) if labels is not None else None,
+                           display_name=shown or path.name)
 
     def verify(self, key: str) -> ModelStatus:
         """Full check: checksums against the published or pinned ones, the label map, and a
@@ -296,13 +299,13 @@ class ModelStore:
         if labels_file is not None:
             if force or not labels_file.exists():
                 self._fetch_verified(spec, "labels", labels_file, report, cancel,
-                                     lambda p: self._validate_labels(spec, p))
+                                     lambda p: self._validate_labels(spec, p, labels_file.name))
             labels = self._validate_labels(spec, labels_file)
             offset[0] = labels_file.stat().st_size
         if force or self.status(key).state is not ModelState.INSTALLED:
             self._check_disk_space(spec, weights)
             self._fetch_verified(spec, "weights", weights, report, cancel,
-                                 lambda p: self._validate_weights(spec, p, labels))
+                                 lambda p: self._validate_weights(spec, p, labels, weights.name))
         return self.status(key)
 
     def _check_disk_space(self, spec: ModelSpec, weights: Path) -> None:
@@ -322,12 +325,12 @@ class ModelStore:
                           cancel=cancel, timeout=self.timeout, retries=self.retries,
                           backoff_s=self.backoff_s)
         try:
-            self._check_sha(spec.key, kind, result.sha256, final.name)
             if kind == "weights":
                 problem = sniff_weights_file(part)
                 if problem:
                     raise DownloadError(f"The server sent something other than {final.name}: "
                                         f"{problem}.")
+            self._check_sha(spec.key, kind, result.sha256, final.name)
             validate(part)
         except ModelError:
             dl.discard_partial(part)  # complete but wrong: resuming it would not help
@@ -368,16 +371,19 @@ class ModelStore:
                 labels_tmp = self._copy_in(labels_src, labels_final, temps)
                 labels_sha = sha256_file(labels_tmp)
                 self._check_sha(key, "labels", labels_sha, labels_final.name)
-                labels = self._validate_labels(spec, labels_tmp)
+                labels = self._validate_labels(spec, labels_tmp, labels_src.name)
             elif labels_final.exists():
                 labels = self._validate_labels(spec, labels_final)
             else:
                 raise ModelError(f"'{spec.name}' also needs its label map ({labels_final.name}).",
                                  hint="Pass it with --labels FILE (or download the model).")
         weights_tmp = self._copy_in(src, weights, temps)
+        problem = sniff_weights_file(weights_tmp)
+        if problem:  # before the checksum: "it is a web page" says more than "it differs"
+            raise ModelError(f"The file {src.name} cannot be used: {problem}.")
         sha = sha256_file(weights_tmp)
         self._check_sha(key, "weights", sha, src.name)
-        self._validate_weights(spec, weights_tmp, labels)
+        self._validate_weights(spec, weights_tmp, labels, src.name)
         if labels_tmp is not None:
             os.replace(labels_tmp, labels_final)
             self._pin(key, "labels", labels_final, labels_sha)
