@@ -83,7 +83,8 @@ def run_list(args, ctx) -> int:
 
 
 class ProgressBar:
-    """A download bar on stderr, redrawn at most 10 times a second; silent off a terminal."""
+    """A download bar on stderr, redrawn at most 10 times a second; off a terminal (logs of a
+    headless machine) one line per 10 %."""
 
     def __init__(self, label: str, stream=sys.stderr):
         self.label = label
@@ -92,12 +93,23 @@ class ProgressBar:
         self.start = time.monotonic()
         self.last = 0.0
         self.first_done: int | None = None
+        self.logged_tenth = -1
+        self.logged_total: int | None = None
 
     def __call__(self, done: int, total: int | None) -> None:
         now = time.monotonic()
         if self.first_done is None:
             self.first_done = done  # bytes resumed, not downloaded now: not in the speed
-        if not self.live or (now - self.last < 0.1 and done != total):
+        if not self.live:
+            if total != self.logged_total:  # the label map came first; now the weights
+                self.logged_total, self.logged_tenth = total, -1
+            tenth = int(10 * done / total) if total else -1
+            if tenth > self.logged_tenth:
+                self.logged_tenth = tenth
+                self.stream.write(f"{self.label}: {tenth * 10}% of {_mb(total)}\n")
+                self.stream.flush()
+            return
+        if now - self.last < 0.1 and done != total:
             return
         self.last = now
         rate = (done - self.first_done) / max(now - self.start, 1e-6)
