@@ -128,6 +128,7 @@ class RemoteWorker:
         self._error: str | None = None
         self._active_jobs: list[int] = []
         self._state = "starting"
+        self._drained = set()  # jobs whose last claim came back empty
         self.downloader: ImageDownloader | None = None
         self.runners: list[DeviceRunner] = []
         self.worker_name = f"remote:{socket.gethostname()}:{os.getpid()}"
@@ -156,6 +157,7 @@ class RemoteWorker:
         self._emit(Log("info", f"Connecting to {self.client.base_url} for pipelines "
                                f"{', '.join(self.pipelines)}."))
         self.runners = make_runners(self, self.config.devices)  # loads models; raises clearly
+        self._started = time.monotonic()  # speed counts processing, not model loading
         self.downloader = ImageDownloader(
             threads=self.config.download_threads, max_bytes=self.config.max_image_bytes,
             timeout=self.config.download_timeout, deadline_s=self.config.download_deadline_s,
@@ -248,7 +250,9 @@ class RemoteWorker:
                     continue
                 if not tasks:
                     jobs.pop(0)  # drained for now: the next job, or list again
+                    self._drained.add(job_id)
                     continue
+                self._drained.discard(job_id)
                 claimed_this_pass = True
                 idle_wait = self.config.poll_min_s
                 self._state = "working"
@@ -261,6 +265,7 @@ class RemoteWorker:
             self.batcher.wake()
 
     _listed_once = False
+    _drained: set = set()
 
     def _nothing_left(self) -> bool:
         with self._lock:
@@ -412,6 +417,16 @@ class RemoteWorker:
         elapsed = max(time.monotonic() - self._started, 1e-6)
         return self._done / elapsed
 
+    def _eta(self) -> float | None:
+        """The contract does not say how many tasks a job has, so the time left is known
+        only at the tail: once every open job's claims come back empty, what is left is what
+        this worker holds."""
+        rate = self._rate()
+        jobs = set(self._active_jobs)
+        if not rate or not jobs or not jobs <= self._drained:
+            return None
+        return len(self._in_process) / rate
+
     def _progress(self) -> None:
         with self._lock:
             counts = self.outbox.counts()
@@ -420,7 +435,8 @@ class RemoteWorker:
             event = RemoteProgress(
                 tasks_done=self._done, failures=self._failed, posted=self._posted,
                 waiting_to_post=counts["result_ready"], in_flight=len(self._in_process),
-                images_per_s=self._rate(), eta_s=None, jobs=list(self._active_jobs), state=state,
+                images_per_s=self._rate(), eta_s=self._eta(), jobs=list(self._active_jobs),
+                state=state,
                 detections=self._detections,
                 last_error=self._error or self.poster.last_error or self._last_error)
         self._emit(event)

@@ -1,0 +1,143 @@
+"""The Remote tab driven by pytest-qt against the real Antenna test server on loopback."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.remote.antenna_test_server import AntennaTestServer
+from tests.remote.conftest import SHARED, _small_jpeg
+
+pytestmark = [pytest.mark.gui, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def images() -> dict[str, bytes]:
+    files = sorted((SHARED / "sequential").glob("*.jpg")) + sorted((SHARED / "vermont").glob("*.jpg"))
+    return {f"seq{i}": _small_jpeg(f) for i, f in enumerate(files)}
+
+
+@pytest.fixture
+def remote_services(services):
+    from trapgui.ml.registry import install_random_weights
+
+    install_random_weights(services.models.store, "moth_binary_resnet50_2024", seed=5)
+    s = services.settings
+    s.remote_detector = "builtin"
+    s.device = "cpu"
+    s.remote_batch_size = 1
+    s.remote_batch_timeout_s = 0.1
+    s.remote_download_threads = 2
+    services.save_settings()
+    return services
+
+
+@pytest.fixture
+def server(images):
+    with AntennaTestServer(images) as srv:
+        yield srv
+
+
+@pytest.fixture
+def tab(qtbot, remote_services):
+    from PySide6.QtCore import QThreadPool
+
+    from trapgui.gui.remote_tab import RemoteTab
+
+    widget = RemoteTab(remote_services)
+    qtbot.addWidget(widget)
+    widget.resize(900, 700)
+    widget.show()
+    qtbot.waitUntil(lambda: widget.pipelines.count() > 0, timeout=30_000)
+    yield widget
+    if widget.running:
+        widget.stop()
+        qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    QThreadPool.globalInstance().waitForDone(30_000)
+
+
+def _pipeline_item(tab, slug):
+    from PySide6.QtCore import Qt
+
+    for i in range(tab.pipelines.count()):
+        item = tab.pipelines.item(i)
+        if item.data(Qt.ItemDataRole.UserRole) == slug:
+            return item
+    raise AssertionError(f"{slug} not listed")
+
+
+def _connect(qtbot, tab, server, token):
+    tab.url_edit.setText(server.base_url)
+    tab.token_edit.setText(token)
+    tab.test_button.click()
+    qtbot.waitUntil(lambda: tab.test_button.isEnabled(), timeout=30_000)
+
+
+def test_connection_jobs_and_a_processed_job(qtbot, tab, server, remote_services, tmp_path):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLineEdit
+
+    server.add_job(41, "moth_binary", ["seq0", "seq1"])
+    assert tab.token_edit.echoMode() == QLineEdit.EchoMode.Password
+    tab.show_token.setChecked(True)
+    assert tab.token_edit.echoMode() == QLineEdit.EchoMode.Normal
+    tab.show_token.setChecked(False)
+
+    _connect(qtbot, tab, server, "not-the-token")
+    assert tab.connection_label.text().startswith("✗")
+    assert "refused the token" in tab.connection_label.text()
+    assert "not-the-token" not in tab.connection_label.text()
+
+    _connect(qtbot, tab, server, server.token)
+    assert tab.connection_label.text().startswith("✓ Connected. 2 project(s)")
+    # the token is stored owner-only (no keyring backend here) and never in settings.json
+    secrets = Path(remote_services.paths.config_dir) / "secrets.json"
+    assert stat.S_IMODE(os.stat(secrets).st_mode) == 0o600
+    assert server.token not in remote_services.paths.settings_file.read_text()
+
+    item = _pipeline_item(tab, "moth_binary")
+    assert item.flags() & Qt.ItemFlag.ItemIsEnabled
+    item.setCheckState(Qt.CheckState.Checked)
+    assert not (_pipeline_item(tab, "global_moths_2024").flags() & Qt.ItemFlag.ItemIsEnabled)
+    tab.refresh_button.click()
+    qtbot.waitUntil(lambda: tab.jobs.count() == 1, timeout=30_000)
+    assert "Job 41" in tab.jobs.item(0).text()
+
+    processed: list = []
+    tab.imagesProcessed.connect(processed.extend)
+    with qtbot.waitSignal(tab.runningChanged, timeout=10_000):
+        tab.start_button.click()
+    assert not tab.start_button.isEnabled() and tab.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: not tab.running, timeout=180_000)
+
+    assert tab.status_label.text().startswith("Finished: 2 task(s) done, 0 failed, 2 posted")
+    assert "2 tasks done" in tab.counts_label.text()
+    assert len(processed) == 2
+    answers = server.answers(41)
+    assert len(answers) == 2 and all(len(a) == 1 for a in answers.values())
+    tab.grab().save(str(tmp_path / "remote_tab.png"))
+
+
+def test_stop_finishes_claimed_tasks_and_posts(qtbot, tab, server):
+    from PySide6.QtCore import Qt
+
+    server.add_job(42, "moth_binary", [f"seq{i}" for i in range(8)])
+    server.inject("delay", r"/images/", times=None, seconds=0.5)
+    _connect(qtbot, tab, server, server.token)
+    _pipeline_item(tab, "moth_binary").setCheckState(Qt.CheckState.Checked)
+    tab.refresh_button.click()
+    qtbot.waitUntil(lambda: tab.jobs.count() == 1, timeout=30_000)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: len(server.answers(42)) >= 1, timeout=120_000)
+    tab.stop_button.click()
+    qtbot.waitUntil(lambda: not tab.running, timeout=120_000)
+
+    job = server.state.jobs[42]
+    delivered = {t.id for t in job.tasks.values() if t.deliveries}
+    answered = {t for t, a in server.answers(42).items() if a}
+    assert delivered == answered  # everything claimed was answered before stopping
+    assert len(answered) < 8  # it did stop early
+    assert tab.status_label.text().startswith("Finished:")
