@@ -97,3 +97,13 @@ def test_stacked_classification_matches_per_crop_with_a_real_architecture():
                             for i, j in batch.owner.tolist()])
     assert stacked.argmax(1).tolist() == single.argmax(1).tolist()
     assert (stacked - single).abs().max().item() < 1e-3
+
+
+def test_uint8_images_give_the_same_crops_as_float():
+    g = torch.Generator().manual_seed(5)
+    u8 = [torch.randint(0, 256, (3, 60, 80), generator=g, dtype=torch.uint8),
+          torch.randint(0, 256, (3, 40, 50), generator=g, dtype=torch.uint8)]
+    boxes = [torch.tensor([[1., 2., 79., 59.]]), torch.tensor([[10., 10., 50., 40.]])]
+    a = stack_crops(u8, boxes, 16, "pad", IMAGENET_MEAN, IMAGENET_STD)
+    b = stack_crops([im.float() / 255 for im in u8], boxes, 16, "pad", IMAGENET_MEAN, IMAGENET_STD)
+    assert torch.allclose(a.crops, b.crops, atol=1e-5)

@@ -86,19 +86,29 @@ def _as_float(image: torch.Tensor) -> torch.Tensor:
 
 
 def _batch_tensor(images: Sequence[torch.Tensor]) -> torch.Tensor:
-    """One (B, 3, Hmax, Wmax) tensor; smaller images are padded at the bottom/right by
-    repeating their last row/column, which is exactly what roi_align reads for samples within
-    one pixel past an image's edge, so a stretch crop of a smaller image is identical to
-    cropping it alone. (In "pad" mode, output pixels whose centre is outside the image get
-    ``fill``; the few that straddle the right/bottom edge of a smaller image may average edge
-    pixels where a lone image would average zeros.)"""
-    shapes = {tuple(im.shape[-2:]) for im in images}
-    if len(shapes) == 1:
-        return torch.stack([_as_float(im) for im in images])
-    h = max(s[0] for s in shapes)
-    w = max(s[1] for s in shapes)
-    return torch.stack([F.pad(_as_float(im)[None], (0, w - im.shape[-1], 0, h - im.shape[-2]),
-                              mode="replicate")[0] for im in images])
+    """One float (B, 3, Hmax, Wmax) tensor, filled once (uint8 images are converted while
+    copied). Smaller images are padded at the bottom/right by repeating their last row/column,
+    which is exactly what roi_align reads for samples within one pixel past an image's edge,
+    so a stretch crop of a smaller image is identical to cropping it alone. (In "pad" mode,
+    output pixels whose centre is outside the image get ``fill``; the few that straddle the
+    right/bottom edge of a smaller image may average edge pixels where a lone image would
+    average zeros.)"""
+    if len(images) == 1:  # no copy for a float image (the per-crop reference path)
+        return _as_float(images[0])[None]
+    h = max(int(im.shape[-2]) for im in images)
+    w = max(int(im.shape[-1]) for im in images)
+    out = torch.empty((len(images), 3, h, w), dtype=torch.float32, device=images[0].device)
+    for i, im in enumerate(images):
+        ih, iw = int(im.shape[-2]), int(im.shape[-1])
+        region = out[i, :, :ih, :iw]
+        region.copy_(im)
+        if im.dtype == torch.uint8:
+            region.div_(255.0)
+        if ih < h:
+            out[i, :, ih:, :iw] = out[i, :, ih - 1:ih, :iw]
+        if iw < w:
+            out[i, :, :, iw:] = out[i, :, :, iw - 1:iw]
+    return out
 
 
 def _inside_mask(rois: torch.Tensor, sizes: torch.Tensor, size: int) -> torch.Tensor:
