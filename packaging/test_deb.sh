@@ -94,11 +94,15 @@ unshare --net -- runuser -u "$RUN_AS" -- env -i PATH=/usr/bin:/bin HOME="$USER_H
 pid=\$!
 kill_tree() { local c; for c in \$(pgrep -P "\$1"); do kill_tree "\$c"; done; kill "\$1" 2>/dev/null; }
 for i in \$(seq 1 90); do
-    if xwininfo -root -tree 2>/dev/null | grep -q '"trapgui'; then
-        id=\$(xwininfo -root -tree | grep '"trapgui' | head -n1 | awk '{print \$1}')
-        xwininfo -id "\$id" | grep -E 'Map State|Width|Height|xwininfo'
-        xwininfo -id "\$id" | grep -q 'IsViewable' && { kill_tree \$pid; exit 0; }
-    fi
+    # the app's top-level windows carry WM_CLASS ("trapgui" "trapgui"); Qt's 1x1 helper does not
+    for id in \$(xwininfo -root -tree 2>/dev/null | grep '("trapgui" "trapgui")' | awk '{print \$1}'); do
+        info=\$(xwininfo -id "\$id")
+        w=\$(echo "\$info" | awk '/Width:/ {print \$2}')
+        if echo "\$info" | grep -q 'IsViewable' && [ "\$w" -ge 200 ]; then
+            echo "\$info" | grep -E 'xwininfo|Width|Height|Map State'
+            kill_tree \$pid; exit 0
+        fi
+    done
     kill -0 \$pid 2>/dev/null || { echo "the app exited:"; cat "$WORK/window.log"; exit 1; }
     sleep 1
 done
