@@ -236,3 +236,21 @@ def test_claim_can_be_limited_to_a_selection(queued):
     got = queue.claim(db, pid, "w", 10, 60, image_ids=ids[5:8])
     assert sorted(c.image_id for c in got) == ids[5:8]
     assert queue.counts(db, pid, image_ids=ids[5:8])["claimed"] == 3
+
+
+def test_missing_or_unreadable_images_fail_with_the_catalogue_reason(queued):
+    db, pid, ids = queued
+    from sqlalchemy import update
+
+    with db.write_session() as s:
+        s.execute(update(Image).where(Image.id == ids[0]).values(state="missing", error=None))
+        s.execute(update(Image).where(Image.id == ids[1]).values(
+            state="unreadable", error="the file is empty (0 bytes)"))
+    claimed = queue.claim(db, pid, "w", 100, 60)
+    assert ids[0] not in {c.image_id for c in claimed}
+    assert ids[1] not in {c.image_id for c in claimed}
+    with db.session() as s:
+        errors = dict(s.execute(select(Job.image_id, Job.error).where(
+            Job.image_id.in_(ids[:2]), Job.state == "failed")).all())
+    assert errors == {ids[0]: "the file is no longer in the trap folder",
+                      ids[1]: "the file is empty (0 bytes)"}

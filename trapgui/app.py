@@ -11,6 +11,11 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A frozen (PyInstaller) app re-launches itself for each worker process of the scanner's
+    # header-reading pool; freeze_support() turns those launches into workers, not new apps.
+    import multiprocessing
+
+    multiprocessing.freeze_support()
     argv = list(sys.argv[1:] if argv is None else argv)
     from trapgui.cli.main import run_cli, wants_gui
 

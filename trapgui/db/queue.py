@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
-from trapgui.core.types import ImageResult, JobState, Rank
+from trapgui.core.types import ImageResult, ImageState, JobState, Rank
 from trapgui.db.database import Database
 from trapgui.db.models import (
     Classification,
@@ -117,6 +117,7 @@ def claim(db: Database, pipeline_id: int, worker: str, limit: int, lease_s: floa
     now = time.time() if now is None else now
     with db.write_session() as s:
         _fail_exhausted(s, pipeline_id, now)
+        _fail_unavailable(s, pipeline_id, now)
         claimable = or_(
             Job.state == JobState.PENDING.value,
             and_(Job.state == JobState.CLAIMED.value, Job.lease_expires_at < now),
@@ -147,6 +148,17 @@ def _fail_exhausted(session, pipeline_id: int, now: float) -> None:
         state=JobState.FAILED.value, lease_expires_at=None, updated_at=now,
         error=f"processing stopped {MAX_ATTEMPTS} times while working on this image "
               "(the program crashed or was killed); skipped"))
+
+
+def _fail_unavailable(session, pipeline_id: int, now: float) -> None:
+    """Pending jobs whose file went missing or is unreadable fail with the catalogue's reason
+    instead of being handed to a worker that can only fail them one by one."""
+    bad = select(Image.id).where(Image.state != ImageState.OK.value)
+    reason = (select(func.coalesce(Image.error, "the file is no longer in the trap folder"))
+              .where(Image.id == Job.image_id).scalar_subquery())
+    session.execute(update(Job).where(
+        Job.pipeline_id == pipeline_id, Job.state == JobState.PENDING.value,
+        Job.image_id.in_(bad)).values(state=JobState.FAILED.value, error=reason, updated_at=now))
 
 
 def renew(db: Database, worker: str, job_ids: Sequence[int], lease_s: float) -> int:

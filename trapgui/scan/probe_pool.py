@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -26,10 +25,7 @@ POOL_BATCH = 250
 
 
 def default_workers() -> int:
-    if getattr(sys, "frozen", False):
-        # a frozen (PyInstaller) app re-runs itself in each spawned child unless its entry
-        # point calls multiprocessing.freeze_support() first: read headers in-process there
-        return 1
+    # (frozen apps are safe too: trapgui.app.main calls multiprocessing.freeze_support())
     return max(1, min(4, os.cpu_count() or 1))
 
 
