@@ -260,6 +260,7 @@ def _load(path) -> torch.Tensor:
     [
         ("panama/01-20231110224529-snapshot.jpg", 30, 75),  # ~45 moths by eye
         ("vermont/20220622200400-01-snapshot.jpg", 0, 15),  # an almost empty sheet
+        ("DSLR/DSC_0390.JPG", 0, 0),  # a butterfly on soil: no sheet, so no boxes at all
     ],
 )
 def test_real_trap_photo_gives_a_plausible_count(detector, small_trap_images, name, low, high):
@@ -267,4 +268,6 @@ def test_real_trap_photo_gives_a_plausible_count(detector, small_trap_images, na
     result = detector.detect([image])[0]
     kept = int((result.scores >= detector.score_threshold).sum())
     assert low <= kept <= high, f"{name}: {kept} insects"
+    if high == 0:
+        assert len(result.scores) == 0
     assert math.isfinite(float(result.scores.sum()))

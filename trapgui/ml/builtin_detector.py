@@ -44,7 +44,10 @@ class BuiltinDetectorParams:
     max_elongation: float = 7.0  # major/minor axis: longer and thinner is a fold or cable
     min_fill: float = 0.1  # area / major^2: thin curved lines fall below
     border_max_extent: float = 0.4  # touching the border and longer than this: frame, not insect
-    min_sheet_level: float = 0.25  # darker "sheets" are not trap photos: nothing is reported
+    # Photos that are not of a lit sheet (soil, foliage, a dark room) get no boxes rather than
+    # hundreds of meaningless ones: the "sheet" must be bright and smooth.
+    min_sheet_level: float = 0.25
+    max_sheet_noise: float = 0.12  # robust spread of relative darkness; trap sheets are < 0.03
     split: bool = True
     pad_fraction: float = 0.1  # of the box's longer side, on each side
     pad_pixels: float = 3.0  # working pixels, on each side
@@ -131,7 +134,8 @@ class BuiltinDetector:
         keep &= area <= p.max_area_fraction * h * w
         keep &= (elongation <= p.max_elongation) & (fill >= p.min_fill)
         keep &= ~(touches & (extent > p.border_max_extent))
-        keep &= (fg.sheet_level >= p.min_sheet_level)[st.image]
+        is_sheet = (fg.sheet_level >= p.min_sheet_level) & (fg.sheet_noise <= p.max_sheet_noise)
+        keep &= is_sheet[st.image]
         keep &= (foreground_fraction <= p.max_foreground_fraction)[st.image]
 
         # Confidence grows with how far contrast and significance exceed what the size demands.

@@ -47,6 +47,7 @@ class Foreground:
     darkness: torch.Tensor  # (B, 1, H, W) 1 - brightness relative to the sheet
     chroma: torch.Tensor  # (B, 1, H, W) colour distance from the sheet's colour
     sheet_level: torch.Tensor  # (B,) median sheet brightness, to recognise non-sheet photos
+    sheet_noise: torch.Tensor  # (B,) robust spread of the darkness: grain of a sheet, ~0.3 on soil
 
 
 def estimate_sheet(images: torch.Tensor, params: SheetParams) -> torch.Tensor:
@@ -79,8 +80,8 @@ def measure_foreground(images: torch.Tensor, params: SheetParams) -> Foreground:
     # Very dark pixels have unreliable chromaticity (noise divided by a small brightness).
     chroma = chroma * brightness.clamp(0.0, 0.25) / 0.25
 
-    dark_z = _normalise(darkness, params, params.min_noise_dark)
-    chroma_z = _normalise(chroma, params, params.min_noise_chroma)
+    dark_z, dark_spread = _normalise(darkness, params, params.min_noise_dark)
+    chroma_z, _ = _normalise(chroma, params, params.min_noise_chroma)
     score = torch.maximum(dark_z, params.chroma_weight * chroma_z)
     score = torch.maximum(score, -params.bright_weight * dark_z)
     sheet_luma = (sheet * luma).sum(dim=1)
@@ -89,11 +90,14 @@ def measure_foreground(images: torch.Tensor, params: SheetParams) -> Foreground:
         darkness=darkness,
         chroma=chroma,
         sheet_level=sheet_luma.view(b, -1).median(dim=1).values,
+        sheet_noise=dark_spread,
     )
 
 
-def _normalise(measure: torch.Tensor, params: SheetParams, floor: float) -> torch.Tensor:
-    """(measure - typical sheet value) / local noise of the sheet.
+def _normalise(
+    measure: torch.Tensor, params: SheetParams, floor: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(measure - typical sheet value) / local noise of the sheet, and the global noise (B,).
 
     The noise scale is the median absolute deviation per tile, opened (min then max over a few
     tiles) so tiles covered by an insect take the value of the sheet around them, then blurred.
@@ -110,4 +114,4 @@ def _normalise(measure: torch.Tensor, params: SheetParams, floor: float) -> torc
     local = F.interpolate(gaussian_blur(opened, 1.0), size=(h, w), mode="bilinear", align_corners=False)
     # Never trust a local scale far below the image's own: a clipped white patch has no noise.
     scale = torch.maximum(local, 0.5 * global_scale.view(b, 1, 1, 1)).clamp(min=floor)
-    return (measure - location.view(b, 1, 1, 1)) / scale
+    return (measure - location.view(b, 1, 1, 1)) / scale, global_scale
