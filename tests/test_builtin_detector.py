@@ -79,6 +79,15 @@ def _contains(outer, inner, tolerance: float = 2.0) -> bool:
     )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One thread: on a shared 2-core machine extra OpenMP threads mostly wait on each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def detector() -> BuiltinDetector:
     return BuiltinDetector(device="cpu")
