@@ -156,6 +156,13 @@ class RemoteWorker:
         self._started = time.monotonic()
         self._emit(Log("info", f"Connecting to {self.client.base_url} for pipelines "
                                f"{', '.join(self.pipelines)}."))
+        try:  # a refused token is known before spending time on loading models
+            self.client.list_jobs(list(self.pipelines))
+        except AuthenticationError as exc:
+            self._fatal(str(exc))
+            return self._summary()
+        except RemoteError:
+            pass  # unreachable for now: the feeder keeps trying with backoff
         self.runners = make_runners(self, self.config.devices)  # loads models; raises clearly
         self._started = time.monotonic()  # speed counts processing, not model loading
         self.downloader = ImageDownloader(
