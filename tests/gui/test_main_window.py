@@ -63,7 +63,9 @@ def test_model_offer_is_dismissable_and_remembered(qtbot, services):
     qtbot.addWidget(second)
     second.show()
     second.start()
-    qtbot.wait(1500)
+    from trapgui.gui.main_window import MODEL_CHECK_DELAY_MS
+
+    qtbot.wait(MODEL_CHECK_DELAY_MS + 1500)
     assert not second.offer.isVisible()
 
 

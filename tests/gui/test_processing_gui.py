@@ -29,6 +29,11 @@ def _done(window) -> int:
     return p.done + p.failed if p else 0
 
 
+def _all_paused(window) -> bool:
+    p = window.controller_last_progress
+    return bool(p and p.paused and p.devices and all(d.state == "paused" for d in p.devices))
+
+
 @pytest.fixture
 def window(main_window, fast_settings):
     main_window.controller_last_progress = None
@@ -52,7 +57,9 @@ def test_start_pause_resume_cancel_then_finish_the_rest(qtbot, window, two_traps
 
     panel.pause_button.click()
     assert window.controller.state == "paused" and panel.pause_button.text() == "Resume"
-    qtbot.wait(1500)  # the batch in hand finishes, then nothing moves
+    # the batch in hand finishes (and is written), then nothing moves
+    qtbot.waitUntil(lambda: _all_paused(window), timeout=60_000)
+    qtbot.wait(1000)
     frozen = _done(window)
     qtbot.wait(1500)
     assert _done(window) == frozen

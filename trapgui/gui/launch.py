@@ -27,8 +27,22 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return ns
 
 
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
+def configure_runtime() -> None:
+    """Make the GUI thread win the GIL back quickly from busy worker threads.
+
+    PySide releases the GIL around Qt calls; with Python's default 5 ms switch interval, each
+    re-acquisition while device workers run can wait that long, and a repaint making dozens
+    of calls stalls visibly. Torch and decoding release the GIL for their heavy parts, so a
+    shorter interval costs the workers little."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
 def launch_gui(argv: list[str], services=None) -> int:
     args = _parse(argv)
+    configure_runtime()
     if args.smoke:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         from trapgui.gui.smoke import run_smoke

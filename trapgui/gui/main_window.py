@@ -29,6 +29,7 @@ from trapgui.gui.trap_tree import TrapTree
 from trapgui.services.processing_types import RunScope
 
 log = logging.getLogger("trapgui.gui")
+MODEL_CHECK_DELAY_MS = 2000
 
 
 def _optional(module: str, cls: str):
@@ -245,13 +246,19 @@ class MainWindow(QMainWindow):
         """Called once the window is visible: load the catalogue and check for unfinished
         work and missing models, all in the background."""
         self.tree.reload()
-        run_in_background(self.services.processing.unfinished, self._offer_resume,
+        # a lambda: even touching services.processing imports its module (SQLAlchemy)
+        run_in_background(lambda: self.services.processing.unfinished(), self._offer_resume,
                           lambda exc: log.warning("resume check failed: %s", exc))
         if not self._ui.value("modelOfferDismissed", False, type=bool):
-            run_in_background(lambda: self.services.models.species_installed(),
-                              lambda ok: None if ok else self.offer.show(),
-                              lambda exc: log.warning("model check failed: %s", exc),
-                              context=self)
+            # checking models imports torch: let the window settle first (a big import holds
+            # the GIL for long stretches)
+            QTimer.singleShot(MODEL_CHECK_DELAY_MS, self._check_models)
+
+    def _check_models(self) -> None:
+        run_in_background(lambda: self.services.models.species_installed(),
+                          lambda ok: None if ok else self.offer.show(),
+                          lambda exc: log.warning("model check failed: %s", exc),
+                          context=self)
 
     def _offer_resume(self, count: int) -> None:
         if not count or self.controller.busy:
@@ -305,6 +312,7 @@ class MainWindow(QMainWindow):
         text += ", scan stopped early)" if report.cancelled else ")"
         self.status.showMessage(text, 15000)
         self._select_after_load = report.deployment_id
+        self.tree.select_deployment(report.deployment_id)  # when the tree has it already
         self.tree.reload()
 
     def _scans_done(self) -> None:

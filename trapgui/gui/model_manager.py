@@ -112,7 +112,8 @@ class ModelManager(QDialog):
 
     # ---- catalogue ----------------------------------------------------------------------
     def reload(self) -> None:
-        run_in_background(self._services.models.entries, self._fill, self._show_problem,
+        run_in_background(lambda: self._services.models.entries(), self._fill,
+                          self._show_problem,
                           context=self)
 
     def _fill(self, entries: list) -> None:

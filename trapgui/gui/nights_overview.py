@@ -73,8 +73,10 @@ class NightsOverview(QWidget):
         self.table.verticalHeader().hide()
         self.table.setItemDelegateForColumn(ACTIVITY_COL, ActivityDelegate(self.table))
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(ACTIVITY_COL, QHeaderView.ResizeMode.Stretch)
+        self._shown_keys: list = []
+        self._shown_heading = ""
         self.table.cellDoubleClicked.connect(self._activated)
         layout = QVBoxLayout(self)
         layout.addWidget(self.heading)
@@ -87,6 +89,7 @@ class NightsOverview(QWidget):
     def set_selection(self, deployment_id: int | None, night_ids: list[int]) -> None:
         self._deployment_id = deployment_id
         self._night_ids = list(night_ids)
+        self._shown_keys = []  # re-apply the row selection
         self._rebuild()
 
     def set_threshold(self, detection: float, classification: float) -> None:
@@ -107,43 +110,65 @@ class NightsOverview(QWidget):
     def _rebuild(self) -> None:
         deps = self._visible_deployments()
         if not deps:
-            self.heading.setText("Select a trap on the left to see its nights.")
+            self._set_heading("Select a trap on the left to see its nights.")
             self.table.setRowCount(0)
+            self._shown_keys = []
             return
         if len(deps) == 1:
             d = deps[0]
-            self.heading.setText(
-                f"<b>{d.name}</b> — {d.path}<br>{len(d.night_ids)} "
-                f"night{'s' if len(d.night_ids) != 1 else ''} · "
-                f"{d.total('images'):,} images · {d.total('processed'):,} processed · "
+            n_nights = len(d.night_ids)
+            self._set_heading(
+                f"<b>{d.name}</b> — {d.path}<br>{n_nights} night{'s' if n_nights != 1 else ''}"
+                f" · {d.total('images'):,} images · {d.total('processed'):,} processed · "
                 f"{d.total('detections'):,} detections")
         else:
-            self.heading.setText(f"<b>{len(deps)} traps</b> — "
-                                 f"{sum(d.total('images') for d in deps):,} images")
+            self._set_heading(f"<b>{len(deps)} traps</b> — "
+                              f"{sum(d.total('images') for d in deps):,} images")
         nights = [n for d in deps for n in d.nights]
-        old = {self.table.item(r, 0).data(NIGHT_ROLE): self.table.item(r, ACTIVITY_COL)
-               .data(ACTIVITY_ROLE) for r in range(self.table.rowCount())
-               if self.table.item(r, 0) is not None}
-        self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(nights))
-        selected = set(self._night_ids)
+        keys = [n.id if n.id is not None else f"undated-{n.deployment_id}" for n in nights]
+        if keys != self._shown_keys:
+            self._new_rows(keys)
+        # during a run this runs every second: only cells whose text changed are touched
         for row, n in enumerate(nights):
             pct = f"{100 * n.processed / n.images:.0f}%" if n.images else "–"
             values = [n.title.replace("Night of ", ""), _time(n.start), _time(n.end),
                       f"{n.images:,}", pct, f"{n.failed:,}" if n.failed else "",
-                      f"{n.detections:,}", f"{n.species:,}", ""]
+                      f"{n.detections:,}", f"{n.species:,}"]
             for col, value in enumerate(values):
-                item = QTableWidgetItem(value)
+                item = self.table.item(row, col)
+                if item.text() != value:
+                    item.setText(value)
+            tip = f"{n.processed:,} of {n.images:,} processed"
+            if self.table.item(row, 4).toolTip() != tip:
+                self.table.item(row, 4).setToolTip(tip)
+        if keys != self._shown_keys:
+            self._shown_keys = keys
+            self.table.resizeColumnsToContents()
+            selected = set(self._night_ids)
+            if len(selected) < len(nights):
+                for row, key in enumerate(keys):
+                    if key in selected:
+                        self.table.selectRow(row)
+        self._load_activity()
+
+    def _set_heading(self, text: str) -> None:
+        if text != self._shown_heading:
+            self._shown_heading = text
+            self.heading.setText(text)
+
+    def _new_rows(self, keys: list) -> None:
+        old = {self.table.item(r, 0).data(NIGHT_ROLE): self.table.item(r, ACTIVITY_COL)
+               .data(ACTIVITY_ROLE) for r in range(self.table.rowCount())
+               if self.table.item(r, 0) is not None}
+        self.table.setRowCount(len(keys))
+        for row, key in enumerate(keys):
+            for col in range(len(COLUMNS)):
+                item = QTableWidgetItem("")
                 if 3 <= col <= 7:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
-            key = n.id if n.id is not None else f"undated-{n.deployment_id}"
             self.table.item(row, 0).setData(NIGHT_ROLE, key)
-            self.table.item(row, 4).setToolTip(f"{n.processed:,} of {n.images:,} processed")
             self.table.item(row, ACTIVITY_COL).setData(ACTIVITY_ROLE, old.get(key))
-            if n.id in selected and len(selected) < len(nights):
-                self.table.selectRow(row)
-        self._load_activity()
 
     def _load_activity(self) -> None:
         ids = [self.table.item(r, 0).data(NIGHT_ROLE) for r in range(self.table.rowCount())]
@@ -161,8 +186,8 @@ class NightsOverview(QWidget):
         self._activity_pending = False
         for row in range(self.table.rowCount()):
             key = self.table.item(row, 0).data(NIGHT_ROLE)
-            if key in bins:
-                item = self.table.item(row, ACTIVITY_COL)
+            item = self.table.item(row, ACTIVITY_COL)
+            if key in bins and item.data(ACTIVITY_ROLE) != bins[key]:
                 item.setData(ACTIVITY_ROLE, bins[key])
                 peak = max(bins[key])
                 item.setToolTip(f"Peak: {peak} detections in one hour" if peak else

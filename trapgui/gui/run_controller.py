@@ -12,28 +12,38 @@ in ``self._threads`` until it has finished (a QThread destroyed while running ab
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 log = logging.getLogger("trapgui.gui")
 UPDATE_INTERVAL_MS = 250
+WORKER_NICE = 10
 # the GUI may not import trapgui.pipeline: engine events are told apart by their class name
 _KINDS = {"Progress": "progress", "BatchCommitted": "committed", "ImageFailed": "failed",
           "Log": "log", "Finished": "finished", "RunPlan": "plan"}
 
 
 class _CallThread(QThread):
-    """A QThread running one plain call: a device worker, or the run itself."""
+    """A QThread running one plain call: a device worker, or the run itself.
 
-    def __init__(self, name: str, target):
+    Workers run at a lower priority than the GUI thread: on a machine whose cores the run
+    keeps busy, the window still gets a core when it needs one (a desktop app must not feel
+    frozen while it computes). Threads they start (torch's intra-op pool) inherit it."""
+
+    def __init__(self, name: str, target, background: bool = True):
         super().__init__()
         self.setObjectName(name)
         self._target = target
+        self._background = background
         self.result = None
         self.error: BaseException | None = None
 
     def run(self):  # noqa: D401 - Qt API
+        if self._background:
+            _lower_priority(self)
         try:
             self.result = self._target()
         except BaseException as exc:  # noqa: BLE001 - reported on the GUI thread
@@ -45,6 +55,16 @@ class _CallThread(QThread):
             self.wait()
         else:
             self.wait(max(0, int(timeout * 1000)))
+
+
+def _lower_priority(thread: QThread) -> None:
+    thread.setPriority(QThread.Priority.LowPriority)  # Windows, macOS
+    if sys.platform.startswith("linux"):
+        # Linux ignores QThread priorities for normal threads; a per-thread nice value works
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+        except OSError:
+            pass
 
 
 class RunController(QObject):

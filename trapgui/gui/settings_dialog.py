@@ -126,7 +126,8 @@ class SettingsDialog(QDialog):
         layout.addWidget(folders)
         layout.addWidget(self.problems)
         layout.addWidget(buttons)
-        run_in_background(services.models.choices, self._fill_models,
+        # lambdas: touching services.models on this thread would import torch here
+        run_in_background(lambda: services.models.choices(), self._fill_models,
                           lambda exc: self.models_note.setText(
                               f"The model catalogue could not be read: {exc}"), context=self)
         run_in_background(services.device_names, self._fill_devices, lambda exc: None,

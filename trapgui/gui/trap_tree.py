@@ -47,8 +47,9 @@ class TrapTree(QWidget):
                              "and process them")
         header = self.tree.header()
         header.setStretchLastSection(False)
-        for col in range(len(COLUMNS)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setMinimumSectionSize(48)
+        self._sized_rows = -1
         self.tree.itemSelectionChanged.connect(self._emit_selection)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -67,7 +68,9 @@ class TrapTree(QWidget):
             self._again = True
             return
         self._loading = True
-        run_in_background(self._services.catalogue.tree, self._apply, self._failed)
+        # a lambda: touching services.catalogue here would import SQLAlchemy on the GUI thread
+        run_in_background(lambda: self._services.catalogue.tree(), self._apply, self._failed,
+                          context=self)
 
     def _failed(self, exc: BaseException) -> None:
         self._loading = False
@@ -77,6 +80,9 @@ class TrapTree(QWidget):
 
     def _apply(self, summaries: list) -> None:
         self._loading = False
+        if summaries == self.summaries and self.tree.topLevelItemCount():
+            self._reload_again()
+            return  # nothing changed (frozen dataclasses compare by value)
         self.summaries = summaries
         self.tree.blockSignals(True)
         before = self._selected_keys()
@@ -102,12 +108,21 @@ class TrapTree(QWidget):
             if key not in seen:
                 self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(item))
         self._restore(before)
+        rows = sum(1 + self.tree.topLevelItem(i).childCount()
+                   for i in range(self.tree.topLevelItemCount()))
+        if rows != self._sized_rows:  # fit columns when rows come or go, not on every count
+            self._sized_rows = rows
+            for col in range(len(COLUMNS)):
+                self.tree.resizeColumnToContents(col)
         if first_load and not before and self.tree.topLevelItemCount():
             self.tree.setCurrentItem(self.tree.topLevelItem(0))
         self.tree.blockSignals(False)
         if self._selected_keys() != before:
             self._emit_selection()
         self.loaded.emit(summaries)
+        self._reload_again()
+
+    def _reload_again(self) -> None:
         if self._again:
             self._again = False
             self.reload()
@@ -146,17 +161,23 @@ class TrapTree(QWidget):
 
     @staticmethod
     def _fill(item, name, images, processed, failed, detections, species, tooltip="") -> None:
-        item.setText(0, name)
-        item.setToolTip(0, tooltip)
-        item.setText(1, f"{images:,}")
+        # only touch what changed: during a run this is called every second for every row,
+        # and each Qt call may have to win the GIL back from the workers
         pct = f"{100 * processed / images:.0f}%" if images else "–"
-        item.setText(2, pct)
-        item.setToolTip(2, f"{processed:,} of {images:,} images processed"
-                        + (f", {failed:,} failed" if failed else ""))
-        item.setText(3, f"{detections:,}")
-        item.setText(4, "" if species is None else f"{species:,}")
-        for col in range(1, 5):
-            item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        texts = (name, f"{images:,}", pct, f"{detections:,}",
+                 "" if species is None else f"{species:,}")
+        fresh = item.text(1) == ""
+        for col, text in enumerate(texts):
+            if item.text(col) != text:
+                item.setText(col, text)
+        tips = (tooltip, f"{processed:,} of {images:,} images processed"
+                + (f", {failed:,} failed" if failed else ""))
+        for col, tip in zip((0, 2), tips):
+            if item.toolTip(col) != tip:
+                item.setToolTip(col, tip)
+        if fresh:
+            for col in range(1, 5):
+                item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
     # ---- selection ----------------------------------------------------------------------
     @staticmethod
