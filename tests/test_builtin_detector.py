@@ -190,6 +190,20 @@ def test_mixed_size_batch_matches_single_calls(detector, synthetic, synthetic_re
     assert len(results[1].boxes) >= 4  # half-size copy: the larger insects are still found
 
 
+def test_batched_path_matches_single_images(synthetic, synthetic_result):
+    """The path accelerators take (same-size images stacked into one batch) gives each image
+    exactly what it gets alone, whatever else is in the batch."""
+    batched = BuiltinDetector(cpu_chunk=4)
+    mirrored = synthetic.flip(-1).contiguous()
+    first, second, third = batched.detect([synthetic, mirrored, synthetic])
+    torch.testing.assert_close(first.boxes, synthetic_result.boxes)
+    torch.testing.assert_close(third.scores, synthetic_result.scores)
+    expected = synthetic_result.boxes[:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1, -1, 1]) + torch.tensor([W, 0, W, 0])
+    assert len(second.boxes) == len(expected)
+    for box in expected.tolist():
+        assert _best_match(second.boxes, box)[0] >= 0.9
+
+
 def test_boxes_scale_with_input_size(synthetic):
     """A photo twice as large is worked on at the same working size: same boxes, times two."""
     detector = BuiltinDetector(working_max_side=W)

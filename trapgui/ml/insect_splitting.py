@@ -47,14 +47,15 @@ def split_touching(
     min_core_fraction: float,
     core_levels: tuple[float, ...] = (0.3, 0.45),
     peak_level: float = 0.5,
+    neck_ratio: float = 0.7,
     shape_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Relabel components that consist of several insects; others keep their labels.
 
     labels: (B, H, W) from `label_components`. At each level L of `core_levels`, a core is a
     connected part of a component deeper than L times the component's deepest point; it counts
-    if its own peak reaches `peak_level` of that and at least `min_core_fraction` of the image's
-    longest side, so a leg or a wing tip never becomes an insect of its own. Every component
+    if its own peak reaches `peak_level` of that, the neck level is at most `neck_ratio` of its
+    peak, and the peak is at least `min_core_fraction` of the image's longest side, so a leg or a wing tip never becomes an insect of its own. Every component
     uses the level that gives it the most cores (two insects of different size separate at a low
     level, two that touch along a wide edge only at a high one).
 
@@ -77,7 +78,10 @@ def split_touching(
             continue
         core_labels = label_components(cores)
         core_peak = _per_component(core_labels, depth, "amax")
-        significant = cores & (core_peak >= peak_level * deepest) & (core_peak >= min_peak)
+        # The neck (below `level`) must be clearly thinner than each insect on either side:
+        # the spread wings of one geometrid have a neck nearly as thick as the wings.
+        needed = max(peak_level, level / neck_ratio)
+        significant = cores & (core_peak >= needed * deepest) & (core_peak >= min_peak)
         # A core's label names one of its own pixels: count those heads per component.
         heads = significant & (core_labels == flat_index)
         count = _per_component(labels, heads.float(), "sum")
