@@ -119,7 +119,9 @@ class BuiltinDetector:
         labels = label_components(low[:, 0] > 0.5)
         if p.split:
             labels = split_touching(
-                labels, min_core_fraction=p.min_length_fraction, shape_mask=raw[:, 0] > 0.5
+                labels,
+                min_core_fraction=p.min_length_fraction,
+                shape_mask=binary_close(raw, 1)[:, 0] > 0.5,
             )
         values = torch.cat([fg.score, high, torch.maximum(fg.darkness, fg.chroma)], dim=1)
         st = component_stats(labels, values)

@@ -45,7 +45,7 @@ def _per_component(labels: torch.Tensor, values: torch.Tensor, how: str) -> torc
 def split_touching(
     labels: torch.Tensor,
     min_core_fraction: float,
-    core_levels: tuple[float, ...] = (0.3, 0.45),
+    core_levels: tuple[float, ...] = (0.3, 0.45, 0.55),
     peak_level: float = 0.5,
     neck_ratio: float = 0.7,
     shape_mask: torch.Tensor | None = None,
