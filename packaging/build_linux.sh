@@ -21,7 +21,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PKG="$ROOT/packaging"
 OUT="$PKG/out"
-VERSION="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml" | head -n1)"
+VERSION="$(awk -F'"' '/^version *=/ { print $2; exit }' "$ROOT/pyproject.toml")"
 [ -n "$VERSION" ] || { echo "build: no version in pyproject.toml" >&2; exit 1; }
 SUFFIX=""
 [ -n "${TRAPGUI_TORCH_INDEX_URL:-}" ] && SUFFIX="-cpu"

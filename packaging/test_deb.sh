@@ -12,7 +12,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VERSION="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml" | head -n1)"
+VERSION="$(awk -F'"' '/^version *=/ { print $2; exit }' "$ROOT/pyproject.toml")"
 DEB="${1:-$ROOT/packaging/out/trapgui_${VERSION}_amd64.deb}"
 RUN_AS="${TRAPGUI_TEST_USER:-nobody}"
 
@@ -21,7 +21,7 @@ pass() { n=$((n + 1)); printf 'ok %2d - %s\n' "$n" "$*"; }
 fail() { printf 'FAILED - %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || fail "run as root (dpkg -i)"
 [ -f "$DEB" ] || fail "no package $DEB (run packaging/build_linux.sh first)"
-if dpkg-query -W -f='${Status}' trapgui 2>/dev/null | grep -q installed; then
+if [[ "$(dpkg-query -W -f='${Status}' trapgui 2>/dev/null || true)" == *" installed" ]]; then
     fail "trapgui is already installed on this machine; remove it first (this test installs and purges it)"
 fi
 
@@ -166,8 +166,9 @@ dpkg -r trapgui > "$WORK/dpkg-remove.log" 2>&1 || { cat "$WORK/dpkg-remove.log";
 [ ! -e /usr/share/icons/hicolor/256x256/apps/trapgui.png ] || fail "icon left after dpkg -r"
 pass "dpkg -r: /opt/trapgui, /usr/bin/trapgui, menu entry and icon are gone"
 dpkg -P trapgui > "$WORK/dpkg-purge.log" 2>&1 || { cat "$WORK/dpkg-purge.log"; fail "dpkg -P"; }
-if dpkg-query -W -f='${Status}' trapgui 2>/dev/null | grep -q -v 'not-installed'; then
-    fail "dpkg still knows trapgui after purge: $(dpkg-query -W -f='${Status}' trapgui)"
+status="$(dpkg-query -W -f='${Status}' trapgui 2>/dev/null || true)"
+if [ -n "$status" ] && [[ "$status" != *not-installed ]]; then
+    fail "dpkg still knows trapgui after purge: $status"
 fi
 installed_by_us=0
 pass "dpkg -P: package purged"

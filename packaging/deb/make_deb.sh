@@ -22,7 +22,7 @@ chmod 644 "$DEBROOT/usr/share/applications/trapgui.desktop"
 install -m 644 "$ROOT/resources/trapgui.png" "$DEBROOT/usr/share/icons/hicolor/256x256/apps/trapgui.png"
 install -m 644 "$ROOT/resources/trapgui.svg" "$DEBROOT/usr/share/icons/hicolor/scalable/apps/trapgui.svg"
 install -m 755 "$PKG/deb/postinst" "$PKG/deb/postrm" "$DEBROOT/DEBIAN/"
-glibc="$(ldd --version | head -n1 | grep -o '[0-9]\+\.[0-9]\+$')"
+glibc="$(ldd --version 2>/dev/null | awk 'NR == 1 { print $NF }')"
 installed_kb=$(du -sk --exclude=DEBIAN "$DEBROOT" | cut -f1)
 sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/amd64/" -e "s/@INSTALLED_SIZE@/$installed_kb/" \
     -e "s/@GLIBC@/$glibc/" -e "s/^Package: trapgui$/Package: $NAME/" \

@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="$ROOT/packaging/out"
 PYTHON="${PYTHON:-python3}"
-VERSION="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml" | head -n1)"
+VERSION="$(awk -F'"' '/^version *=/ { print $2; exit }' "$ROOT/pyproject.toml")"
 ARCH="$(uname -m)"
 DMG="$OUT/trapgui-${VERSION}-macos-${ARCH}.dmg"
 START=$(date +%s)
