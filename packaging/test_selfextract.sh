@@ -59,7 +59,7 @@ sed 's/^/    | /' "$WORK/install.log"
 [ -x "$H/.local/bin/trapgui-uninstall" ] || fail "~/.local/bin/trapgui-uninstall missing"
 DESKTOP="$H/.local/share/applications/trapgui.desktop"
 [ -f "$DESKTOP" ] || fail "menu entry $DESKTOP missing"
-grep -qx "Exec=$H/.local/bin/trapgui %F" "$DESKTOP" || fail "menu entry Exec is not the absolute launcher path"
+grep -qx "Exec=$H/.local/bin/trapgui" "$DESKTOP" || fail "menu entry Exec is not the absolute launcher path"
 grep -qx 'Terminal=false' "$DESKTOP" || fail "menu entry must have Terminal=false"
 [ -f "$H/.local/share/icons/hicolor/256x256/apps/trapgui.png" ] || fail "icon missing"
 if command -v desktop-file-validate >/dev/null 2>&1; then desktop-file-validate "$DESKTOP" || fail "desktop-file-validate"; fi
