@@ -54,7 +54,7 @@ def model_store(tmp_path_factory):
     from trapgui.ml.store import ModelStore
 
     store = ModelStore(tmp_path_factory.mktemp("models"))
-    install_random_weights(store, "moth_binary_resnet50_2024", seed=3)
+    install_random_weights(store, "moth_binary_resnet50_2024", seed=1)  # a moth/non-moth mix
     install_random_weights(store, "panama_resnet50_2023", seed=4, num_classes=SPECIES_CLASSES)
     return store
 

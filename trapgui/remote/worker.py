@@ -121,6 +121,7 @@ class RemoteWorker:
         self._abort = threading.Event()
         self._feeder_done = threading.Event()
         self._work_posted = threading.Event()
+        self._poster_stop = threading.Event()
         self._lock = threading.Lock()
         self._in_process: set[tuple[int, str]] = set()  # (job, task id) claimed, not answered
         self._done = self._failed = self._posted = self._detections = 0
@@ -142,6 +143,7 @@ class RemoteWorker:
     def abort(self) -> None:
         """Stop now; unprocessed claims stay in the outbox for the next start."""
         self._abort.set()
+        self._poster_stop.set()
         self.stop()
         if self.downloader is not None:
             self.downloader.shutdown(wait=False)
@@ -161,8 +163,8 @@ class RemoteWorker:
         except AuthenticationError as exc:
             self._fatal(str(exc))
             return self._summary()
-        except RemoteError:
-            pass  # unreachable for now: the feeder keeps trying with backoff
+        except RemoteError as exc:  # unreachable for now: the feeder keeps trying with backoff
+            self._note_error(f"Listing jobs failed: {exc}")
         self.runners = make_runners(self, self.config.devices)  # loads models; raises clearly
         self._started = time.monotonic()  # speed counts processing, not model loading
         self.downloader = ImageDownloader(
@@ -191,10 +193,12 @@ class RemoteWorker:
             self.batcher.wake()
             for t in threads:
                 t.join()
+            self._poster_stop.set()  # the poster's retry waits end; the final flush has a deadline
             self._work_posted.set()
             poster.join()
             self.downloader.shutdown(wait=not self._abort.is_set())
-        self._final_flush()
+        if not self._abort.is_set():
+            self._final_flush()
         return self._summary()
 
     def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
@@ -375,20 +379,17 @@ class RemoteWorker:
 
     # ---- posting -----------------------------------------------------------------------
     def _post_loop(self) -> None:
-        while True:
-            finished = self._feeder_done.is_set() and not any(r.alive for r in self.runners)
+        """Posts as results arrive. Retries back off inside ``flush`` until ``_poster_stop``
+        (set when processing has ended, or on abort); ``run`` then makes one last attempt
+        with a deadline, and whatever is still unposted stays in the outbox."""
+        while not self._poster_stop.is_set():
             self._work_posted.wait(1.0)
             self._work_posted.clear()
-            if self._abort.is_set():
+            if self._poster_stop.is_set():
                 return
-            self.poster.flush(stop=self._abort, deadline=None if not finished else
-                              time.monotonic() + self.config.final_post_timeout_s)
-            if finished:
-                return
+            self.poster.flush(stop=self._poster_stop)
 
     def _final_flush(self) -> None:
-        if self._error and "token" in self._error:
-            return
         self._state = "posting"
         try:
             self.poster.flush(deadline=time.monotonic() + self.config.final_post_timeout_s)
