@@ -34,11 +34,12 @@
 ; AppId identifies the app across versions (upgrades replace, not duplicate). Never change it.
 AppId={{6B3A7C1E-2F4D-4E8A-9C51-7D2E0B8F4A63}
 AppName=trapgui
+; AppVersion is free-form; VersionInfoVersion (numeric a.b.c.d only) is left at its default so
+; versions like 0.2.0rc1 compile
 AppVersion={#AppVersion}
 AppVerName=trapgui {#AppVersion}
 AppPublisher=trapgui developers
 AppPublisherURL=https://github.com/trapgui/trapgui
-VersionInfoVersion={#AppVersion}
 DefaultDirName={autopf}\trapgui
 DefaultGroupName=trapgui
 DisableProgramGroupPage=yes
