@@ -61,7 +61,9 @@ def main() -> None:
             totals[batch_size] += run(detector, images, batch_size)
     n = len(images) * args.rounds
     rate = {b: n / t for b, t in totals.items()}
-    device = torch.cuda.get_device_name() if detector.device.type == "cuda" else f"cpu ({args.threads} threads)"
+    device = f"cpu ({args.threads} threads)"
+    if detector.device.type == "cuda":
+        device = torch.cuda.get_device_name()
     print(f"built-in detector, {len(images)} images 4096x2160 x {args.rounds} rounds, {device}, "
           f"working side {detector.working_max_side}")
     for b in (1, 4):

@@ -32,7 +32,9 @@ def load(path: Path) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
-def draw_overlay(path: Path, boxes: torch.Tensor, scores: torch.Tensor, keep: float, out: Path) -> None:
+def draw_overlay(
+    path: Path, boxes: torch.Tensor, scores: torch.Tensor, keep: float, out: Path
+) -> None:
     with Image.open(path) as im:
         im = im.convert("RGB")
         scale = min(1.0, OVERLAY_SIDE / max(im.size))
@@ -62,7 +64,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     detector = BuiltinDetector(device=args.device)
-    paths = sorted(p for p in args.images.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png") and args.match in str(p))
+    suffixes = (".jpg", ".jpeg", ".png")
+    paths = sorted(
+        p for p in args.images.rglob("*") if p.suffix.lower() in suffixes and args.match in str(p)
+    )
     if not paths:
         sys.exit(f"no images under {args.images}")
     detector.detect([load(paths[0]).to(detector.device)])  # warm-up: first-call allocations
@@ -79,7 +84,8 @@ def main() -> None:
         ms = (time.perf_counter() - start) * 1000
         total_ms += ms
         name = f"{path.parent.name}_{path.stem}.png"
-        draw_overlay(path, result.boxes.cpu(), result.scores.cpu(), detector.score_threshold, args.out / name)
+        boxes, scores = result.boxes.cpu(), result.scores.cpu()
+        draw_overlay(path, boxes, scores, detector.score_threshold, args.out / name)
         kept = int((result.scores >= detector.score_threshold).sum())
         rel = str(path.relative_to(args.images))
         size = f"{image.shape[2]}x{image.shape[1]}"

@@ -82,7 +82,8 @@ class BuiltinDetector:
         groups: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images):
             if image.dim() != 3 or image.shape[0] != 3:
-                raise ValueError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
+                shape = tuple(image.shape)
+                raise ValueError(f"expected a (3, H, W) image tensor, got shape {shape}")
             groups.setdefault((int(image.shape[1]), int(image.shape[2])), []).append(i)
         chunk = self.params.cpu_chunk if self.device.type == "cpu" else None
         for (h, w), indices in groups.items():
@@ -108,7 +109,9 @@ class BuiltinDetector:
             out.append(DetectorOutput(boxes=b.float().contiguous(), scores=s.float().contiguous()))
         return out
 
-    def _detect_working(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _detect_working(
+        self, images: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         p = self.params
         bsz, _, h, w = images.shape
         longest = max(h, w)
@@ -163,7 +166,8 @@ class BuiltinDetector:
             sel = keep & (st.image == i)
             b, s = merge_overlapping(boxes[sel], score[sel], p.merge_containment)
             # Margin so a crop holds the whole insect (antennae and legs were opened away).
-            pad = p.pad_fraction * torch.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) + p.pad_pixels
+            longer = torch.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+            pad = p.pad_fraction * longer + p.pad_pixels
             b = torch.minimum((b + torch.stack([-pad, -pad, pad, pad], dim=1)).clamp(min=0), limit)
             order = torch.argsort(s, descending=True, stable=True)
             out_boxes.append(b[order].reshape(-1, 4))

@@ -53,11 +53,12 @@ def split_touching(
     """Relabel components that consist of several insects; others keep their labels.
 
     labels: (B, H, W) from `label_components`. At each level L of `core_levels`, a core is a
-    connected part of a component deeper than L times the component's deepest point; it counts
+    connected part of a component deeper than L times the component's deepest point. It counts
     if its own peak reaches `peak_level` of that, the neck level is at most `neck_ratio` of its
-    peak, and the peak is at least `min_core_fraction` of the image's longest side, so a leg or a wing tip never becomes an insect of its own. Every component
-    uses the level that gives it the most cores (two insects of different size separate at a low
-    level, two that touch along a wide edge only at a high one).
+    peak, and the peak is at least `min_core_fraction` of the image's longest side, so a leg or
+    a wing tip never becomes an insect of its own. Every component uses the level that gives it
+    the most cores (two insects of different size separate at a low level, two that touch along
+    a wide edge only at a high one).
 
     `shape_mask` (B, H, W), if given, is the mask whose distance map decides (the foreground
     before gap-bridging closing, which would otherwise fill the neck between two insects)."""

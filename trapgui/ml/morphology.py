@@ -128,7 +128,9 @@ def block_quantile(x: torch.Tensor, block: int, q: float) -> torch.Tensor:
     return tiles.kthvalue(k, dim=-1).values
 
 
-def robust_location_scale(values: torch.Tensor, max_samples: int = 262144) -> tuple[torch.Tensor, torch.Tensor]:
+def robust_location_scale(
+    values: torch.Tensor, max_samples: int = 262144
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row median and MAD-based standard deviation of a (B, N) tensor.
 
     Rows are subsampled on a fixed stride (deterministic) because only the bulk of the sheet

@@ -111,7 +111,9 @@ def _normalise(
     radius = max(1, int(round(longest * params.noise_opening_fraction / tile)))
     padded = F.pad(coarse, (radius, radius, radius, radius), mode="replicate")
     opened = dilate(erode(padded, radius), radius)[..., radius:-radius, radius:-radius]
-    local = F.interpolate(gaussian_blur(opened, 1.0), size=(h, w), mode="bilinear", align_corners=False)
+    local = F.interpolate(
+        gaussian_blur(opened, 1.0), size=(h, w), mode="bilinear", align_corners=False
+    )
     # Never trust a local scale far below the image's own: a clipped white patch has no noise.
     scale = torch.maximum(local, 0.5 * global_scale.view(b, 1, 1, 1)).clamp(min=floor)
     return (measure - location.view(b, 1, 1, 1)) / scale, global_scale
