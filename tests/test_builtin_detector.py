@@ -228,6 +228,9 @@ def test_deterministic_on_cpu(synthetic, synthetic_result):
 
 def test_bad_input_and_parameters_are_clear_errors(detector):
     assert detector.detect([]) == []
+    for blank in (torch.ones(3, 1, 1), torch.zeros(3, 40, 60), torch.ones(3, 120, 90)):
+        (result,) = detector.detect([blank])
+        assert result.boxes.shape == (0, 4) and result.scores.shape == (0,)
     with pytest.raises(ValueError, match="3, H, W"):
         detector.detect([torch.zeros(1, 50, 50)])
     with pytest.raises(TypeError, match="thresold"):
