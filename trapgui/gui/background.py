@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, Signal, Slot
 
 
 class _Relay(QObject):
@@ -57,22 +57,23 @@ class _Relay(QObject):
             print(tb)
 
 
-class _Task(QRunnable):
-    def __init__(self, fn, relay: _Relay):
-        super().__init__()
-        self._fn = fn
-        self._relay = relay
+def _job(fn, relay: _Relay):
+    """The pool runs a plain function, not a Python QRunnable subclass: QThreadPool deletes
+    runnables from the pool thread, and shiboken releasing a Python QRunnable's wrapper there
+    crashed (BindingManager::releaseWrapper, seen under gdb during a run)."""
 
-    def run(self):
+    def run():
         try:
-            value = self._fn()
+            value = fn()
         except BaseException as exc:  # noqa: BLE001 - handed to the GUI thread
-            self._relay.failed.emit(exc, traceback.format_exc())
+            relay.failed.emit(exc, traceback.format_exc())
         else:
-            self._relay.done.emit(value)
+            relay.done.emit(value)
+
+    return run
 
 
-_ACTIVE: set[_Relay] = set()  # keeps relays alive until they deliver
+_ACTIVE: set[_Relay] = set()  # relays waiting to deliver
 
 
 def run_in_background(
@@ -88,4 +89,4 @@ def run_in_background(
     called."""
     relay = _Relay(on_done, on_error, context)
     _ACTIVE.add(relay)
-    (pool or QThreadPool.globalInstance()).start(_Task(fn, relay))
+    (pool or QThreadPool.globalInstance()).start(_job(fn, relay))
