@@ -44,8 +44,8 @@ def test_export_selected_nights_at_threshold(qtbot, catalogue, tmp_path):
         ON i.id = d.image_id WHERE i.night_id IN (?, ?) AND d.score >= 0.4""", *nights))
     qtbot.waitUntil(lambda: f"{len(expected):,} detections will" in dialog.count_label.text(),
                     timeout=10_000)
-    qtbot.waitUntil(lambda: dialog.scope_label.text() == "Mon 20 Jun 2022, Tue 21 Jun 2022",
-                    timeout=10_000)
+    qtbot.waitUntil(lambda: dialog.scope_label.text()
+                    == "2 selected nights: Mon 20 Jun 2022, Tue 21 Jun 2022", timeout=10_000)
     assert not dialog.open_folder_button.isEnabled()
 
     out = tmp_path / "out" / "detections.csv"

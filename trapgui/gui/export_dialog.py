@@ -138,8 +138,9 @@ class ExportDialog(QDialog):
         if not nights:
             return
         dates = [f"{n.date:%a %d %b %Y}" for n in nights]
-        text = ", ".join(dates[:4]) + (f" and {len(dates) - 4} more" if len(dates) > 4 else "")
-        self.scope_label.setText(text)
+        text = ", ".join(dates[:3]) + (f" and {len(dates) - 3} more" if len(dates) > 3 else "")
+        n = len(self._night_ids)
+        self.scope_label.setText(f"{n} selected night{'s' if n != 1 else ''}: {text}")
         self.scope_label.setToolTip("\n".join(dates))
 
     # -- options ----------------------------------------------------------------------------
