@@ -118,6 +118,12 @@ def test_connection_jobs_and_a_processed_job(qtbot, tab, server, remote_services
     assert len(processed) == 2
     answers = server.answers(41)
     assert len(answers) == 2 and all(len(a) == 1 for a in answers.values())
+    # the processed images open in the viewer like local ones: file on disk, with their boxes
+    details = [remote_services.results.image_details(i) for i in processed]
+    assert all(d is not None and Path(d.path).is_file() for d in details)
+    assert all(d.deployment_name.startswith("Antenna job 41") for d in details)
+    posted = sum(len(r["detections"]) for [(_, r)] in answers.values())
+    assert sum(len(d.boxes) for d in details) == posted > 0
     tab.grab().save(str(tmp_path / "remote_tab.png"))
 
 

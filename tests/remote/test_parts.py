@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 def test_client_never_shows_the_token(server, captured_logs):
     from trapgui.remote.client import AntennaClient
 
-    client = AntennaClient(server.base_url, server.token)
+    client = AntennaClient(server.base_url, server.token, backoff=0.01)
     assert server.token not in repr(client)
     server.inject("status:500", r"/projects/$", times=None)
     with pytest.raises(RemoteError) as info:

@@ -3,30 +3,15 @@ atomic claims give each task to one of them; no task is processed twice, none is
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.remote.processes import database_path, worker_process
+
 pytestmark = pytest.mark.timeout(300)
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _worker_process(server, home: Path, models_dir: Path) -> subprocess.Popen:
-    (home / "data").mkdir(parents=True)
-    os.symlink(models_dir, home / "data" / "models")
-    env = dict(os.environ, TRAPGUI_DATA_DIR=str(home / "data"),
-               TRAPGUI_CONFIG_DIR=str(home / "config"), TRAPGUI_REMOTE_TOKEN=server.token,
-               PYTHONPATH=str(REPO))
-    env.pop("TRAPGUI_DB", None)
-    cmd = [sys.executable, "-m", "trapgui", "worker", "--base-url", server.base_url,
-           "--pipeline", "moth_binary", "--detector", "builtin", "--device", "cpu",
-           "--batch-size", "1", "--batch-timeout", "0.1", "--exit-when-idle"]
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
 
 
 def _tasks_in(db_path: Path) -> list[tuple[str, str]]:
@@ -39,10 +24,11 @@ def _tasks_in(db_path: Path) -> list[tuple[str, str]]:
 
 def test_two_worker_processes_share_a_job_without_duplicates(server, model_store, cheap_ids,
                                                               tmp_path):
-    ids = cheap_ids[:6]
+    ids = cheap_ids[:4]
     server.add_job(31, "moth_binary", ids)
-    server.inject("delay", r"/images/", times=None, seconds=0.3)  # spread the work out
-    procs = [_worker_process(server, tmp_path / f"w{i}", model_store.models_dir) for i in (1, 2)]
+    server.inject("delay", r"/images/", times=None, seconds=0.2)  # spread the work out
+    procs = [worker_process(server, tmp_path / f"w{i}", model_store.models_dir,
+                            "--exit-when-idle") for i in (1, 2)]
     outputs = []
     for p in procs:
         try:
@@ -59,7 +45,7 @@ def test_two_worker_processes_share_a_job_without_duplicates(server, model_store
     answers = server.answers(31)
     assert sorted(answers) == sorted(job.tasks)
     assert all(len(a) == 1 for a in answers.values())
-    mine = [_tasks_in(tmp_path / f"w{i}" / "data" / "trapgui.sqlite3") for i in (1, 2)]
+    mine = [_tasks_in(database_path(tmp_path / f"w{i}")) for i in (1, 2)]
     sets = [{t for t, _ in rows} for rows in mine]
     assert not (sets[0] & sets[1]), "a task was processed by both workers"
     assert sets[0] | sets[1] == set(job.tasks)
