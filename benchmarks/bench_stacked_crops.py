@@ -41,7 +41,36 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64, help="classification sub-batch size")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (default: what the engine's CPU worker uses)")
     args = ap.parse_args()
+    # Measured the way the engine runs: in a worker thread with its own torch thread count
+    # (on an oversubscribed CPU the main thread's OpenMP pool behaves very differently).
+    in_worker_thread(lambda: measure(args))
+
+
+def in_worker_thread(fn) -> None:
+    import threading
+
+    errors = []
+
+    def target():
+        try:
+            fn()
+        except BaseException as exc:  # shown by the main thread
+            errors.append(exc)
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+
+
+def measure(args) -> None:
+    from trapgui.ml.devices import cpu_threads
+
+    torch.set_num_threads(args.threads or cpu_threads())
     device = torch.device(args.device)
     spec = load_catalogue().get("moth_binary_resnet50_2024")
     torch.manual_seed(0)

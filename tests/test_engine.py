@@ -270,3 +270,32 @@ def test_event_consumer_errors_do_not_stop_the_run(db, trap):
 
     summary = engine.run(on_event=broken)
     assert summary.status == "finished" and summary.failed == 0
+
+
+def test_process_command_scans_processes_and_exports(tmp_path, tiny_trap_src, capsys):
+    import csv
+    import shutil
+
+    from trapgui.cli.main import run_cli
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for src in sorted(tiny_trap_src.glob("*.jpg"))[:2]:
+        shutil.copy2(src, folder / src.name)
+    db_path, out = tmp_path / "cat.sqlite3", tmp_path / "out.csv"
+    # the default settings want the moth/non-moth model, which is not installed here
+    assert run_cli(["--db", str(db_path), "process", str(folder)]) == 4
+    err = capsys.readouterr().err
+    assert "trapgui models download moth_binary_resnet50_2024" in err
+    rc = run_cli(["--db", str(db_path), "process", str(folder), "--classifier", "none",
+                  "--device", "cpu", "--batch-size", "2", "--export", str(out)])
+    text = capsys.readouterr()
+    assert rc == 0, text.err
+    assert "finished: 2 images done, 0 failed" in text.out
+    with out.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and {r["detector_model"] for r in rows} == {"Built-in sheet detector (no weights)"}
+    # again: nothing new to do
+    assert run_cli(["--db", str(db_path), "process", str(folder), "--classifier", "none",
+                    "--device", "cpu"]) == 0
+    assert "0 images newly queued" in capsys.readouterr().out

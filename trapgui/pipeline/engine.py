@@ -138,7 +138,6 @@ class Engine:
 
     def _run(self, on_event, scope) -> RunSummary:
         self._on_event = on_event
-        self._control.cancel.clear()
         self._expire_dead_local_workers()
         self._close_dead_local_runs()
         expired = jobqueue.reset_expired(self.db)
@@ -180,6 +179,7 @@ class Engine:
             for c, p in zip(choices, processors)]
         status = "crashed"
         crash: BaseException | None = None
+        abandon = False
         try:
             writer.start()
             threads = [self.thread_factory(f"trapgui-{w.choice.label}", w.run) for w in self._workers]
@@ -189,14 +189,21 @@ class Engine:
             for t in threads:
                 t.join()
             status = "cancelled" if self.cancelled else "finished"
+        except KeyboardInterrupt as exc:
+            # "Stop now" (a second Ctrl+C): do not wait for the batch on the device. The
+            # process is about to exit; its claims are taken over by the next run at start.
+            crash, status, abandon = exc, "cancelled", True
+            self.cancel()
         except BaseException as exc:
             crash = exc
             self.cancel()
             for w in self._workers:
                 w.finished.wait()
         finally:
-            writer.close()
-            loader.close()
+            if not abandon:
+                writer.close()
+                loader.close()
+            self._control.cancel.clear()  # a cancel ends this run only
         if self._stats.write_error is not None and crash is None:
             status, crash = "crashed", self._stats.write_error
         errors = [w.error for w in self._workers if w.error is not None]
@@ -288,10 +295,22 @@ class Engine:
 
     def _write_failed(self, request: WriteRequest, exc: BaseException) -> None:
         self._stats.write_error = exc
+        worker = next(w for w in self._workers if w.name == request.worker)
+        worker.committed(request.claims)  # stop renewing: let them go back to the queue
+        try:
+            jobqueue.release(self.db, request.worker, [c.job_id for c in request.claims])
+        except Exception:
+            log.warning("Could not release claims after a failed write; their leases expire.")
         self._emit(Log("error", f"Results could not be written to the database "
                                 f"({describe_error(exc)}); stopping. Nothing is lost: the "
                                 "images will be processed again."))
         self.cancel()
+
+    def progress(self) -> Progress | None:
+        """A snapshot for polling (any thread); None before the first run has started."""
+        if getattr(self, "_workers", None) is None:
+            return None
+        return self._progress()
 
     # -- events -------------------------------------------------------------------------
     def _emit(self, event) -> None:
