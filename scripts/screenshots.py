@@ -163,7 +163,11 @@ def main() -> int:
             deployment_ids=tuple(r.deployment_id for r in reports), include_undated=True,
             description="all traps"))
         shots.wait(0, until=lambda: done["committed"] >= 3 or done["summary"], timeout=600)
-        window.tree.select_deployment(reports[0].deployment_id)
+        from trapgui.services.results_types import DetectionQuery
+
+        busiest = max(reports, key=lambda r: services.results.count_detections(
+            DetectionQuery(deployment_id=r.deployment_id, min_score=0.5)))
+        window.tree.select_deployment(busiest.deployment_id)
         window.tabs.setCurrentWidget(window.detections)
         shots.wait(2.5)  # the views refresh at most once a second
         shots.save(window, "processing")
