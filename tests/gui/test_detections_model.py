@@ -198,3 +198,26 @@ def test_view_threshold_and_species_filter(qtbot, big):
         view.table.doubleClicked.emit(index)
     row = view.model.row(0)
     assert sig.args == [row.image_id, row.id]
+
+
+def test_label_columns_hidden_when_nothing_is_classified(qtbot, tmp_path):
+    path = tmp_path / "plain.sqlite3"
+    db = open_database(path)
+    cat = populate(db, tmp_path / "trap", n_detections=50, n_nights=1, images_per_night=2)
+    with db.write_session() as s:  # as after a run with the built-in detector only
+        s.query(Detection).update({"binary_label": None, "binary_score": None,
+                                   "top_label": None, "top_score": None, "top_rank": None})
+    db.close()
+    services = Services.create(config_dir=tmp_path / "config", db_path=path)
+    try:
+        view = DetectionsView(services)
+        qtbot.addWidget(view)
+        view.set_threshold(0.0, 0.5)
+        view.set_selection(cat.deployment_id, [])
+        _wait_loaded(qtbot, view.model, 50)
+        label_col = [c[0] for c in COLUMNS].index("Label")
+        assert view.table.isColumnHidden(label_col)
+        assert "no classifier has run" in view.status.text()
+        assert not view.table.isColumnHidden(0)
+    finally:
+        services.close()

@@ -113,6 +113,8 @@ class DetectionsView(QWidget):
         self.model.modelReset.connect(self._restore_position)
         self.model.totalChanged.connect(lambda _n: self._update_status())
         self.model.rowsInserted.connect(lambda *_a: self._update_status())
+        self.model.rowsInserted.connect(lambda *_a: self._update_columns())
+        self.model.modelReset.connect(self._update_columns)
         self.model.loadingChanged.connect(self._update_status)
         self.model.failed.connect(self._on_failed)
         self._error: str | None = None
@@ -203,6 +205,20 @@ class DetectionsView(QWidget):
                 self.table.selectRow(row)
         self.table.verticalScrollBar().setValue(scroll)
 
+    def _update_columns(self) -> None:
+        """Without any classifier result the label columns are only empty space: hide them
+        (the status line says why) until a labelled row shows up."""
+        rows = min(self.model.rowCount(), 2000)
+        labelled = rows == 0 or any(
+            self.model.row(i).binary_label is not None or self.model.row(i).top_label is not None
+            for i in range(rows))
+        self._labelled = labelled
+        for col in range(5, len(COLUMNS)):
+            self.table.setColumnHidden(col, not labelled)
+        self._update_status()
+
+    _labelled = True
+
     def _on_double_click(self, index) -> None:
         if index.isValid():
             r = self.model.row(index.row())
@@ -229,7 +245,8 @@ class DetectionsView(QWidget):
         else:
             text = f"{total:,} detections" + (f" ({shown:,} loaded)" if shown < total else "")
         thr = "all scores" if self.below_check.isChecked() else f"score ≥ {self._det_threshold:.2f}"
-        self.status.setText(f"{text} · {thr}")
+        hint = "" if self._labelled else " · not classified (no classifier has run on them)"
+        self.status.setText(f"{text} · {thr}{hint}")
 
 
 __all__ = ["DetectionsView", "COLUMNS"]
