@@ -79,7 +79,7 @@ class DeviceWorker:
     def status(self) -> DeviceStatus:
         elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
         rate = self.images_done / elapsed if elapsed > 0 else 0.0
-        batch = self.processor._detect_batch or self.batch_size
+        batch = self.processor.detection_batch_limit or self.batch_size
         return DeviceStatus(self.choice.label, self.choice.name, self.state,
                             min(batch, self.batch_size), rate, self.images_done)
 

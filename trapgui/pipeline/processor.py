@@ -86,6 +86,11 @@ class BatchProcessor:
         return bool(self.classifiers)
 
     @property
+    def detection_batch_limit(self) -> int | None:
+        """Images per detector call after out-of-memory halvings (None = not limited)."""
+        return self._detect_batch
+
+    @property
     def detection_max_side(self) -> int | None:
         return getattr(self.detector, "working_max_side", None)
 
