@@ -177,7 +177,8 @@ class DetectionsTableModel(QAbstractTableModel):
                 self.failed.emit(str(exc))
 
         run_for(
-            self, lambda: self._services.results.fetch_detections(query, after, PAGE_SIZE), done, error)
+            self, lambda: self._services.results.fetch_detections(query, after, PAGE_SIZE),
+            done, error)
 
     # -- Qt model API -----------------------------------------------------------------------
 
@@ -248,7 +249,8 @@ class DetectionsTableModel(QAbstractTableModel):
         if col == 5:
             if r.binary_label is None:
                 return ""
-            return f"{'moth' if r.binary_label == 'moth' else 'non-moth'} {_fmt_score(r.binary_score)}"
+            word = "moth" if r.binary_label == "moth" else "non-moth"
+            return f"{word} {_fmt_score(r.binary_score)}"
         if col == 6:
             return r.top_label or ""
         if col == 7:

@@ -244,7 +244,8 @@ class DetectionsView(QWidget):
             text = ("No detections yet" if not self.model.is_loading() else "Loading…")
         else:
             text = f"{total:,} detections" + (f" ({shown:,} loaded)" if shown < total else "")
-        thr = "all scores" if self.below_check.isChecked() else f"score ≥ {self._det_threshold:.2f}"
+        thr = ("all scores" if self.below_check.isChecked()
+               else f"score ≥ {self._det_threshold:.2f}")
         hint = "" if self._labelled else " · not classified (no classifier has run on them)"
         self.status.setText(f"{text} · {thr}{hint}")
 

@@ -10,50 +10,33 @@ arrives after the user moved on is dropped.
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QPalette, QPixmap
+from PySide6.QtGui import QBrush, QPalette, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox,
     QGraphicsPixmapItem,
     QGraphicsScene,
     QGraphicsSimpleTextItem,
     QHBoxLayout,
     QLabel,
-    QSlider,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from trapgui.gui.widget_tasks import run_for
-from trapgui.gui.box_item import COLOURS, BoxClass, BoxItem
+from trapgui.gui.box_item import BoxItem
 from trapgui.gui.crop_strip import CropStrip
 from trapgui.gui.image_canvas import ImageCanvas
 from trapgui.gui.image_loader import load_image
+from trapgui.gui.viewer_toolbar import ViewerToolbar
+from trapgui.gui.widget_tasks import run_for
 from trapgui.services.results_types import ImageDetails
 
 PREVIEW_SIDE = 1280
 REFRESH_INTERVAL_MS = 1000
 
 
-def _swatch(colour: QColor, dashed: bool = False) -> QPixmap:
-    from PySide6.QtGui import QPainter, QPen
-
-    pix = QPixmap(14, 14)
-    pix.fill(Qt.transparent)
-    p = QPainter(pix)
-    pen = QPen(colour, 2.5, Qt.DashLine if dashed else Qt.SolidLine)
-    p.setPen(pen)
-    p.drawRect(2, 2, 10, 10)
-    p.end()
-    return pix
-
-
 class ImageViewer(QWidget):
     detectionSelected = Signal(int)  # detection id (-1: none)
     imageShown = Signal(int)  # image id, once its details are known
-    # image id, width in pixels of what is shown (the preview's, then the file's); no bool:
-    # emitting Python bools through signals corrupts their refcount in PySide6 6.12
-    imageLoaded = Signal(int, int)
+    imageLoaded = Signal(int, int)  # image id, width in pixels shown (preview, then full)
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -84,59 +67,22 @@ class ImageViewer(QWidget):
         self.info = QLabel(self)
         self.info.setForegroundRole(QPalette.PlaceholderText)
 
-        self.prev_button = self._tool("◀", "Previous image of the night (Left arrow)",
-                                      lambda: self.step(-1))
-        self.next_button = self._tool("▶", "Next image of the night (Right arrow)",
-                                      lambda: self.step(1))
-        self.zoom_out_button = self._tool("−", "Zoom out (−, mouse wheel)",
-                                          lambda: self.canvas.zoom_by(0.8, anchor_mouse=False))
-        self.zoom_in_button = self._tool("+", "Zoom in (+, mouse wheel)",
-                                         lambda: self.canvas.zoom_by(1.25, anchor_mouse=False))
-        self.fit_button = self._tool("Fit", "Fit the image to the window (F)", self.canvas.fit)
-        self.zoom_label = QLabel("100%", self)
-        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("1600%"))
-        self.zoom_label.setAlignment(Qt.AlignCenter)
-
-        self.slider = QSlider(Qt.Horizontal, self)
-        self.slider.setRange(0, 100)
-        self.slider.setValue(50)
-        self.slider.setFixedWidth(140)
-        self.slider.setToolTip("Minimum detection score of the boxes shown")
-        self.slider.valueChanged.connect(self._on_slider)
-        self.slider_label = QLabel("≥ 0.50", self)
-        self.below_check = QCheckBox("Below threshold", self)
-        self.below_check.setToolTip("Also draw the boxes under the minimum score (dashed grey)")
+        self.toolbar = ViewerToolbar(self)
+        tb = self.toolbar
+        # the controls, by name (tests and the main window use them)
+        self.prev_button, self.next_button = tb.prev_button, tb.next_button
+        self.zoom_in_button, self.zoom_out_button = tb.zoom_in_button, tb.zoom_out_button
+        self.fit_button, self.zoom_label, self.legend = tb.fit_button, tb.zoom_label, tb.legend
+        self.slider, self.slider_label = tb.slider, tb.slider_label
+        self.below_check, self.labels_check = tb.below_check, tb.labels_check
+        self.prev_button.clicked.connect(lambda: self.step(-1))
+        self.next_button.clicked.connect(lambda: self.step(1))
+        self.zoom_out_button.clicked.connect(lambda: self.canvas.zoom_by(0.8, anchor_mouse=False))
+        self.zoom_in_button.clicked.connect(lambda: self.canvas.zoom_by(1.25, anchor_mouse=False))
+        self.fit_button.clicked.connect(self.canvas.fit)
+        self.slider.valueChanged.connect(lambda _v: self._restyle())
         self.below_check.toggled.connect(lambda _c: self._restyle())
-        self.labels_check = QCheckBox("Labels", self)
-        self.labels_check.setChecked(True)
-        self.labels_check.setToolTip("Show each box's label and score on the image")
         self.labels_check.toggled.connect(lambda _c: self._restyle())
-
-        bar = QHBoxLayout()
-        bar.setSpacing(4)
-        for w in (self.prev_button, self.next_button):
-            bar.addWidget(w)
-        bar.addSpacing(10)
-        for w in (self.zoom_out_button, self.zoom_label, self.zoom_in_button, self.fit_button):
-            bar.addWidget(w)
-        bar.addSpacing(10)
-        bar.addWidget(QLabel("Min. score", self))
-        bar.addWidget(self.slider)
-        bar.addWidget(self.slider_label)
-        bar.addWidget(self.below_check)
-        bar.addWidget(self.labels_check)
-        bar.addStretch(1)
-        self.legend = QWidget(self)
-        legend = QHBoxLayout(self.legend)
-        legend.setContentsMargins(0, 0, 0, 0)
-        for cls in BoxClass:
-            swatch = QLabel(self.legend)
-            swatch.setPixmap(_swatch(COLOURS[cls], dashed=cls is BoxClass.BELOW))
-            legend.addWidget(swatch)
-            legend.addWidget(QLabel(cls.value, self.legend))
-            legend.addSpacing(6)
-        self.legend.setToolTip("Box colours: the moth / non-moth classifier's verdict")
-        bar.addWidget(self.legend)
 
         header = QHBoxLayout()
         header.addWidget(self.title)
@@ -148,21 +94,13 @@ class ImageViewer(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(header)
-        layout.addLayout(bar)
+        layout.addWidget(self.toolbar)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.crops)
 
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self._reload_boxes)
         self._update_buttons()
-
-    def _tool(self, text: str, tip: str, slot) -> QToolButton:
-        b = QToolButton(self)
-        b.setText(text)
-        b.setToolTip(tip)
-        b.setAutoRaise(True)
-        b.clicked.connect(slot)
-        return b
 
     # -- the interface every results view implements ----------------------------------------
 
@@ -350,10 +288,6 @@ class ImageViewer(QWidget):
 
     def visible_box_items(self) -> list[BoxItem]:
         return [i for i in self._items.values() if i.isVisible()]
-
-    def _on_slider(self, value: int) -> None:
-        self.slider_label.setText(f"≥ {value / 100:.2f}")
-        self._restyle()
 
     def _restyle(self) -> None:
         threshold, show_below = self.threshold(), self.below_check.isChecked()

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QIcon, QPixmap, QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from trapgui.gui.widget_tasks import run_for
 from trapgui.gui.image_loader import load_crop
@@ -193,7 +200,8 @@ class SpeciesSummaryView(QWidget):
     def _set_icon(self, c: SpeciesCount) -> None:
         for row in range(self.model.rowCount()):
             item = self.model.item(row, 0)
-            if item.data(LABEL_ROLE) == c.label and self.model.item(row, 1).text() == (c.rank or ""):
+            rank = self.model.item(row, 1).text()
+            if item.data(LABEL_ROLE) == c.label and rank == (c.rank or ""):
                 item.setIcon(QIcon(self._thumbs[c.best_detection_id]))
 
     # -- selection --------------------------------------------------------------------------

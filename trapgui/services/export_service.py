@@ -7,7 +7,12 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from trapgui.export.csv_export import ExportFilter, ExportReport, count_detections, export_detections
+from trapgui.export.csv_export import (
+    ExportFilter,
+    ExportReport,
+    count_detections,
+    export_detections,
+)
 from trapgui.services.results_service import resolve_db
 
 

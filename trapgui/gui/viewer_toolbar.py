@@ -1,0 +1,80 @@
+"""The image viewer's toolbar: previous/next, zoom, the score slider, what to draw, and the
+legend of box colours. It only holds the controls; the viewer connects them."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+
+from trapgui.gui.box_item import COLOURS, BoxClass
+
+
+def swatch(colour: QColor, dashed: bool = False) -> QPixmap:
+    """A small box outline in a class colour, as drawn on the image."""
+    pix = QPixmap(14, 14)
+    pix.fill(Qt.transparent)
+    p = QPainter(pix)
+    p.setPen(QPen(colour, 2.5, Qt.DashLine if dashed else Qt.SolidLine))
+    p.drawRect(2, 2, 10, 10)
+    p.end()
+    return pix
+
+
+class ViewerToolbar(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.prev_button = self._tool("◀", "Previous image of the night (Left arrow)")
+        self.next_button = self._tool("▶", "Next image of the night (Right arrow)")
+        self.zoom_out_button = self._tool("−", "Zoom out (−, mouse wheel)")
+        self.zoom_in_button = self._tool("+", "Zoom in (+, mouse wheel)")
+        self.fit_button = self._tool("Fit", "Fit the image to the window (F)")
+        self.zoom_label = QLabel("100%", self)
+        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("1600%"))
+        self.zoom_label.setAlignment(Qt.AlignCenter)
+
+        self.slider = QSlider(Qt.Horizontal, self)
+        self.slider.setRange(0, 100)
+        self.slider.setValue(50)
+        self.slider.setFixedWidth(140)
+        self.slider.setToolTip("Minimum detection score of the boxes shown")
+        self.slider_label = QLabel("≥ 0.50", self)
+        self.slider.valueChanged.connect(lambda v: self.slider_label.setText(f"≥ {v / 100:.2f}"))
+        self.below_check = QCheckBox("Below threshold", self)
+        self.below_check.setToolTip("Also draw the boxes under the minimum score (dashed grey)")
+        self.labels_check = QCheckBox("Labels", self)
+        self.labels_check.setChecked(True)
+        self.labels_check.setToolTip("Show each box's label and score on the image")
+
+        bar = QHBoxLayout(self)
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.setSpacing(4)
+        for w in (self.prev_button, self.next_button):
+            bar.addWidget(w)
+        bar.addSpacing(10)
+        for w in (self.zoom_out_button, self.zoom_label, self.zoom_in_button, self.fit_button):
+            bar.addWidget(w)
+        bar.addSpacing(10)
+        bar.addWidget(QLabel("Min. score", self))
+        for w in (self.slider, self.slider_label, self.below_check, self.labels_check):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        self.legend = QWidget(self)
+        legend = QHBoxLayout(self.legend)
+        legend.setContentsMargins(0, 0, 0, 0)
+        for cls in BoxClass:
+            mark = QLabel(self.legend)
+            mark.setPixmap(swatch(COLOURS[cls], dashed=cls is BoxClass.BELOW))
+            legend.addWidget(mark)
+            legend.addWidget(QLabel(cls.value, self.legend))
+            legend.addSpacing(6)
+        self.legend.setToolTip("Box colours: the moth / non-moth classifier's verdict; dashed "
+                               "grey boxes score below the minimum")
+        bar.addWidget(self.legend)
+
+    def _tool(self, text: str, tip: str) -> QToolButton:
+        b = QToolButton(self)
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setAutoRaise(True)
+        return b
