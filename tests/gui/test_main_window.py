@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QDialog, QLineEdit,
-                               QMessageBox, QToolBar)
+from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QDialog, QLabel,
+                               QLineEdit, QMessageBox, QToolBar)
 
 
 def test_first_start_shows_what_to_do_and_no_torch(qtbot, main_window):
@@ -14,8 +14,7 @@ def test_first_start_shows_what_to_do_and_no_torch(qtbot, main_window):
 
     qtbot.waitUntil(lambda: main_window.stack.currentWidget() is main_window.empty,
                     timeout=10_000)
-    texts = " ".join(w.text() for w in main_window.empty.findChildren(type(main_window.status
-                                                                           .queue_label)))
+    texts = " ".join(w.text() for w in main_window.empty.findChildren(QLabel))
     assert "Drop a trap folder here" in texts and "File ▸ Open" in texts
     assert main_window.windowTitle().startswith("trapgui")
     assert not main_window.windowIcon().isNull()
@@ -144,3 +143,15 @@ def test_help_and_nothing_selected_messages(qtbot, main_window):
     box = main_window.findChild(QMessageBox, "errorDialog")
     assert "Select a trap" in box.text()
     box.close()
+
+
+def test_ctrl_e_opens_export_for_the_selected_nights(qtbot, main_window, trap_copy):
+    main_window.open_folders([str(trap_copy / "vermont")])
+    qtbot.waitUntil(lambda: not main_window.scanner.busy and bool(main_window.tree.summaries),
+                    timeout=30_000)
+    main_window.tree.select_deployment(main_window.tree.summaries[0].id)
+    main_window.export_action.trigger()
+    dialog = next(d for d in main_window.findChildren(QDialog)
+                  if type(d).__name__ == "ExportDialog")
+    assert "2 selected nights" in dialog.scope_label.text()
+    dialog.close()

@@ -249,12 +249,15 @@ class MainWindow(QMainWindow):
         # a lambda: even touching services.processing imports its module (SQLAlchemy)
         run_in_background(lambda: self.services.processing.unfinished(), self._offer_resume,
                           lambda exc: log.warning("resume check failed: %s", exc))
-        if not self._ui.value("modelOfferDismissed", False, type=bool):
-            # checking models imports torch: let the window settle first (a big import holds
-            # the GIL for long stretches)
-            QTimer.singleShot(MODEL_CHECK_DELAY_MS, self._check_models)
+        # checking models and devices imports torch: let the window settle first (a big import
+        # holds the GIL for long stretches)
+        QTimer.singleShot(MODEL_CHECK_DELAY_MS, self._deferred_checks)
 
-    def _check_models(self) -> None:
+    def _deferred_checks(self) -> None:
+        run_in_background(lambda: self.services.device_names(), self.status.show_devices,
+                          lambda exc: log.warning("device probe failed: %s", exc))
+        if self._ui.value("modelOfferDismissed", False, type=bool):
+            return
         run_in_background(lambda: self.services.models.species_installed(),
                           lambda ok: None if ok else self.offer.show(),
                           lambda exc: log.warning("model check failed: %s", exc),
@@ -363,7 +366,7 @@ class MainWindow(QMainWindow):
     def _show_label(self, label: str) -> None:
         if self.detections is None:
             return
-        setter = getattr(self.detections, "set_label_filter", None)
+        setter = getattr(self.detections, "filter_label", None)
         if setter is not None:
             setter(label)
         self.tabs.setCurrentWidget(self.detections)
@@ -465,13 +468,10 @@ class MainWindow(QMainWindow):
         if export_cls is None:
             show_error(self, "Export", UserInputError("Export is not available in this build."))
             return
-        _dep, nights = self.tree.selection()
-        if not nights:
-            show_error(self, "Nothing to export", UserInputError(
-                "Select a trap or one or more nights on the left first."))
-            return
+        _dep, nights = self.tree.selection()  # nothing selected: every night of every trap
         s = self.services.settings
-        dialog = export_cls(self.services, nights, s.detection_threshold, self)
+        dialog = export_cls(self.services, nights,
+                            (s.detection_threshold, s.classification_threshold), self)
         dialog.open()
 
     def show_help(self) -> None:

@@ -26,6 +26,14 @@ def run_smoke() -> int:
     from trapgui.services.app_services import Services
     from trapgui.services.processing_types import RunScope
 
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def quiet(_mode, _context, message):
+        # the offscreen platform's "does not support propagateSizeHints()" is noise here
+        if "propagateSizeHints" not in message:
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(quiet)
     started = time.perf_counter()
     image = resource_path("smoke.jpg")
     if not image.is_file():

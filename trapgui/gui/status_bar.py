@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton
 class StatusBar(QStatusBar):
     def __init__(self, services, parent=None):
         super().__init__(parent)
+        self._services = services
         self.setObjectName("statusBar")
         self.scan_label = QLabel("", self)
         self.scan_label.setToolTip("Indexing trap folders: reading image dates and sizes")
@@ -50,6 +51,15 @@ class StatusBar(QStatusBar):
     def set_queue_state(self, state: str) -> None:
         self.queue_label.setText({"idle": "Idle", "starting": "Starting…", "running": "Processing",
                                   "paused": "Paused", "cancelling": "Cancelling…"}.get(state, state))
+
+    def show_devices(self, names: list) -> None:
+        """What this computer offers (before any run): "Device: auto (cpu)"."""
+        setting = self._services.settings.device
+        usable = [n.split(" ", 1)[0] for n in names if "not usable" not in n]
+        self.device_label.setText(f"Device: {setting}" + (f" ({', '.join(usable)})"
+                                                          if setting == "auto" else ""))
+        self.device_label.setToolTip("Device(s) processing images (Settings ▸ Device). "
+                                     "Found:\n" + "\n".join(names))
 
     def set_devices(self, progress) -> None:
         names = ", ".join(d.device for d in progress.devices)
