@@ -254,8 +254,9 @@ def test_truncated_unpinned_file_fails_verify(store, published):
 
 
 def test_import_from_files_validates_before_accepting(store, published, tmp_path):
-    with pytest.raises(ModelNotInstalledError):
+    with pytest.raises(ModelNotInstalledError) as missing:
         load_classifier(KEY, "cpu", store)
+    assert f"trapgui models download {KEY}`" in str(missing.value)  # the real key, not "KEY"
     with pytest.raises(ModelError, match="label map"):
         store.import_file(KEY, published["weights_path"])  # no label map anywhere
     html = tmp_path / "weights.pth"

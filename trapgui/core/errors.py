@@ -40,8 +40,8 @@ class ModelNotInstalledError(ModelError):
         label = f"'{name}' ({key})" if name else f"'{key}'"
         super().__init__(
             f"The model {label} is not installed.",
-            hint="Open Models (or run `trapgui models download KEY`) to download it, "
-            "or import the weights file if this computer is offline.",
+            hint=f"Download it with `trapgui models download {key}` (in the app: Tools ▸ "
+            "Models…), or import the weights file if this computer is offline.",
         )
         self.key = key
 
