@@ -17,26 +17,38 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="models_command", metavar="ACTION")
     sub.required = True
 
-    q = sub.add_parser("list", help="every model in the catalogue and whether it is installed")
+    q = sub.add_parser("list", help="every model in the catalogue and whether it is installed",
+                       description="List every published model (key, type, state, size, name) and "
+                       "where the models folder is.")
     q.set_defaults(func=run_list)
 
-    q = sub.add_parser("download", help="download (or resume) models and their label maps")
+    q = sub.add_parser("download", help="download (or resume) models and their label maps",
+                       description="Download models and their label maps into the models folder, "
+                       "with progress. An interrupted download resumes where it stopped; every "
+                       "file is checked before it is installed.")
     q.add_argument("keys", nargs="+", metavar="KEY", help="model key (see `trapgui models list`)")
     q.add_argument("--force", action="store_true", help="download again even if installed")
     q.set_defaults(func=run_download)
 
-    q = sub.add_parser("import", help="install a model from files (computers without internet)")
-    q.add_argument("key", metavar="KEY")
+    q = sub.add_parser("import", help="install a model from files (computers without internet)",
+                       description="Install a model from a weights file copied from another "
+                       "computer (the file is checked: it must load into the model's architecture). "
+                       "Classifiers also need their label map (--labels).")
+    q.add_argument("key", metavar="KEY", help="model key (see `trapgui models list`)")
     q.add_argument("file", metavar="FILE", help="the weights file (.pt/.pth)")
     q.add_argument("--labels", metavar="FILE", help="the label map (JSON) for classifiers")
     q.set_defaults(func=run_import)
 
-    q = sub.add_parser("verify", help="check installed models (checksums, full load)")
+    q = sub.add_parser("verify", help="check installed models (checksums, full load)",
+                       description="Check installed models: checksum, label map, and a full load "
+                       "into the architecture. Exit code 0 when every model checked is fine.")
     q.add_argument("keys", nargs="*", metavar="KEY", help="default: every installed model")
     q.set_defaults(func=run_verify)
 
-    q = sub.add_parser("remove", help="delete a model's files")
-    q.add_argument("keys", nargs="+", metavar="KEY")
+    q = sub.add_parser("remove", help="delete a model's files",
+                       description="Delete installed models' files (weights, label map, partial "
+                       "downloads) from the models folder.")
+    q.add_argument("keys", nargs="+", metavar="KEY", help="model key (see `trapgui models list`)")
     q.add_argument("--forget-pin", action="store_true",
                    help="also forget the verified checksum (accept a changed file next time)")
     q.set_defaults(func=run_remove)
