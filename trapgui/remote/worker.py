@@ -83,7 +83,9 @@ class RemoteWorker:
         self._error: str | None = None
         self._active_jobs: list[int] = []
         self._state = "starting"
-        self._drained = set()  # jobs whose last claim came back empty
+        self._drained: set[int] = set()  # jobs whose last claim came back empty
+        self._listed_once = False
+        self._last_error: str | None = None
         self.downloader: ImageDownloader | None = None
         self.runners: list[DeviceRunner] = []
         self.worker_name = f"remote:{socket.gethostname()}:{os.getpid()}"
@@ -229,8 +231,6 @@ class RemoteWorker:
             self._feeder_done.set()
             self.batcher.wake()
 
-    _listed_once = False
-    _drained: set = set()
 
     def _nothing_left(self) -> bool:
         with self._lock:
@@ -361,8 +361,6 @@ class RemoteWorker:
         log.warning("%s", message)
         self._emit(Log("warning", message))
         self._last_error = message
-
-    _last_error: str | None = None
 
     def _emit_log(self, level: str, message: str) -> None:
         self._emit(Log(level, message))
