@@ -75,6 +75,7 @@ class NightsOverview(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(ACTIVITY_COL, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         self._shown_keys: list = []
         self._shown_heading = ""
         self.table.cellDoubleClicked.connect(self._activated)
@@ -143,7 +144,8 @@ class NightsOverview(QWidget):
                 self.table.item(row, 4).setToolTip(tip)
         if keys != self._shown_keys:
             self._shown_keys = keys
-            self.table.resizeColumnsToContents()
+            for col in range(ACTIVITY_COL):  # the activity chart takes the rest (Stretch)
+                self.table.resizeColumnToContents(col)
             selected = set(self._night_ids)
             if len(selected) < len(nights):
                 for row, key in enumerate(keys):
