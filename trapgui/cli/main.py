@@ -8,7 +8,9 @@ trace) and exit non-zero.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import logging
 import sys
 
@@ -61,7 +63,9 @@ def wants_gui(argv: list[str]) -> bool:
     rest = [a for a in argv if a not in GUI_FLAGS]
     parser = build_parser()
     try:
-        ns, unknown = parser.parse_known_args(rest)
+        # silent: a bad argument is reported once, by run_cli's own parse
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            ns, unknown = parser.parse_known_args(rest)
     except SystemExit:
         return False
     return ns.command is None and not unknown
