@@ -263,8 +263,11 @@ def _image_with_most_boxes(services, deployment_id: int):
     for r in rows:
         counts[r.image_id] = counts.get(r.image_id, 0) + 1
     image_id = max(counts, key=counts.get)
-    best = max((r for r in rows if r.image_id == image_id), key=lambda r: r.score)
-    return image_id, best.id
+    # a confident, moth-sized box: large enough to see, small enough that zooming to it shows
+    details = services.results.image_details(image_id)
+    boxes = [b for b in details.boxes if b.score >= 0.9 and b.box.width >= 40] or details.boxes
+    boxes.sort(key=lambda b: b.box.area)
+    return image_id, boxes[len(boxes) // 3].detection_id
 
 
 if __name__ == "__main__":

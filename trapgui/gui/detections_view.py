@@ -60,7 +60,8 @@ class DetectionsView(QWidget):
             self.table.fontMetrics().height() + 8)  # uniform rows: no per-row size queries
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.Interactive)
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(3, QHeaderView.Stretch)  # the image name takes the slack
         for col, width in enumerate((70, 90, 80, 240, 80, 110, 220, 70, 90)):
             self.table.setColumnWidth(col, width)
         self.table.setToolTip("Double-click a row to open its image at that detection")
