@@ -115,7 +115,7 @@ if [ "${TRAPGUI_SKIP:-}" != run ]; then
 fi
 
 # --- summary ------------------------------------------------------------------------------
-human() { numfmt --to=iec --suffix=B "$1"; }
+human() { numfmt --to=iec-i --suffix=B --round=nearest --format=%.2f "$1"; }
 echo
 echo "trapgui $VERSION Linux build ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))"
 printf '  %-44s %10s\n' "bundle packaging/out/dist/trapgui" "$(human $((bundle_kb * 1024)))"
