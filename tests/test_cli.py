@@ -78,9 +78,12 @@ def test_scan_reports_unreadable_and_undated_files(capsys, tmp_path):
     make_jpeg(trap / "20220622220000 good.jpg")
     (trap / "20220622220100 empty.jpg").write_bytes(b"")
     os.utime(make_jpeg(trap / "no time.jpg"), (0, 0))
+    os.utime(make_jpeg(trap / "file time only.jpg"), (1609502400, 1609502400))  # 2021-01-01
     code, out, err = run(capsys, "scan", str(trap))
     assert code == 0, err
     assert "1 unreadable, 1 undated" in out
+    # a night built from file times is a guess: say so (copying an SD card changes them)
+    assert "warning: 1 image without a time in EXIF or the file name" in out
     assert "unreadable: 20220622220100 empty.jpg: empty file (0 bytes)" in out
     code, out, _ = run(capsys, "nights")
     assert "undated" in out.splitlines()[-1]

@@ -64,6 +64,10 @@ def summary(report) -> list[str]:
              f"[{r.seconds:.1f} s]"]
     if r.cancelled:
         lines.append("  cancelled: scan again to finish")
+    if r.file_time:
+        lines.append(f"  warning: {r.file_time} image{'s' * (r.file_time != 1)} without a time "
+                     "in EXIF or the file name: dated by the file's modification time, which "
+                     "copying files changes (check their nights)")
     for rel, reason in r.new_problems[:_MAX_PROBLEMS_SHOWN]:
         lines.append(f"  unreadable: {rel}: {reason}")
     if len(r.new_problems) > _MAX_PROBLEMS_SHOWN:

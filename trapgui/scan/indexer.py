@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from trapgui.core.errors import UserInputError
 from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, check_cutoff_hour
-from trapgui.core.types import ImageState, JobState
+from trapgui.core.types import ImageState, JobState, TimeSource
 from trapgui.db.database import Database
 from trapgui.db.models import Classification, Deployment, Detection, Image, Job, Night
 from trapgui.scan.files import FoundFile, Probe, discover, iter_chunks, probe_file
@@ -51,6 +51,7 @@ class ScanReport:
     unchanged: int = 0
     unreadable: int = 0  # in the catalogue now (not missing), this folder
     undated: int = 0  # in the catalogue now (not missing), no night
+    file_time: int = 0  # in the catalogue now (not missing), dated only by the file's mtime
     nights: int = 0
     new_problems: list[tuple[str, str]] = field(default_factory=list)  # (rel path, reason)
     folder_errors: list[tuple[str, str]] = field(default_factory=list)
@@ -261,5 +262,7 @@ def _fill_totals(db: Database, report: ScanReport) -> None:
             dep, Image.state == ImageState.UNREADABLE.value)).scalar_one()
         report.undated = s.execute(select(func.count()).where(
             dep, present, Image.night_id.is_(None))).scalar_one()
+        report.file_time = s.execute(select(func.count()).where(
+            dep, present, Image.time_source == TimeSource.MTIME.value)).scalar_one()
         report.nights = s.execute(select(func.count()).select_from(Night).where(
             Night.deployment_id == report.deployment_id)).scalar_one()
