@@ -246,3 +246,25 @@ def test_unreadable_file_fixed_without_changing_size_or_mtime(db, tmp_path):
     report = scan_folder(db, trap)
     assert report.changed == 1 and report.unreadable == 0
     assert image_by_path(db)["20220622220100.jpg"].state == "ok"
+
+
+def test_two_scans_of_the_same_new_folder_at_once(db, tmp_path):
+    """Two `trapgui process` of one folder started together: the second scan writes the same
+    deployment, nights and images while the first is between reading and saving. Both finish;
+    every file and night is catalogued once."""
+    trap = tmp_path / "trap"
+    for i in range(3):
+        make_jpeg(trap / f"2022062{2 + i}220000-{i}.jpg")
+    other = []
+
+    def progress(phase, done, total):
+        if phase == indexer.PHASE_SAVING and not other:  # first scan is about to write
+            other.append(scan_folder(db, trap, workers=1))
+
+    first = scan_folder(db, trap, progress=progress, workers=1)
+    assert other[0].added == 3 and first.added == 0 and first.found == 3
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Deployment)) == 1
+        assert s.scalar(select(func.count()).select_from(Image)) == 3
+        assert s.scalar(select(func.count()).select_from(Night)) == 3
+        assert s.scalar(select(func.count()).where(Image.night_id.is_(None))) == 0

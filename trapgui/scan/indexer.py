@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from trapgui.core.errors import UserInputError
 from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, check_cutoff_hour
@@ -122,9 +123,13 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
             "Choose the folder the trap camera wrote its images to.")
     if dep is None:
         with db.write_session() as s:
-            dep_id = s.execute(insert(Deployment).values(
-                path=str(root), name=root.name or str(root), kind="local",
-                night_cutoff_hour=cutoff_hour).returning(Deployment.id)).scalar_one()
+            # re-read under the write lock: another process may be scanning this folder too
+            dep_id = s.execute(select(Deployment.id).where(
+                Deployment.path == str(root))).scalar_one_or_none()
+            if dep_id is None:
+                dep_id = s.execute(insert(Deployment).values(
+                    path=str(root), name=root.name or str(root), kind="local",
+                    night_cutoff_hour=cutoff_hour).returning(Deployment.id)).scalar_one()
         old_cutoff = cutoff_hour
     else:
         dep_id, old_cutoff = dep
@@ -231,9 +236,11 @@ def _write_chunk(db: Database, dep_id: int, nights: NightIds,
                           night_id=nights.id_for(s, p.captured_at))
             rows.append(values)
         if rows:
-            # Core executemany on the table: no ORM bookkeeping per row (several times faster)
-            s.execute(Image.__table__.insert(), rows)
-            report.added += len(rows)
+            # Core executemany on the table: no ORM bookkeeping per row (several times faster).
+            # A file another process's scan of this folder has just added is left to it.
+            result = s.execute(sqlite_insert(Image.__table__).on_conflict_do_nothing(
+                index_elements=["deployment_id", "rel_path"]), rows)
+            report.added += result.rowcount if result.rowcount >= 0 else len(rows)
         rows = []
         for values, image_id, p in updates:
             values.update(id=image_id, night_id=nights.id_for(s, p.captured_at))

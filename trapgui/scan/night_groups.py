@@ -30,6 +30,9 @@ class NightIds:
             return None
         date = night_date(captured_at, self.cutoff_hour)
         night_id = self.ids.get(date)
+        if night_id is None:  # another scan of this folder (another process) may have made it
+            night_id = session.execute(select(Night.id).where(
+                Night.deployment_id == self.dep_id, Night.date == date)).scalar_one_or_none()
         if night_id is None:
             night_id = session.execute(insert(Night).values(
                 deployment_id=self.dep_id, date=date, start=captured_at, end=captured_at
