@@ -48,7 +48,7 @@ def run_smoke() -> int:
         s = services.settings
         s.detector, s.binary_classifier, s.species_classifier, s.order_classifier = (
             "builtin", None, None, None)
-        s.device = "cpu"
+        s.device = "auto"  # an installed GPU build proves its GPU works; else CPU fallback
         app = QApplication.instance() or QApplication(sys.argv[:1])
         window = MainWindow(services)
         window.show()
@@ -63,7 +63,8 @@ def run_smoke() -> int:
 
         def finished(summary):
             if summary is not None and summary.status == "finished" and summary.done == 1:
-                finish(0, f"1 image processed, {summary.detections} detections")
+                devices = ", ".join(f"{d.device} ({d.name})" for d in summary.devices) or "?"
+                finish(0, f"1 image processed on {devices}, {summary.detections} detections")
             elif summary is not None:
                 finish(1, f"run {summary.status}: {summary.done} done, {summary.failed} failed")
 
