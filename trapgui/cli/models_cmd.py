@@ -98,9 +98,10 @@ class ProgressBar:
     """A download bar on stderr, redrawn at most 10 times a second; off a terminal (logs of a
     headless machine) one line per 10 %."""
 
-    def __init__(self, label: str, stream=sys.stderr):
+    def __init__(self, label: str, stream=None):
         self.label = label
-        self.stream = stream
+        # resolved at call time: sys.stderr may have been replaced since import
+        self.stream = stream = stream or sys.stderr
         self.live = stream.isatty()
         self.start = time.monotonic()
         self.last = 0.0

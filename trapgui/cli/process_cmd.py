@@ -110,8 +110,9 @@ class MissingModelError(ModelError):
 class ProgressBar:
     """One line on a terminal rewritten in place; a plain line every 10 s when not a terminal."""
 
-    def __init__(self, stream=sys.stderr, quiet: bool = False):
-        self.stream = stream
+    def __init__(self, stream=None, quiet: bool = False):
+        # resolved at call time: sys.stderr may have been replaced since import
+        self.stream = stream = stream or sys.stderr
         self.live = stream.isatty() and not quiet
         self.quiet = quiet
         self.width = 0

@@ -36,8 +36,9 @@ def _hour(text: str) -> int:
 class _ProgressLine:
     """One line on a terminal, rewritten in place; silent when stderr is not a terminal."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
+    def __init__(self, stream=None):
+        # resolved at call time: sys.stderr may have been replaced since import
+        self.stream = stream = stream or sys.stderr
         self.live = stream.isatty()
         self.width = 0
 
