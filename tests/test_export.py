@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import re
+import stat
 import threading
 import tracemalloc
 from pathlib import Path
@@ -126,6 +128,21 @@ def test_excel_bom(processed, tmp_path):
     out = tmp_path / "excel.csv"
     export_detections(db, out, excel_bom=True)
     assert out.read_bytes().startswith(b"\xef\xbb\xbftrap,")
+
+
+def test_exported_file_is_readable_like_any_saved_file(processed, tmp_path):
+    """The temporary file was private (0600): a CSV in a shared lab folder must not be."""
+    db, _, _ = processed
+    out = tmp_path / "shared.csv"
+    old = os.umask(0o022)
+    try:
+        export_detections(db, out)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    out.chmod(0o640)  # a file exported again keeps the mode its owner gave it
+    export_detections(db, out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
 
 
 def test_filters(processed, tmp_path):

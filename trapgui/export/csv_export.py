@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -174,11 +175,27 @@ def export_detections(db: Database, out: str | Path, flt: ExportFilter = ExportF
                 written += len(part)
                 if progress:
                     progress(written, max(total, written))
+        # mkstemp makes the file private (0600): give it the mode a file saved normally gets
+        os.chmod(tmp, _file_mode(out))
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return ExportReport(out, written)
+
+
+def _file_mode(out: Path) -> int:
+    """The replaced file's own mode, else what the umask gives a new file (0644 usually)."""
+    try:
+        return stat.S_IMODE(out.stat().st_mode)
+    except OSError:
+        pass
+    try:  # Linux: read the umask without changing it (os.umask would race other threads)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = 0o022
+    return 0o666 & ~umask
 
 
 def _best_classifications(session, detection_ids: list[int]) -> dict[int, dict[str, tuple]]:
