@@ -21,7 +21,9 @@ from trapgui.core.geometry import Box
 from trapgui.core.types import ClassificationResult, DetectionResult, ImageResult, Rank
 from trapgui.db import queue
 from trapgui.db.models import Detection, Image
-from trapgui.export.csv_export import COLUMNS, ExportFilter, escape_cell, export_detections
+from trapgui.export.csv_export import (COLUMNS, ExportFilter, escape_cell, export_detections,
+                                       images_in_several_pipelines, pipeline_id_by_name,
+                                       pipelines_of)
 from trapgui.scan.indexer import scan_folder
 from tests.image_files import make_jpeg
 
@@ -143,6 +145,30 @@ def test_exported_file_is_readable_like_any_saved_file(processed, tmp_path):
     out.chmod(0o640)  # a file exported again keeps the mode its owner gave it
     export_detections(db, out)
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
+
+
+def test_images_processed_with_two_configurations(processed, tmp_path):
+    """Detection-only first, then with classifiers: each insect is detected by both. The export
+    says so and --pipeline keeps one configuration."""
+    db, ids, pid = processed
+    other = queue.get_or_create_pipeline(db, "p2", "builtin only", {"x": 2})
+    run = queue.start_run(db, other, models=MODELS, devices=["cpu"], settings={}, app_version="t")
+    queue.enqueue(db, other, ids.values())
+    claimed = queue.claim(db, other, "w2", 100, 60)
+    queue.complete(db, other, run, "w2", [ImageResult(c.image_id, [DetectionResult(
+        Box(100, 50, 300, 150), 0.9, "builtin", [])]) for c in claimed])
+    assert pipelines_of(db) == ["Quebec pipeline", "builtin only"]
+    assert images_in_several_pipelines(db) == len(ids)
+    assert images_in_several_pipelines(db, ExportFilter(pipeline_id=other)) == 0
+    assert pipelines_of(db, ExportFilter(pipeline_id=other)) == ["builtin only"]
+    assert pipeline_id_by_name(db, "builtin only") == other
+    with pytest.raises(UserInputError, match="No model configuration is called 'nope'"):
+        pipeline_id_by_name(db, "nope")
+    both = read_csv(export_detections(db, tmp_path / "both.csv").path)
+    one = read_csv(export_detections(db, tmp_path / "one.csv",
+                                     ExportFilter(pipeline_id=other)).path)
+    assert len(one) == len(ids) and len(both) == 3 * len(ids)
+    assert {r["pipeline"] for r in one} == {"builtin only"}
 
 
 def test_filters(processed, tmp_path):

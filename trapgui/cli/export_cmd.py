@@ -25,6 +25,10 @@ def register(subparsers) -> None:
                    help="only detections with a detector score of at least X (0-1)")
     d.add_argument("--min-class-score", type=_score, metavar="X",
                    help="only detections whose final label has a score of at least X (0-1)")
+    d.add_argument("--pipeline", metavar="NAME",
+                   help="only detections made with this model configuration (the value of the "
+                   "`pipeline` column, e.g. 'builtin + moth_binary_resnet50_2024'); needed when "
+                   "images were processed with several")
     d.add_argument("--excel", action="store_true",
                    help="start the file with a byte-order mark so Excel reads accents correctly")
     d.set_defaults(func=run)
@@ -49,10 +53,13 @@ def _score(text: str) -> float:
 
 def run(args, ctx) -> int:
     from trapgui.cli.nights_cmd import resolve_traps
-    from trapgui.export.csv_export import ExportFilter, export_detections
+    from trapgui.export.csv_export import (ExportFilter, export_detections,
+                                           images_in_several_pipelines, pipeline_id_by_name,
+                                           pipelines_of)
 
+    pipeline_id = pipeline_id_by_name(ctx.db, args.pipeline) if args.pipeline else None
     flt = ExportFilter(nights=args.night, deployment_ids=resolve_traps(ctx.db, args.trap),
-                       min_detection_score=args.min_score,
+                       pipeline_id=pipeline_id, min_detection_score=args.min_score,
                        min_classification_score=args.min_class_score)
     live = sys.stderr.isatty()
 
@@ -68,4 +75,10 @@ def run(args, ctx) -> int:
     if report.rows == 0:
         print("No detections matched: process the images first (`trapgui process`), or loosen "
               "the filters.", file=sys.stderr)
+    doubled = images_in_several_pipelines(ctx.db, flt) if pipeline_id is None else 0
+    if doubled:
+        print(f"warning: {doubled} image{'s were' if doubled != 1 else ' was'} processed with "
+              f"several model configurations ({'; '.join(pipelines_of(ctx.db, flt))}): their "
+              "insects are in the file once per configuration. Export one with --pipeline NAME.",
+              file=sys.stderr)
     return 0

@@ -118,6 +118,35 @@ def count_detections(db: Database, flt: ExportFilter = ExportFilter()) -> int:
         return s.execute(select(func.count()).select_from(_query(flt).subquery())).scalar_one()
 
 
+def pipelines_of(db: Database, flt: ExportFilter = ExportFilter()) -> list[str]:
+    """Names of the model configurations whose detections ``flt`` selects. More than one: an
+    image processed with each of them is in the export once per configuration."""
+    sub = _query(flt).subquery()
+    with db.session() as s:
+        return list(s.scalars(select(PipelineConfig.name).where(
+            PipelineConfig.id.in_(select(sub.c.pipeline_id).distinct()))
+            .order_by(PipelineConfig.id)))
+
+
+def images_in_several_pipelines(db: Database, flt: ExportFilter = ExportFilter()) -> int:
+    """How many selected images have detections from more than one model configuration."""
+    sub = _query(flt).subquery()
+    several = (select(sub.c.path, sub.c.rel_path).group_by(sub.c.path, sub.c.rel_path)
+               .having(func.count(sub.c.pipeline_id.distinct()) > 1))
+    with db.session() as s:
+        return s.execute(select(func.count()).select_from(several.subquery())).scalar_one()
+
+
+def pipeline_id_by_name(db: Database, name: str) -> int:
+    with db.session() as s:
+        rows = dict(s.execute(select(PipelineConfig.name, PipelineConfig.id)).all())
+    if name not in rows:
+        known = "; ".join(sorted(rows)) or "none yet"
+        raise UserInputError(f"No model configuration is called {name!r}.",
+                             hint=f"Known configurations (the `pipeline` column): {known}.")
+    return rows[name]
+
+
 class _ModelNames:
     """'name version' for a model key as recorded by the run that produced a detection."""
 
