@@ -83,8 +83,9 @@ def test_start_pause_resume_cancel_then_finish_the_rest(qtbot, window, two_traps
     qtbot.waitUntil(lambda: not window.controller.busy, timeout=120_000)
     assert window.controller.last_summary.status == "finished"
     assert processed.unfinished() == 0
-    qtbot.waitUntil(lambda: window.tree.tree.topLevelItem(0).text(2) == "100%", timeout=10_000)
-    assert window.tree.tree.topLevelItem(1).text(2) == "100%"
+    # the tree refreshes its counts in the background: wait for both traps, not just the first
+    qtbot.waitUntil(lambda: all(window.tree.tree.topLevelItem(i).text(2) == "100%"
+                                for i in (0, 1)), timeout=10_000)
     assert panel.bar.value() == panel.bar.maximum()
 
 
