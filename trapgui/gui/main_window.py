@@ -10,9 +10,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QStackedWidget, QTabWidget, QToolBar, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel,
+                               QMainWindow, QMessageBox, QScrollArea, QStackedWidget, QTabWidget,
+                               QToolBar, QVBoxLayout, QWidget)
 
 from trapgui.core.errors import ModelNotInstalledError, UserInputError
 from trapgui.gui.background import run_in_background
@@ -78,7 +78,12 @@ class MainWindow(QMainWindow):
             remote_cls = _optional("remote_tab", "RemoteTab")
             if remote_cls is not None:
                 self.remote = remote_cls(services, self)
-                self.tabs.addTab(self.remote, "Remote jobs")
+                # tall form: scroll rather than force the window taller than a laptop screen
+                scroller = QScrollArea(self)
+                scroller.setWidget(self.remote)
+                scroller.setWidgetResizable(True)
+                scroller.setFrameShape(QFrame.Shape.NoFrame)
+                self.tabs.addTab(scroller, "Remote jobs")
                 self.tabs.setTabToolTip(self.tabs.count() - 1,
                                         "Process images for the Antenna platform")
 
@@ -238,6 +243,8 @@ class MainWindow(QMainWindow):
         self.controller.stateChanged.connect(self.status.set_queue_state)
         self.controller.progress.connect(self.status.set_devices)
         self.controller.committed.connect(self._results_committed)
+        if self.remote is not None:  # remote jobs land in the catalogue too: show them live
+            self.remote.imagesProcessed.connect(lambda ids: self._results_committed(ids, 0))
         self.controller.finished.connect(self._run_finished)
         self.controller.error.connect(self._run_error)
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from trapgui.gui.box_item import COLOURS, BoxClass
 
@@ -46,9 +54,15 @@ class ViewerToolbar(QWidget):
         self.labels_check.setChecked(True)
         self.labels_check.setToolTip("Show each box's label and score on the image")
 
-        bar = QHBoxLayout(self)
+        # controls and legend on two rows: on one they forced a 1439 px window, wider than a
+        # 1366 px laptop screen
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(0, 0, 0, 0)
+        rows.setSpacing(2)
+        bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.setSpacing(4)
+        rows.addLayout(bar)
         for w in (self.prev_button, self.next_button):
             bar.addWidget(w)
         bar.addSpacing(10)
@@ -70,7 +84,11 @@ class ViewerToolbar(QWidget):
             legend.addSpacing(6)
         self.legend.setToolTip("Box colours: the moth / non-moth classifier's verdict; dashed "
                                "grey boxes score below the minimum")
-        bar.addWidget(self.legend)
+        legend_row = QHBoxLayout()
+        legend_row.setContentsMargins(0, 0, 0, 0)
+        legend_row.addWidget(self.legend)
+        legend_row.addStretch(1)
+        rows.addLayout(legend_row)
 
     def _tool(self, text: str, tip: str) -> QToolButton:
         b = QToolButton(self)
