@@ -83,9 +83,9 @@ def test_close_asks_cancels_cleanly_and_offers_resume(qtbot, main_window, fast_s
         assert second.controller.last_summary.status == "finished"
         assert services.processing.unfinished() == 0
     finally:
-        from PySide6.QtCore import QThreadPool
+        from trapgui.gui.background import wait_for_background
 
-        QThreadPool.globalInstance().waitForDone(30_000)
+        wait_for_background(30)
         qtbot.wait(50)
         second.close()
         second.deleteLater()

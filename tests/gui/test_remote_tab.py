@@ -43,7 +43,7 @@ def server(images):
 
 @pytest.fixture
 def tab(qtbot, remote_services):
-    from PySide6.QtCore import QThreadPool
+    from trapgui.gui.background import wait_for_background
 
     from trapgui.gui.remote_tab import RemoteTab
 
@@ -56,7 +56,7 @@ def tab(qtbot, remote_services):
     if widget.running:
         widget.stop()
         qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
-    QThreadPool.globalInstance().waitForDone(30_000)
+    wait_for_background(30)
 
 
 def _pipeline_item(tab, slug):

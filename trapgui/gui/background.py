@@ -1,92 +1,136 @@
 """Run a plain-Python call off the GUI thread and get its result back on the GUI thread.
 
-Why a relay object: a lambda connected to a worker's signal runs in the worker thread; the
-relay QObject lives in the GUI thread, so its slots (and the callbacks they call) run there.
+Design, and why:
+- The calls run on a Python ``ThreadPoolExecutor``, not ``QThreadPool``: QThreadPool deletes
+  its runnables (and the Python callable they hold) on the pool thread, and shiboken releasing
+  Python wrappers there corrupted the heap (native crashes during long runs).
+- One relay QObject, created once on the GUI thread and never deleted, carries every result
+  back through a queued signal whose payload is a plain Python tuple. No QObject is ever
+  created, owned or deleted by a pool thread. (A lambda connected to a worker's signal would
+  run in the worker thread; the relay's slot runs on the thread the relay lives in.)
+- A callback whose owner widget was deleted meanwhile is skipped: its owner is the ``context``
+  given, or the QObject a bound-method callback belongs to.
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
+
+MAX_WORKERS = 4  # enough to overlap a slow query with image decodes on a 2-core laptop
 
 
 class _Relay(QObject):
-    done = Signal(object)
-    failed = Signal(object, str)
+    deliver = Signal(object)  # (token, ok, value_or_exc, traceback_text)
 
-    def __init__(self, on_done, on_error, context=None):
-        # Parented to the application, so Qt (not Python's reference count) owns it: the pool
-        # thread's task may drop the last Python reference, and a QObject deleted from a
-        # thread it does not live in corrupts the heap (seen as rare segfaults during runs).
-        # It is deleted on the GUI thread with deleteLater() once it has delivered.
-        super().__init__(QCoreApplication.instance())
-        self._on_done = on_done
-        self._on_error = on_error
-        # a widget closed and deleted while the call ran must not be called back: watch the
-        # given context, or the QObject a bound-method callback belongs to
-        owner = context if context is not None else getattr(on_done, "__self__", None)
-        self._owner = owner if isinstance(owner, QObject) else None
-        self.done.connect(self._deliver_done)
-        self.failed.connect(self._deliver_error)
-
-    def _owner_gone(self) -> bool:
-        return self._owner is not None and not shiboken6.isValid(self._owner)
+    def __init__(self):
+        super().__init__()
+        self.callbacks: dict[int, tuple] = {}
+        self.deliver.connect(self._deliver)
 
     @Slot(object)
-    def _deliver_done(self, value):
-        _ACTIVE.discard(self)
-        self.deleteLater()
-        if self._owner_gone():
+    def _deliver(self, payload) -> None:
+        token, ok, value, tb = payload
+        on_done, on_error, owner = self.callbacks.pop(token)
+        _pending.release_one()
+        if owner is not None and not shiboken6.isValid(owner):
             return
-        if self._on_done is not None:
-            self._on_done(value)
-
-    @Slot(object, str)
-    def _deliver_error(self, exc, tb):
-        _ACTIVE.discard(self)
-        self.deleteLater()
-        if self._owner_gone():
-            return
-        if self._on_error is not None:
-            self._on_error(exc)
+        if ok:
+            if on_done is not None:
+                on_done(value)
+        elif on_error is not None:
+            on_error(value)
         else:  # never swallow: a silent failure in a background call is a bug
             print(tb)
 
 
-def _job(fn, relay: _Relay):
-    """The pool runs a plain function, not a Python QRunnable subclass: QThreadPool deletes
-    runnables from the pool thread, and shiboken releasing a Python QRunnable's wrapper there
-    crashed (BindingManager::releaseWrapper, seen under gdb during a run)."""
+class _Pending:
+    """Counts calls not yet delivered, so shutdown and tests can wait for them."""
 
-    def run():
-        try:
-            value = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the GUI thread
-            relay.failed.emit(exc, traceback.format_exc())
-        else:
-            relay.done.emit(value)
+    def __init__(self):
+        self._count = 0
+        self._cond = threading.Condition()
 
-    return run
+    def add_one(self) -> None:
+        with self._cond:
+            self._count += 1
+
+    def release_one(self) -> None:
+        with self._cond:
+            self._count -= 1
+            self._cond.notify_all()
+
+    @property
+    def count(self) -> int:
+        return self._count
 
 
-_ACTIVE: set[_Relay] = set()  # relays waiting to deliver
+_relay: _Relay | None = None
+_executor: ThreadPoolExecutor | None = None
+_tokens = itertools.count(1)
+_pending = _Pending()
+
+
+def _ensure_started() -> tuple[_Relay, ThreadPoolExecutor]:
+    global _relay, _executor
+    if _relay is None or not shiboken6.isValid(_relay):
+        _relay = _Relay()
+        app = QCoreApplication.instance()
+        if app is not None:
+            _relay.moveToThread(app.thread())
+    if _executor is None:
+        _executor = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="trapgui-bg")
+    return _relay, _executor
 
 
 def run_in_background(
     fn: Callable[[], Any],
     on_done: Callable[[Any], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
-    pool: QThreadPool | None = None,
     context: QObject | None = None,
 ) -> None:
-    """Call ``fn()`` on a pool thread; ``on_done(result)`` / ``on_error(exc)`` run on the GUI
-    thread. Must be called from the GUI thread (the relay is created here). If ``context`` (or
-    the QObject owning a bound-method ``on_done``) has been deleted meanwhile, nothing is
-    called."""
-    relay = _Relay(on_done, on_error, context)
-    _ACTIVE.add(relay)
-    (pool or QThreadPool.globalInstance()).start(_job(fn, relay))
+    """Call ``fn()`` on a worker thread; ``on_done(result)`` / ``on_error(exc)`` run on the GUI
+    thread later. Call from the GUI thread. Nothing is called back if ``context`` (or the
+    QObject owning a bound-method ``on_done``) has been deleted meanwhile."""
+    relay, executor = _ensure_started()
+    owner = context if context is not None else getattr(on_done, "__self__", None)
+    token = next(_tokens)
+    relay.callbacks[token] = (on_done, on_error, owner if isinstance(owner, QObject) else None)
+    _pending.add_one()
+    signal = relay.deliver
+
+    def job() -> None:
+        try:
+            value = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the GUI thread
+            signal.emit((token, False, exc, traceback.format_exc()))
+        else:
+            signal.emit((token, True, value, ""))
+
+    executor.submit(job)
+
+
+def pending_calls() -> int:
+    """Background calls whose result has not been delivered yet."""
+    return _pending.count
+
+
+def wait_for_background(timeout_s: float = 10.0) -> bool:
+    """Let running calls finish and deliver (processes GUI events meanwhile); True if idle.
+    For shutdown and tests."""
+    import time
+
+    app = QCoreApplication.instance()
+    deadline = time.monotonic() + timeout_s
+    while _pending.count > 0 and time.monotonic() < deadline:
+        if app is not None:
+            app.processEvents()
+        time.sleep(0.005)
+    return _pending.count == 0

@@ -69,8 +69,8 @@ def launch_gui(argv: list[str], services=None) -> int:
     window.show()
     window.start()
     code = app.exec()
-    from PySide6.QtCore import QThreadPool
+    from trapgui.gui.background import wait_for_background
 
-    QThreadPool.globalInstance().waitForDone(10_000)
+    wait_for_background(10)
     services.close()
     return code

@@ -6,19 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import shiboken6
-
 from trapgui.gui.background import run_in_background
 
 
 def run_for(widget, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
             on_error: Callable[[BaseException], None] | None = None) -> None:
-    def done(value):
-        if shiboken6.isValid(widget) and on_done is not None:
-            on_done(value)
-
-    def error(exc):
-        if shiboken6.isValid(widget) and on_error is not None:
-            on_error(exc)
-
-    run_in_background(fn, done, error)
+    run_in_background(fn, on_done, on_error, context=widget)
