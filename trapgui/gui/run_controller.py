@@ -110,11 +110,14 @@ class RunController(QObject):
 
     @Slot()
     def _forget_thread(self) -> None:
-        # ``finished`` is emitted from the thread just before it really ends; a QThread
-        # destroyed while still running aborts the process, so wait (briefly) before letting go
-        sender = self.sender()
+        # Only once the run thread has ended (the engine's own references to its workers are
+        # gone with it) may the last reference be dropped, and only here on the GUI thread:
+        # a QThread destroyed while running aborts the process, and one released from a
+        # thread that is itself ending was a source of rare native crashes.
+        if self._run_thread is not None and not self._run_thread.isFinished():
+            return
         with self._lock:
-            done = [t for t in self._threads if t is sender or t.isFinished()]
+            done = [t for t in self._threads if t.isFinished()]
         for thread in done:
             thread.wait()
             with self._lock:
@@ -207,6 +210,7 @@ class RunController(QObject):
         thread = self._run_thread
         if thread is not None:
             thread.wait()  # see _forget_thread: never release a QThread that still runs
+        self._forget_thread()
         self._drain()
         self._timer.stop()
         self._run_thread = None
