@@ -4,12 +4,12 @@ saved, every other claimed image goes back to the queue (run the command again t
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
 import time
 
+from trapgui.cli.argtypes import positive_int
 from trapgui.core.errors import ModelError, UserInputError
 
 NO_MODEL = {"none", "off", "-"}
@@ -30,27 +30,17 @@ def register(subparsers) -> None:
                    "detection only. Default: the classifier settings")
     p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N, mps, or a comma "
                    "list (default: the device setting)")
-    p.add_argument("--batch-size", type=_positive, metavar="N", help="images per detection batch")
-    p.add_argument("--classification-batch-size", type=_positive, metavar="N",
+    p.add_argument("--batch-size", type=positive_int, metavar="N", help="images per detection batch")
+    p.add_argument("--classification-batch-size", type=positive_int, metavar="N",
                    help="crops per classifier forward pass (lower it if memory runs out)")
-    p.add_argument("--loader-threads", type=_positive, metavar="N", help="image decode threads")
-    p.add_argument("--top-k", type=_positive, metavar="K", help="labels kept per classifier")
+    p.add_argument("--loader-threads", type=positive_int, metavar="N", help="image decode threads")
+    p.add_argument("--top-k", type=positive_int, metavar="K", help="labels kept per classifier")
     p.add_argument("--cutoff-hour", type=int, metavar="H", help="night cut-off hour (0-23)")
     p.add_argument("--requeue", action="store_true",
                    help="process again images already done with these models")
     p.add_argument("--export", metavar="OUT.csv", help="write this deployment's detections here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
 
 
 def build_spec(args, settings, catalogue):

@@ -11,12 +11,12 @@ Configuration: flags, then TRAPGUI_REMOTE_URL / TRAPGUI_REMOTE_TOKEN, then the a
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
 import time
 
+from trapgui.cli.argtypes import positive_int
 from trapgui.core.errors import AuthenticationError, RemoteError, UserInputError
 
 
@@ -35,11 +35,11 @@ def register(subparsers) -> None:
                    "https://antenna.insectai.org/api/v2 (env TRAPGUI_REMOTE_URL)")
     p.add_argument("--token", metavar="TOKEN", help="API token (better: env TRAPGUI_REMOTE_TOKEN, "
                    "which other users cannot see in the process list)")
-    p.add_argument("--batch-size", type=_positive, metavar="N",
+    p.add_argument("--batch-size", type=positive_int, metavar="N",
                    help="tasks claimed at a time and images per device batch")
     p.add_argument("--batch-timeout", type=float, metavar="S",
                    help="longest wait for a batch to fill once one image is ready")
-    p.add_argument("--download-threads", type=_positive, metavar="N")
+    p.add_argument("--download-threads", type=positive_int, metavar="N")
     p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N, mps or a comma list")
     p.add_argument("--detector", metavar="KEY",
                    help="use this detector instead of each pipeline's own (e.g. builtin)")
@@ -51,16 +51,6 @@ def register(subparsers) -> None:
                    help="register: only these project ids (default: every project)")
     p.add_argument("--service-name", metavar="NAME", help="register: processing service name")
     p.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
 
 
 def run(args, ctx) -> int:
