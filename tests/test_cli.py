@@ -182,7 +182,8 @@ def test_progress_line_on_a_terminal():
 def test_traps_with_the_same_folder_name_are_told_apart(capsys, tmp_path):
     for site in ("north", "south"):
         make_jpeg(tmp_path / site / "DCIM" / "20220622220000.jpg")
-        assert run(capsys, "scan", str(tmp_path / site / "DCIM"))[0] == 0
+        code, out, _ = run(capsys, "scan", str(tmp_path / site / "DCIM"))
+        assert code == 0 and ": 1 image in 1 night (1 new" in out
     code, out, _ = run(capsys, "nights")
     first_column = [line.split()[0] for line in out.splitlines()[1:]]
     assert first_column == sorted([str(tmp_path / "north" / "DCIM"),

@@ -59,7 +59,7 @@ class _ProgressLine:
 
 def summary(report) -> list[str]:
     r = report
-    lines = [f"{r.folder}: {r.found} images in {r.nights} night{'s' * (r.nights != 1)} "
+    lines = [f"{r.folder}: {r.found} image{'s' * (r.found != 1)} in {r.nights} night{'s' * (r.nights != 1)} "
              f"({r.added} new, {r.changed} changed, {r.returned} back, {r.missing} missing, "
              f"{r.unchanged} unchanged); {r.unreadable} unreadable, {r.undated} undated "
              f"[{r.seconds:.1f} s]"]
