@@ -137,3 +137,23 @@ def test_parent_cannot_be_created(tmp_path):
     blocker.write_text("x")
     with pytest.raises(DatabaseError, match="Cannot create the folder"):
         open_database(blocker / "sub" / "catalogue.sqlite3")
+
+
+def test_many_processes_opening_a_new_database_at_once_all_succeed(tmp_path):
+    """A kill-and-restart test once failed here: two processes created the same new file and
+    the loser's deferred read-then-write transaction got 'database is locked' at once."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "new.sqlite3"
+    code = ("import sys; from trapgui.db import open_database; "
+            "open_database(sys.argv[1]).close(); print('ok')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outcomes]
+    from trapgui.db import open_database
+
+    db = open_database(path)
+    assert db.schema_version() >= 1
+    db.close()

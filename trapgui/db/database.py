@@ -155,7 +155,10 @@ def _bad_file(path: Path, why: str) -> DatabaseError:
 def _open(path: Path) -> Database:
     engine = _make_engine(path)
     try:
-        with engine.begin() as conn:
+        # IMMEDIATE: this transaction may create or migrate the schema; a deferred one that
+        # reads first and then writes fails at once ("database is locked", no waiting) when
+        # another process opens the same new file at the same moment.
+        with engine.execution_options(sqlite_immediate=True).begin() as conn:
             conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
             tables = {r[0] for r in conn.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
