@@ -283,8 +283,9 @@ def test_process_command_scans_processes_and_exports(tmp_path, tiny_trap_src, ca
     for src in sorted(tiny_trap_src.glob("*.jpg"))[:2]:
         shutil.copy2(src, folder / src.name)
     db_path, out = tmp_path / "cat.sqlite3", tmp_path / "out.csv"
-    # the default settings want the moth/non-moth model, which is not installed here
-    assert run_cli(["--db", str(db_path), "process", str(folder)]) == 4
+    # a model asked for on the command line but not installed: a clear stop
+    assert run_cli(["--db", str(db_path), "process", str(folder), "--classifier",
+                    "moth_binary_resnet50_2024"]) == 4
     err = capsys.readouterr().err
     assert "trapgui models download moth_binary_resnet50_2024" in err
     rc = run_cli(["--db", str(db_path), "process", str(folder), "--classifier", "none",
@@ -299,3 +300,59 @@ def test_process_command_scans_processes_and_exports(tmp_path, tiny_trap_src, ca
     assert run_cli(["--db", str(db_path), "process", str(folder), "--classifier", "none",
                     "--device", "cpu"]) == 0
     assert "0 images newly queued" in capsys.readouterr().out
+
+
+def test_fresh_install_processes_offline_with_the_default_settings(tmp_path, tiny_trap_src,
+                                                                   capsys):
+    """The default settings name the moth/non-moth model, which a new computer does not have:
+    `trapgui process FOLDER` still works (built-in detector) and says what it left out."""
+    import shutil
+
+    from trapgui.cli.main import run_cli
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    shutil.copy2(sorted(tiny_trap_src.glob("*.jpg"))[0], folder)
+    rc = run_cli(["--db", str(tmp_path / "c.sqlite3"), "process", str(folder), "--device", "cpu"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "trapgui models download moth_binary_resnet50_2024" in out.err
+    assert "finished: 1 images done" in out.out or "finished: 1 image" in out.out
+
+
+def test_process_only_touches_the_folder_it_was_given(tmp_path, tiny_trap_src, capsys):
+    """Another trap queued with the same models stays queued: progress, totals and the run
+    cover FOLDER only."""
+    import shutil
+
+    from sqlalchemy import select
+
+    from trapgui.cli.main import run_cli
+    from trapgui.db import open_database
+    from trapgui.db.models import Image, Job
+    from trapgui.ml.store import ModelStore
+    from trapgui.pipeline.engine import Engine
+    from trapgui.pipeline.spec import PipelineSpec
+
+    srcs = sorted(tiny_trap_src.glob("*.jpg"))
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    shutil.copy2(srcs[0], a)
+    shutil.copy2(srcs[1], b)
+    db_path = tmp_path / "c.sqlite3"
+    db = open_database(db_path)
+    dep_b = _scan(db, b)
+    Engine(db, ModelStore(tmp_path / "models"), PipelineSpec(detector="builtin"),
+           devices="cpu").enqueue_deployment(dep_b)
+    db.close()
+    assert run_cli(["--db", str(db_path), "process", str(a), "--classifier", "none",
+                    "--device", "cpu"]) == 0
+    db = open_database(db_path)
+    with db.session() as s:
+        rows = s.execute(select(Image.deployment_id, Job.state, Job.pipeline_id)
+                         .join(Job, Job.image_id == Image.id)).all()
+    db.close()
+    assert len({pipeline for _, _, pipeline in rows}) == 1  # same models: one shared queue
+    states = {dep: state for dep, state, _ in rows}
+    assert states[dep_b] == "pending"
+    assert "done" in states.values()

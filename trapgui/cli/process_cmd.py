@@ -82,6 +82,22 @@ def _catalogue_get(catalogue, key):
                              hint="`trapgui models list` shows the models you can use.") from exc
 
 
+def drop_missing_default_classifiers(spec, store):
+    """Classifiers that come from the settings (no --classifier given) but are not installed
+    are left out with a note, so a fresh offline install processes with the built-in detector
+    on day one. Returns (spec, notes). Models named on the command line are never dropped."""
+    import dataclasses
+
+    notes, changes = [], {}
+    for slot in ("binary", "species", "order"):
+        key = getattr(spec, slot)
+        if key and store.spec(key).needs_weights and not store.is_installed(key):
+            changes[slot] = None
+            notes.append(f"'{store.spec(key).name}' is not installed, so detections are not "
+                         f"classified by it (get it with `trapgui models download {key}`).")
+    return (dataclasses.replace(spec, **changes) if changes else spec), notes
+
+
 def check_installed(spec, store) -> None:
     for key in (spec.detector, spec.binary, spec.order, spec.species):
         if key and store.spec(key).needs_weights and not store.is_installed(key):
@@ -155,6 +171,7 @@ def _duration(seconds: float) -> str:
 
 def run(args, ctx) -> int:
     from trapgui.cli.scan_cmd import summary as scan_summary
+    from trapgui.db.catalogue_queries import image_ids
     from trapgui.ml.store import ModelStore
     from trapgui.pipeline.engine import Engine
     from trapgui.pipeline.events import Finished, ImageFailed, Log, Progress
@@ -163,6 +180,10 @@ def run(args, ctx) -> int:
     settings = ctx.settings
     store = ModelStore(ctx.paths.models_dir)
     spec = build_spec(args, settings, store.catalogue)
+    if not args.classifier:
+        spec, notes = drop_missing_default_classifiers(spec, store)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
     check_installed(spec, store)
     cutoff = args.cutoff_hour if args.cutoff_hour is not None else settings.night_cutoff_hour
     bar = ProgressBar(quiet=args.quiet)
@@ -170,7 +191,8 @@ def run(args, ctx) -> int:
     print("\n".join(scan_summary(report)))
     engine = Engine(ctx.db, store, spec, devices=args.device or settings.device)
     queued = engine.enqueue_deployment(report.deployment_id, requeue=args.requeue)
-    print(f"Models: {spec.display_name}; {queued} images newly queued.")
+    print(f"Models: {spec.display_name}; {queued} image{'s' if queued != 1 else ''} newly "
+          "queued.")
 
     def on_event(event) -> None:
         if isinstance(event, Progress):
@@ -191,7 +213,9 @@ def run(args, ctx) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
-        summary = engine.run(on_event=on_event, image_ids=None)
+        # only this folder's images: other traps queued with the same models stay queued
+        summary = engine.run(on_event=on_event,
+                             image_ids=image_ids(ctx.db, report.deployment_id))
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import case, distinct, func, or_, select
 
 from trapgui.core.types import ImageState, JobState
 from trapgui.db.database import Database
@@ -117,3 +117,17 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
     rows.sort(key=lambda r: (r.deployment_name, r.deployment_id, r.date is None,
                              r.date or dt.date.min))
     return rows
+
+
+def image_ids(db: Database, deployment_id: int | None = None,
+              night_ids: Sequence[int] | None = None, include_undated: bool = False) -> list[int]:
+    """Readable images of a trap, or of some of its nights: what a processing run covers."""
+    query = select(Image.id).where(Image.state == "ok")
+    if deployment_id is not None:
+        query = query.where(Image.deployment_id == deployment_id)
+    if night_ids:
+        in_nights = Image.night_id.in_([int(n) for n in night_ids])
+        query = query.where(or_(in_nights, Image.night_id.is_(None)) if include_undated
+                            else in_nights)
+    with db.session() as s:
+        return list(s.execute(query.order_by(Image.id)).scalars())

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from trapgui.core.errors import UserInputError
+from trapgui.db import catalogue_queries
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,17 +162,7 @@ class CatalogueService:
     def image_ids(self, deployment_id: int | None = None, night_ids: list[int] | None = None,
                   include_undated: bool = False) -> list[int]:
         """Readable images of a trap or of some nights (what a processing run covers)."""
-        clauses, params = ["state = 'ok'"], {}
-        if deployment_id is not None:
-            clauses.append("deployment_id = :dep")
-            params["dep"] = deployment_id
-        if night_ids:
-            ids = ",".join(str(int(n)) for n in night_ids)
-            clauses.append(f"(night_id IN ({ids})" + (" OR night_id IS NULL)" if include_undated
-                                                       else ")"))
-        sql = "SELECT id FROM images WHERE " + " AND ".join(clauses) + " ORDER BY id"
-        with self._db.session() as s:
-            return [r[0] for r in s.execute(text(sql), params)]
+        return catalogue_queries.image_ids(self._db, deployment_id, night_ids, include_undated)
 
     def image_ids_for_files(self, files: list[str]) -> tuple[list[int], list[str]]:
         """Map image files chosen by the user to catalogue ids; returns (ids, not found)."""
