@@ -9,6 +9,7 @@ arrives after the user moved on is dropped.
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QBrush, QPalette, QPixmap
 from PySide6.QtWidgets import (
@@ -257,16 +258,23 @@ class ImageViewer(QWidget):
         d = self._details
         if d is None:
             return
-        gen = self._generation
+        gen, image_id = self._generation, d.image_id
         selected = self.selected_detection()
-        run_for(self, lambda: self._services.results.image_details(d.image_id),
-                          lambda nd: self._boxes_reloaded(gen, nd, selected), lambda exc: None)
+        run_for(self, lambda: self._services.results.image_details(image_id),
+                lambda nd: self._boxes_reloaded(gen, image_id, nd, selected), lambda exc: None)
 
-    def _boxes_reloaded(self, gen: int, details: ImageDetails | None, selected: int) -> None:
-        if gen != self._generation or details is None:
+    def _boxes_reloaded(self, gen: int, image_id: int, details: ImageDetails | None,
+                        selected: int) -> None:
+        # A reload may arrive after another image was shown (same generation: a live refresh
+        # does not start one); its boxes belong to that earlier image and must be dropped.
+        if (gen != self._generation or details is None or self._details is None
+                or self._details.image_id != image_id):
             return
         for item in self._items.values():
-            self.scene.removeItem(item)
+            # only items still alive in this scene: removing one the scene already deleted
+            # (scene.clear() for a new image) crashed the app during runs
+            if shiboken6.isValid(item) and item.scene() is self.scene:
+                self.scene.removeItem(item)
         self._items = {}
         self._details = details
         for info in details.boxes:
