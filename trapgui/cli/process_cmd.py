@@ -4,6 +4,7 @@ saved, every other claimed image goes back to the queue (run the command again t
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -207,7 +208,14 @@ def run(args, ctx) -> int:
     def on_sigint(signum, frame):
         interrupts.append(time.monotonic())
         if len(interrupts) > 1:
-            raise KeyboardInterrupt
+            # Stop at once. Unwinding with KeyboardInterrupt while torch's worker threads still
+            # run aborted the interpreter (exit 134); exiting here is safe because the queue is
+            # crash-safe: claims of this dead process are taken over at the next start.
+            bar.end()
+            print("trapgui: stopped at once; unfinished images stay queued.", file=sys.stderr)
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(130)
         bar.message("Cancelling: finishing the batch in hand (Ctrl+C again to stop at once)...")
         engine.cancel()
 
