@@ -39,7 +39,8 @@ def register(subparsers) -> None:
                    help="tasks claimed at a time and images per device batch")
     p.add_argument("--batch-timeout", type=float, metavar="S",
                    help="longest wait for a batch to fill once one image is ready")
-    p.add_argument("--download-threads", type=positive_int, metavar="N")
+    p.add_argument("--download-threads", type=positive_int, metavar="N",
+                   help="images downloaded at once (default: settings, 8)")
     p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N, mps or a comma list")
     p.add_argument("--detector", metavar="KEY",
                    help="use this detector instead of each pipeline's own (e.g. builtin)")
