@@ -46,13 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="print debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # command group not built yet
-        module.register(subparsers)
+        # no fallback: a command missing from a frozen build must fail loudly, not vanish
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
