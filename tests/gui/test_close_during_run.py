@@ -12,9 +12,17 @@ from sqlalchemy import text
 
 @pytest.fixture
 def traps(tmp_path, tiny_trap_images):
+    # enough images that the run is still going while the test answers its dialogs
     for name in ("vermont", "panama"):
-        shutil.copytree(tiny_trap_images / name, tmp_path / "traps" / name)
+        dst = tmp_path / "traps" / name
+        dst.mkdir(parents=True)
+        for src in sorted((tiny_trap_images / name).glob("*.jpg")):
+            for copy in range(COPIES):
+                shutil.copy2(src, dst / f"{src.stem}-{copy}{src.suffix}")
     return tmp_path / "traps"
+
+
+COPIES = 6
 
 
 def _button(box: QMessageBox, label: str):
@@ -41,7 +49,12 @@ def test_close_asks_cancels_cleanly_and_offers_resume(qtbot, main_window, fast_s
     window.tree.select_deployment(window.tree.summaries[0].id)
     window.tree.tree.topLevelItem(1).setSelected(True)
     window.start_processing("trap")
-    qtbot.waitUntil(lambda: bool(committed), timeout=120_000)
+    # Pause at once: at most the batch in hand and one prefetched batch (2 images each) are
+    # finished, so the run cannot end on its own while the test answers the dialogs (on a quiet
+    # machine these 7 small images were all done before "Keep processing" was checked).
+    qtbot.waitUntil(lambda: window.controller.state == "running", timeout=120_000)
+    window.controller.pause()
+    qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=120_000)
 
     window.close()
     box = _dialog(qtbot, window, "confirmCloseDialog")
@@ -64,9 +77,9 @@ def test_close_asks_cancels_cleanly_and_offers_resume(qtbot, main_window, fast_s
     assert "claimed" not in states, "claims were not released"
     assert states.get("done", 0) + states.get("failed", 0) >= len(set(committed))
     left = states.get("pending", 0)
-    assert left == 7 - states.get("done", 0) - states.get("failed", 0)
-    if left == 0:
-        pytest.skip("the machine finished every image before the cancel took effect")
+    total = sum(1 for _ in traps.rglob("*.jpg"))
+    assert left == total - states.get("done", 0) - states.get("failed", 0)
+    assert left > 0, "the pause did not hold the run"
 
     # next start: the same catalogue, a new window offers to finish the work
     from trapgui.gui.main_window import MainWindow
