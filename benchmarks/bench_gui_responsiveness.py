@@ -68,7 +68,8 @@ def bench_launch(runs: int, env: dict) -> list[dict]:
 
 
 def make_images(folder: Path, count: int, side: int) -> None:
-    from PIL import Image
+    sys.path.insert(0, str(REPO))
+    from tests.image_files import save_downscaled
 
     sources = sorted(p for p in SHARED.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
     if not sources:
@@ -76,14 +77,7 @@ def make_images(folder: Path, count: int, side: int) -> None:
     folder.mkdir(parents=True)
     small = []
     for src in sources:
-        with Image.open(src) as im:
-            exif = im.info.get("exif")
-            im.draft("RGB", (side, side))
-            im = im.convert("RGB")
-            im.thumbnail((side, side))
-            dst = folder / f"src-{src.stem}.jpg"
-            im.save(dst, quality=90, **({"exif": exif} if exif else {}))
-            small.append(dst)
+        small.append(save_downscaled(src, folder / f"src-{src.stem}.jpg", side))
     for i in range(count - len(small)):
         shutil.copy2(small[i % len(small)], folder / f"copy-{i:04d}-{small[i % len(small)].name}")
 

@@ -38,7 +38,7 @@ def rss() -> int:
 
 
 def make_folder(dst: Path, n: int, side: int) -> None:
-    from PIL import Image
+    from tests.image_files import save_downscaled
 
     base = dst.parent / "base"
     base.mkdir(parents=True)
@@ -47,12 +47,7 @@ def make_folder(dst: Path, n: int, side: int) -> None:
     for src in sources:
         target = base / src.name
         if side:
-            with Image.open(src) as im:
-                exif = im.info.get("exif")
-                im.draft("RGB", (side, side))
-                im = im.convert("RGB")
-                im.thumbnail((side, side))
-                im.save(target, quality=90, **({"exif": exif} if exif else {}))
+            save_downscaled(src, target, side)
         else:
             shutil.copy2(src, target)
         bases.append(target)

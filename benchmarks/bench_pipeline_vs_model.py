@@ -50,7 +50,7 @@ BINARY = "moth_binary_resnet50_2024"
 
 
 def copy_images(dst: Path, n: int, side: int) -> list[Path]:
-    from PIL import Image
+    from tests.image_files import save_downscaled
 
     sources = sorted(p for p in SHARED.rglob("*.jpg") if "DSLR" not in p.parts)
     dst.mkdir(parents=True)
@@ -59,12 +59,7 @@ def copy_images(dst: Path, n: int, side: int) -> list[Path]:
         src = sources[i % len(sources)]
         target = dst / f"{i:04d}-{src.name}"
         if side:
-            with Image.open(src) as im:
-                exif = im.info.get("exif")
-                im.draft("RGB", (side, side))
-                im = im.convert("RGB")
-                im.thumbnail((side, side))
-                im.save(target, quality=90, **({"exif": exif} if exif else {}))
+            save_downscaled(src, target, side)
         else:
             shutil.copy2(src, target)
         out.append(target)

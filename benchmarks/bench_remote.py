@@ -16,7 +16,6 @@ Models: the built-in detector and the published moth/non-moth ResNet-50 with ran
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import tempfile
@@ -32,20 +31,13 @@ SHARED = REPO.parent / "shared" / "trap-images"
 
 
 def load_images(n: int, side: int) -> dict[str, bytes]:
-    from PIL import Image
+    from tests.image_files import downscaled_jpeg
 
     files = sorted(p for p in SHARED.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
     out = {}
     for i in range(n):
         src = files[i % len(files)]
-        with Image.open(src) as im:
-            exif = im.info.get("exif")
-            im.draft("RGB", (side, side))
-            im = im.convert("RGB")
-            im.thumbnail((side, side))
-            buf = io.BytesIO()
-            im.save(buf, "JPEG", quality=90, **({"exif": exif} if exif else {}))
-        out[f"b{i:03d}"] = buf.getvalue()
+        out[f"b{i:03d}"] = downscaled_jpeg(src, side)
     return out
 
 

@@ -39,7 +39,7 @@ SHARED = REPO.parent / "shared" / "trap-images"
 
 
 def copy_downscaled(src_root: Path, dst_root: Path, side: int) -> list[Path]:
-    from PIL import Image
+    from tests.image_files import save_downscaled
 
     traps = []
     for trap in sorted(p for p in src_root.iterdir() if p.is_dir()):
@@ -48,14 +48,7 @@ def copy_downscaled(src_root: Path, dst_root: Path, side: int) -> list[Path]:
                 continue
             dst = dst_root / trap.name / src.name
             dst.parent.mkdir(parents=True, exist_ok=True)
-            with Image.open(src) as im:
-                exif = im.info.get("exif")
-                im.draft("RGB", (side, side))
-                im = im.convert("RGB")
-                im.thumbnail((side, side))
-                im.save(dst, quality=90, **({"exif": exif} if exif else {}))
-            st = src.stat()
-            os.utime(dst, (st.st_atime, st.st_mtime))
+            save_downscaled(src, dst, side, keep_mtime=True)
         traps.append(dst_root / trap.name)
     return traps
 

@@ -34,7 +34,7 @@ def shared_images() -> Path:
 @pytest.fixture(scope="session")
 def small_trap_images(tmp_path_factory, shared_images) -> Path:
     """Downscaled copies (longest side 1024) of all shared images, same folders, names and EXIF."""
-    from PIL import Image
+    from tests.image_files import save_downscaled
 
     out = tmp_path_factory.mktemp("small-trap")
     for src in sorted(shared_images.rglob("*")):
@@ -42,14 +42,7 @@ def small_trap_images(tmp_path_factory, shared_images) -> Path:
             continue
         dst = out / src.relative_to(shared_images)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        with Image.open(src) as im:
-            exif = im.info.get("exif")
-            im.draft("RGB", (1024, 1024))
-            im = im.convert("RGB")
-            im.thumbnail((1024, 1024))
-            im.save(dst, quality=90, **({"exif": exif} if exif else {}))
-        st = src.stat()
-        os.utime(dst, (st.st_atime, st.st_mtime))
+        save_downscaled(src, dst, 1024, keep_mtime=True)
     return out
 
 

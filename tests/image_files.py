@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -25,3 +26,26 @@ def make_jpeg(path: Path, *, original=None, datetime=None, offset=None, offset_o
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buf.getvalue() + trailer)
     return path
+
+
+def downscaled_jpeg(src: Path, side: int, quality: int = 90) -> bytes:
+    """``src`` re-encoded as a JPEG whose longest side is at most ``side``, EXIF kept (so
+    capture times survive); decoded at reduced size (``draft``), so 4K originals are cheap."""
+    with PILImage.open(src) as im:
+        exif = im.info.get("exif")
+        im.draft("RGB", (side, side))
+        im = im.convert("RGB")
+        im.thumbnail((side, side))
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=quality, **({"exif": exif} if exif else {}))
+    return buf.getvalue()
+
+
+def save_downscaled(src: Path, dst: Path, side: int, *, keep_mtime: bool = False) -> Path:
+    """Write ``downscaled_jpeg(src, side)`` to ``dst``; ``keep_mtime`` copies the file times
+    too (for tests of the mtime fallback and of rescans)."""
+    dst.write_bytes(downscaled_jpeg(src, side))
+    if keep_mtime:
+        st = Path(src).stat()
+        os.utime(dst, (st.st_atime, st.st_mtime))
+    return dst

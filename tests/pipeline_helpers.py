@@ -3,7 +3,6 @@ classifiers (not mocks: they run real forward passes; some fail or count on purp
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -20,20 +19,12 @@ SHARED_IMAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "trap
 def make_tiny_trap(dst: Path, side: int = 320, limit: int | None = None,
                    folders: tuple[str, ...] = ("vermont", "sequential", "panama", "DSLR")) -> Path:
     """Copies of the shared images, longest side ``side`` (fast DCT-scaled decode), with EXIF."""
-    from PIL import Image
+    from tests.image_files import save_downscaled
 
     dst.mkdir(parents=True, exist_ok=True)
     files = [f for folder in folders for f in sorted((SHARED_IMAGES / folder).glob("*.jpg"))]
     for src in files[:limit]:
-        out = dst / src.name
-        with Image.open(src) as im:
-            exif = im.info.get("exif")
-            im.draft("RGB", (side, side))
-            im = im.convert("RGB")
-            im.thumbnail((side, side))
-            im.save(out, quality=90, **({"exif": exif} if exif else {}))
-        st = src.stat()
-        os.utime(out, (st.st_atime, st.st_mtime))
+        save_downscaled(src, dst / src.name, side, keep_mtime=True)
     return dst
 
 

@@ -3,12 +3,12 @@ a model store with random-initialised published classifiers, and a worker factor
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 
 import pytest
 
+from tests.image_files import downscaled_jpeg
 from tests.remote.antenna_test_server import AntennaTestServer
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "trap-images"
@@ -17,16 +17,7 @@ SPECIES_CLASSES = 40
 
 
 def _small_jpeg(src: Path, side: int = SIDE) -> bytes:
-    from PIL import Image
-
-    with Image.open(src) as im:
-        exif = im.info.get("exif")
-        im.draft("RGB", (side, side))
-        im = im.convert("RGB")
-        im.thumbnail((side, side))
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=90, **({"exif": exif} if exif else {}))
-    return buf.getvalue()
+    return downscaled_jpeg(src, side)
 
 
 @pytest.fixture(scope="session")
