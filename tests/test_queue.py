@@ -83,13 +83,20 @@ def test_concurrent_claims_never_hand_out_a_job_twice(tmp_path):
     setup.close()
     claimed: dict[str, list[int]] = {}
     errors = []
+    # all four start claiming together: on a quiet machine the first thread used to drain the
+    # queue before the others had opened the database
+    start = threading.Barrier(4)
 
     def worker(name):
         db = open_database(path)
         try:
             mine = claimed.setdefault(name, [])
+            start.wait(30)
             while batch := queue.claim(db, pid, name, 7, 60):
                 mine.extend(c.image_id for c in batch)
+                # a real worker processes its batch before claiming again; without this the
+                # winner re-takes SQLite's lock while the others sleep in the busy handler
+                time.sleep(0.005)
         except Exception as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
         finally:
