@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sqlalchemy import select  # noqa: E402
 
 from bench_insert import fresh, row  # noqa: E402
-from trapgui.db.models import Classification, Detection  # noqa: E402
+from trapgui.db.tables import Classification, Detection  # noqa: E402
 from trapgui.export.csv_export import export_detections  # noqa: E402
 
 PER_IMAGE = 10

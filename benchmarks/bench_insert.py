@@ -33,7 +33,7 @@ from trapgui.core.types import (  # noqa: E402
     Rank,
 )
 from trapgui.db import open_database, queue  # noqa: E402
-from trapgui.db.models import Classification, Deployment, Detection, Image  # noqa: E402
+from trapgui.db.tables import Classification, Deployment, Detection, Image  # noqa: E402
 
 PER_IMAGE = 10
 

@@ -40,7 +40,7 @@ from trapgui.ml.registry import install_random_weights  # noqa: E402
 from trapgui.ml.store import ModelStore  # noqa: E402
 from trapgui.pipeline.engine import Engine  # noqa: E402
 from trapgui.pipeline.loader import decode_image  # noqa: E402
-from trapgui.pipeline.models import registry_loader  # noqa: E402
+from trapgui.pipeline.model_set import registry_loader  # noqa: E402
 from trapgui.pipeline.processor import BatchProcessor  # noqa: E402
 from trapgui.pipeline.spec import PipelineSpec  # noqa: E402
 from trapgui.scan.indexer import scan_folder  # noqa: E402

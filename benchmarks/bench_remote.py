@@ -119,7 +119,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-remote-"))
     store = ModelStore(work / "models")
     install_random_weights(store, "moth_binary_resnet50_2024", seed=1)
-    pipe = resolve_pipeline("moth_binary", store.catalogue, detector="builtin")
+    pipe = resolve_pipeline("moth_binary", store.model_catalogue, detector="builtin")
     images = load_images(args.images, args.side)
     print(f"{len(images)} images, longest side {args.side}, pipeline {pipe.slug} "
           f"({' + '.join(pipe.model_keys)}), CPU")

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trapgui.ml.architectures import build_architecture  # noqa: E402
 from trapgui.ml.builtin_detector import BuiltinDetector  # noqa: E402
-from trapgui.ml.catalogue import load_catalogue  # noqa: E402
+from trapgui.ml.model_catalogue import load_model_catalogue  # noqa: E402
 from trapgui.ml.crops import crop_one, stack_crops  # noqa: E402
 from trapgui.pipeline.loader import decode_image  # noqa: E402
 
@@ -72,7 +72,7 @@ def measure(args) -> None:
 
     torch.set_num_threads(args.threads or cpu_threads())
     device = torch.device(args.device)
-    spec = load_catalogue().get("moth_binary_resnet50_2024")
+    spec = load_model_catalogue().get("moth_binary_resnet50_2024")
     torch.manual_seed(0)
     model = build_architecture(spec.architecture, 2).to(device).eval()
     files = sorted((SHARED / "panama").glob("*.jpg"))[: args.images]

@@ -16,7 +16,7 @@ from trapgui.core.errors import ModelError
 from trapgui.ml.architectures import BUILDERS, build_architecture
 from trapgui.ml.architectures_weights import (build_with_weights, load_state_dict_strict,
                                               parse_label_map, read_label_map)
-from trapgui.ml.catalogue import load_catalogue
+from trapgui.ml.model_catalogue import load_model_catalogue
 from trapgui.ml.registry import (_make_bn_stats_nontrivial, load_classifier, load_detector,
                                  make_random_weights)
 from trapgui.ml.store import ModelStore
@@ -33,7 +33,7 @@ REPRESENTATIVE = {
     "timm_tf_efficientnetv2_b3": ("moth_binary_effv2b3_2022", 2),
     "timm_convnext_tiny_in22k": ("insect_orders_convnext_2025", 16),
 }
-CATALOGUE = load_catalogue()
+CATALOGUE = load_model_catalogue()
 
 
 def test_every_catalogue_architecture_is_covered():

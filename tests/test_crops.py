@@ -82,9 +82,9 @@ def test_stacked_classification_matches_per_crop_with_a_real_architecture():
     stacked path (one roi_align, one batched forward) gives the same top-1 labels and scores
     within 1e-3 of classifying each crop on its own."""
     from trapgui.ml.architectures import build_architecture
-    from trapgui.ml.catalogue import load_catalogue
+    from trapgui.ml.model_catalogue import load_model_catalogue
 
-    spec = load_catalogue().get("moth_binary_resnet50_2024")
+    spec = load_model_catalogue().get("moth_binary_resnet50_2024")
     torch.manual_seed(0)
     model = build_architecture(spec.architecture, 11).eval()
     images, boxes = _images(), _boxes()

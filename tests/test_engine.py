@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 
 from tests.pipeline_helpers import FailOnCallClassifier, binary_classifier, info, make_tiny_trap
 from trapgui.core.types import Rank
-from trapgui.db import queue as jobqueue
-from trapgui.db.models import Detection, Image, Job, ProcessingRun
+from trapgui.db import jobqueue
+from trapgui.db.tables import Detection, Image, Job, ProcessingRun
 from trapgui.ml.builtin_detector import BuiltinDetector
 from trapgui.pipeline.engine import Engine
 from trapgui.pipeline.events import BatchCommitted, Finished, ImageFailed, Log, Progress
-from trapgui.pipeline.models import ModelSet
+from trapgui.pipeline.model_set import ModelSet
 from trapgui.pipeline.spec import PipelineSpec
 from trapgui.scan.indexer import scan_folder
 
@@ -329,7 +329,7 @@ def test_process_only_touches_the_folder_it_was_given(tmp_path, tiny_trap_src, c
 
     from trapgui.cli.main import run_cli
     from trapgui.db import open_database
-    from trapgui.db.models import Image, Job
+    from trapgui.db.tables import Image, Job
     from trapgui.ml.store import ModelStore
     from trapgui.pipeline.engine import Engine
     from trapgui.pipeline.spec import PipelineSpec

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from tests.pipeline_helpers import make_tiny_trap
 from trapgui.db import open_database
-from trapgui.db.models import Detection, Job, ProcessingRun
+from trapgui.db.tables import Detection, Job, ProcessingRun
 
 
 def _cmd(db_path, folder):

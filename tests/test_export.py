@@ -19,8 +19,8 @@ from sqlalchemy import insert, select
 from trapgui.core.errors import Cancelled, UserInputError
 from trapgui.core.geometry import Box
 from trapgui.core.types import ClassificationResult, DetectionResult, ImageResult, Rank
-from trapgui.db import queue
-from trapgui.db.models import Detection, Image
+from trapgui.db import jobqueue
+from trapgui.db.tables import Detection, Image
 from trapgui.export.csv_export import (COLUMNS, ExportFilter, escape_cell, export_detections,
                                        images_in_several_pipelines, pipeline_id_by_name,
                                        pipelines_of)

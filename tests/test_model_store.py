@@ -12,7 +12,7 @@ import pytest
 
 from model_http_server import Fault, ModelHTTPServer
 from trapgui.core.errors import DownloadCancelled, DownloadError, ModelError, ModelNotInstalledError
-from trapgui.ml.catalogue import parse_catalogue, resource_path
+from trapgui.ml.model_catalogue import parse_model_catalogue, resource_path
 from trapgui.ml.registry import load_classifier, make_random_weights
 from trapgui.ml.store import ModelState, ModelStore
 
@@ -57,7 +57,7 @@ def local_catalogue(base_url: str, overrides: dict | None = None):
 
 @pytest.fixture
 def store(tmp_path, srv):
-    return ModelStore(tmp_path / "models", parse_catalogue(local_catalogue(srv.base_url)),
+    return ModelStore(tmp_path / "models", parse_model_catalogue(local_catalogue(srv.base_url)),
                       retries=3, backoff_s=0.01)
 
 
@@ -129,7 +129,7 @@ def test_dropped_connection_is_retried_from_where_it_stopped(store, srv, publish
 
 def test_a_stalled_connection_times_out_and_resumes(tmp_path, srv, published):
     srv.fault(WEIGHTS, Fault("stall", times=1, drop_after=2 << 20, delay_s=2.0))
-    store = ModelStore(tmp_path / "models", parse_catalogue(local_catalogue(srv.base_url)),
+    store = ModelStore(tmp_path / "models", parse_model_catalogue(local_catalogue(srv.base_url)),
                        timeout=(5.0, 0.5), retries=2, backoff_s=0)
     assert store.download(KEY).installed
     first, second = srv.requests_for(WEIGHTS)
@@ -200,13 +200,13 @@ def test_server_errors_give_up_after_the_retries(store, srv):
 
 def test_published_checksum_mismatch_installs_nothing(tmp_path, srv, published):
     doc = local_catalogue(srv.base_url, {KEY: {"sha256": sha(published["other"])}})
-    store = ModelStore(tmp_path / "m", parse_catalogue(doc), retries=1, backoff_s=0)
+    store = ModelStore(tmp_path / "m", parse_model_catalogue(doc), retries=1, backoff_s=0)
     with pytest.raises(DownloadError, match="published checksum"):
         store.download(KEY)
     assert not store.weights_path(KEY).exists()
     assert not store.part_path(store.weights_path(KEY)).exists()
     doc = local_catalogue(srv.base_url, {KEY: {"sha256": sha(published["weights"])}})
-    store = ModelStore(tmp_path / "m", parse_catalogue(doc), retries=1, backoff_s=0)
+    store = ModelStore(tmp_path / "m", parse_model_catalogue(doc), retries=1, backoff_s=0)
     assert store.download(KEY).installed
     assert "weights" not in json.loads((store.models_dir / "pins.json").read_text())[KEY]
 
@@ -345,7 +345,7 @@ def test_a_second_store_cannot_download_the_same_model_at_once(store, srv, publi
     worker = threading.Thread(target=first)
     worker.start()
     assert started.wait(30)
-    other = ModelStore(store.models_dir, store.catalogue)
+    other = ModelStore(store.models_dir, store.model_catalogue)
     with pytest.raises(ModelError, match="already being downloaded"):
         other.download(KEY)
     with pytest.raises(ModelError, match="already being downloaded"):
@@ -360,7 +360,7 @@ def test_a_second_store_cannot_download_the_same_model_at_once(store, srv, publi
 def test_unwritable_models_folder_is_a_clear_error(tmp_path, srv):
     blocker = tmp_path / "data"
     blocker.write_text("a file where the data folder should be")
-    store = ModelStore(blocker / "models", parse_catalogue(local_catalogue(srv.base_url)))
+    store = ModelStore(blocker / "models", parse_model_catalogue(local_catalogue(srv.base_url)))
     with pytest.raises(ModelError, match="Cannot create the model folder"):
         store.download(KEY)
 

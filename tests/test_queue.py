@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from trapgui.core.geometry import Box
 from trapgui.core.types import ClassificationResult, DetectionResult, ImageResult, Rank
 from trapgui.db import open_database, queue
-from trapgui.db.models import Classification, Deployment, Detection, Image, Job
+from trapgui.db.tables import Classification, Deployment, Detection, Image, Job
 
 
 def add_images(db, n: int) -> list[int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from trapgui.db import open_database, queue
-from trapgui.db.models import Classification, Deployment, Detection, Image, Job, ProcessingRun
+from trapgui.db.tables import Classification, Deployment, Detection, Image, Job, ProcessingRun
 from tests.queue_worker import detections_for
 
 WORKER = Path(__file__).resolve().parent / "queue_worker.py"

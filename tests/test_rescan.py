@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 import trapgui.scan.indexer as indexer
 from trapgui.core.geometry import Box
 from trapgui.core.types import ClassificationResult, DetectionResult, ImageResult, Rank
-from trapgui.db import queue
-from trapgui.db.models import Classification, Deployment, Detection, Image, Job, Night
+from trapgui.db import jobqueue
+from trapgui.db.tables import Classification, Deployment, Detection, Image, Job, Night
 from trapgui.scan.indexer import scan_folder
 from tests.image_files import make_jpeg
 

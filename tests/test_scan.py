@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from trapgui.core.errors import UserInputError
 from trapgui.db.catalogue_queries import nights_table
-from trapgui.db.models import Deployment, Image, Night
+from trapgui.db.tables import Deployment, Image, Night
 from trapgui.scan.indexer import scan_folder
 from tests.image_files import make_jpeg
 

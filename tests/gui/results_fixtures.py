@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from trapgui.db.models import (
+from trapgui.db.tables import (
     Classification,
     Deployment,
     Detection,

@@ -12,7 +12,7 @@ from sqlalchemy import insert
 
 from tests.gui.results_fixtures import SPECIES, populate
 from trapgui.db import open_database
-from trapgui.db.models import Detection
+from trapgui.db.tables import Detection
 from trapgui.gui.detections_table_model import COLUMNS, PAGE_SIZE, DetectionsTableModel
 from trapgui.gui.detections_view import DetectionsView
 from trapgui.services.app_services import Services

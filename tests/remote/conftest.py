@@ -73,7 +73,7 @@ def make_worker(db, model_store, tmp_path):
         defaults.update(config)
         client = AntennaClient(srv.base_url, srv.token if token is None else token,
                                timeout=(2.0, 3.0), retries=3, backoff=0.05, max_retry_wait=0.5)
-        pipes = [resolve_pipeline(s, model_store.catalogue, detector="builtin") for s in slugs]
+        pipes = [resolve_pipeline(s, model_store.model_catalogue, detector="builtin") for s in slugs]
         events: list = []
         worker = RemoteWorker(client, database or db, model_store, pipes, tmp_path / "cache",
                               WorkerConfig(**defaults), on_event=events.append)

@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from trapgui.db.models import Detection, RemoteTask
+from trapgui.db.tables import Detection, RemoteTask
 from trapgui.pipeline.events import Log
 
 pytestmark = pytest.mark.timeout(180)

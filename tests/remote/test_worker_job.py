@@ -8,7 +8,7 @@ import math
 import pytest
 from sqlalchemy import select
 
-from trapgui.db.models import Deployment, Detection, Image, RemoteTask
+from trapgui.db.tables import Deployment, Detection, Image, RemoteTask
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -180,7 +180,7 @@ def run(args, ctx) -> int:
 
     settings = ctx.settings
     store = ModelStore(ctx.paths.models_dir)
-    spec = build_spec(args, settings, store.catalogue)
+    spec = build_spec(args, settings, store.model_catalogue)
     if not args.classifier:
         spec, notes = drop_missing_default_classifiers(spec, store)
         for note in notes:

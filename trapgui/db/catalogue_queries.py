@@ -16,7 +16,7 @@ from sqlalchemy import case, distinct, func, or_, select
 
 from trapgui.core.types import ImageState, JobState
 from trapgui.db.database import Database
-from trapgui.db.models import Deployment, Detection, Image, Job, Night
+from trapgui.db.tables import Deployment, Detection, Image, Job, Night
 
 
 @dataclass(frozen=True, slots=True)

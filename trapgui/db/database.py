@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from trapgui.core.errors import DatabaseError
 from trapgui.db.migrations import LATEST_VERSION, MIGRATIONS
-from trapgui.db.models import Base, SchemaInfo
+from trapgui.db.tables import Base, SchemaInfo
 
 BUSY_TIMEOUT_MS = 30_000
 

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from trapgui.core.errors import Cancelled, UserInputError
 from trapgui.core.types import Rank
 from trapgui.db.database import Database
-from trapgui.db.models import (
+from trapgui.db.tables import (
     Classification,
     Deployment,
     Detection,

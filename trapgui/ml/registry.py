@@ -14,7 +14,7 @@ from trapgui.core.errors import ModelError
 from trapgui.ml.architectures import DETECTOR_MAX_SIZE, build_architecture
 from trapgui.ml.architectures_weights import build_with_weights, write_label_map
 from trapgui.ml.base import ClassifierInfo, DetectorOutput
-from trapgui.ml.catalogue import BUILTIN_KEY, RESIZE_MODES, ModelSpec, load_catalogue
+from trapgui.ml.model_catalogue import BUILTIN_KEY, RESIZE_MODES, ModelSpec, load_model_catalogue
 from trapgui.ml.store import ModelStore
 
 DEFAULT_RANDOM_CLASSES = 100  # for "as many as the label map" models without a label map
@@ -78,7 +78,7 @@ def _store(store: ModelStore | None) -> ModelStore:
 
 
 def _spec(key: str, store: ModelStore | None, task: str) -> ModelSpec:
-    catalogue = store.catalogue if store is not None else load_catalogue()
+    catalogue = store.model_catalogue if store is not None else load_model_catalogue()
     spec = catalogue.get(key)
     if spec.task != task:
         raise ModelError(f"'{spec.name}' ({key}) is a {spec.task} model, not a {task} model.")
@@ -154,7 +154,7 @@ def make_random_weights(key: str, path: str | os.PathLike, seed: int = 0,
     state dict, or ``{"model_state_dict": ..., "epoch": ...}`` with ``fmt="checkpoint"``), and
     for classifiers a ``{label: index}`` label map beside it (``<stem>.labels.json`` unless
     ``labels_path``). Deterministic for a seed. Returns (weights path, label map path)."""
-    spec = (catalogue or load_catalogue()).get(key)
+    spec = (catalogue or load_model_catalogue()).get(key)
     if not spec.needs_weights:
         raise ModelError(f"'{spec.name}' has no weights file.")
     n = num_classes or spec.num_classes or DEFAULT_RANDOM_CLASSES
@@ -195,5 +195,5 @@ def install_random_weights(store: ModelStore, key: str, seed: int = 0,
     benchmarks only."""
     weights, labels = store.weights_path(key), store.labels_path(key)
     make_random_weights(key, weights, seed, num_classes, labels_path=labels,
-                        catalogue=store.catalogue)
+                        catalogue=store.model_catalogue)
     return weights

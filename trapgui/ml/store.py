@@ -23,7 +23,7 @@ from trapgui.core.errors import DownloadError, ModelError, ModelNotInstalledErro
 from trapgui.ml import download as dl
 from trapgui.ml.architectures_weights import (build_with_weights, read_label_map,
                                               sniff_weights_file)
-from trapgui.ml.catalogue import Catalogue, ModelSpec, load_catalogue
+from trapgui.ml.model_catalogue import ModelCatalogue, ModelSpec, load_model_catalogue
 from trapgui.ml.store_pins import PinFile
 
 ProgressFn = Callable[[int, "int | None"], None]
@@ -61,11 +61,11 @@ def sha256_file(path: Path) -> str:
 
 
 class ModelStore:
-    def __init__(self, models_dir: str | os.PathLike, catalogue: Catalogue | None = None, *,
+    def __init__(self, models_dir: str | os.PathLike, model_catalogue: ModelCatalogue | None = None, *,
                  session=None, timeout: tuple[float, float] = (10.0, 60.0), retries: int = 4,
                  backoff_s: float = 1.0):
         self.models_dir = Path(models_dir)
-        self.catalogue = catalogue or load_catalogue()
+        self.model_catalogue = model_catalogue or load_model_catalogue()
         self.session = session
         self.timeout = timeout
         self.retries = retries
@@ -76,7 +76,7 @@ class ModelStore:
 
     # ---- paths -------------------------------------------------------------------------
     def spec(self, key: str) -> ModelSpec:
-        return self.catalogue.get(key)
+        return self.model_catalogue.get(key)
 
     def weights_path(self, key: str) -> Path | None:
         spec = self.spec(key)
@@ -164,7 +164,7 @@ class ModelStore:
         return None
 
     def statuses(self) -> list[ModelStatus]:
-        return [self.status(spec.key) for spec in self.catalogue]
+        return [self.status(spec.key) for spec in self.model_catalogue]
 
     def is_installed(self, key: str) -> bool:
         return self.status(key).installed

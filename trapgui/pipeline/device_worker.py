@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from trapgui.core.types import ImageResult
-from trapgui.db import queue as jobqueue
+from trapgui.db import jobqueue
 from trapgui.ml.devices import DeviceChoice
 from trapgui.pipeline.events import DeviceStatus
 from trapgui.pipeline.processor import BatchProcessor, describe_error

@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import select, update
 
 from trapgui.core.types import ImageState, JobState
-from trapgui.db import queue as jobqueue
-from trapgui.db.models import Image, Job, ProcessingRun
+from trapgui.db import jobqueue
+from trapgui.db.tables import Image, Job, ProcessingRun
 from trapgui.ml.devices import resolve_devices
 from trapgui.pipeline.device_worker import DeviceWorker, RunControl
 from trapgui.pipeline.events import (BatchCommitted, Finished, ImageFailed, Log, Progress,
                                      RunSummary)
 from trapgui.pipeline.loader import ImageLoader
-from trapgui.pipeline.models import ModelSet, registry_loader
+from trapgui.pipeline.model_set import ModelSet, registry_loader
 from trapgui.pipeline.processor import BatchProcessor, describe_error
 from trapgui.pipeline.spec import PipelineSpec
 from trapgui.pipeline.writer import ResultWriter, WriteRequest

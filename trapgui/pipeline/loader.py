@@ -107,7 +107,7 @@ class ImageLoader:
 
     def submit(self, claims: Sequence) -> BatchFuture:
         """``claims``: objects with ``image_id``, ``abs_path`` and optionally width/height
-        (``db.queue.ClaimedImage``)."""
+        (``db.jobqueue.ClaimedImage``)."""
         return BatchFuture([self._pool.submit(
             decode_image, c.image_id, c.abs_path, max_side=self.max_side,
             full_resolution=self.full_resolution, pin_memory=self.pin_memory,

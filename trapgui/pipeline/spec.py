@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from trapgui.db.queue import pipeline_key
+from trapgui.db.jobqueue import pipeline_key
 
 # Bump when the engine's output for the same models and settings changes (e.g. crop method),
 # so old results are not mistaken for new ones.

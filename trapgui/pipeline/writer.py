@@ -1,5 +1,5 @@
 """The one thread that writes results: each batch's detections, classifications and job states
-in one transaction (``db.queue.complete``), then tells the engine what was committed."""
+in one transaction (``db.jobqueue.complete``), then tells the engine what was committed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from trapgui.core.types import ImageResult
-from trapgui.db import queue as jobqueue
+from trapgui.db import jobqueue
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ RETRIES = 3
 class WriteRequest:
     worker: str  # the queue's worker name (claims are checked against it)
     device: str  # label for events
-    claims: Sequence  # db.queue.ClaimedImage, same order as results
+    claims: Sequence  # db.jobqueue.ClaimedImage, same order as results
     results: list[ImageResult]
 
 

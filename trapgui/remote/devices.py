@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from trapgui.db import queue
+from trapgui.db import jobqueue
 from trapgui.ml.devices import DeviceChoice, resolve_devices
 from trapgui.pipeline.loader import decode_image
-from trapgui.pipeline.models import ModelSet, registry_loader
+from trapgui.pipeline.model_set import ModelSet, registry_loader
 from trapgui.pipeline.processor import BatchProcessor, DecodedImage, describe_error
 from trapgui.remote.pipelines import RemotePipeline, algorithm_refs
 from trapgui.remote.schemas import error_result, pipeline_results_response
@@ -44,7 +44,7 @@ class ProcessedTask:
 
 
 def default_model_loader(pipeline: RemotePipeline, device: torch.device, store, config) -> ModelSet:
-    """The engine's own loader (``pipeline.models.registry_loader``) for the slug's models."""
+    """The engine's own loader (``pipeline.model_set.registry_loader``) for the slug's models."""
     spec = pipeline.spec(classification_batch_size=config.classification_batch_size,
                          top_k=config.top_k)
     return registry_loader(store, spec)(device)
@@ -146,7 +146,7 @@ class DeviceRunner:
         per_image = (time.perf_counter() - start) / max(1, len(items))
         queue.complete(w.db, pid, self.run_ids[slug], self.queue_worker,
                        [p.result for p in processed])
-        refs = algorithm_refs(pipe, w.store.catalogue if w.store is not None else None)
+        refs = algorithm_refs(pipe, w.store.model_catalogue if w.store is not None else None)
         out = []
         for item, image_id, p in zip(items, ids, processed):
             task = item.task

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select, update
 
 from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, night_date
 from trapgui.db.database import Database
-from trapgui.db.models import Deployment, Image, Night
+from trapgui.db.tables import Deployment, Image, Night
 from trapgui.scan.files import FoundFile, probe_file
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -27,7 +27,7 @@ from sqlalchemy import func, insert, select, update
 
 from trapgui.core.errors import AuthenticationError, RemoteError
 from trapgui.db.database import Database
-from trapgui.db.models import RemoteTask
+from trapgui.db.tables import RemoteTask
 from trapgui.remote.client import AntennaClient, TaskInfo
 from trapgui.remote.schemas import error_result, result_item
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from trapgui.core.errors import ModelError, UserInputError
 from trapgui.core.types import Rank
-from trapgui.ml.catalogue import Catalogue, load_catalogue
+from trapgui.ml.model_catalogue import ModelCatalogue, load_model_catalogue
 from trapgui.pipeline.spec import PipelineSpec
 from trapgui.remote.schemas import (
     AlgorithmRef,
@@ -48,12 +48,12 @@ class RemotePipeline:
                             name=f"Antenna {self.slug}")
 
 
-def resolve_pipeline(slug: str, catalogue: Catalogue | None = None, *,
+def resolve_pipeline(slug: str, catalogue: ModelCatalogue | None = None, *,
                      detector: str | None = None) -> RemotePipeline:
     """The models a slug runs. ``detector`` replaces the catalogue's detector (e.g. the
     built-in one on a machine without the Faster R-CNN weights); it is announced as such when
     registering, so results never claim to come from a model that did not run."""
-    catalogue = catalogue or load_catalogue()
+    catalogue = catalogue or load_model_catalogue()
     try:
         pipe = catalogue.antenna_pipeline(slug)
     except ModelError as exc:
@@ -74,8 +74,8 @@ def resolve_pipeline(slug: str, catalogue: Catalogue | None = None, *,
                           order=order)
 
 
-def known_slugs(catalogue: Catalogue | None = None) -> list[str]:
-    return sorted((catalogue or load_catalogue()).pipelines)
+def known_slugs(catalogue: ModelCatalogue | None = None) -> list[str]:
+    return sorted((catalogue or load_model_catalogue()).pipelines)
 
 
 def missing_models(pipeline: RemotePipeline, store) -> list[str]:
@@ -86,7 +86,7 @@ def missing_models(pipeline: RemotePipeline, store) -> list[str]:
 def servable_pipelines(store, slugs: Sequence[str] | None = None, *,
                        detector: str | None = None) -> tuple[list[RemotePipeline], dict[str, str]]:
     """(pipelines whose models are all installed, {slug: why not} for the others)."""
-    catalogue = store.catalogue
+    catalogue = store.model_catalogue
     ok, why = [], {}
     for slug in slugs or known_slugs(catalogue):
         try:
@@ -102,15 +102,15 @@ def servable_pipelines(store, slugs: Sequence[str] | None = None, *,
     return ok, why
 
 
-def algorithm_refs(pipeline: RemotePipeline, catalogue: Catalogue | None = None) -> dict[str, AlgorithmRef]:
-    catalogue = catalogue or load_catalogue()
+def algorithm_refs(pipeline: RemotePipeline, catalogue: ModelCatalogue | None = None) -> dict[str, AlgorithmRef]:
+    catalogue = catalogue or load_model_catalogue()
     return {k: AlgorithmRef(key=k, name=catalogue.get(k).name) for k in pipeline.model_keys}
 
 
 def registration_payload(pipeline: RemotePipeline, store) -> dict:
     """``PipelineConfigResponse`` for one pipeline, with each classifier's category map (read
     from the installed label maps, so the models must be installed)."""
-    catalogue = store.catalogue
+    catalogue = store.model_catalogue
     algorithms = []
     det = catalogue.get(pipeline.detector)
     algorithms.append(algorithm_config(

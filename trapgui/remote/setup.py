@@ -53,7 +53,7 @@ def resolve_pipelines(store, settings: Settings, slugs: Sequence[str] | None = N
     wanted = list(slugs or settings.remote_pipelines or [])
     if wanted:
         for slug in wanted:
-            resolve_pipeline(slug, store.catalogue, detector=detector)  # unknown slug: clear error
+            resolve_pipeline(slug, store.model_catalogue, detector=detector)  # unknown slug: clear error
     return servable_pipelines(store, wanted or None, detector=detector)
 
 

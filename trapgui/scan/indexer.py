@@ -29,7 +29,7 @@ from trapgui.core.errors import UserInputError
 from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, check_cutoff_hour
 from trapgui.core.types import ImageState, JobState, TimeSource
 from trapgui.db.database import Database
-from trapgui.db.models import Classification, Deployment, Detection, Image, Job, Night
+from trapgui.db.tables import Classification, Deployment, Detection, Image, Job, Night
 from trapgui.scan.files import FoundFile, Probe, discover, iter_chunks, probe_file
 from trapgui.scan.night_groups import NightIds, refresh_night_bounds, regroup_nights
 from trapgui.scan.probe_pool import default_workers, probe_all

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from trapgui.core.nights import night_date
 from trapgui.db.database import Database
-from trapgui.db.models import Image, Night
+from trapgui.db.tables import Image, Night
 from trapgui.scan.files import iter_chunks
 
 _CHUNK = 2000

@@ -53,13 +53,13 @@ class ModelsService:
             return self._store
 
     @property
-    def catalogue(self):
-        return self.store.catalogue
+    def model_catalogue(self):
+        return self.store.model_catalogue
 
     def entries(self) -> list[ModelEntry]:
         """Every catalogue model with its install state (cheap: no hashing)."""
         out = []
-        for spec in self.catalogue:
+        for spec in self.model_catalogue:
             status = self.store.status(spec.key)
             out.append(ModelEntry(
                 key=spec.key, name=spec.name, task=spec.task,
@@ -89,7 +89,7 @@ class ModelsService:
             if not key:
                 continue
             try:
-                model = self.catalogue.get(key)
+                model = self.model_catalogue.get(key)
             except ModelError:
                 missing.append((key, key))
                 continue

@@ -100,8 +100,8 @@ class RemoteService:
 
         store = self._services.models.store
         out = []
-        for slug in known_slugs(store.catalogue):
-            pipe = resolve_pipeline(slug, store.catalogue, detector=self._settings.remote_detector)
+        for slug in known_slugs(store.model_catalogue):
+            pipe = resolve_pipeline(slug, store.model_catalogue, detector=self._settings.remote_detector)
             missing = [k for k in pipe.model_keys if not store.is_installed(k)]
             if missing:
                 out.append(PipelineChoice(slug, False, "needs " + ", ".join(missing)))

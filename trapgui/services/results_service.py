@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import and_, func, literal, or_, select, tuple_
 
 from trapgui.core.geometry import Box
-from trapgui.db.models import Classification, Deployment, Detection, Image, Night
+from trapgui.db.tables import Classification, Deployment, Detection, Image, Night
 from trapgui.services.results_types import (
     BoxInfo,
     ClassificationInfo,

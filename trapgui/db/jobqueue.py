@@ -23,7 +23,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from trapgui.core.types import ImageResult, ImageState, JobState, Rank
 from trapgui.db.database import Database
-from trapgui.db.models import (
+from trapgui.db.tables import (
     Classification,
     Deployment,
     Detection,

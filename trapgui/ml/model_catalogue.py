@@ -101,7 +101,7 @@ class AntennaPipeline:
     classifier: str | None
 
 
-class Catalogue:
+class ModelCatalogue:
     def __init__(self, specs: list[ModelSpec], pipelines: dict[str, AntennaPipeline]):
         self._specs = {spec.key: spec for spec in specs}
         if len(self._specs) != len(specs):
@@ -209,24 +209,24 @@ def _spec_from_entry(entry: dict, norms: dict) -> ModelSpec:
     )
 
 
-def parse_catalogue(doc: dict) -> Catalogue:
+def parse_model_catalogue(doc: dict) -> ModelCatalogue:
     norms = doc.get("normalisations", {})
     specs = [_spec_from_entry(entry, norms) for entry in doc["models"]]
     pipelines = {
         slug: AntennaPipeline(slug, p["detector"], p.get("binary"), p.get("classifier"))
         for slug, p in doc.get("antenna_pipelines", {}).items()
     }
-    return Catalogue(specs, pipelines)
+    return ModelCatalogue(specs, pipelines)
 
 
 @lru_cache(maxsize=4)
-def _load_cached(path: str, mtime_ns: int) -> Catalogue:
+def _load_cached(path: str, mtime_ns: int) -> ModelCatalogue:
     with open(path, encoding="utf-8") as fh:
         doc = json.load(fh)
-    return parse_catalogue(doc)
+    return parse_model_catalogue(doc)
 
 
-def load_catalogue(path: str | Path | None = None) -> Catalogue:
+def load_model_catalogue(path: str | Path | None = None) -> ModelCatalogue:
     """Parse the catalogue (``resources/models.json``, or the file named by the environment
     variable TRAPGUI_CATALOGUE) (cached until the file changes). Raises ModelError if it is broken:
     the app cannot offer any model without it, so this is worth a clear message."""

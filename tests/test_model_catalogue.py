@@ -14,7 +14,7 @@ from trapgui.core.errors import ModelError
 from trapgui.core.types import Rank
 from trapgui.ml.architectures import BUILDERS
 from trapgui.ml.base import HALF_MEAN, IMAGENET_MEAN, IMAGENET_STD
-from trapgui.ml.catalogue import load_catalogue, parse_catalogue, resource_path
+from trapgui.ml.model_catalogue import load_model_catalogue, parse_model_catalogue, resource_path
 
 L = "https://object-arbutus.cloud.computecanada.ca/ami-models/moths/localization/"
 C = "https://object-arbutus.cloud.computecanada.ca/ami-models/moths/classification/"
@@ -91,7 +91,7 @@ SLUGS = {
 
 @pytest.fixture(scope="module")
 def catalogue():
-    return load_catalogue()
+    return load_model_catalogue()
 
 
 def test_every_published_model_is_there_exactly(catalogue):
@@ -177,12 +177,12 @@ def test_catalogue_override_and_broken_files(tmp_path, monkeypatch):
     path = tmp_path / "mirror.json"
     path.write_text(json.dumps(doc))
     monkeypatch.setenv("TRAPGUI_CATALOGUE", str(path))
-    assert load_catalogue().keys() == ["builtin", "fasterrcnn_resnet50_2021"]
+    assert load_model_catalogue().keys() == ["builtin", "fasterrcnn_resnet50_2021"]
     path.write_text("{not json")
     with pytest.raises(ModelError, match="cannot be read"):
-        load_catalogue(path)
+        load_model_catalogue(path)
     with pytest.raises(ModelError, match="is missing"):
-        load_catalogue(tmp_path / "nowhere.json")
+        load_model_catalogue(tmp_path / "nowhere.json")
     doc["models"].append(dict(doc["models"][1]))
     with pytest.raises(ModelError, match="same model key twice"):
-        parse_catalogue(doc)
+        parse_model_catalogue(doc)
