@@ -51,7 +51,7 @@ ensure_venv() {
   local pip_log="$VENV/pip-install.log"
   if ! { "$VENV/bin/python" -m pip install --upgrade pip \
          && "$VENV/bin/python" -m pip install -c "$TRAPGUI_ROOT/scripts/constraints.txt" \
-              -e "$TRAPGUI_ROOT[test,timm]"; } >"$pip_log" 2>&1; then
+              -e "$TRAPGUI_ROOT[test,timm,cluster]"; } >"$pip_log" 2>&1; then
     tail -n 40 "$pip_log" >&2
     log "installing Python packages failed (full log: $pip_log)"
     return 1
