@@ -79,6 +79,37 @@ class RunProgress(Progress):
 
 
 @dataclass(frozen=True, slots=True)
+class RunPlanned:
+    """A processing run knows what it will do (emitted once, before its first progress)."""
+
+    description: str  # "2 selected nights of vermont", "Antenna job 12 (quebec_vermont)"
+    pipeline: str  # the models, in words: "builtin + moth_binary_resnet50_2024"
+    in_scope: int | None  # images in scope; None when not known (remote jobs)
+    newly_queued: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a processing run did (local, remote or cluster). ``status``: finished, cancelled
+    or crashed. Counts are of this run; ``remaining`` is what is still to do in its scope."""
+
+    run_id: int | None
+    pipeline_id: int | None
+    status: str
+    done: int
+    failed: int
+    detections: int
+    elapsed_s: float
+    images_per_s: float
+    remaining: int
+    devices: tuple[DeviceStatus, ...] = ()
+    notes: tuple[str, ...] = ()
+    posted: int | None = None  # remote runs: results the server has
+    unposted: int = 0  # remote runs: results kept locally, posted at the next start
+    error: str | None = None  # why a crashed run stopped, in one sentence
+
+
+@dataclass(frozen=True, slots=True)
 class LogLine:
     level: str  # info | warning | error
     message: str  # one sentence for the user
@@ -115,7 +146,7 @@ class Finished:
         return isinstance(self.error, Cancelled)
 
 
-Event = Progress | LogLine | BatchCommitted | ItemFailed | Finished
+Event = Progress | RunPlanned | LogLine | BatchCommitted | ItemFailed | Finished
 Emit = Callable[[Event], None]
 
 
