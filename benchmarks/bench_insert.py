@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_insert.py [--rows 100000]
 
 1. bulk insert, ``session.execute(insert(Detection), rows)`` in one transaction (what
-   ``queue.complete`` uses), and the same through the Table (``Detection.__table__.insert()``,
+   ``jobqueue.complete`` uses), and the same through the Table (``Detection.__table__.insert()``,
    plain Core executemany without the ORM's per-row bookkeeping);
-2. ``queue.complete`` for 10,000 claimed images with 10 detections each, including one
+2. ``jobqueue.complete`` for 10,000 claimed images with 10 detections each, including one
    classification per detection (the real result-writing path: job check, deletes, inserts,
    state change, one transaction);
 3. ORM ``session.add_all`` of Detection objects, for comparison.
@@ -32,7 +32,7 @@ from trapgui.core.types import (  # noqa: E402
     ImageResult,
     Rank,
 )
-from trapgui.db import open_database, queue  # noqa: E402
+from trapgui.db import jobqueue, open_database  # noqa: E402
 from trapgui.db.tables import Classification, Deployment, Detection, Image  # noqa: E402
 
 PER_IMAGE = 10
@@ -46,7 +46,7 @@ def fresh(base: Path, name: str, n_images: int):
         s.execute(insert(Image), [{"deployment_id": dep, "rel_path": f"{i:06d}.jpg", "size": 1,
                                    "mtime": 1.0, "time_source": "none"} for i in range(n_images)])
         ids = list(s.scalars(select(Image.id)))
-    pid = queue.get_or_create_pipeline(db, name, name, {})
+    pid = jobqueue.get_or_create_pipeline(db, name, name, {})
     return db, pid, ids
 
 
@@ -96,19 +96,19 @@ def main() -> int:
         db.close()
 
         db, pid, ids = fresh(base, "complete", n_images)
-        queue.enqueue(db, pid, ids)
-        claimed = queue.claim(db, pid, "bench", n_images, 600)
+        jobqueue.enqueue(db, pid, ids)
+        claimed = jobqueue.claim(db, pid, "bench", n_images, 600)
         results = [ImageResult(c.image_id, [DetectionResult(
             Box(10.0 * k, 20, 10.0 * k + 50, 90), 0.5, "builtin",
             [ClassificationResult("bin", Rank.BINARY, "moth", 0.9)]) for k in range(PER_IMAGE)])
             for c in claimed]
         t = time.perf_counter()
         for i in range(0, len(results), 64):  # the engine writes batch by batch
-            queue.complete(db, pid, None, "bench", results[i:i + 64])
+            jobqueue.complete(db, pid, None, "bench", results[i:i + 64])
         complete_s = time.perf_counter() - t
         written = count(db, Detection)
         assert written == n_images * PER_IMAGE and count(db, Classification) == written
-        report("queue.complete, batches of 64 images", written, complete_s)
+        report("jobqueue.complete, batches of 64 images", written, complete_s)
         print(f"{'':<47} (+ {written} classification rows, job updates)")
         db.close()
 

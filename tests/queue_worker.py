@@ -23,7 +23,7 @@ from trapgui.core.types import (  # noqa: E402
     ImageResult,
     Rank,
 )
-from trapgui.db import open_database, queue  # noqa: E402
+from trapgui.db import jobqueue, open_database  # noqa: E402
 
 WORK_S = 0.01  # per image
 
@@ -51,11 +51,11 @@ def main() -> int:
     ap.add_argument("--ready", help="file to create when hanging mid-batch")
     args = ap.parse_args()
     db = open_database(args.db)
-    run_id = queue.start_run(db, args.pipeline_id, models={"builtin": {"name": "builtin"}},
+    run_id = jobqueue.start_run(db, args.pipeline_id, models={"builtin": {"name": "builtin"}},
                              devices=["cpu"], settings={"worker": args.name}, app_version="test")
     batches = 0
     while True:
-        claimed = queue.claim(db, args.pipeline_id, args.name, args.batch, args.lease_s)
+        claimed = jobqueue.claim(db, args.pipeline_id, args.name, args.batch, args.lease_s)
         if not claimed:
             break
         batches += 1
@@ -66,8 +66,8 @@ def main() -> int:
                 time.sleep(3600)  # mid-batch: the parent sends SIGKILL now
             time.sleep(WORK_S)
             results.append(result_for(job.image_id))
-        queue.complete(db, args.pipeline_id, run_id, args.name, results)
-    queue.finish_run(db, run_id, status="finished", images_done=0, images_failed=0)
+        jobqueue.complete(db, args.pipeline_id, run_id, args.name, results)
+    jobqueue.finish_run(db, run_id, status="finished", images_done=0, images_failed=0)
     db.close()
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +158,32 @@ def test_many_processes_opening_a_new_database_at_once_all_succeed(tmp_path):
     db = open_database(path)
     assert db.schema_version() >= 1
     db.close()
+
+
+def test_a_version_1_catalogue_migrates_to_the_latest_schema(tmp_path):
+    """A catalogue written by trapgui 0.1.0 opens, gains every later table and column, and
+    keeps its rows; the migrated schema matches a new catalogue's."""
+    import sqlite3
+
+    from trapgui.db.tables import Base
+
+    old = tmp_path / "old.sqlite3"
+    con = sqlite3.connect(old)
+    con.executescript((Path(__file__).parent / "data" / "catalogue-v1.sql").read_text())
+    con.execute("INSERT INTO deployments (id, path, name, created_at, kind, night_cutoff_hour) "
+                "VALUES (1, '/traps/a', 'a', '2026-11-01 00:00:00', 'local', 12)")
+    con.commit()
+    con.close()
+    db = open_database(old)
+    try:
+        assert db.schema_version() == LATEST_VERSION
+        con = sqlite3.connect(old)
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert set(Base.metadata.tables) <= tables
+        for name, table in Base.metadata.tables.items():
+            have = {r[1] for r in con.execute(f"PRAGMA table_info({name})")}
+            assert {c.name for c in table.columns} <= have, name
+        assert con.execute("SELECT name FROM deployments").fetchall() == [("a",)]
+        con.close()
+    finally:
+        db.close()

@@ -47,12 +47,12 @@ def processed(db, trap_copy):
               offset_original="-04:00", size=(400, 200))
     for folder in ("vermont", "panama"):
         scan_folder(db, trap_copy / folder)
-    pid = queue.get_or_create_pipeline(db, "p1", "Quebec pipeline", {"x": 1})
-    run = queue.start_run(db, pid, models=MODELS, devices=["cpu"], settings={}, app_version="t")
+    pid = jobqueue.get_or_create_pipeline(db, "p1", "Quebec pipeline", {"x": 1})
+    run = jobqueue.start_run(db, pid, models=MODELS, devices=["cpu"], settings={}, app_version="t")
     with db.session() as s:
         ids = {rel: i for i, rel in s.execute(select(Image.id, Image.rel_path))}
-    queue.enqueue(db, pid, ids.values())
-    claimed = queue.claim(db, pid, "w", 100, 60)
+    jobqueue.enqueue(db, pid, ids.values())
+    claimed = jobqueue.claim(db, pid, "w", 100, 60)
     results = []
     for c in claimed:
         dets = [DetectionResult(Box(100, 50, 300, 150), 0.95, "builtin", [
@@ -62,7 +62,7 @@ def processed(db, trap_copy):
             DetectionResult(Box(10, 10, 20, 30), 0.30, "builtin", [
                 ClassificationResult("bin", Rank.BINARY, "nonmoth", 0.7)])]
         results.append(ImageResult(c.image_id, dets))
-    queue.complete(db, pid, run, "w", results)
+    jobqueue.complete(db, pid, run, "w", results)
     return db, ids, pid
 
 
@@ -151,11 +151,11 @@ def test_images_processed_with_two_configurations(processed, tmp_path):
     """Detection-only first, then with classifiers: each insect is detected by both. The export
     says so and --pipeline keeps one configuration."""
     db, ids, pid = processed
-    other = queue.get_or_create_pipeline(db, "p2", "builtin only", {"x": 2})
-    run = queue.start_run(db, other, models=MODELS, devices=["cpu"], settings={}, app_version="t")
-    queue.enqueue(db, other, ids.values())
-    claimed = queue.claim(db, other, "w2", 100, 60)
-    queue.complete(db, other, run, "w2", [ImageResult(c.image_id, [DetectionResult(
+    other = jobqueue.get_or_create_pipeline(db, "p2", "builtin only", {"x": 2})
+    run = jobqueue.start_run(db, other, models=MODELS, devices=["cpu"], settings={}, app_version="t")
+    jobqueue.enqueue(db, other, ids.values())
+    claimed = jobqueue.claim(db, other, "w2", 100, 60)
+    jobqueue.complete(db, other, run, "w2", [ImageResult(c.image_id, [DetectionResult(
         Box(100, 50, 300, 150), 0.9, "builtin", [])]) for c in claimed])
     assert pipelines_of(db) == ["Quebec pipeline", "builtin only"]
     assert images_in_several_pipelines(db) == len(ids)
@@ -250,7 +250,7 @@ def test_memory_does_not_grow_with_rows(db, tmp_path, monkeypatch):
     trap = tmp_path / "trap"
     make_jpeg(trap / "20220622220000.jpg")
     scan_folder(db, trap)
-    queue.get_or_create_pipeline(db, "k", "p", {})
+    jobqueue.get_or_create_pipeline(db, "k", "p", {})
     with db.session() as s:
         image_id = s.execute(select(Image.id)).scalar()
     _bulk_detections(db, image_id, 2_000)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from trapgui.core.geometry import Box
 from trapgui.core.types import ClassificationResult, DetectionResult, ImageResult, Rank
-from trapgui.db import open_database, queue
+from trapgui.db import jobqueue, open_database
 from trapgui.db.tables import Classification, Deployment, Detection, Image, Job
 
 
@@ -29,8 +29,8 @@ def add_images(db, n: int) -> list[int]:
 @pytest.fixture
 def queued(db):
     ids = add_images(db, 20)
-    pid = queue.get_or_create_pipeline(db, queue.pipeline_key({"d": 1}), "p", {"d": 1})
-    queue.enqueue(db, pid, ids)
+    pid = jobqueue.get_or_create_pipeline(db, jobqueue.pipeline_key({"d": 1}), "p", {"d": 1})
+    jobqueue.enqueue(db, pid, ids)
     return db, pid, ids
 
 
@@ -52,24 +52,24 @@ def detections(db, image_id=None):
 
 
 def test_pipeline_key_and_get_or_create_are_stable(db):
-    assert queue.pipeline_key({"a": 1, "b": 2}) == queue.pipeline_key({"b": 2, "a": 1})
-    first = queue.get_or_create_pipeline(db, "k", "one", {})
-    assert queue.get_or_create_pipeline(db, "k", "other name", {}) == first
+    assert jobqueue.pipeline_key({"a": 1, "b": 2}) == jobqueue.pipeline_key({"b": 2, "a": 1})
+    first = jobqueue.get_or_create_pipeline(db, "k", "one", {})
+    assert jobqueue.get_or_create_pipeline(db, "k", "other name", {}) == first
 
 
 def test_enqueue_is_idempotent(queued):
     db, pid, ids = queued
-    assert queue.enqueue(db, pid, ids) == 0
-    assert queue.counts(db, pid) == {"pending": 20, "claimed": 0, "done": 0, "failed": 0}
+    assert jobqueue.enqueue(db, pid, ids) == 0
+    assert jobqueue.counts(db, pid) == {"pending": 20, "claimed": 0, "done": 0, "failed": 0}
 
 
 def test_claim_gives_paths_and_sizes(queued):
     db, pid, ids = queued
-    got = queue.claim(db, pid, "w", 3, 60)
+    got = jobqueue.claim(db, pid, "w", 3, 60)
     assert [c.image_id for c in got] == ids[:3]
     assert got[0].abs_path == "/traps/20/0000.jpg" and (got[0].width, got[0].height) == (400, 300)
     assert got[0].attempts == 1
-    assert queue.counts(db, pid)["claimed"] == 3
+    assert jobqueue.counts(db, pid)["claimed"] == 3
 
 
 def test_concurrent_claims_never_hand_out_a_job_twice(tmp_path):
@@ -78,8 +78,8 @@ def test_concurrent_claims_never_hand_out_a_job_twice(tmp_path):
     path = tmp_path / "q.sqlite3"
     setup = open_database(path)
     ids = add_images(setup, 300)
-    pid = queue.get_or_create_pipeline(setup, "k", "p", {})
-    queue.enqueue(setup, pid, ids)
+    pid = jobqueue.get_or_create_pipeline(setup, "k", "p", {})
+    jobqueue.enqueue(setup, pid, ids)
     setup.close()
     claimed: dict[str, list[int]] = {}
     errors = []
@@ -92,7 +92,7 @@ def test_concurrent_claims_never_hand_out_a_job_twice(tmp_path):
         try:
             mine = claimed.setdefault(name, [])
             start.wait(30)
-            while batch := queue.claim(db, pid, name, 7, 60):
+            while batch := jobqueue.claim(db, pid, name, 7, 60):
                 mine.extend(c.image_id for c in batch)
                 # a real worker processes its batch before claiming again; without this the
                 # winner re-takes SQLite's lock while the others sleep in the busy handler
@@ -115,9 +115,9 @@ def test_concurrent_claims_never_hand_out_a_job_twice(tmp_path):
 
 def test_complete_writes_results_and_state_together(queued):
     db, pid, ids = queued
-    batch = queue.claim(db, pid, "w", 2, 60)
-    run = queue.start_run(db, pid, models={}, devices=["cpu"], settings={}, app_version="t")
-    assert queue.complete(db, pid, run, "w", [result(b.image_id) for b in batch]) == 2
+    batch = jobqueue.claim(db, pid, "w", 2, 60)
+    run = jobqueue.start_run(db, pid, models={}, devices=["cpu"], settings={}, app_version="t")
+    assert jobqueue.complete(db, pid, run, "w", [result(b.image_id) for b in batch]) == 2
     with db.session() as s:
         job = s.scalars(select(Job).where(Job.image_id == batch[0].image_id)).one()
         assert (job.state, job.run_id, job.lease_expires_at) == ("done", run, None)
@@ -137,47 +137,47 @@ def test_a_failing_write_leaves_no_partial_results(queued):
     label, after the batch's detections were inserted) rolls back everything: the jobs stay
     claimed and no detection of the batch is stored."""
     db, pid, ids = queued
-    batch = queue.claim(db, pid, "w", 2, 60)
+    batch = jobqueue.claim(db, pid, "w", 2, 60)
     bad = result(batch[1].image_id)
     bad.detections[1].classifications[1].label = None
     with pytest.raises(IntegrityError):
-        queue.complete(db, pid, None, "w", [result(batch[0].image_id), bad])
+        jobqueue.complete(db, pid, None, "w", [result(batch[0].image_id), bad])
     assert detections(db) == 0
-    assert queue.counts(db, pid)["claimed"] == 2
-    assert queue.complete(db, pid, None, "w", [result(b.image_id) for b in batch]) == 2
+    assert jobqueue.counts(db, pid)["claimed"] == 2
+    assert jobqueue.complete(db, pid, None, "w", [result(b.image_id) for b in batch]) == 2
     assert detections(db) == 4
 
 
 def test_expired_lease_goes_back_to_pending(queued):
     db, pid, ids = queued
     t0 = time.time()
-    queue.claim(db, pid, "crashed", 5, 10, now=t0)
-    assert queue.reset_expired(db, now=t0 + 5) == 0  # still leased
-    assert queue.reset_expired(db, now=t0 + 11) == 5
-    assert queue.counts(db, pid) == {"pending": 20, "claimed": 0, "done": 0, "failed": 0}
-    again = queue.claim(db, pid, "fresh", 5, 10, now=t0 + 12)
+    jobqueue.claim(db, pid, "crashed", 5, 10, now=t0)
+    assert jobqueue.reset_expired(db, now=t0 + 5) == 0  # still leased
+    assert jobqueue.reset_expired(db, now=t0 + 11) == 5
+    assert jobqueue.counts(db, pid) == {"pending": 20, "claimed": 0, "done": 0, "failed": 0}
+    again = jobqueue.claim(db, pid, "fresh", 5, 10, now=t0 + 12)
     assert [c.image_id for c in again] == ids[:5] and again[0].attempts == 2
 
 
 def test_claim_takes_over_expired_claims_directly(queued):
     db, pid, ids = queued
     t0 = time.time()
-    queue.claim(db, pid, "old", 20, 10, now=t0)
-    assert queue.claim(db, pid, "new", 20, 10, now=t0 + 1) == []
-    assert len(queue.claim(db, pid, "new", 20, 10, now=t0 + 11)) == 20
+    jobqueue.claim(db, pid, "old", 20, 10, now=t0)
+    assert jobqueue.claim(db, pid, "new", 20, 10, now=t0 + 1) == []
+    assert len(jobqueue.claim(db, pid, "new", 20, 10, now=t0 + 11)) == 20
 
 
 def test_stale_worker_cannot_overwrite(queued):
     db, pid, ids = queued
     t0 = time.time()
-    stale = queue.claim(db, pid, "slow", 1, 10, now=t0)
-    fresh = queue.claim(db, pid, "quick", 1, 10, now=t0 + 20)  # lease ran out: taken over
+    stale = jobqueue.claim(db, pid, "slow", 1, 10, now=t0)
+    fresh = jobqueue.claim(db, pid, "quick", 1, 10, now=t0 + 20)  # lease ran out: taken over
     assert [c.image_id for c in fresh] == [c.image_id for c in stale]
     image_id = stale[0].image_id
-    assert queue.complete(db, pid, None, "slow", [result(image_id, n=5, label="stale")]) == 0
+    assert jobqueue.complete(db, pid, None, "slow", [result(image_id, n=5, label="stale")]) == 0
     assert detections(db) == 0  # nothing written by the stale worker
-    assert queue.complete(db, pid, None, "quick", [result(image_id, n=1)]) == 1
-    assert queue.complete(db, pid, None, "slow", [result(image_id, n=5, label="stale")]) == 0
+    assert jobqueue.complete(db, pid, None, "quick", [result(image_id, n=1)]) == 1
+    assert jobqueue.complete(db, pid, None, "slow", [result(image_id, n=5, label="stale")]) == 0
     assert detections(db, image_id) == 1
     with db.session() as s:
         assert s.execute(select(Detection.binary_label)).scalars().all() == ["moth"]
@@ -185,38 +185,38 @@ def test_stale_worker_cannot_overwrite(queued):
 
 def test_done_images_are_never_processed_again(queued):
     db, pid, ids = queued
-    while batch := queue.claim(db, pid, "w", 6, 60):
-        assert queue.complete(db, pid, None, "w", [result(b.image_id) for b in batch]) == len(batch)
-    assert queue.claim(db, pid, "w2", 100, 60) == []
-    assert queue.enqueue(db, pid, ids) == 0  # already there: untouched
-    assert queue.claim(db, pid, "w2", 100, 60) == []
+    while batch := jobqueue.claim(db, pid, "w", 6, 60):
+        assert jobqueue.complete(db, pid, None, "w", [result(b.image_id) for b in batch]) == len(batch)
+    assert jobqueue.claim(db, pid, "w2", 100, 60) == []
+    assert jobqueue.enqueue(db, pid, ids) == 0  # already there: untouched
+    assert jobqueue.claim(db, pid, "w2", 100, 60) == []
     assert detections(db) == 40
     # asked explicitly (the user wants a re-run): old results go, jobs are pending again
-    assert queue.enqueue(db, pid, ids[:3], requeue=True) == 3
+    assert jobqueue.enqueue(db, pid, ids[:3], requeue=True) == 3
     assert detections(db) == 34
-    assert queue.counts(db, pid)["pending"] == 3
+    assert jobqueue.counts(db, pid)["pending"] == 3
 
 
 def test_failed_result_records_the_reason_and_is_not_retried(queued):
     db, pid, ids = queued
-    batch = queue.claim(db, pid, "w", 2, 60)
+    batch = jobqueue.claim(db, pid, "w", 2, 60)
     out = [ImageResult(batch[0].image_id, error="cannot decode image: truncated"),
            result(batch[1].image_id)]
-    assert queue.complete(db, pid, None, "w", out) == 2
+    assert jobqueue.complete(db, pid, None, "w", out) == 2
     with db.session() as s:
         job = s.scalars(select(Job).where(Job.image_id == batch[0].image_id)).one()
     assert (job.state, job.error) == ("failed", "cannot decode image: truncated")
-    assert batch[0].image_id not in [c.image_id for c in queue.claim(db, pid, "w", 100, 60)]
+    assert batch[0].image_id not in [c.image_id for c in jobqueue.claim(db, pid, "w", 100, 60)]
 
 
 def test_an_image_that_keeps_killing_workers_is_failed(queued):
     db, pid, ids = queued
     t = time.time()
-    for attempt in range(queue.MAX_ATTEMPTS):
-        got = queue.claim(db, pid, f"w{attempt}", 1, 10, now=t)
+    for attempt in range(jobqueue.MAX_ATTEMPTS):
+        got = jobqueue.claim(db, pid, f"w{attempt}", 1, 10, now=t)
         assert got[0].image_id == ids[0]
         t += 11
-    queue.reset_expired(db, now=t)
+    jobqueue.reset_expired(db, now=t)
     with db.session() as s:
         job = s.scalars(select(Job).where(Job.image_id == ids[0])).one()
     assert job.state == "failed" and "crashed or was killed" in job.error
@@ -224,25 +224,25 @@ def test_an_image_that_keeps_killing_workers_is_failed(queued):
 
 def test_release_and_renew(queued):
     db, pid, ids = queued
-    batch = queue.claim(db, pid, "w", 4, 1)
+    batch = jobqueue.claim(db, pid, "w", 4, 1)
     job_ids = [b.job_id for b in batch]
-    assert queue.renew(db, "someone-else", job_ids, 60) == 0
-    assert queue.renew(db, "w", job_ids, 60) == 4
+    assert jobqueue.renew(db, "someone-else", job_ids, 60) == 0
+    assert jobqueue.renew(db, "w", job_ids, 60) == 4
     with db.session() as s:
         leases = s.execute(select(Job.lease_expires_at).where(Job.id.in_(job_ids))).scalars()
         assert min(leases) > time.time() + 50
-    assert queue.release(db, "w", job_ids[:2]) == 2
-    counts = queue.counts(db, pid)
+    assert jobqueue.release(db, "w", job_ids[:2]) == 2
+    counts = jobqueue.counts(db, pid)
     assert (counts["pending"], counts["claimed"]) == (18, 2)
-    again = queue.claim(db, pid, "w", 1, 60)
+    again = jobqueue.claim(db, pid, "w", 1, 60)
     assert again[0].attempts == 1  # a release is not a failed attempt
 
 
 def test_claim_can_be_limited_to_a_selection(queued):
     db, pid, ids = queued
-    got = queue.claim(db, pid, "w", 10, 60, image_ids=ids[5:8])
+    got = jobqueue.claim(db, pid, "w", 10, 60, image_ids=ids[5:8])
     assert sorted(c.image_id for c in got) == ids[5:8]
-    assert queue.counts(db, pid, image_ids=ids[5:8])["claimed"] == 3
+    assert jobqueue.counts(db, pid, image_ids=ids[5:8])["claimed"] == 3
 
 
 def test_missing_or_unreadable_images_fail_with_the_catalogue_reason(queued):
@@ -253,7 +253,7 @@ def test_missing_or_unreadable_images_fail_with_the_catalogue_reason(queued):
         s.execute(update(Image).where(Image.id == ids[0]).values(state="missing", error=None))
         s.execute(update(Image).where(Image.id == ids[1]).values(
             state="unreadable", error="the file is empty (0 bytes)"))
-    claimed = queue.claim(db, pid, "w", 100, 60)
+    claimed = jobqueue.claim(db, pid, "w", 100, 60)
     assert ids[0] not in {c.image_id for c in claimed}
     assert ids[1] not in {c.image_id for c in claimed}
     with db.session() as s:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from trapgui.db import open_database, queue
+from trapgui.db import jobqueue, open_database
 from trapgui.db.tables import Classification, Deployment, Detection, Image, Job, ProcessingRun
 from tests.queue_worker import detections_for
 
@@ -31,8 +31,8 @@ def make_catalogue(path: Path) -> tuple[int, list[int]]:
                                        "size": 1, "mtime": 1.0, "time_source": "none"}
                                       for i in range(N_IMAGES)])
             ids = list(s.scalars(select(Image.id)))
-        pid = queue.get_or_create_pipeline(db, "kill-test", "kill test", {"x": 1})
-        assert queue.enqueue(db, pid, ids) == N_IMAGES
+        pid = jobqueue.get_or_create_pipeline(db, "kill-test", "kill test", {"x": 1})
+        assert jobqueue.enqueue(db, pid, ids) == N_IMAGES
     finally:
         db.close()
     return pid, ids
@@ -68,12 +68,12 @@ def test_sigkill_mid_batch_then_restart_every_image_done_exactly_once(tmp_path):
 
     db = open_database(db_path)
     try:
-        wait_for(lambda: queue.counts(db, pid)["done"] >= 40, what="workers to make progress")
+        wait_for(lambda: jobqueue.counts(db, pid)["done"] >= 40, what="workers to make progress")
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         assert victim.returncode == -signal.SIGKILL
         # a second kill at whatever point w0 has reached (possibly inside a transaction)
-        wait_for(lambda: queue.counts(db, pid)["done"] >= 90, what="more progress")
+        wait_for(lambda: jobqueue.counts(db, pid)["done"] >= 90, what="more progress")
         os.kill(workers[0].pid, signal.SIGKILL)
         workers[0].wait(timeout=10)
         killed_at = time.time()
@@ -82,12 +82,12 @@ def test_sigkill_mid_batch_then_restart_every_image_done_exactly_once(tmp_path):
 
         # "restart": leases of the killed processes run out, then claims go back to pending
         time.sleep(max(0.0, killed_at + LEASE_S + 0.1 - time.time()))
-        queue.reset_expired(db)
-        left = queue.counts(db, pid)
+        jobqueue.reset_expired(db)
+        left = jobqueue.counts(db, pid)
         assert left["claimed"] == 0 and left["failed"] == 0
         finish(start(db_path, pid, "restarted", 16))
 
-        assert queue.counts(db, pid) == {"pending": 0, "claimed": 0, "done": N_IMAGES,
+        assert jobqueue.counts(db, pid) == {"pending": 0, "claimed": 0, "done": N_IMAGES,
                                          "failed": 0}
         with db.session() as s:
             runs = dict(s.execute(select(ProcessingRun.id, ProcessingRun.settings)).all())

@@ -38,16 +38,16 @@ def snapshot(db):
 
 def process_everything(db):
     """Queue and 'process' every image: two detections each, with classifications."""
-    pid = queue.get_or_create_pipeline(db, "test", "test pipeline", {"detector": "builtin"})
+    pid = jobqueue.get_or_create_pipeline(db, "test", "test pipeline", {"detector": "builtin"})
     with db.session() as s:
         ids = list(s.scalars(select(Image.id)))
-    queue.enqueue(db, pid, ids)
-    claimed = queue.claim(db, pid, "w1", len(ids), 600)
+    jobqueue.enqueue(db, pid, ids)
+    claimed = jobqueue.claim(db, pid, "w1", len(ids), 600)
     results = [ImageResult(c.image_id, [
         DetectionResult(Box(10, 10, 50, 40), 0.9, "builtin",
                         [ClassificationResult("bin", Rank.BINARY, "moth", 0.8)]),
         DetectionResult(Box(60, 10, 90, 40), 0.7, "builtin")]) for c in claimed]
-    assert queue.complete(db, pid, None, "w1", results) == len(ids)
+    assert jobqueue.complete(db, pid, None, "w1", results) == len(ids)
     return pid
 
 
@@ -110,7 +110,7 @@ def test_new_changed_and_vanished_files(db, trap_copy):
             assert results_of(db, img.id) == ("done", 2, 1), rel
     new = after["sequential/20220728233000-00-75.jpg"]
     assert new.state == "ok" and results_of(db, new.id) == (None, 0, 0)
-    assert queue.counts(db, pid) == {"pending": 1, "claimed": 0, "done": 13, "failed": 0}
+    assert jobqueue.counts(db, pid) == {"pending": 1, "claimed": 0, "done": 13, "failed": 0}
 
     # and once more: nothing left to do, nothing written
     snap = snapshot(db)

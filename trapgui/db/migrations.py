@@ -14,6 +14,24 @@ from sqlalchemy.engine import Connection
 
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: list[tuple[int, Migration]] = []
 
-LATEST_VERSION = 1
+def add_occurrences(conn: Connection) -> None:
+    """Tracking: the occurrences table, and each detection's occurrence and embedding."""
+    from trapgui.db.tables import Occurrence
+
+    Occurrence.__table__.create(conn, checkfirst=True)
+    columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(detections)")}
+    if "occurrence_id" not in columns:
+        conn.exec_driver_sql("ALTER TABLE detections ADD COLUMN occurrence_id INTEGER "
+                             "REFERENCES occurrences(id) ON DELETE SET NULL")
+        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_detections_occurrence_id "
+                             "ON detections (occurrence_id)")
+    if "embedding" not in columns:
+        conn.exec_driver_sql("ALTER TABLE detections ADD COLUMN embedding BLOB")
+
+
+MIGRATIONS: list[tuple[int, Migration]] = [
+    (2, add_occurrences),
+]
+
+LATEST_VERSION = 2

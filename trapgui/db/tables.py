@@ -11,12 +11,14 @@ import datetime as dt
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -181,6 +183,49 @@ class Detection(Base):
     top_label: Mapped[str | None] = mapped_column(String(255), index=True)
     top_score: Mapped[float | None] = mapped_column(Float, index=True)
     top_rank: Mapped[str | None] = mapped_column(String(16), index=True)
+    # the individual this detection belongs to (tracking); NULL = not tracked yet
+    occurrence_id: Mapped[int | None] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="SET NULL"), index=True
+    )
+    # appearance embedding for tracking: float16 values, little-endian (see tracking docs)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Occurrence(Base):
+    """One individual: the detections of one insect across consecutive images of a night.
+
+    Machine-made occurrences are rebuilt whenever tracking runs again; ``pinned`` ones (a person
+    reviewed or edited them) are never rebuilt or deleted by the machine."""
+
+    __tablename__ = "occurrences"
+    __table_args__ = (Index("ix_occurrences_night_pipeline", "night_id", "pipeline_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("pipeline_configs.id", ondelete="CASCADE"), index=True
+    )
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    night_id: Mapped[int | None] = mapped_column(ForeignKey("nights.id", ondelete="CASCADE"))
+    first_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    last_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    first_seen: Mapped[dt.datetime | None] = mapped_column(DateTime)  # camera local time
+    last_seen: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    n_detections: Mapped[int] = mapped_column(Integer, default=0)
+    best_detection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("detections.id", ondelete="SET NULL", use_alter=True)
+    )
+    # the machine's label: a score-weighted vote over the occurrence's detections
+    label: Mapped[str | None] = mapped_column(String(255), index=True)
+    label_rank: Mapped[str | None] = mapped_column(String(16))
+    label_score: Mapped[float | None] = mapped_column(Float)
+    # something that sits at the same place night after night (a screw, a stain, a label):
+    # left out of counts; a person can unflag it
+    fixture: Mapped[bool] = mapped_column(Boolean, default=False)
+    fixture_reason: Mapped[str | None] = mapped_column(Text)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(16), default="machine")  # machine | human
+    updated_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Classification(Base):

@@ -3,7 +3,7 @@
 Each runner owns its models (one ``BatchProcessor`` per pipeline slug, loaded before any task
 is claimed so a missing model is a clear error, not a pile of failed tasks), sets its torch
 threads and ``inference_mode`` inside its own thread, and writes results through the local
-processing queue (``queue.enqueue/claim/complete``) so the app shows remote images like local
+processing queue (``jobqueue.enqueue/claim/complete``) so the app shows remote images like local
 ones, then hands the posted JSON to the worker.
 """
 
@@ -83,10 +83,10 @@ class DeviceRunner:
                 models.detector, models.binary, models.species, models.order,
                 classification_batch_size=spec.classification_batch_size, top_k=spec.top_k,
                 score_floor=spec.detection_score_floor, crop_fill=spec.crop_fill)
-            pid = queue.get_or_create_pipeline(w.db, spec.key, spec.display_name,
+            pid = jobqueue.get_or_create_pipeline(w.db, spec.key, spec.display_name,
                                                spec.result_config())
             self.pipeline_ids[slug] = pid
-            self.run_ids[slug] = queue.start_run(
+            self.run_ids[slug] = jobqueue.start_run(
                 w.db, pid, models=models.describe(w.store),
                 devices=[self.label], settings={"remote": w.client.base_url, "slug": slug},
                 app_version=__version__)
@@ -106,7 +106,7 @@ class DeviceRunner:
             status = "cancelled" if self.worker.stopping else "finished"
             for slug, run_id in self.run_ids.items():
                 try:
-                    queue.finish_run(self.worker.db, run_id, status=status,
+                    jobqueue.finish_run(self.worker.db, run_id, status=status,
                                      images_done=self.counts["done"],
                                      images_failed=self.counts["failed"],
                                      notes=self.processors[slug].notes)
@@ -138,13 +138,13 @@ class DeviceRunner:
         pipe = w.pipelines[slug]
         pid = self.pipeline_ids[slug]
         ids = w.images.register(job_id, slug, [i.download.path for i in items])
-        queue.enqueue(w.db, pid, ids, requeue=True)
-        queue.claim(w.db, pid, self.queue_worker, len(ids), LEASE_S, image_ids=ids)
+        jobqueue.enqueue(w.db, pid, ids, requeue=True)
+        jobqueue.claim(w.db, pid, self.queue_worker, len(ids), LEASE_S, image_ids=ids)
         decoded = [replace(i.download.payload, image_id=image_id) for i, image_id in zip(items, ids)]
         start = time.perf_counter()
         processed = self.processors[slug].process_with_scores(decoded)
         per_image = (time.perf_counter() - start) / max(1, len(items))
-        queue.complete(w.db, pid, self.run_ids[slug], self.queue_worker,
+        jobqueue.complete(w.db, pid, self.run_ids[slug], self.queue_worker,
                        [p.result for p in processed])
         refs = algorithm_refs(pipe, w.store.model_catalogue if w.store is not None else None)
         out = []
