@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trapgui.db import open_database  # noqa: E402
 from trapgui.ml.store import ModelStore  # noqa: E402
 from trapgui.pipeline.engine import Engine  # noqa: E402
-from trapgui.pipeline.events import Progress  # noqa: E402
+from trapgui.core.jobs import RunProgress  # noqa: E402
 from trapgui.pipeline.spec import PipelineSpec  # noqa: E402
 from trapgui.scan.indexer import scan_folder  # noqa: E402
 
@@ -91,13 +91,13 @@ def run(args, tmp: Path) -> None:
     lock = threading.Lock()
 
     def on_event(event) -> None:
-        if isinstance(event, Progress):
+        if isinstance(event, RunProgress):
             with lock:
                 samples.append((event.done + event.failed, rss()))
 
     start_rss = rss()
     t = time.perf_counter()
-    summary = engine.run(on_event=on_event)
+    summary = engine.run(on_event)
     elapsed = time.perf_counter() - t
     end_rss = rss()
     warm = next((r for n, r in samples if n >= args.warm), samples[0][1])

@@ -83,7 +83,7 @@ def run_remote(images, store, pipe, work: Path, *, threads: int = 8, delay: floa
         summary = worker.run()
         elapsed = time.perf_counter() - start
         client.close()
-        assert summary.tasks_done == len(images) and summary.failures == 0, summary
+        assert summary.done == len(images) and summary.failed == 0, summary
         assert all(len(a) == 1 for a in server.answers(1).values())
     db.close()
     return len(images) / elapsed

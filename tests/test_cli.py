@@ -15,7 +15,7 @@ import pytest
 
 from trapgui.app import main
 from trapgui.cli.main import wants_gui
-from trapgui.cli.scan_cmd import _ProgressLine
+from trapgui.cli.scan_cmd import scan_progress
 from tests.image_files import make_jpeg
 
 REPO = Path(__file__).resolve().parent.parent
@@ -167,15 +167,17 @@ def test_progress_line_on_a_terminal():
             return True
 
     stream = Tty()
-    line = _ProgressLine(stream)
-    line.show("trap", "reading", 5, 10)
-    line.show("trap", "saving", 10, 10)
-    line.clear()
+    line, show = scan_progress(stream)
+    show("trap", "reading", 5, 10)
+    show("trap", "saving", 10, 10)
+    line.close(clear=True)
     text = stream.getvalue()
-    assert "\rtrap: reading 5/10 files" in text and "\rtrap: saving 10/10 files" in text
-    assert text.endswith("\r") and "\n" not in text
+    assert "\rtrap: reading" in text and "5/10" in text
+    assert "\rtrap: saving" in text and "10/10" in text
+    assert "\n" not in text  # cleared in place: the summary line follows on the same row
     silent = io.StringIO()
-    _ProgressLine(silent).show("trap", "reading", 1, 2)
+    line, show = scan_progress(silent)
+    show("trap", "reading", 1, 2)
     assert silent.getvalue() == ""
 
 

@@ -15,7 +15,8 @@ from trapgui.db import jobqueue
 from trapgui.db.tables import Detection, Image, Job, ProcessingRun
 from trapgui.ml.builtin_detector import BuiltinDetector
 from trapgui.pipeline.engine import Engine
-from trapgui.pipeline.events import BatchCommitted, Finished, ImageFailed, Log, Progress
+from trapgui.core.jobs import (BatchCommitted, Finished, ItemFailed, JobControl, LogLine,
+                               RunProgress, run_job)
 from trapgui.pipeline.model_set import ModelSet
 from trapgui.pipeline.spec import PipelineSpec
 from trapgui.scan.indexer import scan_folder
@@ -110,7 +111,7 @@ def test_end_to_end_with_builtin_detector_and_resnet50_binary(db, tmp_path, tiny
     engine = Engine(db, store, spec, devices="cpu")
     assert engine.enqueue_deployment(_scan(db, folder)) == 3
     rec = Recorder()
-    summary = engine.run(on_event=rec)
+    summary = run_job(engine.job(), rec)
     assert summary.status == "finished" and summary.done == 3 and summary.failed == 0
     assert summary.remaining == 0 and summary.detections > 0
     with db.session() as s:
@@ -124,7 +125,7 @@ def test_end_to_end_with_builtin_detector_and_resnet50_binary(db, tmp_path, tiny
     assert run.status == "finished" and run.images_done == 3 and run.ended_at is not None
     assert set(run.models) == {"builtin", "moth_binary_resnet50_2024"}
     assert run.devices[0]["device"] == "cpu" and run.settings["detection_batch_size"] == 2
-    last = rec.of(Progress)[-1]
+    last = rec.of(RunProgress)[-1]
     assert (last.done, last.total, last.detections) == (3, 3, summary.detections)
     assert sorted(i for b in rec.of(BatchCommitted) for i in b.image_ids) == sorted(images)
     assert isinstance(rec.events[-1], Finished)
@@ -147,29 +148,33 @@ def test_pause_resume_then_cancel_and_a_second_run_finishes_the_rest_once(db, tr
     engine = Engine(db, None, _spec(), devices="cpu", model_loader=tiny_models())
     total = engine.enqueue_deployment(dep)
     rec = Recorder()
+    control = JobControl()
     paused_counts = {}
 
-    def control():
+    def operate():
         # pause after the first commit; while paused no new batch starts
         while len(rec.of(BatchCommitted)) < 1:
             time.sleep(0.05)
-        engine.pause()
-        stable = -1
-        while stable != len(rec.of(BatchCommitted)):  # the batch in hand may still finish
-            stable = len(rec.of(BatchCommitted))
-            time.sleep(1.0)
+        control.pause()
+        # the batch in hand is finished first: wait (however slow the machine) until the
+        # worker says it is paused, and give the writer time to commit that last batch
+        while not any(p.devices and p.devices[0].state == "paused"
+                      for p in rec.of(RunProgress)):
+            time.sleep(0.05)
+        time.sleep(3.0)
+        stable = len(rec.of(BatchCommitted))
         paused_counts["during"] = stable
-        time.sleep(1.0)
+        time.sleep(2.0)
         paused_counts["after"] = len(rec.of(BatchCommitted))
-        paused_counts["state"] = rec.of(Progress)[-1].devices[0].state
-        engine.resume()
+        paused_counts["state"] = rec.of(RunProgress)[-1].devices[0].state
+        control.resume()
         while len(rec.of(BatchCommitted)) < stable + 1:
             time.sleep(0.05)
-        engine.cancel()
+        control.cancel()
 
-    t = threading.Thread(target=control)
+    t = threading.Thread(target=operate)
     t.start()
-    summary = engine.run(on_event=rec)
+    summary = engine.run(rec, control)
     t.join()
     assert paused_counts["during"] == paused_counts["after"]
     assert paused_counts["state"] == "paused"
@@ -196,10 +201,11 @@ def test_corrupt_image_mid_batch_fails_alone_with_a_reason(db, trap):
                     model_loader=tiny_models())
     total = engine.enqueue_deployment(dep)
     rec = Recorder()
-    summary = engine.run(on_event=rec)
+    control = JobControl()
+    summary = engine.run(rec, control)
     assert summary.status == "finished" and summary.failed == 1 and summary.done == total - 1
-    failed = rec.of(ImageFailed)
-    assert len(failed) == 1 and failed[0].path.endswith(victim.name)
+    failed = rec.of(ItemFailed)
+    assert len(failed) == 1 and failed[0].name.endswith(victim.name)
     assert failed[0].reason.startswith("Unreadable image")
     with db.session() as s:
         job = s.execute(select(Job).where(Job.state == "failed")).scalar_one()
@@ -221,12 +227,13 @@ def test_an_exception_in_one_batch_fails_only_that_batch(db, trap):
                     devices="cpu", model_loader=tiny_models(failing))
     total = engine.enqueue_deployment(dep)
     rec = Recorder()
-    summary = engine.run(on_event=rec)
+    control = JobControl()
+    summary = engine.run(rec, control)
     assert summary.status == "finished"
     assert summary.failed == 2 and summary.done == total - 2
-    reasons = {e.reason for e in rec.of(ImageFailed)}
+    reasons = {e.reason for e in rec.of(ItemFailed)}
     assert len(reasons) == 1 and "simulated device failure" in reasons.pop()
-    assert any(e.level == "warning" and "run goes on" in e.message for e in rec.of(Log))
+    assert any(e.level == "warning" and "run goes on" in e.message for e in rec.of(LogLine))
     _exactly_once(db, engine.pipeline_id)
 
 
@@ -242,7 +249,8 @@ def test_two_workers_share_the_queue_and_never_process_the_same_image(db, trap):
                     model_loader=tiny_models())
     total = engine.enqueue_deployment(dep)
     rec = Recorder()
-    summary = engine.run(on_event=rec)
+    control = JobControl()
+    summary = engine.run(rec, control)
     assert started == ["trapgui-cpu", "trapgui-cpu#2"]
     assert summary.status == "finished" and summary.done == total
     committed = [i for b in rec.of(BatchCommitted) for i in b.image_ids]
@@ -268,7 +276,7 @@ def test_event_consumer_errors_do_not_stop_the_run(db, trap):
     def broken(event):
         raise ValueError("consumer bug")
 
-    summary = engine.run(on_event=broken)
+    summary = engine.run(broken)
     assert summary.status == "finished" and summary.failed == 0
 
 

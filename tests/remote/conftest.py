@@ -58,7 +58,12 @@ def server(remote_images):
 
 @pytest.fixture
 def make_worker(db, model_store, tmp_path):
-    """``make_worker(server, slugs=("moth_binary",), **config)`` → (worker, events list)."""
+    """``make_worker(server, slugs=("moth_binary",), **config)`` → (worker, events list).
+    ``worker.run()`` runs the job with the events collected in that list and the control at
+    ``worker.control`` (``worker.control.abort()`` stops it at once)."""
+    import functools
+
+    from trapgui.core.jobs import JobControl
     from trapgui.remote.client import AntennaClient
     from trapgui.remote.pipelines import resolve_pipeline
     from trapgui.remote.worker import RemoteWorker, WorkerConfig
@@ -76,7 +81,9 @@ def make_worker(db, model_store, tmp_path):
         pipes = [resolve_pipeline(s, model_store.model_catalogue, detector="builtin") for s in slugs]
         events: list = []
         worker = RemoteWorker(client, database or db, model_store, pipes, tmp_path / "cache",
-                              WorkerConfig(**defaults), on_event=events.append)
+                              WorkerConfig(**defaults))
+        worker.control = JobControl()
+        worker.run = functools.partial(worker.run, events.append, worker.control)
         worker.poster.backoff_s = 0.05
         worker.poster.max_backoff_s = 0.5
         made.append(client)

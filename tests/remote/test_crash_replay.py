@@ -59,5 +59,5 @@ def test_killed_worker_results_are_posted_on_restart(server, model_store, cheap_
     assert all(len(a) == 1 for a in answers.values())
     assert all("detections" in a[0][1] for a in answers.values())
     # only what had no result yet was processed again
-    assert summary.tasks_done == 3 - before.get("result_ready", 0)
+    assert summary.done == 3 - before.get("result_ready", 0)
     assert _states(db_path) == {"posted": 3}

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from trapgui.db.tables import Detection, RemoteTask
-from trapgui.pipeline.events import Log
+from trapgui.core.jobs import ItemFailed, LogLine
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -25,7 +25,9 @@ def _assert_every_task_answered_once(server, job_id):
 
 
 def _messages(events):
-    return [e.message for e in events if isinstance(e, Log)]
+    """What the user is told: log lines, and each failed item with its name and reason."""
+    return [e.message if isinstance(e, LogLine) else f"{e.name}: {e.reason}"
+            for e in events if isinstance(e, (LogLine, ItemFailed))]
 
 
 def test_image_faults_become_error_results_or_retries(server, make_worker, cheap_ids):
@@ -49,7 +51,7 @@ def test_image_faults_become_error_results_or_retries(server, make_worker, cheap
     assert "not an image" in by_image[ids[2]]["error"]
     assert "HTTP 404" in by_image[ids[5]]["error"]
     assert all(by_image[i]["image_id"] == i for i in (ids[1], ids[2], ids[5]))
-    assert summary.failures == 3 and summary.tasks_done == 6
+    assert summary.failed == 3 and summary.done + summary.failed == 6  # all answered
     assert server.state.image_requests[ids[0]] == 2  # one reset, one good download
     # failures are reported to the user, with the image named
     assert any(ids[2] in m and "not an image" in m for m in _messages(events))
@@ -143,7 +145,7 @@ def test_duplicate_delivery_is_processed_once(server, make_worker, cheap_ids, db
         assert len(subjects) == len(set(subjects))
     # each image downloaded and processed once
     assert all(server.state.image_requests[i] == 1 for i in ids)
-    assert summary.tasks_done == 3
+    assert summary.done == 3
     with db.session() as s:
         rows = s.execute(select(RemoteTask.task_id)).scalars().all()
         assert sorted(rows) == sorted(job.tasks)
@@ -161,7 +163,7 @@ def test_outbox_posts_results_left_by_an_aborted_worker(server, make_worker, che
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and worker.outbox.counts()["result_ready"] < 3:
             time.sleep(0.05)
-        worker.abort()
+        worker.control.abort()
 
     t = threading.Thread(target=abort_when_computed, daemon=True)
     t.start()
@@ -173,7 +175,7 @@ def test_outbox_posts_results_left_by_an_aborted_worker(server, make_worker, che
     server.state.faults.clear()  # the server recovers; a new session starts
     worker2, _ = make_worker(server)
     second = worker2.run()
-    assert second.tasks_done == 0  # nothing processed again: the stored results were posted
+    assert second.done == 0  # nothing processed again: the stored results were posted
     _assert_every_task_answered_once(server, 26)
     assert all(server.state.image_requests[i] == 1 for i in ids)
 
@@ -194,6 +196,6 @@ def test_claimed_but_unprocessed_tasks_are_resumed(server, make_worker, cheap_id
 
     worker, events = make_worker(server)
     summary = worker.run()
-    assert summary.tasks_done == 2
+    assert summary.done == 2
     _assert_every_task_answered_once(server, 27)
     assert any("Resuming 2 task(s)" in m for m in _messages(events))

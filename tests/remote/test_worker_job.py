@@ -52,7 +52,7 @@ def test_job_drains_answers_once_and_matches_local_engine(server, make_worker, r
     summary = worker.run()
 
     assert summary.error is None
-    assert summary.tasks_done == 2 and summary.failures == 0
+    assert summary.done == 2 and summary.failed == 0
     assert summary.posted == 2 and summary.unposted == 0
     answers = server.answers(11)
     assert sorted(answers) == sorted(server.state.jobs[11].tasks)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 
+from trapgui.cli.progress import TerminalProgress
 from trapgui.core.errors import DownloadCancelled
+from trapgui.core.jobs import Progress
 
 
 def register(subparsers) -> None:
@@ -94,54 +95,6 @@ def run_list(args, ctx) -> int:
     return 0
 
 
-class ProgressBar:
-    """A download bar on stderr, redrawn at most 10 times a second; off a terminal (logs of a
-    headless machine) one line per 10 %."""
-
-    def __init__(self, label: str, stream=None):
-        self.label = label
-        # resolved at call time: sys.stderr may have been replaced since import
-        self.stream = stream = stream or sys.stderr
-        self.live = stream.isatty()
-        self.start = time.monotonic()
-        self.last = 0.0
-        self.first_done: int | None = None
-        self.logged_tenth = -1
-        self.logged_total: int | None = None
-
-    def __call__(self, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if self.first_done is None:
-            self.first_done = done  # bytes resumed, not downloaded now: not in the speed
-        if not self.live:
-            if total != self.logged_total:  # the label map came first; now the weights
-                self.logged_total, self.logged_tenth = total, -1
-            tenth = int(10 * done / total) if total else -1
-            if tenth > self.logged_tenth:
-                self.logged_tenth = tenth
-                self.stream.write(f"{self.label}: {tenth * 10}% of {_mb(total)}\n")
-                self.stream.flush()
-            return
-        if now - self.last < 0.1 and done != total:
-            return
-        self.last = now
-        rate = (done - self.first_done) / max(now - self.start, 1e-6)
-        if total:
-            frac = min(done / total, 1.0)
-            bar = "#" * int(frac * 30)
-            text = (f"{self.label} [{bar:<30}] {frac * 100:5.1f}% {_mb(done)} / {_mb(total)} "
-                    f"{rate / 1e6:.1f} MB/s")
-        else:
-            text = f"{self.label} {_mb(done)} {rate / 1e6:.1f} MB/s"
-        self.stream.write("\r" + text + "\033[K")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        if self.live:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def run_download(args, ctx) -> int:
     store = _store(ctx)
     for key in args.keys:
@@ -151,18 +104,20 @@ def run_download(args, ctx) -> int:
         if not spec.needs_weights:
             print(f"{key}: built in, nothing to download")
             continue
-        bar = ProgressBar(key)
+        bar = TerminalProgress(key, unit="B", unit_scale=True)
         cancel = threading.Event()
         try:
-            status = store.download(key, progress=bar, cancel=cancel, force=args.force)
+            status = store.download(
+                key, progress=lambda done, total: bar.show(Progress(done, total, unit="bytes")),
+                cancel=cancel, force=args.force)
         except (KeyboardInterrupt, DownloadCancelled):
             cancel.set()
-            bar.finish()
+            bar.close()
             part = store.status(key)
             print(f"{key}: download stopped; {_mb(part.downloaded_bytes)} kept. Run the same "
                   "command again to resume.", file=sys.stderr)
             return 130
-        bar.finish()
+        bar.close()
         print(f"{key}: {status.state.value} ({_mb(status.size_bytes)}) in {status.weights_path.parent}")
     return 0
 

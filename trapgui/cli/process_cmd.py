@@ -114,55 +114,6 @@ class MissingModelError(ModelError):
     """Like ModelNotInstalledError, but names the exact download command."""
 
 
-class ProgressBar:
-    """One line on a terminal rewritten in place; a plain line every 10 s when not a terminal."""
-
-    def __init__(self, stream=None, quiet: bool = False):
-        # resolved at call time: sys.stderr may have been replaced since import
-        self.stream = stream = stream or sys.stderr
-        self.live = stream.isatty() and not quiet
-        self.quiet = quiet
-        self.width = 0
-        self._last_plain = 0.0
-        self._last_text = ""
-        self._lock = threading.Lock()
-
-    def show(self, p) -> None:
-        if self.quiet:
-            return
-        total = max(p.total, 1)
-        finished = p.done + p.failed
-        filled = int(24 * finished / total)
-        eta = _duration(p.eta_s) if p.eta_s is not None else "--"
-        text = (f"[{'#' * filled}{'.' * (24 - filled)}] {finished}/{p.total} images  "
-                f"{p.images_per_s:.2f} img/s  ETA {eta}  {p.detections} detections"
-                + (f"  {p.failed} failed" if p.failed else "") + ("  PAUSED" if p.paused else ""))
-        with self._lock:
-            if self.live:
-                self.stream.write("\r" + text.ljust(self.width))
-                self.width = len(text)
-                self.stream.flush()
-            elif text != self._last_text and (time.monotonic() - self._last_plain >= 10
-                                              or finished == p.total):
-                self._last_plain = time.monotonic()
-                self._last_text = text
-                print(text, file=self.stream, flush=True)
-
-    def message(self, text: str) -> None:
-        with self._lock:
-            if self.live and self.width:
-                self.stream.write("\r" + " " * self.width + "\r")
-                self.width = 0
-            print(text, file=self.stream, flush=True)
-
-    def end(self) -> None:
-        with self._lock:
-            if self.live and self.width:
-                self.stream.write("\n")
-                self.stream.flush()
-                self.width = 0
-
-
 def _duration(seconds: float) -> str:
     s = int(round(seconds))
     if s >= 3600:
@@ -171,11 +122,12 @@ def _duration(seconds: float) -> str:
 
 
 def run(args, ctx) -> int:
+    from trapgui.cli.progress import TerminalProgress
     from trapgui.cli.scan_cmd import summary as scan_summary
+    from trapgui.core.jobs import JobControl
     from trapgui.db.catalogue_queries import image_ids
     from trapgui.ml.store import ModelStore
     from trapgui.pipeline.engine import Engine
-    from trapgui.pipeline.events import Finished, ImageFailed, Log, Progress
     from trapgui.scan.indexer import scan_folder
 
     settings = ctx.settings
@@ -187,22 +139,14 @@ def run(args, ctx) -> int:
             print(f"note: {note}", file=sys.stderr)
     check_installed(spec, store)
     cutoff = args.cutoff_hour if args.cutoff_hour is not None else settings.night_cutoff_hour
-    bar = ProgressBar(quiet=args.quiet)
     report = scan_folder(ctx.db, args.folder, cutoff_hour=cutoff)
     print("\n".join(scan_summary(report)))
     engine = Engine(ctx.db, store, spec, devices=args.device or settings.device)
     queued = engine.enqueue_deployment(report.deployment_id, requeue=args.requeue)
     print(f"Models: {spec.display_name}; {queued} image{'s' if queued != 1 else ''} newly "
           "queued.")
-
-    def on_event(event) -> None:
-        if isinstance(event, Progress):
-            bar.show(event)
-        elif isinstance(event, ImageFailed):
-            bar.message(f"failed: {event.path}: {event.reason}")
-        elif isinstance(event, Log) and event.level != "info":
-            bar.message(f"{event.level}: {event.message}")
-
+    bar = TerminalProgress("Processing", quiet=args.quiet)
+    control = JobControl()
     interrupts = []
 
     def on_sigint(signum, frame):
@@ -211,23 +155,22 @@ def run(args, ctx) -> int:
             # Stop at once. Unwinding with KeyboardInterrupt while torch's worker threads still
             # run aborted the interpreter (exit 134); exiting here is safe because the queue is
             # crash-safe: claims of this dead process are taken over at the next start.
-            bar.end()
+            bar.close()
             print("trapgui: stopped at once; unfinished images stay queued.", file=sys.stderr)
             sys.stderr.flush()
             sys.stdout.flush()
             os._exit(130)
         bar.message("Cancelling: finishing the batch in hand (Ctrl+C again to stop at once)...")
-        engine.cancel()
+        control.cancel()
 
     previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
         # only this folder's images: other traps queued with the same models stay queued
-        summary = engine.run(on_event=on_event,
-                             image_ids=image_ids(ctx.db, report.deployment_id))
+        summary = engine.run(bar, control, image_ids=image_ids(ctx.db, report.deployment_id))
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        bar.end()
+        bar.close()
     print(f"{summary.status}: {summary.done} images done, {summary.failed} failed, "
           f"{summary.detections} detections in {_duration(summary.elapsed_s)} "
           f"({summary.images_per_s:.2f} images/s); {summary.remaining} left in the queue.")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from trapgui.cli.progress import TerminalProgress
 from trapgui.core.errors import TrapguiError
+from trapgui.core.jobs import Progress
+from trapgui.core.text import printable
 
 _MAX_PROBLEMS_SHOWN = 20
 
@@ -33,28 +36,16 @@ def _hour(text: str) -> int:
     return value
 
 
-class _ProgressLine:
-    """One line on a terminal, rewritten in place; silent when stderr is not a terminal."""
+def scan_progress(stream=None) -> tuple[TerminalProgress, object]:
+    """A progress line for scans (silent off a terminal: the summary says it all) and the
+    scanner callback ``(folder, phase, done, total)`` that feeds it."""
+    line = TerminalProgress(unit="files", stream=stream, plain_every_s=None)
 
-    def __init__(self, stream=None):
-        # resolved at call time: sys.stderr may have been replaced since import
-        self.stream = stream = stream or sys.stderr
-        self.live = stream.isatty()
-        self.width = 0
+    def show(folder: str, phase: str, done: int, total: int) -> None:
+        line.show(Progress(done, total or None, unit="files",
+                           message=f"{printable(folder)}: {phase}"))
 
-    def show(self, label: str, phase: str, done: int, total: int) -> None:
-        if not self.live:
-            return
-        text = f"{label}: {phase} {done}/{total} files" if total else f"{label}: {phase}..."
-        self.stream.write("\r" + text.ljust(self.width))
-        self.width = len(text)
-        self.stream.flush()
-
-    def clear(self) -> None:
-        if self.live and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-            self.width = 0
+    return line, show
 
 
 def summary(report) -> list[str]:
@@ -83,19 +74,19 @@ def run(args, ctx) -> int:
     from trapgui.scan.indexer import scan_folder
 
     cutoff = args.cutoff_hour if args.cutoff_hour is not None else ctx.settings.night_cutoff_hour
-    line = _ProgressLine()
+    line, show = scan_progress()
     failures = 0
     for folder in args.folders:
         try:
             report = scan_folder(ctx.db, folder, cutoff_hour=cutoff,
-                                 progress=lambda ph, d, t, f=folder: line.show(f, ph, d, t))
+                                 progress=lambda ph, d, t, f=folder: show(f, ph, d, t))
         except TrapguiError as exc:
             if exc.exit_code != 2:  # not about this folder (the database): stop here
                 raise
-            line.clear()
+            line.close(clear=True)
             print(f"trapgui: error: {exc}", file=sys.stderr)
             failures += 1
             continue
-        line.clear()
+        line.close(clear=True)
         print("\n".join(summary(report)))
     return 2 if failures else 0

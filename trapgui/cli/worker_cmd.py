@@ -11,6 +11,7 @@ Configuration: flags, then TRAPGUI_REMOTE_URL / TRAPGUI_REMOTE_TOKEN, then the a
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -110,10 +111,14 @@ def _register(args, ctx, conn, store, pipes) -> int:
     return 1 if failed else 0
 
 
+STOP_GRACE_S = 90.0  # after a stop request: finish, post, exit — or give up and keep the rest
+ABORT_GRACE_S = 10.0  # after "quit now": exit even if a thread is stuck in the network
+
+
 def _work(args, ctx, conn, store, pipes) -> int:
-    from trapgui.pipeline.events import Log
+    from trapgui.core.jobs import JobControl, LogLine, RunProgress
+    from trapgui.core.text import printable
     from trapgui.remote.setup import build_worker, worker_config
-    from trapgui.remote.worker import RemoteProgress
 
     config = worker_config(ctx.settings, batch_size=args.batch_size,
                            batch_timeout_s=args.batch_timeout,
@@ -122,49 +127,71 @@ def _work(args, ctx, conn, store, pipes) -> int:
     last_line = [0.0]
 
     def on_event(event):
-        if isinstance(event, Log) and event.level in ("warning", "error"):
-            print(f"trapgui: {event.message}", file=sys.stderr, flush=True)
-        elif isinstance(event, RemoteProgress) and time.monotonic() - last_line[0] > 5:
+        if isinstance(event, LogLine) and event.level in ("warning", "error"):
+            print(f"trapgui: {printable(event.message)}", file=sys.stderr, flush=True)
+        elif isinstance(event, RunProgress) and time.monotonic() - last_line[0] > 5:
             last_line[0] = time.monotonic()
-            print(f"{event.state}: {event.tasks_done} tasks done ({event.failures} failed), "
-                  f"{event.posted} posted, {event.waiting_to_post} waiting to post, "
-                  f"{event.images_per_s:.2f} images/s", file=sys.stderr, flush=True)
+            print(f"{event.state}: {event.done} tasks done ({event.failed} failed), "
+                  f"{event.posted or 0} posted, {event.waiting_to_post} waiting to post, "
+                  f"{event.rate:.2f} images/s. {printable(event.message)}",
+                  file=sys.stderr, flush=True)
 
-    worker = build_worker(ctx.db, store, ctx.paths, ctx.settings, conn, pipes, config,
-                          on_event=on_event)
+    worker = build_worker(ctx.db, store, ctx.paths, ctx.settings, conn, pipes, config)
     print(f"trapgui worker: serving {', '.join(p.slug for p in pipes)} from {conn.base_url} "
           "(Ctrl+C to stop)", file=sys.stderr, flush=True)
+    control = JobControl()
     interrupts = [0]
 
-    def on_sigint(signum, frame):
+    def quit_after(seconds: float, then) -> None:
+        timer = threading.Timer(seconds, then)
+        timer.daemon = True
+        timer.start()
+
+    def hard_exit() -> None:
+        print("trapgui worker: stopped at once; unfinished tasks and unposted results are kept "
+              "for the next start.", file=sys.stderr, flush=True)
+        os._exit(130)
+
+    def abort() -> None:
+        control.abort()
+        quit_after(ABORT_GRACE_S, hard_exit)
+
+    def on_signal(signum, frame):
         interrupts[0] += 1
         if interrupts[0] == 1:
             print("\ntrapgui: finishing the claimed tasks and posting their results "
-                  "(Ctrl+C again to quit now)...", file=sys.stderr, flush=True)
-            worker.stop()
+                  f"(at most {STOP_GRACE_S:.0f} s; Ctrl+C again to quit now)...",
+                  file=sys.stderr, flush=True)
+            control.cancel()
+            quit_after(STOP_GRACE_S, abort)
         else:
             print("\ntrapgui: quitting now; unfinished tasks are kept for the next start.",
                   file=sys.stderr, flush=True)
-            worker.abort()
+            abort()
 
     previous = None
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, on_sigint)
+        previous = signal.signal(signal.SIGINT, on_signal)
         if hasattr(signal, "SIGTERM"):
-            signal.signal(signal.SIGTERM, on_sigint)
+            signal.signal(signal.SIGTERM, on_signal)
     try:
-        summary = worker.run()
+        summary = worker.run(on_event, control)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         worker.client.close()
-    print(f"trapgui worker: {summary.tasks_done} tasks done ({summary.failures} failed), "
+    print(f"trapgui worker: {summary.done} tasks done ({summary.failed} failed), "
           f"{summary.posted} results posted in {summary.elapsed_s:.0f} s "
           f"({summary.images_per_s:.2f} images/s).", file=sys.stderr)
-    if summary.unposted or summary.unfinished:
+    if summary.unposted or summary.remaining:
         print(f"trapgui worker: {summary.unposted} results not yet posted and "
-              f"{summary.unfinished} claimed tasks unfinished; they are kept in the local "
+              f"{summary.remaining} claimed tasks unfinished; they are kept in the local "
               "database and handled on the next start.", file=sys.stderr)
+    if interrupts[0] and control.aborted:
+        # a download or post may still hang in a pool thread the interpreter would wait for
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     if summary.error:
         if "token" in summary.error:
             raise AuthenticationError(summary.error)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import case, distinct, func, or_, select
+from sqlalchemy import case, distinct, false, func, or_, select
 
 from trapgui.core.types import ImageState, JobState
 from trapgui.db.database import Database
@@ -121,13 +121,16 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
 
 def image_ids(db: Database, deployment_id: int | None = None,
               night_ids: Sequence[int] | None = None, include_undated: bool = False) -> list[int]:
-    """Readable images of a trap, or of some of its nights: what a processing run covers."""
+    """Readable images of a trap, or of some of its nights (``night_ids`` None: all nights
+    and the undated group; a list: those nights, plus the undated group if
+    ``include_undated``): what a processing run covers."""
     query = select(Image.id).where(Image.state == "ok")
     if deployment_id is not None:
         query = query.where(Image.deployment_id == deployment_id)
-    if night_ids:
-        in_nights = Image.night_id.in_([int(n) for n in night_ids])
-        query = query.where(or_(in_nights, Image.night_id.is_(None)) if include_undated
-                            else in_nights)
+    if night_ids is not None:
+        chosen = [Image.night_id.in_([int(n) for n in night_ids])] if night_ids else []
+        if include_undated:
+            chosen.append(Image.night_id.is_(None))
+        query = query.where(or_(*chosen) if chosen else false())
     with db.session() as s:
         return list(s.execute(query.order_by(Image.id)).scalars())

@@ -204,27 +204,56 @@ def complete(db: Database, pipeline_id: int, run_id: int | None, worker: str,
     transaction. Only jobs still claimed by ``worker`` are written; returns how many."""
     if not results:
         return 0
-    now = time.time()
     by_image = {r.image_id: r for r in results}
     with db.write_session() as s:
         held = dict(s.execute(select(Job.image_id, Job.id).where(
             Job.pipeline_id == pipeline_id, Job.worker == worker,
             Job.state == JobState.CLAIMED.value, Job.image_id.in_(list(by_image)))).all())
-        if not held:
-            return 0
-        ok = [by_image[i] for i in held if by_image[i].error is None]
-        failed = [by_image[i] for i in held if by_image[i].error is not None]
-        if ok:
-            _delete_results(s, pipeline_id, [r.image_id for r in ok])
-            _insert_results(s, pipeline_id, run_id, ok)
-            s.execute(update(Job).where(Job.id.in_([held[r.image_id] for r in ok])).values(
-                state=JobState.DONE.value, lease_expires_at=None, error=None, run_id=run_id,
-                updated_at=now))
-        for r in failed:
-            s.execute(update(Job).where(Job.id == held[r.image_id]).values(
-                state=JobState.FAILED.value, lease_expires_at=None, error=r.error,
-                run_id=run_id, updated_at=now))
+        _write_results(s, pipeline_id, run_id, held, by_image)
         return len(held)
+
+
+def record_results(session, pipeline_id: int, run_id: int | None,
+                   results: Sequence[ImageResult]) -> int:
+    """Write results for images whose work was handed out elsewhere (remote tasks: the outbox
+    guarantees each task is processed once), in the caller's transaction: they replace the
+    images' results of this pipeline and mark their jobs done or failed, creating the jobs if
+    needed. Returns how many were written."""
+    by_image = {r.image_id: r for r in results if r.image_id >= 0}
+    if not by_image:
+        return 0
+    now = time.time()
+    held = dict(session.execute(select(Job.image_id, Job.id).where(
+        Job.pipeline_id == pipeline_id, Job.image_id.in_(list(by_image)))).all())
+    new = [{"image_id": i, "pipeline_id": pipeline_id, "state": JobState.CLAIMED.value,
+            "attempts": 0, "updated_at": now} for i in by_image if i not in held]
+    if new:
+        session.execute(insert(Job), new)
+        held = dict(session.execute(select(Job.image_id, Job.id).where(
+            Job.pipeline_id == pipeline_id, Job.image_id.in_(list(by_image)))).all())
+    _write_results(session, pipeline_id, run_id, held, by_image)
+    return len(held)
+
+
+def _write_results(session, pipeline_id: int, run_id: int | None, held: dict[int, int],
+                   by_image: dict[int, ImageResult]) -> None:
+    """Results of the images in ``held`` (image id -> job id) replace their old ones; their
+    jobs become done, or failed with the result's error."""
+    if not held:
+        return
+    now = time.time()
+    ok = [by_image[i] for i in held if by_image[i].error is None]
+    failed = [by_image[i] for i in held if by_image[i].error is not None]
+    if ok:
+        _delete_results(session, pipeline_id, [r.image_id for r in ok])
+        _insert_results(session, pipeline_id, run_id, ok)
+        session.execute(update(Job).where(Job.id.in_([held[r.image_id] for r in ok])).values(
+            state=JobState.DONE.value, lease_expires_at=None, error=None,
+            run_id=run_id, updated_at=now))
+    for r in failed:
+        session.execute(update(Job).where(Job.id == held[r.image_id]).values(
+            state=JobState.FAILED.value, lease_expires_at=None, error=r.error,
+            run_id=run_id, updated_at=now))
 
 
 def _insert_results(session, pipeline_id: int, run_id: int | None,
@@ -289,3 +318,36 @@ def finish_run(db: Database, run_id: int, *, status: str, images_done: int, imag
             status=status, images_done=images_done, images_failed=images_failed,
             notes=notes or [], ended_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)))
 
+
+
+# ---- taking over the work of processes that died ------------------------------------------
+def claimed_workers(db: Database, prefix: str) -> list[str]:
+    """Names of workers (starting with ``prefix``) that hold claims."""
+    with db.session() as s:
+        return list(s.execute(select(Job.worker).where(
+            Job.state == JobState.CLAIMED.value, Job.worker.like(f"{prefix}%")).distinct()
+        ).scalars())
+
+
+def expire_claims(db: Database, workers: Sequence[str]) -> int:
+    """Treat these workers' leases as run out now (their process is gone)."""
+    if not workers:
+        return 0
+    with db.write_session() as s:
+        return s.execute(update(Job).where(
+            Job.state == JobState.CLAIMED.value, Job.worker.in_(list(workers))).values(
+            lease_expires_at=0.0)).rowcount
+
+
+def running_runs(db: Database) -> list[tuple[int, dict]]:
+    """(run id, settings) of the runs still marked running."""
+    with db.session() as s:
+        return [(r[0], r[1] or {}) for r in s.execute(
+            select(ProcessingRun.id, ProcessingRun.settings).where(
+                ProcessingRun.status == "running"))]
+
+
+def mark_run_crashed(db: Database, run_id: int, note: str) -> None:
+    with db.write_session() as s:
+        s.execute(update(ProcessingRun).where(ProcessingRun.id == run_id).values(
+            status="crashed", notes=[note]))

@@ -30,8 +30,25 @@ def add_occurrences(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE detections ADD COLUMN embedding BLOB")
 
 
+def key_remote_tasks_by_job_and_pipeline(conn: Connection) -> None:
+    """The outbox was unique on (server, task id) only: a new job reusing task ids got the old
+    job's results. SQLite cannot change a constraint in place: rebuild the table."""
+    from trapgui.db.tables import RemoteTask
+
+    conn.exec_driver_sql("ALTER TABLE remote_tasks RENAME TO remote_tasks_old")
+    for index in ("ix_remote_tasks_state", "ix_remote_tasks_job_id",
+                  "ix_remote_tasks_local_image_id"):
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+    RemoteTask.__table__.create(conn)
+    columns = ", ".join(c.name for c in RemoteTask.__table__.columns)
+    conn.exec_driver_sql(f"INSERT INTO remote_tasks ({columns}) SELECT {columns} "
+                         "FROM remote_tasks_old")
+    conn.exec_driver_sql("DROP TABLE remote_tasks_old")
+
+
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, add_occurrences),
+    (3, key_remote_tasks_by_job_and_pipeline),
 ]
 
-LATEST_VERSION = 2
+LATEST_VERSION = 3

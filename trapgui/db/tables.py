@@ -247,7 +247,7 @@ class RemoteTask(Base):
 
     __tablename__ = "remote_tasks"
     __table_args__ = (
-        UniqueConstraint("server", "task_id"),
+        UniqueConstraint("server", "job_id", "pipeline_slug", "task_id"),
         Index("ix_remote_tasks_state", "state"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)

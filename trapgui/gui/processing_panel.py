@@ -186,7 +186,7 @@ class ProcessingPanel(QWidget):
         self._total = p.total
         self.bar.setRange(0, max(1, p.total))
         self.bar.setValue(processed)
-        rate = f"{p.images_per_s:.1f} img/s" if p.images_per_s else "– img/s"
+        rate = f"{p.rate:.1f} img/s" if p.rate else "– img/s"
         eta = "paused" if p.paused else f"ETA {format_duration(p.eta_s)}"
         self.counts.setText(f"{processed:,} / {p.total:,} images · {p.detections:,} detections "
                             f"· {rate} · {eta}")
@@ -199,9 +199,9 @@ class ProcessingPanel(QWidget):
     @Slot(list)
     def _failed(self, events: list) -> None:
         for e in events:
-            name = e.path.rsplit("/", 1)[-1] if e.path else f"image {e.image_id}"
+            name = e.name.rsplit("/", 1)[-1] if e.name else f"image {e.item_id}"
             item = QListWidgetItem(f"{name}: {e.reason}")
-            item.setToolTip(f"{e.path}\n{e.reason}")
+            item.setToolTip(f"{e.name}\n{e.reason}")
             self.failures.addItem(item)
         self._failures += len(events)
         self.failures_label.setText(f"{self._failures:,} failed image(s)")

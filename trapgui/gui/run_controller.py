@@ -22,8 +22,8 @@ log = logging.getLogger("trapgui.gui")
 UPDATE_INTERVAL_MS = 250
 WORKER_NICE = 10
 # the GUI may not import trapgui.pipeline: engine events are told apart by their class name
-_KINDS = {"Progress": "progress", "BatchCommitted": "committed", "ImageFailed": "failed",
-          "Log": "log", "Finished": "finished", "RunPlan": "plan"}
+_KINDS = {"RunProgress": "progress", "BatchCommitted": "committed", "ItemFailed": "failed",
+          "LogLine": "log", "Finished": "finished", "RunPlan": "plan"}
 
 
 class _CallThread(QThread):

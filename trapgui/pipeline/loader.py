@@ -16,8 +16,9 @@ processor turns it into a failed result with that reason, the run goes on.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -77,48 +78,43 @@ def _failed(image_id: int, path: str, size: tuple[int, int], reason: str) -> Dec
     return DecodedImage(image_id, path, None, size, 1.0, error=f"Unreadable image: {reason}.")
 
 
-class BatchFuture:
-    """The images of one batch, decoding in the pool; ``result()`` keeps the claim order."""
+@dataclass(frozen=True)
+class Decoder:
+    """How a run decodes its images: the resolution its processors need, pinned memory for
+    GPUs. Called from decode threads (the loader pool, remote download threads)."""
 
-    def __init__(self, futures: list[Future]):
-        self._futures = futures
+    max_side: int | None = None
+    full_resolution: bool = True
+    pin_memory: bool = False
 
-    def done(self) -> bool:
-        return all(f.done() for f in self._futures)
+    @classmethod
+    def for_processors(cls, processors, *, pin_memory: bool = False) -> "Decoder":
+        processors = list(processors) if not hasattr(processors, "needs_full_resolution") \
+            else [processors]
+        return cls(max_side=processors[0].detection_max_side,
+                   full_resolution=any(p.needs_full_resolution for p in processors),
+                   pin_memory=pin_memory)
 
-    def result(self) -> list[DecodedImage]:
-        return [f.result() for f in self._futures]
-
-    def cancel(self) -> None:
-        for f in self._futures:
-            f.cancel()
+    def __call__(self, image_id: int, path: str,
+                 expected_size: tuple[int | None, int | None] | None = None) -> DecodedImage:
+        return decode_image(image_id, path, max_side=self.max_side,
+                            full_resolution=self.full_resolution, pin_memory=self.pin_memory,
+                            expected_size=expected_size)
 
 
 class ImageLoader:
-    """A pool of decode threads shared by all device workers."""
+    """A pool of decode threads shared by all device workers of a run."""
 
-    def __init__(self, threads: int = 2, *, max_side: int | None = None,
-                 full_resolution: bool = True, pin_memory: bool = False):
-        self.max_side = max_side
-        self.full_resolution = full_resolution
-        self.pin_memory = pin_memory
+    def __init__(self, decoder: Decoder, threads: int = 2,
+                 initializer: Callable[[], None] | None = None):
+        self.decoder = decoder
         self._pool = ThreadPoolExecutor(max_workers=max(1, threads),
-                                        thread_name_prefix="trapgui-decode")
+                                        thread_name_prefix="trapgui-decode",
+                                        initializer=initializer)
 
-    def submit(self, claims: Sequence) -> BatchFuture:
-        """``claims``: objects with ``image_id``, ``abs_path`` and optionally width/height
-        (``db.jobqueue.ClaimedImage``)."""
-        return BatchFuture([self._pool.submit(
-            decode_image, c.image_id, c.abs_path, max_side=self.max_side,
-            full_resolution=self.full_resolution, pin_memory=self.pin_memory,
-            expected_size=(getattr(c, "width", None), getattr(c, "height", None)))
-            for c in claims])
+    def submit(self, image_id: int, path: str,
+               expected_size: tuple[int | None, int | None] | None = None) -> Future:
+        return self._pool.submit(self.decoder, image_id, path, expected_size)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> "ImageLoader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -1,52 +1,44 @@
-"""The one thread that writes results: each batch's detections, classifications and job states
-in one transaction (``db.jobqueue.complete``), then tells the engine what was committed."""
+"""The one thread that writes results: each batch through the sink in one transaction, retried
+a few times (a lock held past the busy timeout, a full disk that is cleared), then reported."""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from trapgui.core.types import ImageResult
-from trapgui.db import jobqueue
+from tenacity import Retrying, stop_after_attempt, wait_incrementing
+
+from trapgui.pipeline.processor import ProcessedImage
+from trapgui.pipeline.work import ResultSink, WorkBatch
 
 log = logging.getLogger(__name__)
 
-RETRIES = 3
-
-
-@dataclass
-class WriteRequest:
-    worker: str  # the queue's worker name (claims are checked against it)
-    device: str  # label for events
-    claims: Sequence  # db.jobqueue.ClaimedImage, same order as results
-    results: list[ImageResult]
+ATTEMPTS = 3
 
 
 class ResultWriter:
-    """``on_committed(request, written)`` runs in the writer thread after each commit;
-    ``on_error(request, exc)`` when a batch could not be written after retries (its claims
-    stay claimed, their leases expire, and the images are processed again later)."""
+    """``on_written(batch, results, written)`` runs on the writer thread after each commit;
+    ``on_error(batch, exc)`` when a batch could not be written after the retries (its work is
+    not lost: the source hands it out again, e.g. after its lease expires)."""
 
-    def __init__(self, db, pipeline_id: int, run_id: int | None,
-                 on_committed: Callable[[WriteRequest, int], None],
-                 on_error: Callable[[WriteRequest, BaseException], None]):
-        self.db = db
-        self.pipeline_id = pipeline_id
-        self.run_id = run_id
-        self._on_committed = on_committed
+    def __init__(self, sink: ResultSink,
+                 on_written: Callable[[WorkBatch, Sequence[ProcessedImage], int], None],
+                 on_error: Callable[[WorkBatch, BaseException], None], *,
+                 retry_wait_s: float = 0.5):
+        self.sink = sink
+        self._on_written = on_written
         self._on_error = on_error
-        self._queue: queue.Queue[WriteRequest | None] = queue.Queue()
+        self._retry_wait_s = retry_wait_s
+        self._queue: queue.Queue[tuple[WorkBatch, Sequence[ProcessedImage]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="trapgui-writer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, request: WriteRequest) -> None:
-        self._queue.put(request)
+    def put(self, batch: WorkBatch, results: Sequence[ProcessedImage]) -> None:
+        self._queue.put((batch, results))
 
     def pending(self) -> int:
         return self._queue.qsize()
@@ -57,30 +49,23 @@ class ResultWriter:
         self._thread.join()
 
     def _loop(self) -> None:
-        while True:
-            request = self._queue.get()
-            if request is None:
-                return
-            self._write(request)
+        while (request := self._queue.get()) is not None:
+            self._write(*request)
 
-    def _write(self, request: WriteRequest) -> None:
-        for attempt in range(1, RETRIES + 1):
-            try:
-                written = jobqueue.complete(self.db, self.pipeline_id, self.run_id,
-                                            request.worker, request.results)
-            except Exception as exc:  # locked for longer than the busy timeout, disk full...
-                if attempt == RETRIES:
-                    log.exception("Could not write a batch of %d results", len(request.results))
-                    self._safe(self._on_error, request, exc)
-                    return
-                time.sleep(0.5 * attempt)
-                continue
-            self._safe(self._on_committed, request, written)
+    def _write(self, batch: WorkBatch, results: Sequence[ProcessedImage]) -> None:
+        retrying = Retrying(stop=stop_after_attempt(ATTEMPTS), reraise=True,
+                            wait=wait_incrementing(self._retry_wait_s, self._retry_wait_s))
+        try:
+            written = retrying(self.sink.write, batch, results)
+        except Exception as exc:  # noqa: BLE001 - reported; the work is handed out again
+            log.exception("Could not write a batch of %d results", len(results))
+            self._safe(self._on_error, batch, exc)
             return
+        self._safe(self._on_written, batch, results, written)
 
     @staticmethod
     def _safe(fn, *args) -> None:
         try:
             fn(*args)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a callback bug never stops the writer
             log.exception("Result callback failed")

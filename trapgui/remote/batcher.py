@@ -32,6 +32,14 @@ class DynamicBatcher(Generic[T]):
     def expect(self, n: int = 1) -> None:
         with self._cond:
             self._pending += n
+            self._cond.notify_all()
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Block until an item is expected or ready (or ``wake``, or ``timeout``): a consumer
+        with nothing to do sleeps here instead of spinning."""
+        with self._cond:
+            if not self._ready and self._pending == 0:
+                self._cond.wait(timeout)
 
     def put(self, item: T) -> None:
         with self._cond:

@@ -11,7 +11,9 @@ on the next start. Row states::
 
 A task delivered again (the server's visibility timeout ran out, or two deliveries of one
 message) keeps its row: its newest ``reply_subject`` is stored, and a result already computed
-is answered again under it instead of processing the image twice.
+is answered again under it instead of processing the image twice. Rows are keyed by server,
+job, pipeline and task: a new job (or another pipeline) that reuses task ids never receives
+results computed for a different one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
 from trapgui.core.errors import AuthenticationError, RemoteError
 from trapgui.db.database import Database
@@ -57,6 +60,8 @@ class OutboxItem:
 
 @dataclass
 class ComputedResult:
+    job_id: int
+    pipeline_slug: str
     task_id: str
     result: dict[str, Any]  # PipelineResultsResponse, or the error result
     error: str | None = None
@@ -86,7 +91,8 @@ class Outbox:
         answered_again = 0
         with self.db.write_session() as s:
             existing = {r.task_id: r for r in s.execute(select(RemoteTask).where(
-                RemoteTask.server == self.server,
+                RemoteTask.server == self.server, RemoteTask.job_id == int(job_id),
+                RemoteTask.pipeline_slug == pipeline_slug,
                 RemoteTask.task_id.in_([t.id for t in tasks]))).scalars()}
             new_rows = []
             for t in tasks:
@@ -114,16 +120,15 @@ class Outbox:
                      "results already computed.", answered_again, job_id)
         return to_process, answered_again
 
-    def record_results(self, results: Sequence[ComputedResult]) -> None:
-        if not results:
-            return
-        with self.db.write_session() as s:
-            for r in results:
-                s.execute(update(RemoteTask).where(
-                    RemoteTask.server == self.server, RemoteTask.task_id == r.task_id,
-                    RemoteTask.state == CLAIMED).values(
-                    state=READY, result=r.result, error=r.error,
-                    local_image_id=r.local_image_id))
+    def record_results(self, session, results: Sequence[ComputedResult]) -> None:
+        """Store computed results in ``session`` (the sink's transaction, which also writes
+        them into the catalogue: both or neither)."""
+        for r in results:
+            session.execute(update(RemoteTask).where(
+                RemoteTask.server == self.server, RemoteTask.job_id == int(r.job_id),
+                RemoteTask.pipeline_slug == r.pipeline_slug, RemoteTask.task_id == r.task_id,
+                RemoteTask.state == CLAIMED).values(
+                state=READY, result=r.result, error=r.error, local_image_id=r.local_image_id))
 
     def unfinished(self, job_id: int | None = None) -> list[OutboxItem]:
         """Claimed tasks without a result (the program stopped while working on them)."""
@@ -190,42 +195,50 @@ class ResultPoster:
 
     def flush(self, *, job_id: int | None = None, stop: threading.Event | None = None,
               deadline: float | None = None) -> int:
-        """Post everything ready; returns how many results were posted. Raises
+        """Post everything ready; returns how many results were posted. A failed post is
+        retried with exponential backoff (tenacity) until it goes through, ``stop`` is set or
+        the next wait would pass ``deadline`` (what is left stays in the outbox). Raises
         :class:`AuthenticationError` (retrying a refused token is pointless)."""
-        posted = 0
-        failures = 0
+
+        def give_up(state: RetryCallState) -> bool:
+            if stop is not None and stop.is_set():
+                return True
+            return deadline is not None and time.monotonic() + (state.upcoming_sleep or 0) \
+                > deadline
+
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("Posting results failed (%s); retrying in %.1f s. They are kept in "
+                        "the local database meanwhile.", exc, state.upcoming_sleep or 0)
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, RemoteError)
+                                     and not isinstance(e, AuthenticationError)),
+            wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            stop=give_up, before_sleep=log_retry, reraise=True,
+            sleep=stop.wait if stop is not None else time.sleep)
+        self._posted_now = 0
         with self._lock:
-            while True:
-                items = self.outbox.ready(job_id, limit=self.chunk * 8)
-                if not items:
-                    self.last_error = None
-                    return posted
-                progressed = False
-                for part in _by_job(items, self.chunk):
-                    try:
-                        posted += self._post(part)
-                        progressed = True
-                        failures = 0
-                    except AuthenticationError:
-                        raise
-                    except RemoteError as exc:
-                        self.outbox.mark_attempt_failed([i.row_id for i in part])
-                        self.last_error = str(exc)
-                        failures += 1
-                        wait = min(self.backoff_s * 2 ** (failures - 1), self.max_backoff_s)
-                        log.warning("Posting %d result(s) of job %s failed (%s); retrying in "
-                                    "%.1f s. They are kept in the local database meanwhile.",
-                                    len(part), part[0].job_id, exc, wait)
-                        if deadline is not None and time.monotonic() + wait > deadline:
-                            return posted
-                        if stop is not None:
-                            if stop.wait(wait):
-                                return posted
-                        else:
-                            time.sleep(wait)
-                        break
-                if not progressed and deadline is not None and time.monotonic() > deadline:
-                    return posted
+            try:
+                retrying(self._post_ready, job_id)
+                self.last_error = None
+            except AuthenticationError:
+                raise
+            except RemoteError as exc:
+                self.last_error = str(exc)
+        return self._posted_now
+
+    def _post_ready(self, job_id: int | None) -> None:
+        """Post chunks until nothing is ready; a failed chunk raises (its attempt counted)."""
+        while items := self.outbox.ready(job_id, limit=self.chunk * 8):
+            for part in _by_job(items, self.chunk):
+                try:
+                    self._posted_now += self._post(part)
+                except AuthenticationError:
+                    raise
+                except RemoteError:
+                    self.outbox.mark_attempt_failed([i.row_id for i in part])
+                    raise
 
     def _post(self, part: list[OutboxItem]) -> int:
         job_id = part[0].job_id

@@ -7,7 +7,7 @@ the pipelines and the worker settings the same way.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trapgui.config.paths import AppPaths
@@ -71,8 +71,7 @@ def worker_config(settings: Settings, **overrides) -> WorkerConfig:
 
 
 def build_worker(db, store, paths: AppPaths, settings: Settings, connection: Connection,
-                 pipelines: Sequence[RemotePipeline], config: WorkerConfig, *,
-                 on_event: Callable[[object], None] | None = None) -> RemoteWorker:
+                 pipelines: Sequence[RemotePipeline], config: WorkerConfig) -> RemoteWorker:
     client = AntennaClient(connection.base_url, connection.token)
     return RemoteWorker(client, db, store, pipelines, paths.cache_dir, config,
-                        on_event=on_event, cutoff_hour=settings.night_cutoff_hour)
+                        cutoff_hour=settings.night_cutoff_hour)

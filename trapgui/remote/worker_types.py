@@ -1,8 +1,9 @@
-"""Configuration, progress events and the summary of a remote-jobs worker (plain data)."""
+"""Configuration of a remote-jobs worker (plain data). Its progress and summary are the
+engine's own (``core.jobs.RunProgress``, ``RunSummary``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -22,33 +23,3 @@ class WorkerConfig:
     download_deadline_s: float = 120.0
     final_post_timeout_s: float = 60.0
     prefetch_batches: int = 1  # claimed beyond the batch being processed
-
-
-@dataclass
-class RemoteProgress:
-    """Like the local engine's ``Progress``: emitted after every batch and about every second."""
-
-    tasks_done: int  # answered this session (results and error results)
-    failures: int  # error results among them
-    posted: int
-    waiting_to_post: int
-    in_flight: int  # claimed, not yet processed
-    images_per_s: float
-    eta_s: float | None  # the contract does not give a job's size: None unless known
-    jobs: list[int]
-    state: str  # "working" | "idle" | "stopping" | "posting" | "stopped"
-    detections: int = 0
-    last_error: str | None = None
-
-
-@dataclass
-class RemoteSummary:
-    tasks_done: int
-    failures: int
-    posted: int
-    unposted: int
-    unfinished: int  # claimed but not processed (abort): processed on the next start
-    elapsed_s: float
-    images_per_s: float
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)

@@ -22,8 +22,9 @@ class ProcessingService:
         self._services = services
         self._lock = threading.Lock()
         self._engine = None
-        self._cancel_requested = False
-        self._paused = False
+        from trapgui.core.jobs import JobControl
+
+        self._control = JobControl()
 
     # ---- configuration ------------------------------------------------------------------
     def spec(self):
@@ -75,37 +76,26 @@ class ProcessingService:
 
         services = self._services
         engine = Engine(services.db, services.models.store, self.spec(),
-                        devices=services.settings.device, thread_factory=thread_factory)
+                        devices=services.settings.device, thread_factory=thread_factory,
+                        low_priority=True)
         with self._lock:
-            if self._cancel_requested:
-                self._cancel_requested = False
+            control = self._control
+            if control.cancelled:
                 raise Cancelled("Processing was cancelled before it started.")
             self._engine = engine
-            if self._paused:
-                engine.pause()
-        def relay(event):
-            # Engine.run clears its cancel flag when it starts: a cancel that arrived just
-            # before is re-asserted on the first event (events come at least every second)
-            if self._cancel_requested and not engine.cancelled:
-                engine.cancel()
-            on_event(event)
-
         try:
             plan = self._queue(engine, scope)
             if on_plan is not None:
                 on_plan(plan)
-            if self._cancel_requested:
-                raise Cancelled("Processing was cancelled before it started.")
-            return engine.run(on_event=relay, image_ids=plan.image_ids)
+            control.raise_if_cancelled("Processing was cancelled before it started.")
+            return engine.run(on_event, control, image_ids=plan.image_ids)
         finally:
             with self._lock:
                 self._engine = None
-                self._cancel_requested = False
-                self._paused = False
 
     def _queue(self, engine, scope: RunScope) -> RunPlan:
         catalogue = self._services.catalogue
-        name = engine.spec.display_name if hasattr(engine, "spec") else self.spec().display_name
+        name = engine.spec.display_name
         if scope.resume_only:
             return RunPlan(name, self.unfinished(), 0, None)
         if scope.image_ids:
@@ -122,24 +112,18 @@ class ProcessingService:
         return RunPlan(name, len(ids), queued, ids)
 
     def pause(self) -> None:
-        with self._lock:
-            self._paused = True
-            if self._engine is not None:
-                self._engine.pause()
+        self._control.pause()
 
     def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            if self._engine is not None:
-                self._engine.resume()
+        self._control.resume()
 
     def cancel(self) -> None:
         """Stop within one batch; claims go back to the queue (nothing is lost)."""
-        with self._lock:
-            self._cancel_requested = True
-            if self._engine is not None:
-                self._engine.cancel()
+        self._control.cancel()
 
     def reset_cancel(self) -> None:
+        """A fresh control for the next run."""
+        from trapgui.core.jobs import JobControl
+
         with self._lock:
-            self._cancel_requested = False
+            self._control = JobControl()

@@ -29,9 +29,11 @@ log = logging.getLogger(__name__)
 
 class RemoteService:
     def __init__(self, services):
+        from trapgui.core.jobs import JobControl
+
         self._services = services
         self._lock = threading.Lock()
-        self._worker = None
+        self._control = JobControl()
         self._thread: threading.Thread | None = None
 
     # ---- configuration ------------------------------------------------------------------
@@ -161,6 +163,9 @@ class RemoteService:
         with self._lock:
             if self.running:
                 raise UserInputError("A remote run is already in progress.")
+            from trapgui.core.jobs import JobControl
+
+            self._control = JobControl()
             self._thread = threading.Thread(
                 target=self._run, args=(list(slugs), on_event, job_id, base_url, token),
                 name="remote-run", daemon=True)
@@ -168,14 +173,10 @@ class RemoteService:
 
     def stop(self) -> None:
         """Finish the tasks already claimed, post their results, then end the run."""
-        worker = self._worker
-        if worker is not None:
-            worker.stop()
+        self._control.cancel()
 
     def abort(self) -> None:
-        worker = self._worker
-        if worker is not None:
-            worker.abort()
+        self._control.abort()
 
     def wait(self, timeout: float | None = None) -> bool:
         thread = self._thread
@@ -204,9 +205,8 @@ class RemoteService:
             config = worker_config(services.settings, job_ids=[job_id] if job_id else None,
                                    exit_when_idle=True)
             worker = build_worker(services.db, store, services.paths, services.settings, conn,
-                                  pipes, config, on_event=lambda e: self._relay(e, on_event))
-            self._worker = worker
-            summary = worker.run()
+                                  pipes, config)
+            summary = worker.run(lambda e: self._relay(e, on_event), self._control)
         except TrapguiError as exc:
             on_event(RemoteRunMessage("error", str(exc)))
             on_event(RemoteRunFinished(0, 0, 0, 0, 0, str(exc), 0.0))
@@ -217,22 +217,20 @@ class RemoteService:
             on_event(RemoteRunMessage("error", message))
             on_event(RemoteRunFinished(0, 0, 0, 0, 0, message, 0.0))
             return
-        finally:
-            self._worker = None
-        on_event(RemoteRunFinished(summary.tasks_done, summary.failures, summary.posted,
-                                   summary.unposted, summary.unfinished, summary.error,
+        on_event(RemoteRunFinished(summary.done, summary.failed, summary.posted or 0,
+                                   summary.unposted, summary.remaining, summary.error,
                                    summary.elapsed_s))
 
     @staticmethod
     def _relay(event, on_event) -> None:
-        """Engine/worker events → the plain types of remote_types."""
-        kind = type(event).__name__
-        if kind == "RemoteProgress":
-            on_event(RemoteRunStatus(event.tasks_done, event.failures, event.posted,
-                                     event.waiting_to_post, event.in_flight, event.images_per_s,
-                                     event.eta_s, event.state, event.detections,
-                                     event.last_error))
-        elif kind == "Log":
+        """Engine events → the plain types of remote_types."""
+        from trapgui.core.jobs import BatchCommitted, LogLine, RunProgress
+
+        if isinstance(event, RunProgress):
+            on_event(RemoteRunStatus(event.done, event.failed, event.posted or 0,
+                                     event.waiting_to_post, 0, event.rate, event.eta_s,
+                                     event.state, event.detections, event.message))
+        elif isinstance(event, LogLine):
             on_event(RemoteRunMessage(event.level, event.message))
-        elif kind == "BatchCommitted":
+        elif isinstance(event, BatchCommitted):
             on_event(RemoteImagesProcessed(list(event.image_ids)))

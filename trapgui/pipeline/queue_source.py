@@ -1,0 +1,152 @@
+"""The local processing queue as the engine's source and sink.
+
+Source: each device worker claims batches from ``db.jobqueue`` in its own name, with leases,
+and keeps one batch claimed and decoding ahead of the one on its device (the loader pool
+decodes it meanwhile). Leases of everything held are renewed by ``keep_alive``; a worker that
+stops gives back what it never started. Sink: each batch's results and job states in one
+transaction (``jobqueue.complete``), only for jobs still claimed in that worker's name, and the
+run record (``processing_runs``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from trapgui.db import jobqueue
+from trapgui.pipeline.loader import ImageLoader
+from trapgui.pipeline.processor import ProcessedImage
+from trapgui.pipeline.spec import PipelineSpec
+from trapgui.pipeline.work import WorkBatch, WorkItem
+from trapgui.version import __version__
+
+PREFETCH = 1  # batches claimed and decoding ahead of the one on the device
+
+
+class QueueSource:
+    def __init__(self, db, pipeline_id: int, *, scope: Sequence[int] | None = None,
+                 loader_threads: int = 2, lease_s: float = 300.0,
+                 decode_initializer: Callable[[], None] | None = None):
+        self.db = db
+        self.pipeline_id = pipeline_id
+        self.scope = None if scope is None else sorted(set(scope))
+        self.loader_threads = loader_threads
+        self.lease_s = lease_s
+        self._decode_initializer = decode_initializer
+        self._loader: ImageLoader | None = None
+        self._lock = threading.Lock()
+        self._ahead: dict[str, deque[WorkBatch]] = {}
+        self._held: dict[str, dict[int, int]] = {}  # worker -> {job id: image id} not yet written
+        self._drained: set[str] = set()
+        self._last_renew = time.monotonic()
+        before = jobqueue.counts(db, pipeline_id, self.scope)
+        self._total = sum(before.values())
+        self._done_before = before["done"]
+        self._failed_before = before["failed"]
+
+    # -- source -------------------------------------------------------------------------
+    def start(self, decoder, control) -> None:
+        self._control = control
+        self._loader = ImageLoader(decoder, self.loader_threads, self._decode_initializer)
+
+    def next_batch(self, worker: str, size: int, wait_s: float) -> WorkBatch | None:
+        if self._control.cancelled:  # what is claimed ahead goes back in give_back
+            return None
+        with self._lock:
+            ahead = self._ahead.setdefault(worker, deque())
+        while worker not in self._drained and len(ahead) <= PREFETCH:
+            claims = jobqueue.claim(self.db, self.pipeline_id, worker, size, self.lease_s,
+                                    image_ids=self.scope)
+            if not claims:
+                self._drained.add(worker)
+                break
+            batch = WorkBatch(worker, [WorkItem(c.image_id, c.abs_path, ref=c) for c in claims],
+                              [self._loader.submit(c.image_id, c.abs_path, (c.width, c.height))
+                               for c in claims])
+            with self._lock:
+                self._held.setdefault(worker, {}).update((c.job_id, c.image_id) for c in claims)
+                ahead.append(batch)
+        with self._lock:
+            return ahead.popleft() if ahead else None
+
+    def started(self, batch: WorkBatch) -> None:
+        pass
+
+    def give_back(self, worker: str) -> None:
+        with self._lock:
+            batches = list(self._ahead.pop(worker, ()))
+        job_ids = [i.ref.job_id for b in batches for i in b.items]
+        for b in batches:
+            b.cancel()
+        if job_ids:
+            jobqueue.release(self.db, worker, job_ids)
+            self.settled(worker, job_ids)
+
+    def keep_alive(self) -> None:
+        if time.monotonic() - self._last_renew < max(1.0, self.lease_s / 4):
+            return
+        self._last_renew = time.monotonic()
+        with self._lock:
+            held = {w: list(jobs) for w, jobs in self._held.items() if jobs}
+        for worker, job_ids in held.items():
+            jobqueue.renew(self.db, worker, job_ids, self.lease_s)
+
+    def status(self) -> dict:
+        return {"total": self._total, "done_before": self._done_before,
+                "failed_before": self._failed_before, "state": "working"}
+
+    def close(self) -> None:
+        if self._loader is not None:
+            self._loader.close()
+
+    # -- shared with the sink -----------------------------------------------------------
+    def settled(self, worker: str, job_ids) -> None:
+        """These claims are written (or given up): stop renewing them."""
+        with self._lock:
+            held = self._held.get(worker, {})
+            for j in job_ids:
+                held.pop(j, None)
+
+    def remaining(self) -> int:
+        left = jobqueue.counts(self.db, self.pipeline_id, self.scope)
+        return left["pending"] + left["claimed"]
+
+
+class CatalogueSink:
+    """Writes a queue source's results into the catalogue and keeps the run record."""
+
+    wants_scores = False
+
+    def __init__(self, db, pipeline_id: int, source: QueueSource, spec: PipelineSpec, store=None):
+        self.db = db
+        self.pipeline_id = pipeline_id
+        self.source = source
+        self.spec = spec
+        self.store = store
+        self.run_id: int | None = None
+
+    def begin(self, model_sets: dict, devices: list) -> None:
+        models = next(iter(model_sets.values()))
+        self.run_id = jobqueue.start_run(
+            self.db, self.pipeline_id, models=models.describe(self.store),
+            devices=[{"device": c.label, "name": c.name, "threads": c.threads} for c in devices],
+            settings={**self.spec.as_dict(),
+                      "process": {"host": socket.gethostname(), "pid": os.getpid()}},
+            app_version=__version__)
+
+    def write(self, batch: WorkBatch, results: Sequence[ProcessedImage]) -> int:
+        written = jobqueue.complete(self.db, self.pipeline_id, self.run_id, batch.worker,
+                                    [p.result for p in results])
+        self.source.settled(batch.worker, [i.ref.job_id for i in batch.items])
+        return written
+
+    def abandon(self, batch: WorkBatch) -> None:
+        job_ids = [i.ref.job_id for i in batch.items]
+        try:
+            jobqueue.release(self.db, batch.worker, job_ids)
+        finally:
+            self.source.settled(batch.worker, job_ids)
