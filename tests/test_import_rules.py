@@ -21,13 +21,14 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "export": ({"core", "config", "db", "export"}, {"sqlalchemy"}),
     "ml": ({"core", "config", "ml"}, {"torch", "torchvision", "PIL", "numpy", "requests", "timm"}),
     "pipeline": ({"core", "config", "db", "scan", "ml", "export", "pipeline"},
-                 {"torch", "torchvision", "PIL", "numpy", "sqlalchemy"}),
+                 {"torch", "torchvision", "PIL", "numpy", "sqlalchemy", "tenacity"}),
     "remote": ({"core", "config", "db", "scan", "ml", "pipeline", "remote"},
-               {"requests", "urllib3", "PIL", "numpy", "torch", "sqlalchemy", "keyring"}),
+               {"requests", "urllib3", "PIL", "numpy", "torch", "sqlalchemy", "keyring",
+                "tenacity"}),
     "services": ({"core", "config", "db", "scan", "ml", "pipeline", "remote", "export", "services"},
                  {"sqlalchemy", "torch", "PIL", "numpy", "requests"}),
     "cli": ({"core", "config", "db", "scan", "ml", "pipeline", "remote", "export", "services", "cli"},
-            {"sqlalchemy", "torch", "PIL", "numpy", "requests"}),
+            {"sqlalchemy", "torch", "PIL", "numpy", "requests", "tqdm"}),
     # the GUI sees only the facade: never torch, SQLAlchemy or the layers below services
     "gui": ({"core", "config", "services", "gui"}, {"PySide6", "shiboken6", "numpy"}),
 }

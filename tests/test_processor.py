@@ -12,7 +12,7 @@ from tests.pipeline_helpers import (OutOfMemoryOverClassifier, binary_classifier
 from trapgui.core.types import Rank
 from trapgui.ml.base import DetectorOutput
 from trapgui.ml.builtin_detector import BuiltinDetector
-from trapgui.pipeline.loader import ImageLoader, decode_image
+from trapgui.pipeline.loader import Decoder, ImageLoader, decode_image
 from trapgui.pipeline.processor import BatchProcessor, DecodedImage
 
 KNOWN = [(130, 100, 200, 155), (470, 330, 550, 400), (670, 70, 720, 125)]  # x1 y1 x2 y2
@@ -162,13 +162,13 @@ def test_loader_pool_keeps_order_and_reports_unreadable_files(tmp_path, sheet_jp
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
 
-    class Claim:
-        def __init__(self, image_id, path):
-            self.image_id, self.abs_path, self.width, self.height = image_id, str(path), 800, 600
-
-    with ImageLoader(2) as loader:
-        decoded = loader.submit([Claim(1, sheet_jpeg), Claim(2, bad), Claim(3, empty),
-                                 Claim(4, tmp_path / "gone.jpg")]).result()
+    loader = ImageLoader(Decoder(), 2)
+    try:
+        files = [sheet_jpeg, bad, empty, tmp_path / "gone.jpg"]
+        futures = [loader.submit(i, str(f), (800, 600)) for i, f in enumerate(files, 1)]
+        decoded = [f.result() for f in futures]
+    finally:
+        loader.close()
     assert [d.image_id for d in decoded] == [1, 2, 3, 4]
     assert decoded[0].error is None and decoded[0].tensor.dtype == torch.uint8
     assert all(d.error and d.error.startswith("Unreadable image") for d in decoded[1:])
