@@ -15,7 +15,7 @@ STDLIB = set(sys.stdlib_module_names)
 # layer -> (trapgui layers it may import, third-party top-level packages it may import)
 RULES: dict[str, tuple[set[str], set[str]]] = {
     "core": ({"core"}, {"numpy"}),
-    "config": ({"core", "config"}, set()),
+    "config": ({"core", "config"}, {"platformdirs"}),
     "db": ({"core", "config", "db"}, {"sqlalchemy"}),
     "scan": ({"core", "config", "db", "scan"}, {"PIL", "numpy", "sqlalchemy"}),
     "export": ({"core", "config", "db", "export"}, {"sqlalchemy"}),

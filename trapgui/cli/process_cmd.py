@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--cutoff-hour", type=int, metavar="H", help="night cut-off hour (0-23)")
     p.add_argument("--requeue", action="store_true",
                    help="process again images already done with these models")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="try again the images that failed with these models (after a crash, "
+                   "or once an unreadable file was replaced)")
     p.add_argument("--export", metavar="OUT.csv", help="write this deployment's detections here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -142,7 +145,8 @@ def run(args, ctx) -> int:
     report = scan_folder(ctx.db, args.folder, cutoff_hour=cutoff)
     print("\n".join(scan_summary(report)))
     engine = Engine(ctx.db, store, spec, devices=args.device or settings.device)
-    queued = engine.enqueue_deployment(report.deployment_id, requeue=args.requeue)
+    queued = engine.enqueue_deployment(report.deployment_id, requeue=args.requeue,
+                                       retry_failed=args.retry_failed)
     print(f"Models: {spec.display_name}; {queued} image{'s' if queued != 1 else ''} newly "
           "queued.")
     bar = TerminalProgress("Processing", quiet=args.quiet)
@@ -176,6 +180,10 @@ def run(args, ctx) -> int:
           f"({summary.images_per_s:.2f} images/s); {summary.remaining} left in the queue.")
     for note in summary.notes:
         print(f"  note: {note}")
+    if summary.failed_earlier:
+        print(f"  {summary.failed_earlier} image{'s' if summary.failed_earlier != 1 else ''} "
+              "of this folder failed in earlier runs (`trapgui nights` lists them); "
+              "`--retry-failed` tries them again.")
     if summary.status == "cancelled":
         print("Run the same command again to process the rest.")
         return 130

@@ -8,33 +8,22 @@ platform default. Installers never write here, so uninstalling the app keeps use
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import platformdirs
 
 APP_NAME = "trapgui"
 
 
 def _platform_data_dir() -> Path:
-    home = Path.home()
-    if sys.platform.startswith("win"):
-        base = os.environ.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
-        return Path(base) / APP_NAME
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / APP_NAME
-    base = os.environ.get("XDG_DATA_HOME") or str(home / ".local" / "share")
-    return Path(base) / APP_NAME
+    # Linux ~/.local/share (or $XDG_DATA_HOME), Windows %LOCALAPPDATA%, macOS Application Support
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 def _platform_config_dir() -> Path:
-    home = Path.home()
-    if sys.platform.startswith("win"):
-        base = os.environ.get("APPDATA") or str(home / "AppData" / "Roaming")
-        return Path(base) / APP_NAME
-    if sys.platform == "darwin":
-        return home / "Library" / "Preferences" / APP_NAME
-    base = os.environ.get("XDG_CONFIG_HOME") or str(home / ".config")
-    return Path(base) / APP_NAME
+    # Linux ~/.config (or $XDG_CONFIG_HOME), Windows %APPDATA% (roaming), macOS Application Support
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False, roaming=True))
 
 
 @dataclass(frozen=True)

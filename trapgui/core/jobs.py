@@ -104,6 +104,7 @@ class RunSummary:
     remaining: int
     devices: tuple[DeviceStatus, ...] = ()
     notes: tuple[str, ...] = ()
+    failed_earlier: int = 0  # images of the scope that had failed before this run
     posted: int | None = None  # remote runs: results the server has
     unposted: int = 0  # remote runs: results kept locally, posted at the next start
     error: str | None = None  # why a crashed run stopped, in one sentence

@@ -33,9 +33,13 @@ from trapgui.db.tables import (
     ProcessingRun,
 )
 
-# An image that was claimed this many times without finishing (the process died each time,
-# e.g. a decoder crash) is failed instead of being handed out forever.
-MAX_ATTEMPTS = 3
+# An image in flight when the process crashed (a fatal signal of its own: a decoder segfault)
+# this many times is failed instead of being handed out forever; after the first crash it is
+# processed alone, so innocent batch-mates clear themselves.
+MAX_CRASHES = 3
+# Stopped from outside (killed, power cut) while working on it alone this many times: perhaps
+# it exhausts memory every time (the kernel's OOM killer leaves no crash report).
+MAX_INTERRUPTIONS = 8
 _CHUNK = 500  # SQLite's bound-parameter limit is generous, but keep statements modest
 
 
@@ -72,9 +76,11 @@ def _chunks(items: Sequence, size: int = _CHUNK):
         yield items[i : i + size]
 
 
-def enqueue(db: Database, pipeline_id: int, image_ids: Iterable[int], *, requeue: bool = False) -> int:
+def enqueue(db: Database, pipeline_id: int, image_ids: Iterable[int], *, requeue: bool = False,
+            retry_failed: bool = False) -> int:
     """Add pending jobs for these images. Existing jobs are left alone, unless ``requeue``,
-    which sends done/failed ones back to pending and drops their old results. Returns how many
+    which sends done/failed ones back to pending and drops their old results, or
+    ``retry_failed``, which sends failed ones back (with a clean record). Returns how many
     jobs became pending."""
     ids = sorted(set(image_ids))
     now = time.time()
@@ -85,19 +91,21 @@ def enqueue(db: Database, pipeline_id: int, image_ids: Iterable[int], *, requeue
                 select(Job.image_id, Job.state).where(
                     Job.pipeline_id == pipeline_id, Job.image_id.in_(part))).all())
             new_rows = [{"image_id": i, "pipeline_id": pipeline_id, "state": JobState.PENDING.value,
-                         "attempts": 0, "updated_at": now} for i in part if i not in existing]
+                         "attempts": 0, "interruptions": 0, "updated_at": now}
+                        for i in part if i not in existing]
             if new_rows:
                 s.execute(insert(Job), new_rows)
                 changed += len(new_rows)
-            if requeue:
-                again = [i for i, st in existing.items()
-                         if st in (JobState.DONE.value, JobState.FAILED.value)]
+            if requeue or retry_failed:
+                again_states = ((JobState.DONE.value, JobState.FAILED.value) if requeue
+                                else (JobState.FAILED.value,))
+                again = [i for i, st in existing.items() if st in again_states]
                 if again:
                     _delete_results(s, pipeline_id, again)
                     s.execute(update(Job).where(
                         Job.pipeline_id == pipeline_id, Job.image_id.in_(again)).values(
                         state=JobState.PENDING.value, worker=None, lease_expires_at=None,
-                        error=None, attempts=0, updated_at=now))
+                        error=None, attempts=0, interruptions=0, updated_at=now))
                     changed += len(again)
     return changed
 
@@ -113,10 +121,10 @@ def _delete_results(session, pipeline_id: int, image_ids: Sequence[int]) -> None
 def claim(db: Database, pipeline_id: int, worker: str, limit: int, lease_s: float,
           *, image_ids: Sequence[int] | None = None, now: float | None = None) -> list[ClaimedImage]:
     """Atomically take up to ``limit`` pending jobs (or claims whose lease has expired).
-    ``image_ids`` restricts the claim to a selection (selected nights or images)."""
+    ``image_ids`` restricts the claim to a selection (selected nights or images). A job that
+    was in flight when a process died is handed out alone, after the others."""
     now = time.time() if now is None else now
     with db.write_session() as s:
-        _fail_exhausted(s, pipeline_id, now)
         _fail_unavailable(s, pipeline_id, now)
         claimable = or_(
             Job.state == JobState.PENDING.value,
@@ -125,12 +133,15 @@ def claim(db: Database, pipeline_id: int, worker: str, limit: int, lease_s: floa
         query = select(Job.id).where(Job.pipeline_id == pipeline_id, claimable)
         if image_ids is not None:
             query = query.where(Job.image_id.in_(list(image_ids)))
-        job_ids = list(s.execute(query.order_by(Job.id).limit(limit)).scalars())
+        clean = and_(Job.attempts == 0, Job.interruptions == 0)
+        job_ids = list(s.execute(query.where(clean).order_by(Job.id).limit(limit)).scalars())
+        if not job_ids:
+            job_ids = list(s.execute(query.order_by(Job.id).limit(1)).scalars())
         if not job_ids:
             return []
         s.execute(update(Job).where(Job.id.in_(job_ids)).values(
             state=JobState.CLAIMED.value, worker=worker, lease_expires_at=now + lease_s,
-            attempts=Job.attempts + 1, updated_at=now))
+            updated_at=now))
         rows = s.execute(
             select(Job.id, Job.image_id, Deployment.path, Image.rel_path, Image.width,
                    Image.height, Job.attempts)
@@ -141,13 +152,37 @@ def claim(db: Database, pipeline_id: int, worker: str, limit: int, lease_s: floa
                          rel_path=r[3], width=r[4], height=r[5], attempts=r[6]) for r in rows]
 
 
-def _fail_exhausted(session, pipeline_id: int, now: float) -> None:
-    session.execute(update(Job).where(
-        Job.pipeline_id == pipeline_id, Job.state == JobState.CLAIMED.value,
-        Job.lease_expires_at < now, Job.attempts >= MAX_ATTEMPTS).values(
-        state=JobState.FAILED.value, lease_expires_at=None, updated_at=now,
-        error=f"processing stopped {MAX_ATTEMPTS} times while working on this image "
-              "(the program crashed or was killed); skipped"))
+def charge_interrupted(db: Database, job_ids: Sequence[int], *, crashed: bool,
+                       report: str = "") -> tuple[int, int]:
+    """Jobs that were in flight (being decoded, or on the device) when their process died:
+    a crash of its own counts against them (``attempts``), a stop from outside only as an
+    interruption; they go back to pending, or fail once the evidence is strong enough.
+    Returns (charged, failed)."""
+    ids = list(job_ids)
+    if not ids:
+        return 0, 0
+    now = time.time()
+    column = Job.attempts if crashed else Job.interruptions
+    with db.write_session() as s:
+        charged = s.execute(update(Job).where(
+            Job.id.in_(ids), Job.state == JobState.CLAIMED.value).values(
+            {column.key: column + 1})).rowcount
+        crash_reason = (f"the program crashed {MAX_CRASHES} times while working on this image"
+                        + (f" ({report})" if report else "") + "; skipped (Retry failed "
+                        "images to try it again)")
+        stop_reason = (f"the program was stopped {MAX_INTERRUPTIONS} times while working on "
+                       "this image alone (perhaps it needs more memory than this computer "
+                       "has); skipped (Retry failed images to try it again)")
+        failed = 0
+        for limit_col, limit, reason in ((Job.attempts, MAX_CRASHES, crash_reason),
+                                         (Job.interruptions, MAX_INTERRUPTIONS, stop_reason)):
+            failed += s.execute(update(Job).where(
+                Job.id.in_(ids), Job.state == JobState.CLAIMED.value, limit_col >= limit).values(
+                state=JobState.FAILED.value, lease_expires_at=None, error=reason,
+                updated_at=now)).rowcount
+        s.execute(update(Job).where(Job.id.in_(ids), Job.state == JobState.CLAIMED.value).values(
+            state=JobState.PENDING.value, worker=None, lease_expires_at=None, updated_at=now))
+    return charged, failed
 
 
 def _fail_unavailable(session, pipeline_id: int, now: float) -> None:
@@ -179,19 +214,16 @@ def release(db: Database, worker: str, job_ids: Sequence[int]) -> int:
         result = s.execute(update(Job).where(
             Job.id.in_(list(job_ids)), Job.worker == worker,
             Job.state == JobState.CLAIMED.value).values(
-            state=JobState.PENDING.value, worker=None, lease_expires_at=None,
-            attempts=func.max(Job.attempts - 1, 0), updated_at=now))
+            state=JobState.PENDING.value, worker=None, lease_expires_at=None, updated_at=now))
         return result.rowcount
 
 
 def reset_expired(db: Database, now: float | None = None) -> int:
-    """Send claims whose lease ran out (a crashed or killed process) back to pending."""
+    """Send claims whose lease ran out back to pending. Nobody is blamed: what was in flight
+    when a process on this computer died is charged first (``charge_interrupted``), from the
+    evidence it left."""
     now = time.time() if now is None else now
     with db.write_session() as s:
-        pipelines = s.execute(select(Job.pipeline_id).where(
-            Job.state == JobState.CLAIMED.value, Job.lease_expires_at < now).distinct()).scalars()
-        for pid in list(pipelines):
-            _fail_exhausted(s, pid, now)
         result = s.execute(update(Job).where(
             Job.state == JobState.CLAIMED.value, Job.lease_expires_at < now).values(
             state=JobState.PENDING.value, worker=None, lease_expires_at=None, updated_at=now))
@@ -226,7 +258,8 @@ def record_results(session, pipeline_id: int, run_id: int | None,
     held = dict(session.execute(select(Job.image_id, Job.id).where(
         Job.pipeline_id == pipeline_id, Job.image_id.in_(list(by_image)))).all())
     new = [{"image_id": i, "pipeline_id": pipeline_id, "state": JobState.CLAIMED.value,
-            "attempts": 0, "updated_at": now} for i in by_image if i not in held]
+            "attempts": 0, "interruptions": 0, "updated_at": now}
+           for i in by_image if i not in held]
     if new:
         session.execute(insert(Job), new)
         held = dict(session.execute(select(Job.image_id, Job.id).where(

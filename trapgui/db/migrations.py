@@ -46,9 +46,20 @@ def key_remote_tasks_by_job_and_pipeline(conn: Connection) -> None:
     conn.exec_driver_sql("DROP TABLE remote_tasks_old")
 
 
+def count_interruptions(conn: Connection) -> None:
+    """Jobs count crashes (``attempts``) and outside stops (``interruptions``) apart."""
+    columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(jobs)")}
+    if "interruptions" not in columns:
+        conn.exec_driver_sql("ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL "
+                             "DEFAULT 0")
+    # attempts used to count claims: they were not evidence of anything
+    conn.exec_driver_sql("UPDATE jobs SET attempts = 0 WHERE state != 'failed'")
+
+
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, add_occurrences),
     (3, key_remote_tasks_by_job_and_pipeline),
+    (4, count_interruptions),
 ]
 
-LATEST_VERSION = 3
+LATEST_VERSION = 4

@@ -152,7 +152,10 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")  # JobState
     worker: Mapped[str | None] = mapped_column(String(128), index=True)
     lease_expires_at: Mapped[float | None] = mapped_column(Float)  # unix time
+    # crashes of the program while this job was in flight (a fatal signal of its own)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # stops from outside (killed, power cut) while it was in flight: weaker evidence
+    interruptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[int | None] = mapped_column(
         ForeignKey("processing_runs.id", ondelete="SET NULL"), index=True

@@ -101,7 +101,13 @@ class DeviceWorker:
         self.state = "idle"
 
     def _process(self, batch: WorkBatch) -> list[ProcessedImage]:
-        self.source.started(batch)
+        self.source.on_device(batch, True)
+        try:
+            return self._device_step(batch)
+        finally:
+            self.source.on_device(batch, False)
+
+    def _device_step(self, batch: WorkBatch) -> list[ProcessedImage]:
         start = time.perf_counter()
         try:
             images = batch.images()

@@ -16,6 +16,7 @@ from trapgui.core.jobs import Emit, JobControl, LogLine, RunSummary, safe_emit
 from trapgui.core.processes import pid_alive, worker_pid
 from trapgui.db import catalogue_queries, jobqueue
 from trapgui.pipeline.device_pool import DevicePool, lower_thread_priority
+from trapgui.pipeline.flight_recorder import FlightRecorder
 from trapgui.pipeline.model_set import registry_loader
 from trapgui.pipeline.queue_source import CatalogueSink, QueueSource
 from trapgui.pipeline.spec import PipelineSpec
@@ -42,18 +43,22 @@ class Engine:
             db, self.pipeline_key, spec.display_name, spec.result_config())
 
     # -- queue --------------------------------------------------------------------------
-    def enqueue_images(self, image_ids: Iterable[int], requeue: bool = False) -> int:
-        return jobqueue.enqueue(self.db, self.pipeline_id, list(image_ids), requeue=requeue)
+    def enqueue_images(self, image_ids: Iterable[int], requeue: bool = False,
+                       retry_failed: bool = False) -> int:
+        """New pending jobs; ``requeue`` redoes done and failed ones, ``retry_failed`` the
+        failed ones only."""
+        return jobqueue.enqueue(self.db, self.pipeline_id, list(image_ids), requeue=requeue,
+                                retry_failed=retry_failed)
 
     def enqueue_deployment(self, deployment_id: int, night_ids: Iterable[int | None] | None = None,
-                           requeue: bool = False) -> int:
+                           requeue: bool = False, retry_failed: bool = False) -> int:
         """All readable images of a trap, or of some nights (``None`` in ``night_ids`` = the
         undated group)."""
         nights = None if night_ids is None else list(night_ids)
         ids = catalogue_queries.image_ids(
             self.db, deployment_id, None if nights is None else [n for n in nights if n is not None],
             include_undated=nights is not None and None in nights)
-        return self.enqueue_images(ids, requeue=requeue)
+        return self.enqueue_images(ids, requeue=requeue, retry_failed=retry_failed)
 
     # -- the job ------------------------------------------------------------------------
     def job(self, image_ids: Iterable[int] | None = None):
@@ -69,10 +74,17 @@ class Engine:
         control = control or JobControl()
         scope = None if image_ids is None else sorted(set(image_ids))
         self._take_over_dead_processes(emit)
+        recorder = FlightRecorder(self.db.path, socket.gethostname()).open()
+        try:
+            return self._run(emit, control, scope, recorder)
+        finally:
+            recorder.close()  # stopped cleanly (or by the user): nobody is blamed
+
+    def _run(self, emit: Emit, control: JobControl, scope, recorder) -> RunSummary:
         source = QueueSource(self.db, self.pipeline_id, scope=scope,
                              loader_threads=self.spec.loader_threads, lease_s=self.spec.lease_s,
                              decode_initializer=lower_thread_priority if self.low_priority
-                             else None)
+                             else None, recorder=recorder)
         sink = CatalogueSink(self.db, self.pipeline_id, source, self.spec, self.store)
         pool = DevicePool(source, sink, {"": self.spec}, self._load, devices=self.devices,
                           low_priority=self.low_priority, thread_factory=self.thread_factory)
@@ -82,7 +94,7 @@ class Engine:
             done=outcome.done, failed=outcome.failed, detections=outcome.detections,
             elapsed_s=outcome.elapsed_s, images_per_s=outcome.images_per_s,
             remaining=source.remaining(), devices=tuple(outcome.devices),
-            notes=tuple(outcome.notes),
+            notes=tuple(outcome.notes), failed_earlier=source.failed_before,
             error=None if outcome.error is None else str(outcome.error))
         if sink.run_id is not None:
             jobqueue.finish_run(self.db, sink.run_id, status=summary.status,
@@ -93,14 +105,30 @@ class Engine:
         return summary
 
     def _take_over_dead_processes(self, emit: Emit) -> None:
-        """Claims of trapgui processes on this computer that no longer exist (killed,
-        crashed) are expired now rather than when their lease runs out, and their runs are
-        marked crashed; then every expired claim goes back to the queue (``reset_expired``
-        counts the attempt, so an image that keeps killing the process is failed)."""
+        """Work of trapgui processes on this computer that no longer exist (killed, crashed):
+        what they had in flight is charged from the evidence they left (a crash report blames
+        the images being decoded or on the device; a stop from outside blames nobody), their
+        claims go back to the queue now rather than when their lease runs out, and their runs
+        are marked crashed; then every other expired claim goes back too."""
         host = socket.gethostname()
-        dead = [w for w in jobqueue.claimed_workers(self.db, f"{host}:")
-                if (pid := worker_pid(w)) is not None and not pid_alive(pid)]
-        jobqueue.expire_claims(self.db, dead)
+        dead_workers = [w for w in jobqueue.claimed_workers(self.db, f"{host}:")
+                        if (pid := worker_pid(w)) is not None and not pid_alive(pid)]
+        dead_pids = {worker_pid(w) for w in dead_workers}
+        dead_pids.update(p for p in FlightRecorder.recorded_pids(self.db.path, host)
+                         if not pid_alive(p))
+        for pid in sorted(dead_pids):
+            evidence = FlightRecorder.examine(self.db.path, host, pid)
+            if evidence.in_flight:
+                charged, failed = jobqueue.charge_interrupted(
+                    self.db, sorted(evidence.in_flight), crashed=evidence.crashed,
+                    report=evidence.report)
+                if evidence.crashed and charged:
+                    emit(LogLine("warning", f"trapgui crashed while working on {charged} "
+                                            "image(s); they are tried again one at a time"
+                                            + (f" ({failed} skipped after repeated crashes)"
+                                               if failed else "") + "."))
+            FlightRecorder.discard(self.db.path, host, pid)
+        jobqueue.expire_claims(self.db, dead_workers)
         for run_id, settings in jobqueue.running_runs(self.db):
             proc = settings.get("process") or {}
             pid = proc.get("pid")

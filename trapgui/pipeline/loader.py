@@ -113,8 +113,24 @@ class ImageLoader:
                                         initializer=initializer)
 
     def submit(self, image_id: int, path: str,
-               expected_size: tuple[int | None, int | None] | None = None) -> Future:
-        return self._pool.submit(self.decoder, image_id, path, expected_size)
+               expected_size: tuple[int | None, int | None] | None = None, *,
+               on_start: Callable[[], None] | None = None,
+               on_end: Callable[[], None] | None = None) -> Future:
+        """Decode in the pool; ``on_start``/``on_end`` run on the decode thread around it (the
+        flight recorder notes what is being decoded)."""
+        if on_start is None and on_end is None:
+            return self._pool.submit(self.decoder, image_id, path, expected_size)
+
+        def decode() -> DecodedImage:
+            if on_start is not None:
+                on_start()
+            try:
+                return self.decoder(image_id, path, expected_size)
+            finally:
+                if on_end is not None:
+                    on_end()
+
+        return self._pool.submit(decode)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

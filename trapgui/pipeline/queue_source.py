@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from trapgui.db import jobqueue
+from trapgui.pipeline.flight_recorder import FlightRecorder
 from trapgui.pipeline.loader import ImageLoader
 from trapgui.pipeline.processor import ProcessedImage
 from trapgui.pipeline.spec import PipelineSpec
@@ -30,13 +31,15 @@ PREFETCH = 1  # batches claimed and decoding ahead of the one on the device
 class QueueSource:
     def __init__(self, db, pipeline_id: int, *, scope: Sequence[int] | None = None,
                  loader_threads: int = 2, lease_s: float = 300.0,
-                 decode_initializer: Callable[[], None] | None = None):
+                 decode_initializer: Callable[[], None] | None = None,
+                 recorder: FlightRecorder | None = None):
         self.db = db
         self.pipeline_id = pipeline_id
         self.scope = None if scope is None else sorted(set(scope))
         self.loader_threads = loader_threads
         self.lease_s = lease_s
         self._decode_initializer = decode_initializer
+        self._recorder = recorder
         self._loader: ImageLoader | None = None
         self._lock = threading.Lock()
         self._ahead: dict[str, deque[WorkBatch]] = {}
@@ -65,7 +68,9 @@ class QueueSource:
                 self._drained.add(worker)
                 break
             batch = WorkBatch(worker, [WorkItem(c.image_id, c.abs_path, ref=c) for c in claims],
-                              [self._loader.submit(c.image_id, c.abs_path, (c.width, c.height))
+                              [self._loader.submit(c.image_id, c.abs_path, (c.width, c.height),
+                                                   on_start=self._decoding(c.job_id, True),
+                                                   on_end=self._decoding(c.job_id, False))
                                for c in claims])
             with self._lock:
                 self._held.setdefault(worker, {}).update((c.job_id, c.image_id) for c in claims)
@@ -73,8 +78,14 @@ class QueueSource:
         with self._lock:
             return ahead.popleft() if ahead else None
 
-    def started(self, batch: WorkBatch) -> None:
-        pass
+    def on_device(self, batch: WorkBatch, flying: bool) -> None:
+        if self._recorder is not None:
+            self._recorder.mark("device", [i.ref.job_id for i in batch.items], flying)
+
+    def _decoding(self, job_id: int, flying: bool):
+        if self._recorder is None:
+            return None
+        return lambda: self._recorder.mark("decoding", (job_id,), flying)
 
     def give_back(self, worker: str) -> None:
         with self._lock:
@@ -110,6 +121,10 @@ class QueueSource:
             held = self._held.get(worker, {})
             for j in job_ids:
                 held.pop(j, None)
+
+    @property
+    def failed_before(self) -> int:
+        return self._failed_before
 
     def remaining(self) -> int:
         left = jobqueue.counts(self.db, self.pipeline_id, self.scope)

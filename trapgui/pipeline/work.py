@@ -75,9 +75,9 @@ class WorkSource(Protocol):
         for one. ``None``: there will be no more work for this worker (drained, cancelled).
         An empty batch: nothing yet, ask again (the engine checks pause and cancel between)."""
 
-    def started(self, batch: WorkBatch) -> None:
-        """The batch goes onto the device now (it is "in flight": a crash from here on may be
-        its fault)."""
+    def on_device(self, batch: WorkBatch, flying: bool) -> None:
+        """The batch goes onto the device (``flying``) or comes off it: while it is there, a
+        crash of the process may be its fault."""
 
     def give_back(self, worker: str) -> None:
         """``worker`` stops: what it holds and has not started goes back (nothing is lost)."""

@@ -96,8 +96,8 @@ class RemoteTaskSource:
             return WorkBatch(worker, [])
         return self._catalogue(worker, ready)
 
-    def started(self, batch: WorkBatch) -> None:
-        pass
+    def on_device(self, batch: WorkBatch, flying: bool) -> None:
+        """Nothing to record: a claimed task stays claimed in the outbox until answered."""
 
     def give_back(self, worker: str) -> None:
         """Claimed tasks are never given back: they stay in the outbox for the next start."""
