@@ -262,7 +262,7 @@ def test_two_workers_share_the_queue_and_never_process_the_same_image(db, trap):
     assert not by_device["cpu"] & by_device["cpu#2"]
     with db.session() as s:
         attempts = s.execute(select(Job.attempts)).scalars().all()
-    assert attempts == [1] * total  # no image was claimed twice
+    assert attempts == [0] * total  # nothing crashed: no image is under suspicion
     assert sum(d.images_done for d in summary.devices) == total
     _exactly_once(db, engine.pipeline_id)
 

@@ -4,9 +4,11 @@ is isolated and skipped with a reason, and its batch-mates are processed."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,7 +55,7 @@ def _results(db_path) -> dict[str, list[tuple]]:
 
 
 def test_twenty_sigkills_then_a_normal_run_give_the_uninterrupted_results(tmp_path):
-    folder = make_tiny_trap(tmp_path / "trap", side=192, limit=10,
+    folder = make_tiny_trap(tmp_path / "trap", side=160, limit=12,
                             folders=("vermont", "sequential", "panama"))
     reference = tmp_path / "reference.sqlite3"
     done = subprocess.run(_cmd(reference, folder), capture_output=True, text=True,
@@ -61,11 +63,23 @@ def test_twenty_sigkills_then_a_normal_run_give_the_uninterrupted_results(tmp_pa
     assert done.returncode == 0, done.stderr
 
     db_path = tmp_path / "killed.sqlite3"
+    runs = db_path.with_name(db_path.name + ".runs")
     rng = random.Random(20)
     for _ in range(20):
         proc = subprocess.Popen(_cmd(db_path, folder), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, env=_env())
-        time.sleep(rng.uniform(0.3, 6.0))
+        # however slow the machine: wait until this process has work in flight, then kill it
+        # at a random moment of its processing
+        state = runs / f"{socket.gethostname()}-{proc.pid}.json"
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if any(json.loads(state.read_text()).values()):
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 1.0))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

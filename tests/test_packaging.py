@@ -293,7 +293,7 @@ def test_workflow_builds_each_platform_and_passes_the_pyproject_version():
 
 def test_resources_and_version_are_found_from_source_and_from_a_bundle(tmp_path, monkeypatch):
     from trapgui.gui import resources as gui_resources
-    from trapgui.ml import catalogue
+    from trapgui.ml import model_catalogue as catalogue
     from trapgui import version
 
     assert catalogue.resource_path("models.json") == ROOT / "resources" / "models.json"
