@@ -12,6 +12,7 @@ import time
 
 from trapgui.cli.argtypes import positive_int
 from trapgui.core.errors import ModelError, UserInputError
+from trapgui.core.safe_text import printable
 
 NO_MODEL = {"none", "off", "-"}
 
@@ -199,9 +200,9 @@ def run(args, ctx) -> int:
         if isinstance(event, Progress):
             bar.show(event)
         elif isinstance(event, ImageFailed):
-            bar.message(f"failed: {event.path}: {event.reason}")
+            bar.message(f"failed: {printable(event.path)}: {printable(event.reason)}")
         elif isinstance(event, Log) and event.level != "info":
-            bar.message(f"{event.level}: {event.message}")
+            bar.message(f"{event.level}: {printable(event.message)}")
 
     interrupts = []
 
@@ -232,7 +233,7 @@ def run(args, ctx) -> int:
           f"{summary.detections} detections in {_duration(summary.elapsed_s)} "
           f"({summary.images_per_s:.2f} images/s); {summary.remaining} left in the queue.")
     for note in summary.notes:
-        print(f"  note: {note}")
+        print(f"  note: {printable(note)}")
     if summary.status == "cancelled":
         print("Run the same command again to process the rest.")
         return 130
@@ -241,7 +242,7 @@ def run(args, ctx) -> int:
 
         out = export_detections(ctx.db, args.export, ExportFilter(
             deployment_ids=[report.deployment_id], pipeline_id=engine.pipeline_id))
-        print(f"Exported {out.rows} detections to {out.path}")
+        print(f"Exported {out.rows} detections to {printable(out.path)}")
     return 0 if summary.status == "finished" else 1
 
 
