@@ -199,9 +199,13 @@ def test_cli_maps_damage_met_during_a_command(tmp_path):
     """Damage the open does not look for (size and time kept) still ends in the sentence."""
     path = _catalogue(tmp_path / "catalogue.sqlite3")
     _damage(path, keep_time=True)
+    assert integrity.record_matches(path)
     done = _cli("nights", env_db=path)
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr and "damaged" in done.stderr
+    assert not integrity.record_path(path).exists()  # the next open checks it
+    done = _cli("nights", env_db=path)
+    assert done.returncode == 3 and "damaged" in done.stderr
 
 
 def test_services_db_reports_damage_as_a_database_error(tmp_path):

@@ -103,4 +103,7 @@ def _database_error(exc: Exception, ctx):
     a damaged page, a lock held past the busy timeout, a full disk, as the clear message."""
     from trapgui.db.database import user_error
 
-    return user_error(exc, ctx.paths.db_path)
+    clear = user_error(exc, ctx.paths.db_path)
+    if clear is not None and getattr(clear, "movable", False) and ctx._db is not None:
+        ctx._db.distrust()
+    return clear

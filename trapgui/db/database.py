@@ -99,11 +99,16 @@ class Database:
             clear = user_error(exc, self.path) if isinstance(exc, SADatabaseError) else None
             if clear is not None:
                 if getattr(clear, "movable", False):
-                    self.known_good = False
+                    self.distrust()
                 raise clear from exc
             raise
         finally:
             session.close()
+
+    def distrust(self) -> None:
+        """Damage was met: the next open checks the file again (nothing is recorded at close)."""
+        self.known_good = False
+        integrity.forget(self.path)
 
     def schema_version(self) -> int:
         with self.session() as s:
@@ -181,8 +186,12 @@ def _open(path: Path, integrity_check: str) -> Database:
     if not fresh:
         try:
             state = _inspect(path, integrity_check)
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.Error as exc:
             raise _error_for(path, str(exc)) from exc
+        except OSError as exc:  # never movable: the file may be fine, just out of reach
+            raise DatabaseError(f"The database {path} cannot be read: {exc.strerror or exc}.",
+                                hint="Check the file's permissions, or choose another "
+                                "database location.") from exc
         checked = state.checked
         if state.tables and state.version is not None and state.version >= LATEST_VERSION:
             needs_writing = False
@@ -235,7 +244,8 @@ def _inspect(path: Path, integrity_check: str) -> _State:
             problems = integrity.quick_check(con)
             if problems:
                 integrity.forget(path)
-                raise damaged_error(path, problems[0])
+                raise damaged_error(path, problems[0] + (
+                    ", and other problems" if len(problems) > 1 else ""))
             checked = True
         if version > LATEST_VERSION:
             raise DatabaseError(
@@ -308,22 +318,34 @@ def _is_busy(message: str) -> bool:
 
 def _is_damage(message: str) -> bool:
     text = message.lower()
-    return any(s in text for s in ("malformed", "not a database", "disk image", "corrupt"))
+    return any(s in text for s in ("malformed", "disk image", "corrupt"))
 
 
-def _bad_file(path: Path, why: str) -> DatabaseError:
-    err = DatabaseError(
-        f"The database {path} cannot be opened: {why}.",
-        hint="Your file was not changed. Start with --reset-db to move it aside (it is renamed "
-        "with a timestamp, not deleted) and begin a new catalogue, or choose another database.",
-    )
+def _is_not_a_database(message: str) -> bool:
+    return "not a database" in message.lower()
+
+
+_KEEP_HINT = ("Your file was not changed. Start with --reset-db to move it aside (it is renamed "
+              "with a timestamp, not deleted) and begin a new catalogue, or choose another "
+              "database.")
+
+
+def _movable(message: str) -> DatabaseError:
+    err = DatabaseError(message, hint=_KEEP_HINT)
     err.movable = True  # type: ignore[attr-defined]
     return err
 
 
+def _bad_file(path: Path, why: str) -> DatabaseError:
+    return _movable(f"The database {path} cannot be opened: {why}.")
+
+
 def damaged_error(path: Path, detail: str) -> DatabaseError:
     """The clear message for a catalogue whose pages are damaged (found at open or later)."""
-    return _bad_file(path, f"it is damaged ({detail})")
+    detail = "; ".join(line.strip() for line in detail.splitlines() if line.strip())
+    if len(detail) > 200:
+        detail = detail[:197] + "..."
+    return _movable(f"The database {path} is damaged and cannot be used ({detail}).")
 
 
 def _error_for(path: Path, message: str) -> DatabaseError:
@@ -334,6 +356,8 @@ def _error_for(path: Path, message: str) -> DatabaseError:
             hint="Close other trapgui windows or workers using it, then try again.")
     if _is_damage(message):
         return damaged_error(path, message)
+    if _is_not_a_database(message):
+        return _bad_file(path, message)
     if "disk is full" in message or "database or disk is full" in message:
         return DatabaseError(f"The database {path} cannot be written: the disk is full.",
                              hint="Free some space on that disk, then try again.")
@@ -358,9 +382,9 @@ def user_error(exc: BaseException, path: Path | str) -> DatabaseError | None:
         message = str(exc)
     else:
         return None
-    if not (_is_busy(message) or _is_damage(message) or "disk is full" in message
-            or "disk I/O error" in message):
+    if not (_is_busy(message) or _is_damage(message) or _is_not_a_database(message)
+            or "disk is full" in message or "disk I/O error" in message):
         return None
-    if _is_damage(message):
+    if _is_damage(message) or _is_not_a_database(message):
         integrity.forget(Path(path))
     return _error_for(Path(path), message)

@@ -44,7 +44,12 @@ def quick_check(con: sqlite3.Connection) -> list[str]:
         if "locked" in text or "busy" in text:
             raise
         return [text]  # damaged so badly that the check itself stops
-    problems = [r[0] for r in rows if r and r[0] != "ok"]
+    problems = []
+    for row in rows:
+        for line in str(row[0] if row else "").splitlines():
+            line = line.strip()
+            if line and line != "ok" and not line.startswith("***"):  # "*** in database main"
+                problems.append(line)
     return problems
 
 
