@@ -1,9 +1,9 @@
 """Whether a catalogue's pages are sound, and when that must be checked again at open.
 
-``PRAGMA quick_check`` reads every page of the file: on a 1 GB catalogue it took 5-6 s with a
-warm page cache and 18 s with a cold one on a 2-core machine (benchmarks/bench_quick_check.py),
-too long to pay before every `trapgui nights`. So it runs at open only when the file is not
-exactly as trapgui left it after a good check:
+``PRAGMA quick_check`` reads every page of the file: on a 977 MB catalogue it took 2-11 s with
+a warm page cache and 18-55 s with a cold one on 2 shared cores, depending on the load
+(benchmarks/bench_quick_check.py), too long to pay before every `trapgui nights`. So it runs at
+open only when the file is not exactly as trapgui left it after a good check:
 
 - a clean close (the last connection closed, the write-ahead log checkpointed and removed)
   of a catalogue that was good when opened records the file's size, modification time and
