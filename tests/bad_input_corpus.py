@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.image_files import make_jpeg
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,26 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import insert, select
 
-from tests.bad_input_corpus import Kind, drop_root_dac, make_corpus
+import trapgui.db.database as database_module
+
+from tests.bad_input_corpus import Kind, _corrupt_entropy_jpeg, drop_root_dac, make_corpus
 from tests.image_files import make_jpeg
+from trapgui.core.errors import DatabaseError
 from trapgui.core.file_names import from_stored, to_stored
 from trapgui.core.types import ImageState, TimeSource
 from trapgui.db import open_database
 from trapgui.db.tables import Deployment, Image, Job
+from trapgui.scan.files import FoundFile, Probe
+from trapgui.scan.indexer import CHUNK, ScanReport, _write_chunk, scan_folder
+from trapgui.scan.night_groups import NightIds
 
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
@@ -169,8 +177,6 @@ def test_file_names_round_trip_exactly():
 
 
 def test_looping_links_become_rows_and_broken_links_keep_theirs(db, tmp_path):
-    from trapgui.scan.indexer import scan_folder
-
     trap = tmp_path / "trap"
     make_jpeg(trap / "20220622220000.jpg")
     os.symlink("20220622220100-self.jpg", trap / "20220622220100-self.jpg")
@@ -196,15 +202,9 @@ def test_one_row_sqlite_cannot_store_does_not_roll_back_the_others(db, tmp_path)
     """The scan writes 2,000 files per transaction. A row the driver refuses (a name that is
     not text, a number too big for SQLite) once made the whole chunk roll back and the scan
     stop. Now the others are stored and that file is kept as unreadable with the reason."""
-    from trapgui.scan.files import FoundFile, Probe
-    from trapgui.scan.indexer import CHUNK, ScanReport, _write_chunk
-    from trapgui.scan.night_groups import NightIds
-    from trapgui.db.tables import Deployment as Dep
-    from sqlalchemy import insert
-
     with db.write_session() as s:
-        dep_id = s.execute(insert(Dep).values(path=str(tmp_path), name="t").returning(
-            Dep.id)).scalar_one()
+        dep_id = s.execute(insert(Deployment).values(path=str(tmp_path), name="t").returning(
+            Deployment.id)).scalar_one()
     night = dt.datetime(2022, 6, 22, 22, 0)
     ok = Probe(ImageState.OK, None, 64, 48, night, None, TimeSource.FILENAME, None)
     chunk = [(FoundFile(f"{i:05d}.jpg", f"/x/{i:05d}.jpg", 100, 1.0), None, False)
@@ -228,8 +228,6 @@ def test_names_with_terminal_escapes_are_printed_safely(tmp_path):
     make_jpeg(trap / "20220622220000-\x1b[2J\x1b[H.jpg", size=(96, 64))
     (trap / "20220622220100-\x1b[31mred\r\x08.jpg").write_bytes(b"")  # unreadable: listed
     make_jpeg(trap / "20220622220200-\u202egpj.exe.jpg", size=(96, 64))
-    from tests.bad_input_corpus import _corrupt_entropy_jpeg
-
     (trap / "20220622220300-\x1b[1Aover.jpg").write_bytes(_corrupt_entropy_jpeg())  # fails
     db_path = tmp_path / "catalogue.sqlite3"
     scan = _cli(db_path, "scan", str(trap))
@@ -247,3 +245,25 @@ def test_names_with_terminal_escapes_are_printed_safely(tmp_path):
     assert "trap-\\x1b]0;title\\x07" in scan.stdout and "trap-\\x1b]0;title\\x07" in nights.stdout
     assert "20220622220300-\\x1b[1Aover.jpg: Unreadable image" in process.stderr
     assert "no\\x1b[2Jsuch" in missing.stderr
+
+
+def test_trouble_with_the_catalogue_itself_is_not_retried_row_by_row(db, tmp_path, caplog,
+                                                                     monkeypatch):
+    """Only a row the driver refuses is stored alone; a catalogue locked past the busy
+    timeout stops the scan at once with the clear message (not 2,000 more waits)."""
+    trap = tmp_path / "trap"
+    for i in range(30):
+        make_jpeg(trap / f"20220622{22 + i // 60:02d}{i % 60:02d}00.jpg")
+    monkeypatch.setattr(database_module, "BUSY_TIMEOUT_MS", 300)
+    db.engine.dispose()  # new connections get the short timeout
+    scan_folder(db, trap)
+    make_jpeg(trap / "20220623010000.jpg")
+    holder = sqlite3.connect(db.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseError, match="locked by another program"):
+            scan_folder(db, trap)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "one by one" not in caplog.text

@@ -25,12 +25,13 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from trapgui.core.errors import UserInputError
 from trapgui.core.file_names import to_stored
 from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, check_cutoff_hour
 from trapgui.core.types import ImageState, JobState, TimeSource
-from trapgui.db.database import Database
+from trapgui.db.database import Database, user_error
 from trapgui.db.tables import Classification, Deployment, Detection, Image, Job, Night
 from trapgui.scan.files import FoundFile, Probe, discover, iter_chunks, probe_file
 from trapgui.scan.night_groups import NightIds, refresh_night_bounds, regroup_nights
@@ -229,14 +230,25 @@ def _write_chunk(db: Database, dep_id: int, nights: NightIds,
         try:
             _store_rows(s, dep_id, nights, items, report)
             return
-        except Exception:  # noqa: BLE001 - anything a row can make the driver raise
+        except Exception as exc:  # noqa: BLE001 - anything a row can make the driver raise
+            if not _row_specific(exc, db):
+                raise
             log.warning("Storing %d scanned files failed; storing them one by one.",
                         len(items), exc_info=True)
         for item in items:
             try:
                 _store_rows(s, dep_id, nights, [item], report)
             except Exception as exc:  # noqa: BLE001
+                if not _row_specific(exc, db):
+                    raise
                 _store_fallback(s, dep_id, item, exc, now, report)
+
+
+def _row_specific(exc: Exception, db: Database) -> bool:
+    """A value the driver refuses (not text, too big, a constraint), as opposed to trouble
+    with the catalogue itself (locked, disk full, damaged): that stops the scan, with its
+    clear message, instead of being retried row by row."""
+    return not isinstance(exc, OperationalError) and user_error(exc, db.path) is None
 
 
 def _store_rows(session, dep_id: int, nights: NightIds, items: list, report: ScanReport) -> None:
