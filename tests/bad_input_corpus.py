@@ -27,7 +27,6 @@ import numpy as np
 from PIL import Image
 
 
-
 @dataclass(frozen=True)
 class Kind:
     name: str
