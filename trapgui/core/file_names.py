@@ -64,12 +64,6 @@ def _unescape_token(match: re.Match) -> str:
     return chr(int(token[1:], 16))
 
 
-def is_escaped(text: str) -> bool:
-    """Whether ``text`` stands for a name that is not plain text (or contains escape-like
-    sequences): shown to the user as stored, e.g. ``caf\\xe9.jpg``."""
-    return bool(_ESCAPE.search(text))
-
-
 def disk_path(folder: str, rel_path: str) -> str:
     """The absolute path to open for a catalogued image: deployment path + relative path, both
     as stored (``rel_path`` has POSIX separators)."""
