@@ -15,6 +15,7 @@ import logging
 import sys
 
 from trapgui.core.errors import TrapguiError
+from trapgui.core.safe_text import printable
 from trapgui.version import __version__
 
 COMMAND_MODULES = [
@@ -82,10 +83,27 @@ def run_cli(argv: list[str]) -> int:
     try:
         return int(args.func(args, ctx) or 0)
     except TrapguiError as exc:
-        print(f"trapgui: error: {exc}", file=sys.stderr)
+        print(f"trapgui: error: {printable(exc, keep_newlines=True)}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        clear = _database_error(exc, ctx)
+        if clear is None:
+            raise
+        print(f"trapgui: error: {printable(clear, keep_newlines=True)}", file=sys.stderr)
+        return clear.exit_code
     except KeyboardInterrupt:
         print("trapgui: interrupted", file=sys.stderr)
         return 130
     finally:
         ctx.close()
+
+
+def _database_error(exc: Exception, ctx):
+    """SQLite trouble that reached here without passing a session (which already maps it):
+    a damaged page, a lock held past the busy timeout, a full disk, as the clear message."""
+    from trapgui.db.database import user_error
+
+    clear = user_error(exc, ctx.paths.db_path)
+    if clear is not None and getattr(clear, "movable", False) and ctx._db is not None:
+        ctx._db.distrust()
+    return clear

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trapgui.core.errors import UserInputError
+from trapgui.core.safe_text import printable
 
 HEADERS = ("TRAP", "NIGHT", "FIRST", "LAST", "IMAGES", "PROCESSED", "DETECTIONS",
            "UNREADABLE", "MISSING")
@@ -41,7 +42,8 @@ def format_table(rows) -> str:
     for r in rows:
         names.setdefault(r.deployment_name, set()).add(r.deployment_id)
     cells = [HEADERS] + [(
-        r.deployment_name if len(names[r.deployment_name]) == 1 else r.deployment_path,
+        printable(r.deployment_name if len(names[r.deployment_name]) == 1
+                  else r.deployment_path),
         r.date.isoformat() if r.date else "undated",
         r.start.strftime("%m-%d %H:%M") if r.start else "-",
         r.end.strftime("%m-%d %H:%M") if r.end else "-",

@@ -12,6 +12,7 @@ import time
 
 from trapgui.cli.argtypes import positive_int
 from trapgui.core.errors import ModelError, UserInputError
+from trapgui.core.safe_text import printable
 
 NO_MODEL = {"none", "off", "-"}
 
@@ -179,7 +180,7 @@ def run(args, ctx) -> int:
           f"{summary.detections} detections in {_duration(summary.elapsed_s)} "
           f"({summary.images_per_s:.2f} images/s); {summary.remaining} left in the queue.")
     for note in summary.notes:
-        print(f"  note: {note}")
+        print(f"  note: {printable(note)}")
     if summary.failed_earlier:
         print(f"  {summary.failed_earlier} image{'s' if summary.failed_earlier != 1 else ''} "
               "of this folder failed in earlier runs (`trapgui nights` lists them); "
@@ -192,7 +193,7 @@ def run(args, ctx) -> int:
 
         out = export_detections(ctx.db, args.export, ExportFilter(
             deployment_ids=[report.deployment_id], pipeline_id=engine.pipeline_id))
-        print(f"Exported {out.rows} detections to {out.path}")
+        print(f"Exported {out.rows} detections to {printable(out.path)}")
     return 0 if summary.status == "finished" else 1
 
 

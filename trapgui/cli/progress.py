@@ -11,7 +11,7 @@ import time
 from tqdm import tqdm
 
 from trapgui.core.jobs import ItemFailed, LogLine, Progress, RunProgress
-from trapgui.core.text import printable
+from trapgui.core.safe_text import printable
 
 
 class TerminalProgress:

@@ -8,7 +8,7 @@ import sys
 from trapgui.cli.progress import TerminalProgress
 from trapgui.core.errors import TrapguiError
 from trapgui.core.jobs import Progress
-from trapgui.core.text import printable
+from trapgui.core.safe_text import printable
 
 _MAX_PROBLEMS_SHOWN = 20
 
@@ -50,7 +50,7 @@ def scan_progress(stream=None) -> tuple[TerminalProgress, object]:
 
 def summary(report) -> list[str]:
     r = report
-    lines = [f"{r.folder}: {r.found} image{'s' * (r.found != 1)} in {r.nights} night{'s' * (r.nights != 1)} "
+    lines = [f"{printable(r.folder)}: {r.found} image{'s' * (r.found != 1)} in {r.nights} night{'s' * (r.nights != 1)} "
              f"({r.added} new, {r.changed} changed, {r.returned} back, {r.missing} missing, "
              f"{r.unchanged} unchanged); {r.unreadable} unreadable, {r.undated} undated "
              f"[{r.seconds:.1f} s]"]
@@ -61,12 +61,12 @@ def summary(report) -> list[str]:
                      "in EXIF or the file name: dated by the file's modification time, which "
                      "copying files changes (check their nights)")
     for rel, reason in r.new_problems[:_MAX_PROBLEMS_SHOWN]:
-        lines.append(f"  unreadable: {rel}: {reason}")
+        lines.append(f"  unreadable: {printable(rel)}: {printable(reason)}")
     if len(r.new_problems) > _MAX_PROBLEMS_SHOWN:
         lines.append(f"  ... and {len(r.new_problems) - _MAX_PROBLEMS_SHOWN} more unreadable "
                      "files (see `trapgui nights`)")
     for rel, reason in r.folder_errors:
-        lines.append(f"  folder not read: {rel}: {reason}")
+        lines.append(f"  folder not read: {printable(rel)}: {printable(reason)}")
     return lines
 
 
@@ -84,7 +84,7 @@ def run(args, ctx) -> int:
             if exc.exit_code != 2:  # not about this folder (the database): stop here
                 raise
             line.close(clear=True)
-            print(f"trapgui: error: {exc}", file=sys.stderr)
+            print(f"trapgui: error: {printable(exc, keep_newlines=True)}", file=sys.stderr)
             failures += 1
             continue
         line.close(clear=True)

@@ -117,7 +117,7 @@ ABORT_GRACE_S = 10.0  # after "quit now": exit even if a thread is stuck in the 
 
 def _work(args, ctx, conn, store, pipes) -> int:
     from trapgui.core.jobs import JobControl, LogLine, RunProgress
-    from trapgui.core.text import printable
+    from trapgui.core.safe_text import printable
     from trapgui.remote.setup import build_worker, worker_config
 
     config = worker_config(ctx.settings, batch_size=args.batch_size,

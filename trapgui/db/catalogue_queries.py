@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import case, distinct, false, func, or_, select
 
+from trapgui.core.file_names import to_stored
 from trapgui.core.types import ImageState, JobState
 from trapgui.db.database import Database
 from trapgui.db.tables import Deployment, Detection, Image, Job, Night
@@ -81,7 +82,7 @@ def list_deployments(db: Database) -> list[DeploymentRow]:
 
 def find_deployment(db: Database, folder: str | Path) -> DeploymentRow | None:
     """The catalogued trap whose folder is ``folder`` (compared after resolving links)."""
-    wanted = str(Path(folder).expanduser().resolve())
+    wanted = to_stored(str(Path(folder).expanduser().resolve()))
     return next((d for d in list_deployments(db) if d.path == wanted), None)
 
 

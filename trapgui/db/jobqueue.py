@@ -17,10 +17,10 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
+from trapgui.core.file_names import disk_path
 from trapgui.core.types import ImageResult, ImageState, JobState, Rank
 from trapgui.db.database import Database
 from trapgui.db.tables import (
@@ -148,7 +148,8 @@ def claim(db: Database, pipeline_id: int, worker: str, limit: int, lease_s: floa
             .join(Image, Image.id == Job.image_id)
             .join(Deployment, Deployment.id == Image.deployment_id)
             .where(Job.id.in_(job_ids)).order_by(Job.id)).all()
-    return [ClaimedImage(job_id=r[0], image_id=r[1], abs_path=str(Path(r[2]) / r[3]),
+    # stored names are escaped when they are not valid text: disk_path gives the real name
+    return [ClaimedImage(job_id=r[0], image_id=r[1], abs_path=disk_path(r[2], r[3]),
                          rel_path=r[3], width=r[4], height=r[5], attempts=r[6]) for r in rows]
 
 

@@ -25,47 +25,88 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from trapgui.pipeline.processor import DecodedImage
+from trapgui.scan.pixel_limit import ImageTooLarge, open_image
 
-# Trap images are large on purpose; a 100-megapixel limit still stops decompression bombs.
-MAX_PIXELS = 400_000_000
+
+# Pillow's pixel buffer is read-only, and torch warns (once per process) when it wraps one.
+# Nothing writes into a decoded tensor (the processor converts it first), and copying every
+# image to silence a warning would cost a full image of memory per decode thread; so the one
+# warning is filtered once, here, at import, never per decode (``catch_warnings`` in decode
+# threads is not thread-safe: it once left an ``error`` filter behind for the whole process).
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
+                        category=UserWarning)
 
 
 def decode_image(image_id: int, path: str, *, max_side: int | None = None,
                  full_resolution: bool = True, pin_memory: bool = False,
                  expected_size: tuple[int | None, int | None] | None = None) -> DecodedImage:
+    known = width_height(expected_size)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                width, height = im.size
-                if width * height > MAX_PIXELS:
-                    raise ValueError(f"image is too large ({width}x{height} pixels)")
-                if not full_resolution and max_side and max(width, height) > max_side:
-                    f = max_side / max(width, height)
-                    im.draft("RGB", (max(1, int(width * f)), max(1, int(height * f))))
-                im = im.convert("RGB")
-                array = np.asarray(im)
+        with open_image(path) as im:  # refuses images above the pixel limit, header only
+            width, height = im.size
+            if not full_resolution and max_side and max(width, height) > max_side:
+                f = max_side / max(width, height)
+                im.draft("RGB", (max(1, int(width * f)), max(1, int(height * f))))
+            array = rgb_array(im)
     except FileNotFoundError:
-        return _failed(image_id, path, width_height(expected_size), "the file no longer exists")
+        return _failed(image_id, path, known, "the file no longer exists")
     except PermissionError:
-        return _failed(image_id, path, width_height(expected_size), "permission denied")
+        return _failed(image_id, path, known, "permission denied")
     except UnidentifiedImageError:
-        return _failed(image_id, path, width_height(expected_size), "not an image Pillow can read")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:
-        return _failed(image_id, path, width_height(expected_size),
-                       f"the image cannot be decoded ({exc})")
+        return _failed(image_id, path, known, "not an image Pillow can read")
+    except ImageTooLarge as exc:
+        return _failed(image_id, path, known, str(exc))
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        return _failed(image_id, path, known, f"the image cannot be decoded ({exc})")
     except MemoryError:
-        return _failed(image_id, path, width_height(expected_size), "not enough memory to decode it")
-    with warnings.catch_warnings():
-        # Pillow's array is read-only; nothing writes into it (the processor converts first).
-        warnings.simplefilter("ignore", UserWarning)
-        tensor = torch.from_numpy(array).permute(2, 0, 1)
+        return _failed(image_id, path, known, "not enough memory to decode it")
+    tensor = torch.from_numpy(array).permute(2, 0, 1)
     if pin_memory:
         pinned = torch.empty(tensor.shape, dtype=torch.uint8).pin_memory()
         tensor = pinned.copy_(tensor)
     scale = tensor.shape[1] / height
     return DecodedImage(image_id, path, tensor, (width, height), scale)
+
+
+def rgb_array(im: Image.Image) -> np.ndarray:
+    """The pixels as uint8 (h, w, 3), in the stored grid (no EXIF rotation).
+
+    Pillow's ``convert("RGB")`` clips deeper images (a 16-bit TIFF becomes solid white), so
+    they are reduced to 8 bits here: 16-bit (``I;16*``) as value * 255 / 65535; 32-bit integer
+    (``I``) and float (``F``) by the range their values occupy: 0-1 (float), 0-255, 0-65535,
+    else the image's own minimum to maximum. Alpha is ignored (the colour channels as stored);
+    CMYK, palette, grayscale and 1-bit images go through Pillow's conversion."""
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im)
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        gray = _gray_to_uint8(np.asarray(im), mode)
+        return np.repeat(gray[:, :, np.newaxis], 3, axis=2)
+    if mode in ("P", "PA"):
+        # alpha is ignored anyway; without this Pillow warns about byte-wise transparency
+        im.info.pop("transparency", None)
+    return np.asarray(im.convert("RGB"))
+
+
+def _gray_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
+    if mode.startswith("I;16"):
+        return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    values = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    offset, gain = 0.0, 1.0
+    if mode == "F" and lo >= 0 and hi <= 1:
+        gain = 255.0
+    elif lo >= 0 and hi <= 255:
+        pass
+    elif lo >= 0 and hi <= 65535:
+        gain = 255.0 / 65535.0
+    elif hi > lo:
+        offset, gain = lo, 255.0 / (hi - lo)
+    else:
+        return np.zeros(values.shape, np.uint8)
+    values -= offset
+    values *= gain
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
 def width_height(size) -> tuple[int, int]:

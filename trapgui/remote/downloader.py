@@ -21,7 +21,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
+
+from trapgui.scan.pixel_limit import ImageTooLarge, open_image
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +198,14 @@ class ImageDownloader:
 
 
 def _check_image(path: Path) -> None:
-    """Header + structure check (cheap); the full decode happens in ``prepare``."""
+    """Header + structure check (cheap); the full decode happens in ``prepare``. The pixel
+    limit is the scanner's and the decoder's (``scan.pixel_limit``)."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.verify()
+    except ImageTooLarge as exc:
+        reason = str(exc)
+        raise DownloadFailed(f"{reason[:1].upper()}{reason[1:]}.") from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise DownloadFailed(f"The downloaded file is not a readable image ({_short(exc)}).") from None
 

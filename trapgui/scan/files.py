@@ -7,6 +7,7 @@ that cannot be used still gets a result, with the reason, so it is catalogued an
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -14,10 +15,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
+from trapgui.core.file_names import to_stored
 from trapgui.core.timeparse import resolve_capture_time
 from trapgui.core.types import ImageState, TimeSource
+from trapgui.scan.pixel_limit import ImageTooLarge, open_image
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,8 @@ _TAIL_BYTES = 1024
 
 @dataclass(frozen=True, slots=True)
 class FoundFile:
-    rel_path: str  # POSIX separators, relative to the scanned folder
-    path: str  # absolute
+    rel_path: str  # POSIX separators, relative to the scanned folder, as stored (to_stored)
+    path: str  # absolute, the name as the OS gave it (may hold undecodable bytes)
     size: int
     mtime: float
     problem: str | None = None  # set for things that must not be opened (FIFO, broken link)
@@ -70,7 +73,9 @@ def discover(folder: Path) -> Discovery:
     """Every file with an image extension below ``folder`` (recursive, symlinks followed once).
 
     Hidden folders (``.Trashes``, ``.thumbnails``...) and macOS ``._`` metadata files are skipped:
-    they are never trap images. A folder that cannot be listed is reported, not fatal.
+    they are never trap images. A folder that cannot be listed is reported, not fatal. Names
+    that are not valid text are kept, escaped (``core.file_names``); a link with an image name
+    that loops back on itself is listed with that problem.
     """
     out = Discovery()
     root = os.fspath(folder)
@@ -83,7 +88,7 @@ def discover(folder: Path) -> Discovery:
         try:
             it = os.scandir(dir_path)
         except OSError as exc:
-            out.folder_errors.append((rel_dir or ".", _os_reason(exc)))
+            out.folder_errors.append((to_stored(rel_dir) or ".", _os_reason(exc)))
             continue
         with it:
             subdirs = []
@@ -102,14 +107,19 @@ def discover(folder: Path) -> Discovery:
                             subdirs.append((entry.path, rel))
                         continue
                 except OSError as exc:
-                    out.folder_errors.append((rel, _os_reason(exc)))
+                    if not (is_image_name(name) and not name.startswith("._")):
+                        out.folder_errors.append((to_stored(rel), _os_reason(exc)))
+                        continue
+                    # a link named like an image that cannot be followed: catalogued with why
+                    out.files.append(FoundFile(to_stored(rel), entry.path, 0, _lmtime(entry),
+                                               _os_reason(exc)))
                     continue
                 if not is_image_name(name):
                     continue
                 if name.startswith("._"):
                     out.skipped += 1
                     continue
-                out.files.append(_found(entry, rel))
+                out.files.append(_found(entry, to_stored(rel)))
             stack.extend(reversed(sorted(subdirs)))
     out.files.sort(key=lambda f: f.rel_path)
     return out
@@ -134,15 +144,24 @@ def _found(entry: os.DirEntry, rel: str) -> FoundFile:
     return FoundFile(rel, entry.path, est.st_size, est.st_mtime)
 
 
+def _lmtime(entry: os.DirEntry) -> float:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return 0.0
+
+
 def _os_reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "link loops back on itself"
     return f"cannot be read: {exc.strerror or exc}"
 
 
 def probe_file(found: FoundFile) -> Probe:
     """Read one file's header: size, EXIF times, and a cheap completeness check."""
-    stem = os.path.splitext(os.path.basename(found.rel_path))[0]
+    stem = os.path.splitext(os.path.basename(found.path))[0]
     problem = found.problem
     if problem is None and found.size == 0:
         problem = "empty file (0 bytes)"
@@ -156,7 +175,9 @@ def probe_file(found: FoundFile) -> Probe:
             problem = "the file disappeared during the scan"
         except UnidentifiedImageError:
             problem = _unidentified_reason(found.path)
-        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        except ImageTooLarge as exc:
+            problem = str(exc)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
             problem = f"truncated or corrupt ({exc})"
         except Exception as exc:  # noqa: BLE001 - malformed files make Pillow raise anything
             log.warning("Unexpected error reading %s", found.path, exc_info=True)
@@ -198,7 +219,7 @@ def _unidentified_reason(path: str) -> str:
 
 def _read_header(path: str) -> dict:
     with open(path, "rb") as fh:
-        with Image.open(fh, formats=_FORMATS) as im:
+        with open_image(fh, formats=_FORMATS) as im:
             info = {"width": im.width, "height": im.height}
             exif = im.getexif()
             info["datetime"] = exif.get(_TAG_DATETIME)

@@ -16,6 +16,7 @@ rest); files are marked missing only after a complete listing.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -24,15 +25,19 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from trapgui.core.errors import UserInputError
+from trapgui.core.file_names import to_stored
 from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, check_cutoff_hour
 from trapgui.core.types import ImageState, JobState, TimeSource
-from trapgui.db.database import Database
+from trapgui.db.database import Database, user_error
 from trapgui.db.tables import Classification, Deployment, Detection, Image, Job, Night
 from trapgui.scan.files import FoundFile, Probe, discover, iter_chunks, probe_file
 from trapgui.scan.night_groups import NightIds, refresh_night_bounds, regroup_nights
 from trapgui.scan.probe_pool import default_workers, probe_all
+
+log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total); phases below
 PHASE_LISTING, PHASE_READING, PHASE_SAVING = "listing", "reading", "saving"
@@ -107,9 +112,10 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
 
     report_progress(PHASE_LISTING, 0, 0)
     listing = discover(root)
+    stored_root = to_stored(str(root))  # the folder's name may not be valid text either
     with db.session() as s:
         dep = s.execute(select(Deployment.id, Deployment.night_cutoff_hour).where(
-            Deployment.path == str(root))).first()
+            Deployment.path == stored_root)).first()
         # plain Core rows (no ORM loading): this is most of a no-change rescan's time
         existing = {} if dep is None else {
             r[1]: r for r in s.connection().execute(select(
@@ -118,22 +124,22 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
     if dep is None and not listing.files:
         why = "; ".join(f"{p}: {r}" for p, r in listing.folder_errors)
         raise UserInputError(
-            f"No images found in {root}: it contains no .jpg, .jpeg, .png, .tif or .tiff files "
+            f"No images found in {stored_root}: it contains no .jpg, .jpeg, .png, .tif or .tiff files "
             "(subfolders included).", hint=f"Some folders could not be read: {why}" if why else
             "Choose the folder the trap camera wrote its images to.")
     if dep is None:
         with db.write_session() as s:
             # re-read under the write lock: another process may be scanning this folder too
             dep_id = s.execute(select(Deployment.id).where(
-                Deployment.path == str(root))).scalar_one_or_none()
+                Deployment.path == stored_root)).scalar_one_or_none()
             if dep_id is None:
                 dep_id = s.execute(insert(Deployment).values(
-                    path=str(root), name=root.name or str(root), kind="local",
+                    path=stored_root, name=to_stored(root.name) or stored_root, kind="local",
                     night_cutoff_hour=cutoff_hour).returning(Deployment.id)).scalar_one()
         old_cutoff = cutoff_hour
     else:
         dep_id, old_cutoff = dep
-    report = ScanReport(folder=str(root), deployment_id=dep_id, found=len(listing.files),
+    report = ScanReport(folder=stored_root, deployment_id=dep_id, found=len(listing.files),
                         folder_errors=listing.folder_errors, skipped=listing.skipped)
 
     new: list[FoundFile] = []
@@ -214,41 +220,101 @@ def _image_values(p: Probe, f: FoundFile, now: dt.datetime) -> dict:
 def _write_chunk(db: Database, dep_id: int, nights: NightIds,
                  chunk: Sequence[tuple[FoundFile, int | None, bool]], probes: Sequence[Probe],
                  report: ScanReport) -> None:
+    """One transaction for the chunk; if any row cannot be stored, the others are stored row by
+    row and that one is kept as an unreadable row saying why: one bad row never costs the
+    chunk (it once cost a whole folder: a name SQLite could not store rolled back 2,000 rows)."""
     now = _utcnow()
-    inserts, updates, requeue = [], [], []
-    for (f, image_id, content_changed), p in zip(chunk, probes):
-        if p.error:
-            report.new_problems.append((f.rel_path, p.error))
-        values = _image_values(p, f, now)
-        if image_id is None:
-            inserts.append((values, f, p))
-        else:
-            updates.append((values, image_id, p))
-            if content_changed:
-                requeue.append(image_id)
-                report.changed += 1
-            else:
-                report.returned += 1
+    items = [(f, image_id, changed, p, _image_values(p, f, now))
+             for (f, image_id, changed), p in zip(chunk, probes)]
     with db.write_session() as s:
-        rows = []
-        for values, f, p in inserts:
-            values.update(deployment_id=dep_id, rel_path=f.rel_path,
-                          night_id=nights.id_for(s, p.captured_at))
-            rows.append(values)
-        if rows:
-            # Core executemany on the table: no ORM bookkeeping per row (several times faster).
-            # A file another process's scan of this folder has just added is left to it.
-            result = s.execute(sqlite_insert(Image.__table__).on_conflict_do_nothing(
-                index_elements=["deployment_id", "rel_path"]), rows)
-            report.added += result.rowcount if result.rowcount >= 0 else len(rows)
-        rows = []
-        for values, image_id, p in updates:
-            values.update(id=image_id, night_id=nights.id_for(s, p.captured_at))
-            rows.append(values)
-        if rows:
-            s.execute(update(Image), rows)
-        for part in iter_chunks(requeue, _SQL_CHUNK):
-            _requeue(s, part)
+        try:
+            _store_rows(s, dep_id, nights, items, report)
+            return
+        except Exception as exc:  # noqa: BLE001 - anything a row can make the driver raise
+            if not _row_specific(exc, db):
+                raise
+            log.warning("Storing %d scanned files failed; storing them one by one.",
+                        len(items), exc_info=True)
+        for item in items:
+            try:
+                _store_rows(s, dep_id, nights, [item], report)
+            except Exception as exc:  # noqa: BLE001
+                if not _row_specific(exc, db):
+                    raise
+                _store_fallback(s, dep_id, item, exc, now, report)
+
+
+def _row_specific(exc: Exception, db: Database) -> bool:
+    """A value the driver refuses (not text, too big, a constraint), as opposed to trouble
+    with the catalogue itself (locked, disk full, damaged): that stops the scan, with its
+    clear message, instead of being retried row by row."""
+    return not isinstance(exc, OperationalError) and user_error(exc, db.path) is None
+
+
+def _store_rows(session, dep_id: int, nights: NightIds, items: list, report: ScanReport) -> None:
+    """Insert/update ``items`` in a savepoint: all of them, or nothing (and the exception)."""
+    known_nights = dict(nights.ids)
+    added = changed = returned = 0
+    problems, requeue, inserts, updates = [], [], [], []
+    try:
+        with session.begin_nested():
+            for f, image_id, content_changed, p, values in items:
+                if p.error:
+                    problems.append((f.rel_path, p.error))
+                values = dict(values, night_id=nights.id_for(session, p.captured_at))
+                if image_id is None:
+                    inserts.append(dict(values, deployment_id=dep_id, rel_path=f.rel_path))
+                else:
+                    updates.append(dict(values, id=image_id))
+                    if content_changed:
+                        requeue.append(image_id)
+                        changed += 1
+                    else:
+                        returned += 1
+            if inserts:
+                # Core executemany on the table: no ORM bookkeeping per row (several times
+                # faster). A file another process's scan of this folder has just added is
+                # left to it.
+                result = session.execute(sqlite_insert(Image.__table__).on_conflict_do_nothing(
+                    index_elements=["deployment_id", "rel_path"]), inserts)
+                added = result.rowcount if result.rowcount >= 0 else len(inserts)
+            if updates:
+                session.execute(update(Image), updates)
+            for part in iter_chunks(requeue, _SQL_CHUNK):
+                _requeue(session, part)
+    except BaseException:
+        nights.ids = known_nights  # nights made in the rolled-back savepoint are gone too
+        raise
+    report.added += added
+    report.changed += changed
+    report.returned += returned
+    report.new_problems.extend(problems)
+
+
+def _store_fallback(session, dep_id: int, item, exc: Exception, now: dt.datetime,
+                    report: ScanReport) -> None:
+    """The row could not be stored as it is: keep the file as unreadable, with the reason."""
+    f, image_id, _, _, _ = item
+    reason = f"the catalogue could not store this file's details ({type(exc).__name__}: {exc})"
+    rel = f.rel_path.encode("utf-8", "backslashreplace").decode("utf-8")
+    values = {"size": 0, "mtime": 0.0, "width": None, "height": None, "captured_at": None,
+              "utc_offset_min": None, "time_source": TimeSource.NONE.value,
+              "time_error": None, "state": ImageState.UNREADABLE.value, "error": reason[:500],
+              "scanned_at": now, "night_id": None}
+    log.warning("Cannot store %r: %s", f.path, reason)
+    try:
+        with session.begin_nested():
+            if image_id is None:
+                result = session.execute(sqlite_insert(Image.__table__).on_conflict_do_nothing(
+                    index_elements=["deployment_id", "rel_path"]),
+                    [dict(values, deployment_id=dep_id, rel_path=rel)])
+                report.added += max(result.rowcount, 0)
+            else:
+                session.execute(update(Image).where(Image.id == image_id).values(**values))
+                report.changed += 1
+    except Exception:  # noqa: BLE001 - reported below; the rest of the folder goes on
+        log.warning("Cannot store %r even as unreadable", f.path, exc_info=True)
+    report.new_problems.append((rel, reason))
 
 
 def _requeue(session, image_ids: list[int]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from trapgui.core.errors import UserInputError
+from trapgui.core.file_names import from_stored, to_stored
 from trapgui.db import catalogue_queries
 
 
@@ -174,7 +175,7 @@ class CatalogueService:
                 hit = None
                 for dep_id, dep_path in deployments:
                     try:
-                        rel = path.relative_to(Path(dep_path)).as_posix()
+                        rel = to_stored(path.relative_to(Path(from_stored(dep_path))).as_posix())
                     except ValueError:
                         continue
                     hit = s.execute(text("SELECT id FROM images WHERE deployment_id = :d AND "
@@ -187,7 +188,7 @@ class CatalogueService:
     def deployment_for_path(self, folder: str) -> int | None:
         with self._db.session() as s:
             return s.execute(text("SELECT id FROM deployments WHERE path = :p"),
-                             {"p": str(Path(folder).resolve())}).scalar()
+                             {"p": to_stored(str(Path(folder).resolve()))}).scalar()
 
     # ---- folders ------------------------------------------------------------------------
     def recent_folders(self) -> list[str]:

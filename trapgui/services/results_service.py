@@ -9,10 +9,10 @@ which is what keeps a million-row catalogue responsive.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from sqlalchemy import and_, func, literal, or_, select, tuple_
 
+from trapgui.core.file_names import disk_path
 from trapgui.core.geometry import Box
 from trapgui.db.tables import Classification, Deployment, Detection, Image, Night
 from trapgui.services.results_types import (
@@ -228,7 +228,7 @@ class ResultsService:
                 for d in dets
             )
             return ImageDetails(
-                image_id=img.id, path=str(Path(dep_path) / img.rel_path), rel_path=img.rel_path,
+                image_id=img.id, path=disk_path(dep_path, img.rel_path), rel_path=img.rel_path,
                 deployment_id=img.deployment_id, deployment_name=dep_name, night_id=img.night_id,
                 night_date=night_date, captured_at=img.captured_at, width=img.width,
                 height=img.height, state=img.state, error=img.error, index_in_night=index,
@@ -336,7 +336,7 @@ class ResultsService:
             out.append(SpeciesCount(
                 label=key[0], rank=key[1], total=sum(nights.values()), per_night=nights,
                 best_detection_id=b[2] if b else None, best_image_id=b[3] if b else None,
-                best_image_path=str(Path(b[9]) / b[10]) if b else None,
+                best_image_path=disk_path(b[9], b[10]) if b else None,
                 best_box=Box(b[5], b[6], b[7], b[8]) if b else None,
                 best_score=b[4] if b else None,
             ))
