@@ -26,6 +26,7 @@ from pathlib import Path
 
 from trapgui.core.errors import AuthenticationError, RemoteError, TrapguiError
 from trapgui.pipeline.events import BatchCommitted, Log
+from trapgui.remote.address_policy import AddressPolicy
 from trapgui.remote.batcher import DynamicBatcher
 from trapgui.remote.client import AntennaClient, TaskInfo
 from trapgui.remote.devices import DeviceRunner, ProcessedTask, make_runners
@@ -126,7 +127,9 @@ class RemoteWorker:
         self.downloader = ImageDownloader(
             threads=self.config.download_threads, max_bytes=self.config.max_image_bytes,
             timeout=self.config.download_timeout, deadline_s=self.config.download_deadline_s,
-            prepare=self.runners[0].decode)
+            prepare=self.runners[0].decode,
+            policy=AddressPolicy.for_server(self.client.base_url),
+            describe=lambda item: f"{item.task.image_id} (task {item.task.id})")
         threads = [threading.Thread(target=self._guard(r.loop), name=f"remote-{r.label}",
                                     daemon=True) for r in self.runners]
         feeder = threading.Thread(target=self._guard(self._feed), name="remote-feeder", daemon=True)
