@@ -20,7 +20,7 @@ class Fault:
 
     kind: str  # "drop" | "stall" | "ignore_range" | "html" | "html_octet" | "status" | "slow" | "drip"
     times: int | None = 1
-    drop_after: int = 0  # "drop" / "stall": bytes of body sent before cutting / going silent
+    drop_after: int = 0  # "drop" / "stall" / "drip": bytes sent before cutting / silence / dripping
     status: int = 500  # "status"
     delay_s: float = 0.0  # "slow": pause per 256 kB sent; "stall": how long to go silent;
     # "drip": pause before each byte
@@ -123,14 +123,17 @@ class _Handler(BaseHTTPRequestHandler):
         limit = fault.drop_after if fault and fault.kind == "drop" else len(body)
         sent = 0
         try:
-            step = 1 if fault and fault.kind == "drip" else 256 * 1024
+            drip = fault is not None and fault.kind == "drip"  # full speed up to drop_after
             while sent < min(limit, len(body)):
-                if fault and fault.kind == "drip":
-                    if self.state.stopping.wait(fault.delay_s):
-                        break
-                piece = body[sent:min(sent + step, limit)]
+                dripping = drip and sent >= fault.drop_after
+                if dripping and self.state.stopping.wait(fault.delay_s):
+                    break
+                end = sent + (1 if dripping else 256 * 1024)
+                if drip and not dripping:
+                    end = min(end, fault.drop_after)
+                piece = body[sent:min(end, limit)]
                 self.wfile.write(piece)
-                if step == 1:
+                if dripping:
                     self.wfile.flush()
                 sent += len(piece)
                 if fault and fault.kind == "slow":
