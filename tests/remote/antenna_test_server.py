@@ -24,7 +24,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from tests.remote.schema_check import validate_pipeline_config, validate_result
 
@@ -138,7 +138,8 @@ class AntennaState:
                 job.in_flight[subject] = (task_id, now + (self.visibility_timeout or 1e9))
                 self.claims_by_agent[agent].append(task_id)
                 out.append({"id": task_id, "image_id": task.image_id,
-                            "image_url": f"{self.base_url}/images/{task.image_id}.jpg?{PRESIGNED_QUERY}",
+                            "image_url": f"{self.base_url}/images/{quote(task.image_id, safe='')}"
+                                         f".jpg?{PRESIGNED_QUERY}",
                             "reply_subject": subject})
             return out
 
@@ -354,7 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
                          "processing_service_id": 7})
 
     def _image(self, path: str) -> None:
-        image_id = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        image_id = unquote(path.rsplit("/", 1)[-1]).rsplit(".", 1)[0]
         with self.state.lock:
             self.state.image_requests[image_id] += 1
             if self.headers.get("Authorization"):

@@ -222,19 +222,23 @@ def _bounded_getaddrinfo(host: str, port: int, timeout: float, scopes: list[Scop
 
 
 def _addresses(host: str, port: int, timeout, scopes: list[Scope]):
-    resolver = next((s.resolve for s in reversed(scopes) if s.resolve is not None), None)
-    if resolver is not None:
-        out = []
-        for ip in resolver(host, port):
-            family = socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET
-            out.append((family, socket.SOCK_STREAM, 0, "", (ip, port)))
-        return out
     try:
         ipaddress.ip_address(host.split("%")[0])
     except ValueError:
+        pass
+    else:  # a literal: nothing to look up
+        return socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
+    resolver = next((s.resolve for s in reversed(scopes) if s.resolve is not None), None)
+    if resolver is None:
         limit = timeout if isinstance(timeout, (int, float)) else RESOLVE_TIMEOUT_S
         return _bounded_getaddrinfo(host, port, limit, scopes)
-    return socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)  # a literal
+    out = []
+    for ip in resolver(host, port):
+        family = socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET
+        out.append((family, socket.SOCK_STREAM, 0, "", (ip, port)))
+    if not out:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
+    return out
 
 
 class _GuardedMixin:

@@ -37,12 +37,14 @@ def address_kind(ip: str) -> str:
         return RESERVED
     if addr.version == 6 and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-    if addr.is_unspecified or addr.is_multicast or addr.is_reserved:
+    if addr.is_unspecified or addr.is_multicast:
         return RESERVED
-    if addr.is_loopback:
+    if addr.is_loopback:  # before is_reserved: ::1 lies in the reserved ::/8
         return LOOPBACK
     if addr.is_link_local:
         return LINK_LOCAL
+    if addr.is_reserved:
+        return RESERVED
     if addr.is_global:
         return PUBLIC
     if addr.is_private or (addr.version == 4 and addr in _SHARED):
