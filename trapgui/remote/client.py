@@ -32,7 +32,7 @@ import requests
 from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_attempt
 from urllib3.util.retry import Retry
 
-from trapgui.core.errors import AuthenticationError, RemoteError
+from trapgui.core.errors import AuthenticationError, RemoteError, UserInputError
 from trapgui.ml.http_guard import GuardedAdapter, guard, is_connect_failure
 from trapgui.version import __version__
 
@@ -123,7 +123,7 @@ def check_token_transport(url: str, allow_insecure_http: bool) -> None:
     """Refuse to send a token in clear text to another machine unless the user said so."""
     parts = urlsplit(url)
     if parts.scheme == "http" and not is_loopback_host(parts.hostname) and not allow_insecure_http:
-        raise RemoteError(
+        raise UserInputError(
             f"The server address {url[:200]} is not encrypted (http://): the API token would "
             "travel in clear text to another computer, readable on every network on the way.",
             hint="Use the server's https:// address. If this server really has no https (a lab "
