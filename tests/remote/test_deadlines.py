@@ -140,3 +140,21 @@ def test_retry_after_is_capped_on_post_retries(server):
     assert len(client.claim_tasks(3, 1)) == 1
     assert time.monotonic() - start < 5.0
     client.close()
+
+
+def test_a_post_stops_retrying_when_its_deadline_has_passed(server):
+    """A dripped result post (idempotent: normally retried) ends at the call deadline, not
+    after its remaining retries and their waits."""
+    from trapgui.remote.client import AntennaClient
+
+    server.add_job(4, "moth_binary", ["img00"])
+    server.inject("drip", r"/result/$", method="POST", times=None, seconds=0.2)
+    client = AntennaClient(server.base_url, server.token, timeout=(2.0, 3.0), retries=5,
+                           backoff=2.0, max_retry_wait=5.0, call_deadline_s=2.0)
+    t, box, start = _in_thread(client.post_results, 4, [])
+    t.join(60)
+    elapsed = time.monotonic() - start
+    client.close()
+    assert not t.is_alive()
+    assert isinstance(box.get("error"), RemoteError) and "no complete answer" in str(box["error"])
+    assert elapsed < 4.0  # five more tries with 2-5 s waits would take ~20 s

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_attempt
+from tenacity import Retrying, retry_if_exception, retry_if_result
 from urllib3.util.retry import Retry
 
 from trapgui.core.errors import AuthenticationError, RemoteError, UserInputError
@@ -311,7 +311,8 @@ class AntennaClient:
             return min(delay, self.max_retry_wait)
 
         def sleep(seconds: float) -> None:
-            if self._aborted.wait(seconds):
+            left = scope.left()
+            if self._aborted.wait(seconds if left is None else min(seconds, left)):
                 raise RemoteError("The request to the server was stopped (the worker is stopping).")
 
         def before_sleep(state) -> None:
@@ -324,9 +325,11 @@ class AntennaClient:
             log.info("POST %s failed (%s); retry %d/%d in %.1fs", path, problem,
                      state.attempt_number, self.retries, state.next_action.sleep)
 
+        def stop(state) -> bool:  # out of attempts, or of time
+            return state.attempt_number > self.retries or scope.tripped is not None
+
         retrying = Retrying(
-            stop=stop_after_attempt(self.retries + 1),
-            wait=wait, sleep=sleep, before_sleep=before_sleep,
+            stop=stop, wait=wait, sleep=sleep, before_sleep=before_sleep,
             retry=retry_if_exception(retry_exception) | retry_if_result(retry_response),
             # out of attempts: the last answer is decoded (it says what went wrong), the last
             # exception is raised

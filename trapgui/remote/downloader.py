@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import requests
 from PIL import Image, UnidentifiedImageError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
+from tenacity import Retrying, retry_if_exception
 
 from trapgui.ml.http_guard import AddressRefused, Resolver, find_cause, guard, guarded_session, \
     is_connect_failure
