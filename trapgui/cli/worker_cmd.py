@@ -31,7 +31,9 @@ def register(subparsers) -> None:
         "worker", help="process Antenna platform jobs (a processing service), or register",
         description="Pull tasks of Antenna processing jobs, run the models on every device "
         "and post the results, until interrupted (Ctrl+C finishes the current batch, posts and "
-        "exits). 'register' announces the pipelines this machine can serve.")
+        "exits). 'register' announces the pipelines this machine can serve; 'login' checks a "
+        "token and saves it (system keyring, else an owner-only file) for later runs and the "
+        "app.")
     p.add_argument("action", nargs="?", choices=("run", "register", "login"), default="run",
                    help="run (default); register; login: check the token and save it for "
                    "--base-url (system keyring, else an owner-only file)")
