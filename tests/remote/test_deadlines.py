@@ -54,7 +54,7 @@ def test_image_deadline_holds_against_a_dripping_server(server, tmp_path):
     print(f"\n2 s deadline against a 0.2 s/byte drip: ended after {elapsed:.2f} s")
     result = box["result"]
     assert result.error and "longer than 2 s" in result.error, result.error
-    assert elapsed < 2.0 + 3.0  # the deadline, plus scheduling slack on a loaded machine
+    assert elapsed < 2.0 + 10.0  # the deadline, plus slack for a loaded machine (was: never)
     assert not (tmp_path / "a.jpg").exists() and not (tmp_path / "a.jpg.part").exists()
 
 
@@ -71,7 +71,7 @@ def test_shutdown_stops_a_stuck_download_at_once(server, tmp_path):
     elapsed = time.monotonic() - start
     assert not t.is_alive(), "shutdown(wait=True) blocked on a download stuck at 5 bytes/s"
     print(f"\nshutdown(wait=True) with a dripping download: returned after {elapsed:.2f} s")
-    assert elapsed < 3.0
+    assert elapsed < 10.0  # at once, plus slack for a loaded machine (was: never)
     result = future.result(timeout=1)
     assert result.error == "The download was stopped."
 
@@ -90,7 +90,7 @@ def test_api_call_deadline_holds_against_a_dripping_server(server):
     print(f"\nAPI call, 2 s deadline against a drip: ended after {elapsed:.2f} s")
     assert isinstance(box.get("error"), RemoteError)
     assert "did not answer in time" in str(box["error"])
-    assert elapsed < 5.0
+    assert elapsed < 2.0 + 10.0
 
 
 def test_abort_ends_a_stuck_api_call(server):
@@ -105,7 +105,7 @@ def test_abort_ends_a_stuck_api_call(server):
     elapsed = time.monotonic() - start
     assert not t.is_alive()
     assert isinstance(box.get("error"), RemoteError) and "stopped" in str(box["error"])
-    assert elapsed < 4.0
+    assert elapsed < 1.0 + 10.0
 
 
 def test_retry_after_is_capped_on_get_retries(server):
@@ -123,7 +123,7 @@ def test_retry_after_is_capped_on_get_retries(server):
     assert not t.is_alive()
     print(f"\nGET after two 503 + Retry-After: 25 (cap 0.5 s): {elapsed:.2f} s")
     assert [p.id for p in box["result"]] == [1, 2]
-    assert elapsed < 6.0  # uncapped it takes 50 s
+    assert elapsed < 25.0  # uncapped it takes 50 s
     statuses = [s for m, p, s in server.state.requests if p.endswith("/projects/")]
     assert statuses == [503, 503, 200]
 
@@ -138,7 +138,7 @@ def test_retry_after_is_capped_on_post_retries(server):
                            max_retry_wait=0.5)
     start = time.monotonic()
     assert len(client.claim_tasks(3, 1)) == 1
-    assert time.monotonic() - start < 5.0
+    assert time.monotonic() - start < 20.0  # uncapped: an hour
     client.close()
 
 
@@ -157,4 +157,4 @@ def test_a_post_stops_retrying_when_its_deadline_has_passed(server):
     client.close()
     assert not t.is_alive()
     assert isinstance(box.get("error"), RemoteError) and "no complete answer" in str(box["error"])
-    assert elapsed < 4.0  # five more tries with 2-5 s waits would take ~20 s
+    assert elapsed < 2.0 + 10.0  # five more tries with 2-5 s waits: ~20 s more
