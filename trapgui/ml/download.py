@@ -11,7 +11,8 @@ Limits that a slow server cannot stretch (``ml.http_guard`` shuts the socket dow
 read blocked on a server that sends one byte at a time returns): ``cancel`` acts within a
 fraction of a second, the whole download has a deadline, and an attempt that receives less
 than ``STALL_BYTES`` in one read-timeout period counts as stalled (the read timeout alone
-restarts with every byte).
+restarts with every byte). The stall window is its own setting (a minute), not the read
+timeout: a short read timeout must not turn a busy moment into a stall.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 CHUNK = 1 << 20  # progress is reported about once per CHUNK
-STALL_BYTES = 64 * 1024  # at least this much per read-timeout period, or the attempt stalled
+STALL_BYTES = 64 * 1024  # at least this much per STALL_S, or the attempt stalled
+STALL_S = 60.0
 DEFAULT_DEADLINE_S = 6 * 3600.0  # the largest AMI model is ~0.5 GB: 6 h is ~25 kB/s
 ProgressFn = Callable[[int, "int | None"], None]  # (bytes of this file so far, total or None)
 
@@ -171,10 +173,12 @@ class _Digest:
 def fetch(url: str, part: Path, *, name: str, session: requests.Session | None = None,
           progress: ProgressFn | None = None, cancel: threading.Event | None = None,
           timeout: tuple[float, float] = (10.0, 60.0), retries: int = 4,
-          backoff_s: float = 1.0, deadline_s: float | None = DEFAULT_DEADLINE_S) -> FetchResult:
+          backoff_s: float = 1.0, deadline_s: float | None = DEFAULT_DEADLINE_S,
+          stall_s: float | None = STALL_S) -> FetchResult:
     """Download ``url`` into ``part`` (resuming what is there). Raises DownloadError (with a
     sentence) or DownloadCancelled; on cancel or a network failure the .part file stays.
-    ``deadline_s`` bounds the whole call, retries and waits included (None: no limit)."""
+    ``deadline_s`` bounds the whole call, retries and waits included (None: no limit);
+    an attempt that receives less than STALL_BYTES in ``stall_s`` is cut and resumed."""
     session = session or guarded_session()
     part.parent.mkdir(parents=True, exist_ok=True)
     meta = _read_meta(part)
@@ -183,7 +187,6 @@ def fetch(url: str, part: Path, *, name: str, session: requests.Session | None =
         meta = {}
     start_bytes = part.stat().st_size if part.exists() else 0
     digest = _Digest()
-    stall_s = timeout[1]
 
     with guard(deadline_s, cancel=cancel) as scope:
         def check_limits() -> None:
