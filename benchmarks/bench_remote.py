@@ -90,11 +90,12 @@ def run_remote(images, store, pipe, work: Path, *, threads: int = 8, delay: floa
 
 
 def download_only(images, threads: int, delay: float) -> float:
+    from trapgui.remote.address_policy import AddressPolicy
     from trapgui.remote.downloader import ImageDownloader
 
     with AntennaTestServer(images) as server, tempfile.TemporaryDirectory() as tmp:
         server.inject("delay", r"/images/", times=None, seconds=delay)
-        dl = ImageDownloader(threads=threads)
+        dl = ImageDownloader(threads=threads, policy=AddressPolicy.for_server(server.base_url))
         start = time.perf_counter()
         futures = [dl.submit(k, f"{server.root}/images/{k}.jpg", Path(tmp) / f"{k}.jpg")
                    for k in images]

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# No test (nor a subprocess one starts) ever reads or writes the user's real keyring: tests
+# that need a keyring configure a file-backed one of their own.
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_IMAGES = REPO.parent / "shared" / "trap-images"

@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 for model-store tests: serves in-memory files with Range
 support (206 / 416, ETag, If-Range), logs every request, and misbehaves on demand like real
 servers do: dropping the connection mid-body, ignoring Range, answering an HTML page with
-status 200, 404, or 5xx a few times before working."""
+status 200, 404, or 5xx a few times before working, or dripping the body one byte at a time
+(each byte well within any read timeout)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Fault:
     """How to misbehave for a path. ``times`` = how many requests it applies to (None: all)."""
 
-    kind: str  # "drop" | "stall" | "ignore_range" | "html" | "html_octet" | "status" | "slow"
+    kind: str  # "drop" | "stall" | "ignore_range" | "html" | "html_octet" | "status" | "slow" | "drip"
     times: int | None = 1
-    drop_after: int = 0  # "drop" / "stall": bytes of body sent before cutting / going silent
+    drop_after: int = 0  # "drop" / "stall" / "drip": bytes sent before cutting / silence / dripping
     status: int = 500  # "status"
-    delay_s: float = 0.0  # "slow": pause per 256 kB sent; "stall": how long to go silent
+    delay_s: float = 0.0  # "slow": pause per 256 kB sent; "stall": how long to go silent;
+    # "drip": pause before each byte
 
 
 @dataclass
@@ -40,6 +42,7 @@ class _State:
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     log: list[LoggedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>Error</title></head><body>Quota exceeded</body></html>"
@@ -120,9 +123,18 @@ class _Handler(BaseHTTPRequestHandler):
         limit = fault.drop_after if fault and fault.kind == "drop" else len(body)
         sent = 0
         try:
+            drip = fault is not None and fault.kind == "drip"  # full speed up to drop_after
             while sent < min(limit, len(body)):
-                piece = body[sent:min(sent + 256 * 1024, limit)]
+                dripping = drip and sent >= fault.drop_after
+                if dripping and self.state.stopping.wait(fault.delay_s):
+                    break
+                end = sent + (1 if dripping else 256 * 1024)
+                if drip and not dripping:
+                    end = min(end, fault.drop_after)
+                piece = body[sent:min(end, limit)]
                 self.wfile.write(piece)
+                if dripping:
+                    self.wfile.flush()
                 sent += len(piece)
                 if fault and fault.kind == "slow":
                     time.sleep(fault.delay_s)
@@ -153,6 +165,7 @@ class ModelHTTPServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.state.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

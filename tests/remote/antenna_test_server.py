@@ -4,7 +4,10 @@ It implements the contract of ../shared/antenna-api.md over real HTTP: jobs, ato
 claiming (one lock), result validation against the schema, projects, pipeline registration,
 and image serving (without auth, like presigned URLs). Fault injection covers what real
 servers and networks do: 5xx answers, hangs, connection resets (also mid-download),
-truncated and non-image files, malformed JSON, a restart mid-job, and duplicate delivery.
+truncated and non-image files, malformed JSON, a restart mid-job, and duplicate delivery; and
+what hostile servers do: bodies dripped one byte at a time, ``Retry-After`` storms, redirects to
+private addresses, oversized images. Image URLs carry a presigned-looking query
+(``PRESIGNED_QUERY``) so tests can check that no log line or error shows one.
 
 State lives in the :class:`AntennaState` object, so :meth:`AntennaTestServer.restart` brings
 the server back with its queue intact (like a real server backed by a database and a broker).
@@ -21,9 +24,13 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from tests.remote.schema_check import validate_pipeline_config, validate_result
+
+# what a presigned S3 URL carries: tests look for SIGNATURE in logs, events and error results
+SIGNATURE = "presigned-SIGNATURE-d41d8cd98f00b204"
+PRESIGNED_QUERY = f"X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature={SIGNATURE}"
 
 
 @dataclass
@@ -52,11 +59,15 @@ class Fault:
     """Applies to requests whose method matches and whose path matches ``path`` (regex), the
     first ``times`` times (None = always)."""
 
-    kind: str  # status:NNN | hang | reset | malformed_json | reset_mid_body | truncated | not_image | delay
+    kind: str  # status:NNN | hang | reset | malformed_json | delay | lose_reply | drip, and for
+    # images also reset_mid_body | truncated | not_image | not_image_octet | redirect |
+    # oversized (declared) | oversized_undeclared (no Content-Length, keeps sending)
     path: str
     method: str = "*"
     times: int | None = 1
-    seconds: float = 0.0  # for hang / delay
+    seconds: float = 0.0  # for hang / delay; drip: seconds between bytes
+    target: str = ""  # redirect: the Location
+    headers: dict = field(default_factory=dict)  # status:NNN: extra headers (Retry-After)
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in ("*", method)) and re.search(self.path, path) is not None
@@ -80,6 +91,7 @@ class AntennaState:
         self.unauthorised = 0
         self.rejected_results: list[str] = []
         self.claims_by_agent: dict[str, list[str]] = defaultdict(list)
+        self.stopping = threading.Event()  # ends dripping handlers when the server stops
         self._subjects = itertools.count(1)
 
     def add_job(self, job_id: int, pipeline_slug: str, image_ids: list[str]) -> Job:
@@ -126,7 +138,8 @@ class AntennaState:
                 job.in_flight[subject] = (task_id, now + (self.visibility_timeout or 1e9))
                 self.claims_by_agent[agent].append(task_id)
                 out.append({"id": task_id, "image_id": task.image_id,
-                            "image_url": f"{self.base_url}/images/{task.image_id}.jpg",
+                            "image_url": f"{self.base_url}/images/{quote(task.image_id, safe='')}"
+                                         f".jpg?{PRESIGNED_QUERY}",
                             "reply_subject": subject})
             return out
 
@@ -153,8 +166,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.state.requests.append((self.command, urlsplit(self.path).path, status))
 
-    def _json(self, status: int, data) -> None:
-        self._send(status, json.dumps(data).encode())
+    def _json(self, status: int, data, headers: dict | None = None) -> None:
+        body = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, str(v))
+        self.end_headers()
+        self.wfile.write(body)
+        self.state.requests.append((self.command, urlsplit(self.path).path, status))
+
+    def _drip(self, body: bytes, ctype: str, seconds: float, declare: bool = True) -> None:
+        """Headers at once, then the body one byte every ``seconds``: each byte arrives well
+        within any read timeout, so only a total deadline ends it."""
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        if declare:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.state.requests.append((self.command, urlsplit(self.path).path, 200))
+        try:
+            for i in range(len(body)):
+                if self.state.stopping.wait(seconds):
+                    break
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+        except OSError:
+            pass  # the client gave up (what it should do)
+        self.close_connection = True
 
     def _reset(self) -> None:
         # RST instead of FIN: the client sees "connection reset by peer"
@@ -167,7 +207,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is None:
             return False
         if fault.kind.startswith("status:"):
-            self._json(int(fault.kind.split(":")[1]), {"detail": "injected failure"})
+            self._json(int(fault.kind.split(":")[1]), {"detail": "injected failure"}, fault.headers)
+            return True
+        if fault.kind == "drip":
+            self._drip(json.dumps({"results": [], "tasks": []}).encode(), "application/json",
+                       fault.seconds)
             return True
         if fault.kind == "hang":
             time.sleep(fault.seconds)
@@ -311,7 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
                          "processing_service_id": 7})
 
     def _image(self, path: str) -> None:
-        image_id = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        image_id = unquote(path.rsplit("/", 1)[-1]).rsplit(".", 1)[0]
         with self.state.lock:
             self.state.image_requests[image_id] += 1
             if self.headers.get("Authorization"):
@@ -327,7 +371,29 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(fault.seconds)
                 return self._reset()
             elif fault.kind.startswith("status:"):
-                return self._json(int(fault.kind.split(":")[1]), {"detail": "injected failure"})
+                return self._json(int(fault.kind.split(":")[1]), {"detail": "injected failure"},
+                                  fault.headers)
+            elif fault.kind == "drip":
+                return self._drip(data, "image/jpeg", fault.seconds)
+            elif fault.kind == "redirect":
+                return self._json(302, {}, {"Location": fault.target})
+            elif fault.kind == "oversized":  # declares (and would send) far more than allowed
+                return self._send(200, data * 40, "image/jpeg")
+            elif fault.kind == "oversized_undeclared":
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.end_headers()
+                self.state.requests.append(("GET", path, 200))
+                try:
+                    self.wfile.write(data)
+                    for _ in range(4000):  # ~1 GB of padding at most, until the client hangs up
+                        if self.state.stopping.is_set():
+                            break
+                        self.wfile.write(b"\0" * (256 * 1024))
+                except OSError:
+                    pass
+                self.close_connection = True
+                return
             elif fault.kind == "reset":
                 return self._reset()
             elif fault.kind == "reset_mid_body":
@@ -376,6 +442,7 @@ class AntennaTestServer:
         return f"{self.root}/api/v2"
 
     def start(self) -> "AntennaTestServer":
+        self.state.stopping.clear()
         self._httpd = _Server(("127.0.0.1", self._port), _Handler)
         self._httpd.state = self.state  # type: ignore[attr-defined]
         self._port = self._httpd.server_address[1]
@@ -386,6 +453,7 @@ class AntennaTestServer:
         return self
 
     def stop(self) -> None:
+        self.state.stopping.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -411,8 +479,8 @@ class AntennaTestServer:
         return self.state.add_job(job_id, pipeline_slug, image_ids)
 
     def inject(self, kind: str, path: str, *, method: str = "*", times: int | None = 1,
-               seconds: float = 0.0) -> Fault:
-        fault = Fault(kind, path, method, times, seconds)
+               seconds: float = 0.0, target: str = "", headers: dict | None = None) -> Fault:
+        fault = Fault(kind, path, method, times, seconds, target, dict(headers or {}))
         with self.state.lock:
             self.state.faults.append(fault)
         return fault

@@ -77,7 +77,8 @@ def make_worker(db, model_store, tmp_path):
                         final_post_timeout_s=20.0)
         defaults.update(config)
         client = AntennaClient(srv.base_url, srv.token if token is None else token,
-                               timeout=(2.0, 3.0), retries=3, backoff=0.05, max_retry_wait=0.5)
+                               timeout=(2.0, 3.0), retries=3, backoff=0.05, max_retry_wait=0.5,
+                               call_deadline_s=5.0)
         pipes = [resolve_pipeline(s, model_store.model_catalogue, detector="builtin") for s in slugs]
         events: list = []
         worker = RemoteWorker(client, database or db, model_store, pipes, tmp_path / "cache",

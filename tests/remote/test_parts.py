@@ -80,15 +80,17 @@ def test_credentials_file_is_owner_only(tmp_path):
 
 
 def test_downloader_limits_and_reasons(server, tmp_path):
+    from trapgui.remote.address_policy import AddressPolicy
     from trapgui.remote.downloader import ImageDownloader
 
-    dl = ImageDownloader(threads=2, max_bytes=1000, timeout=(2, 2), retries=0)
+    loopback = AddressPolicy.for_server(server.base_url)  # the test server is on 127.0.0.1
+    dl = ImageDownloader(threads=2, max_bytes=1000, timeout=(2, 2), retries=0, policy=loopback)
     big = dl.fetch("a", f"{server.root}/images/img00.jpg", tmp_path / "a.jpg")
     assert big.error and "too large" in big.error and not (tmp_path / "a.jpg").exists()
     local = dl.fetch("b", "file:///etc/hostname", tmp_path / "b.jpg")
     assert local.error and "http" in local.error
     server.inject("not_image_octet", r"/images/img01\.", times=1)
-    dl2 = ImageDownloader(threads=1)
+    dl2 = ImageDownloader(threads=1, policy=loopback)
     bad = dl2.fetch("c", f"{server.root}/images/img01.jpg", tmp_path / "c.jpg")
     assert bad.error and "not an image" in bad.error
     good = dl2.fetch("d", f"{server.root}/images/img01.jpg", tmp_path / "d.jpg")

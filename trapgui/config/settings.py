@@ -47,6 +47,9 @@ class Settings:
     remote_service_name: str = "trapgui"
     # None: each pipeline's own detector; e.g. "builtin" where the Faster R-CNN is not installed
     remote_detector: str | None = None
+    # send the token over plain http:// to a host other than this computer (a trusted lab
+    # network without https); off, the token goes only over https or to localhost
+    remote_allow_insecure_http: bool = False
     # anything we do not know (written by a newer version) is round-tripped untouched
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -211,13 +211,8 @@ class RemoteTab(QWidget):
         self.connection_label.setStyleSheet("")
         self.connection_label.setText("Connecting…")
 
-        def work() -> ConnectionReport:
-            report = remote.test_connection(url, token)
-            if report.ok:
-                remote.save_connection(url, token)
-            return report
-
-        run_in_background(work, self._tested, self._test_failed)
+        run_in_background(lambda: remote.test_and_save(url, token), self._tested,
+                          self._test_failed)
 
     @Slot(object)
     def _tested(self, report: ConnectionReport) -> None:

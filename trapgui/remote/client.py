@@ -3,35 +3,43 @@
 Safety rules this module keeps:
 - The token goes only into the ``Authorization`` header of API calls made by this client's own
   session. Image downloads use a different session (``downloader.py``) that never sees it.
+- The token is never sent over plain ``http://`` to a host other than this computer unless the
+  user allowed it explicitly (``allow_insecure_http``).
 - The token never appears in a repr, a log line or an exception message: every text that could
   carry it goes through :func:`redact`.
 - Only http(s) URLs are accepted for the base URL.
-- Every call has a timeout. GETs are retried by urllib3 on connection errors and 5xx answers;
-  POSTs are retried only when it is safe (see :meth:`AntennaClient._post`).
+- Every call has a timeout per socket operation and a total deadline (``call_deadline_s``,
+  retries included) that a server dripping its answer cannot stretch; :meth:`abort` ends calls
+  in flight at once. GETs are retried by urllib3 on connection errors and 5xx answers; POSTs
+  are retried (by tenacity) only when it is safe (see :meth:`AntennaClient._post`). A
+  ``Retry-After`` is followed up to ``max_retry_wait`` on both.
 - 401/403 raise :class:`AuthenticationError` at once: retrying a bad token only hammers the
   server.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
-import time
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from tenacity import Retrying, retry_if_exception, retry_if_result
 from urllib3.util.retry import Retry
 
-from trapgui.core.errors import AuthenticationError, RemoteError
+from trapgui.core.errors import AuthenticationError, RemoteError, UserInputError
+from trapgui.ml.http_guard import GuardedAdapter, guard, is_connect_failure
 from trapgui.version import __version__
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+DEFAULT_CALL_DEADLINE_S = 180.0  # one API call, retries included (a result post can be MBs)
 TRANSIENT_STATUSES = (500, 502, 503, 504)
 # Statuses after which the server did not act on a POST (a gateway or an overloaded server
 # refused it), so sending it again cannot duplicate anything.
@@ -50,8 +58,8 @@ class TaskInfo:
 
     id: str
     image_id: str
-    image_url: str
-    reply_subject: str | None
+    image_url: str = field(repr=False)  # presigned: it must not reach a log line via a repr
+    reply_subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,31 @@ def check_http_url(url: str, what: str = "URL") -> str:
     return url
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """``localhost`` or a loopback IP literal: traffic that never leaves this computer."""
+    host = (host or "").strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        addr = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return (mapped or addr).is_loopback
+
+
+def check_token_transport(url: str, allow_insecure_http: bool) -> None:
+    """Refuse to send a token in clear text to another machine unless the user said so."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname) and not allow_insecure_http:
+        raise UserInputError(
+            f"The server address {url[:200]} is not encrypted (http://): the API token would "
+            "travel in clear text to another computer, readable on every network on the way.",
+            hint="Use the server's https:// address. If this server really has no https (a lab "
+            "network you trust), allow it explicitly: `--allow-insecure-http` for `trapgui "
+            "worker`, or the setting remote_allow_insecure_http in the app.")
+
+
 class AntennaClient:
     """One server + token. Thread-safe for concurrent calls (requests sessions are, for the
     simple use made here; each call sends its own headers)."""
@@ -111,15 +144,21 @@ class AntennaClient:
         retries: int = 3,
         backoff: float = 0.5,
         max_retry_wait: float = 10.0,
+        call_deadline_s: float = DEFAULT_CALL_DEADLINE_S,
+        allow_insecure_http: bool = False,
     ):
         self.base_url = check_http_url(base_url.strip().rstrip("/"), "server address")
         self._token = (token or "").strip() or None
+        if self._token:
+            check_token_transport(self.base_url, allow_insecure_http)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.max_retry_wait = max_retry_wait
+        self.call_deadline_s = call_deadline_s
+        self._aborted = threading.Event()
         self._session = requests.Session()
-        retry = Retry(
+        retry = CappedRetry(
             total=retries,
             connect=retries,
             read=retries,
@@ -131,7 +170,8 @@ class AntennaClient:
             respect_retry_after_header=True,
             raise_on_status=False,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        retry.retry_after_cap = max_retry_wait
+        adapter = GuardedAdapter(max_retries=retry, pool_maxsize=16)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = f"trapgui/{__version__}"
@@ -142,6 +182,12 @@ class AntennaClient:
     @property
     def has_token(self) -> bool:
         return self._token is not None
+
+    def abort(self) -> None:
+        """End every call in flight now (their sockets are shut down, retry waits end) and
+        refuse new ones: each raises RemoteError. For stopping a worker whatever the server
+        does."""
+        self._aborted.set()
 
     def close(self) -> None:
         self._session.close()
@@ -222,12 +268,18 @@ class AntennaClient:
 
     def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
         url = self.base_url + path
-        try:
-            resp = self._session.get(url, params=params, headers=self._headers(),
-                                     timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise self._network_error("GET", path, exc) from None
+        with self._guard() as scope:
+            try:
+                resp = self._session.get(url, params=params, headers=self._headers(),
+                                         timeout=self.timeout)
+            except requests.RequestException as exc:
+                raise self._network_error("GET", path, exc, scope) from None
         return self._decode(resp, "GET", path)
+
+    def _guard(self):
+        if self._aborted.is_set():
+            raise RemoteError("The request to the server was stopped (the worker is stopping).")
+        return guard(self.call_deadline_s, cancel=self._aborted)
 
     def _post(self, path: str, body: dict[str, Any], *, idempotent: bool) -> Any:
         """POST with retries that cannot duplicate work.
@@ -237,39 +289,59 @@ class AntennaClient:
         timeouts / resets, where the server may have acted on the request. A claim is not
         idempotent: its tasks may be lost in a reply that never arrived, and the server gives
         unanswered tasks out again after its visibility timeout, so nothing is lost either.
+        Waits: exponential backoff, or the server's Retry-After, at most ``max_retry_wait``.
         """
         url = self.base_url + path
         payload = json.dumps(body)
         headers = {**self._headers(), "Content-Type": "application/json"}
-        attempt = 0
-        while True:
-            retry_after = None
-            try:
-                resp = self._session.post(url, data=payload, headers=headers, timeout=self.timeout)
-            except requests.ConnectionError as exc:
-                sent = not _is_connect_failure(exc)
-                if attempt >= self.retries or (sent and not idempotent):
-                    raise self._network_error("POST", path, exc) from None
-                problem = f"network error ({type(exc).__name__})"
-            except requests.Timeout as exc:
-                if attempt >= self.retries or not idempotent:
-                    raise self._network_error("POST", path, exc) from None
-                problem = "timeout"
-            except requests.RequestException as exc:
-                raise self._network_error("POST", path, exc) from None
+
+        def retry_exception(exc: BaseException) -> bool:
+            if isinstance(exc, requests.ConnectionError) and is_connect_failure(exc):
+                return True  # never reached the server
+            return idempotent and isinstance(exc, (requests.ConnectionError, requests.Timeout))
+
+        def retry_response(resp: requests.Response) -> bool:
+            return resp.status_code in NOT_PROCESSED_STATUSES or (
+                idempotent and resp.status_code in TRANSIENT_STATUSES)
+
+        def wait(state) -> float:
+            resp = None if state.outcome.failed else state.outcome.result()
+            retry_after = _retry_after(resp) if resp is not None else None
+            delay = retry_after if retry_after is not None else self.backoff * 2 ** (state.attempt_number - 1)
+            return min(delay, self.max_retry_wait)
+
+        def sleep(seconds: float) -> None:
+            left = scope.left()
+            if self._aborted.wait(seconds if left is None else min(seconds, left)):
+                raise RemoteError("The request to the server was stopped (the worker is stopping).")
+
+        def before_sleep(state) -> None:
+            if state.outcome.failed:
+                exc = state.outcome.exception()
+                problem = "timeout" if isinstance(exc, requests.Timeout) and not is_connect_failure(exc) \
+                    else f"network error ({type(exc).__name__})"
             else:
-                retryable = resp.status_code in NOT_PROCESSED_STATUSES or (
-                    idempotent and resp.status_code in TRANSIENT_STATUSES)
-                if not retryable or attempt >= self.retries:
-                    return self._decode(resp, "POST", path)
-                problem = f"HTTP {resp.status_code}"
-                retry_after = _retry_after(resp)
-            wait = retry_after if retry_after is not None else self.backoff * (2 ** attempt)
-            wait = min(wait, self.max_retry_wait)
-            attempt += 1
-            log.info("POST %s failed (%s); retry %d/%d in %.1fs", path, problem, attempt,
-                     self.retries, wait)
-            time.sleep(wait)
+                problem = f"HTTP {state.outcome.result().status_code}"
+            log.info("POST %s failed (%s); retry %d/%d in %.1fs", path, problem,
+                     state.attempt_number, self.retries, state.next_action.sleep)
+
+        def stop(state) -> bool:  # out of attempts, or of time
+            return state.attempt_number > self.retries or scope.tripped is not None
+
+        retrying = Retrying(
+            stop=stop, wait=wait, sleep=sleep, before_sleep=before_sleep,
+            retry=retry_if_exception(retry_exception) | retry_if_result(retry_response),
+            # out of attempts: the last answer is decoded (it says what went wrong), the last
+            # exception is raised
+            retry_error_callback=lambda state: state.outcome.result(),
+        )
+        with self._guard() as scope:
+            try:
+                resp = retrying(self._session.post, url, data=payload, headers=headers,
+                                timeout=self.timeout)
+            except requests.RequestException as exc:
+                raise self._network_error("POST", path, exc, scope) from None
+        return self._decode(resp, "POST", path)
 
     def _decode(self, resp: requests.Response, method: str, path: str) -> Any:
         status = resp.status_code
@@ -295,11 +367,19 @@ class AntennaClient:
             err.status = status  # type: ignore[attr-defined]
             raise err from None
 
-    def _network_error(self, method: str, path: str, exc: Exception) -> RemoteError:
-        kind = "did not answer in time" if isinstance(exc, requests.Timeout) else "could not be reached"
+    def _network_error(self, method: str, path: str, exc: Exception, scope=None) -> RemoteError:
+        if scope is not None and scope.tripped == "cancelled":
+            err = RemoteError("The request to the server was stopped (the worker is stopping).")
+            err.status = None  # type: ignore[attr-defined]
+            return err
+        if scope is not None and scope.tripped == "deadline":
+            kind, name = "did not answer in time", f"no complete answer within {self.call_deadline_s:.0f} s"
+        else:
+            kind = "did not answer in time" if isinstance(exc, requests.Timeout) else "could not be reached"
+            name = type(exc).__name__
         # The exception text holds the URL and sometimes headers: keep only its class name.
         err = RemoteError(
-            f"The server {self.base_url} {kind} ({method} {path}: {type(exc).__name__}).",
+            f"The server {self.base_url} {kind} ({method} {path}: {name}).",
             hint="Check the server address and your network connection.",
         )
         err.status = None  # type: ignore[attr-defined]
@@ -335,10 +415,17 @@ def _retry_after(resp: requests.Response) -> float | None:
         return None
 
 
-def _is_connect_failure(exc: requests.ConnectionError) -> bool:
-    """True when the request never reached the server (refused, DNS, connect timeout)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    text = repr(exc.args[0]) if exc.args else ""
-    return any(s in text for s in ("NewConnectionError", "ConnectTimeoutError",
-                                   "NameResolutionError", "Connection refused"))
+class CappedRetry(Retry):
+    """urllib3's Retry with the server's Retry-After capped at ``retry_after_cap`` seconds
+    (urllib3's own cap is six hours, and older releases have none)."""
+
+    retry_after_cap: float = 10.0
+
+    def new(self, **kw) -> "CappedRetry":
+        retry = super().new(**kw)
+        retry.retry_after_cap = self.retry_after_cap
+        return retry
+
+    def get_retry_after(self, response) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self.retry_after_cap)

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import insert, select, update
 
@@ -24,6 +24,9 @@ from trapgui.scan.files import FoundFile, probe_file
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+_PLAIN_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # an id that can be a file name as it is
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                     *(f"lpt{i}" for i in range(1, 10))}
 
 
 def server_folder_name(server: str) -> str:
@@ -34,12 +37,32 @@ def server_folder_name(server: str) -> str:
     return f"{host}-{digest}"
 
 
+def image_tag(image_id: str) -> str:
+    """The image id as it is when it is a short lower-case name, else ``#`` and 16 hex digits
+    of its sha256 (``a/b`` and ``a_b``, ``IMG1`` and ``img1`` on a case-blind disk, or two long
+    ids sharing their first 100 characters stay apart)."""
+    image_id = str(image_id)
+    if _PLAIN_ID.fullmatch(image_id):
+        return image_id
+    return "#" + hashlib.sha256(image_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 def image_filename(image_id: str, url: str) -> str:
-    ext = os.path.splitext(urlsplit(url).path)[1].lower()
-    if ext not in _EXTS:
-        ext = ".jpg"
-    stem = _SAFE.sub("_", str(image_id)).strip("._") or "image"
-    return stem[:100] + ext
+    """The cache file of one remote image: ``<stem> [<tag>].<ext>``, where the stem is the file
+    name in the image URL (recognisable in the viewer, e.g. ``20220622200400-snapshot``) and the
+    tag is :func:`image_tag` of the image id, so two ids never share a file. When the stem is
+    the id itself the name is just ``<id>.<ext>``.
+
+    Distinct because the tag is distinct per id and can be read back from the name: stems and
+    plain ids never contain `` [`` (the characters are limited to letters, digits, ``._-``)."""
+    base = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    stem, ext = os.path.splitext(base)
+    ext = ext.lower() if ext.lower() in _EXTS else ".jpg"
+    tag = image_tag(image_id)
+    readable = _SAFE.sub("_", stem).strip("._-")[:80] or _SAFE.sub("_", str(image_id)).strip("._-")[:80]
+    if readable == tag and tag not in _WINDOWS_RESERVED:
+        return tag + ext
+    return f"{readable or 'image'} [{tag}]{ext}"
 
 
 class RemoteImageCatalogue:

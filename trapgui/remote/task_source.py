@@ -25,6 +25,7 @@ from tenacity import Retrying, retry_if_result, stop_never, wait_exponential
 from trapgui.core.errors import AuthenticationError, RemoteError
 from trapgui.core.jobs import Emit, JobControl, LogLine
 from trapgui.pipeline.work import WorkBatch, WorkItem
+from trapgui.remote.address_policy import AddressPolicy
 from trapgui.remote.batcher import DynamicBatcher
 from trapgui.remote.client import AntennaClient, TaskInfo
 from trapgui.remote.downloader import Download, ImageDownloader
@@ -77,10 +78,13 @@ class RemoteTaskSource:
     def start(self, decoder, control: JobControl) -> None:
         self._control = control
         control.on_change(self.batcher.wake)
+        control.on_change(lambda: control.aborted and self.client.abort())
         self.downloader = ImageDownloader(
             threads=self.config.download_threads, max_bytes=self.config.max_image_bytes,
             timeout=self.config.download_timeout, deadline_s=self.config.download_deadline_s,
-            prepare=lambda path: decoder(-1, str(path)))
+            prepare=lambda path: decoder(-1, str(path)),
+            policy=AddressPolicy.for_server(self.client.base_url),
+            describe=lambda claimed: f"{claimed.task.image_id} (task {claimed.task.id})")
         self._feeder = threading.Thread(target=self._feed, name="remote-feeder", daemon=True)
         self._feeder.start()
 

@@ -55,15 +55,26 @@ class RemoteService:
     def token_location(self) -> str:
         return self._credentials().location
 
-    def save_connection(self, base_url: str, token: str) -> None:
-        """Keep the address in the settings and the token in the keyring / secrets file."""
+    def save_connection(self, base_url: str, token: str) -> str:
+        """Keep the address in the settings and the token in the keyring / secrets file (one
+        token per server host); returns where the token went, in words."""
         from trapgui.remote.client import check_http_url
 
         base_url = check_http_url(base_url.strip().rstrip("/"), "server address")
-        self._credentials().set(base_url, token.strip())
+        where = self._credentials().set(base_url, token.strip())
         if self._settings.remote_base_url != base_url:
             self._settings.remote_base_url = base_url
             self._services.save_settings()
+        return where
+
+    def test_and_save(self, base_url: str, token: str) -> ConnectionReport:
+        """Test the connection; when it works, save it and say where the token went."""
+        report = self.test_connection(base_url, token)
+        if not report.ok:
+            return report
+        where = self.save_connection(base_url, token)
+        return ConnectionReport(True, f"{report.message} The token is saved in {where}.",
+                                report.projects)
 
     def save_pipelines(self, slugs: Sequence[str]) -> None:
         self._settings.remote_pipelines = list(slugs)
@@ -74,7 +85,8 @@ class RemoteService:
 
         url = base_url or self.base_url()
         return AntennaClient(url, token if token is not None else self.stored_token(url),
-                             timeout=(5.0, 15.0), retries=1)
+                             timeout=(5.0, 15.0), retries=1, call_deadline_s=30.0,
+                             allow_insecure_http=self._settings.remote_allow_insecure_http)
 
     # ---- server calls -------------------------------------------------------------------
     def test_connection(self, base_url: str | None = None, token: str | None = None) -> ConnectionReport:
@@ -201,7 +213,8 @@ class RemoteService:
                 detail = "; ".join(f"{s}: {w}" for s, w in why.items())
                 raise UserInputError(f"None of the chosen pipelines can run here ({detail}).")
             url = (base_url or self.base_url()).rstrip("/")
-            conn = Connection(url, token if token is not None else self.stored_token(url), "app")
+            conn = Connection(url, token if token is not None else self.stored_token(url), "app",
+                              services.settings.remote_allow_insecure_http)
             config = worker_config(services.settings, job_ids=[job_id] if job_id else None,
                                    exit_when_idle=True)
             worker = build_worker(services.db, store, services.paths, services.settings, conn,
