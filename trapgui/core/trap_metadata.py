@@ -248,3 +248,20 @@ def apply_changes(current: TrapValues, changes: Mapping[str, str | None],
 def _sentence(text: str) -> str:
     text = text[0].upper() + text[1:] if text else text
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def field_problems(texts: Mapping[str, str]) -> dict[str, str]:
+    """Every field's problem, from the whole form as typed (the dialog shows each under its
+    field); key "" holds problems between fields. Empty when the form is valid."""
+    problems: dict[str, str] = {}
+    values = {}
+    for key in FIELD_KEYS:
+        try:
+            values[key] = parse_field(key, texts.get(key, ""))
+        except ValueError as exc:
+            problems[key] = _sentence(str(exc))
+    if not problems:
+        between = check(TrapValues(**values))
+        if between:
+            problems[""] = " ".join(between)
+    return problems

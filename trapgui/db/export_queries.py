@@ -238,8 +238,9 @@ def detection_rows(session, scope: ExportScope, pipeline_id: int | None,
          .join(Image, Image.id == Detection.image_id)
          .join(Deployment, Deployment.id == Image.deployment_id)
          .where(*image_filters(scope, dated_only=dated_only), *where)
-         .order_by(Deployment.name, Deployment.id, Image.captured_at, Image.rel_path,
-                   Image.id, Detection.id))
+         # the same order as image_rows (MegaDetector merges the two streams on it)
+         .order_by(Deployment.name, Deployment.id, Image.captured_at.is_(None),
+                   Image.captured_at, Image.rel_path, Image.id, Detection.id))
     return session.execute(q.execution_options(yield_per=PARTITION))
 
 
@@ -254,7 +255,8 @@ def occurrence_best_scores(pipeline_id: int | None):
 
 
 def occurrence_rows(session, scope: ExportScope, pipeline_id: int | None,
-                    min_score: float | None, *, include_fixtures: bool = False):
+                    min_score: float | None, *, include_fixtures: bool = False,
+                    by_best_image: bool = False):
     """Occurrences of the scope (an occurrence counts at the detection threshold when at least
     one of its detections reaches it) with their best detection and final-label columns."""
     best = occurrence_best_scores(pipeline_id)
@@ -282,9 +284,10 @@ def occurrence_rows(session, scope: ExportScope, pipeline_id: int | None,
          .outerjoin(best, best.c.occ == Occurrence.id)
          .outerjoin(best_det, best_det.c.id == Occurrence.best_detection_id)
          .outerjoin(best_img, best_img.c.id == best_det.c.image_id)
-         .where(*where)
-         .order_by(Deployment.name, Deployment.id, Night.date, Occurrence.first_seen,
-                   Occurrence.id))
+         .where(*where))
+    # crops open each image once when occurrences come grouped by their best image
+    q = q.order_by(best_det.c.image_id, Occurrence.id) if by_best_image else q.order_by(
+        Deployment.name, Deployment.id, Night.date, Occurrence.first_seen, Occurrence.id)
     return session.execute(q.execution_options(yield_per=PARTITION))
 
 

@@ -74,6 +74,11 @@ def accepted_label(min_label_score: float):
             literal(MACHINE))
 
 
+def detection_label_at_least(min_label_score: float):
+    """WHERE clause: the detection's final label counts at this classification threshold."""
+    return Detection.top_score >= min_label_score
+
+
 # ---- Python half ------------------------------------------------------------------------------
 class LabelResolver:
     """Model names for machine labels, loaded once per export (a handful of rows)."""

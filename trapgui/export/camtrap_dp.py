@@ -205,10 +205,7 @@ class _Writer:
             self._media_observations(s, obs, resolver)
         with open(folder / "deployments.csv", "w", encoding="utf-8", newline="") as fh:
             self._deployments(CsvWriter(fh))
-        untracked = q.untracked_detections(run.db, run.scope, run.pipeline_id, t.detection)
-        if untracked:
-            run.note(f"{untracked:,} detections at the threshold belong to no individual "
-                     "(tracking has not run on them): they are media-level observations only.")
+        run.warn_untracked()  # their detections are media-level observations only
         with open(folder / "datapackage.json", "w", encoding="utf-8") as fh:
             json.dump(self._package(), fh, indent=2, ensure_ascii=False)
             fh.write("\n")

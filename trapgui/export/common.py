@@ -13,7 +13,8 @@ from trapgui.core.errors import UserInputError
 from trapgui.core.jobs import Emit, JobControl, LogLine, Progress, ignore
 from trapgui.core.local_time import localize
 from trapgui.db.database import Database
-from trapgui.db.export_queries import ExportScope, Thresholds, resolve_pipeline
+from trapgui.db.export_queries import (ExportScope, Thresholds, resolve_pipeline,
+                                       untracked_detections)
 from trapgui.db.trap_metadata import TrapRecord, list_traps
 
 
@@ -70,6 +71,16 @@ class ExportRun:
             return None
         trap = self.traps.get(dep_id)
         return localize(local, file_offset, trap.clock) if trap else None
+
+    def warn_untracked(self) -> int:
+        """Say so when detections at the threshold belong to no individual (tracking has not
+        run on them): individual counts leave them out."""
+        n = untracked_detections(self.db, self.scope, self.pipeline_id, self.thresholds.detection)
+        if n:
+            self.note(f"{n:,} detections at detection score {self.thresholds.detection} belong "
+                      "to no individual yet (tracking has not run on them): individual counts "
+                      "leave them out. Run tracking, then export again.")
+        return n
 
     def require_results(self) -> None:
         if self.pipeline_id is None:
