@@ -223,9 +223,8 @@ def counted_detection_filters(pipeline_id: int | None, min_score: float | None) 
     return where
 
 
-def detection_rows(session, scope: ExportScope, pipeline_id: int | None,
-                   min_score: float | None, *, dated_only: bool = False,
-                   exclude_fixtures: bool = True):
+def detection_select(scope: ExportScope, pipeline_id: int | None, min_score: float | None, *,
+                     dated_only: bool = False, exclude_fixtures: bool = True):
     """Detections of the scope with their image, occurrence and final-label columns."""
     where = counted_detection_filters(pipeline_id, min_score)
     if not exclude_fixtures:
@@ -241,7 +240,13 @@ def detection_rows(session, scope: ExportScope, pipeline_id: int | None,
          # the same order as image_rows (MegaDetector merges the two streams on it)
          .order_by(Deployment.name, Deployment.id, Image.captured_at.is_(None),
                    Image.captured_at, Image.rel_path, Image.id, Detection.id))
-    return session.execute(q.execution_options(yield_per=PARTITION))
+    return q
+
+
+def detection_rows(session, scope: ExportScope, pipeline_id: int | None,
+                   min_score: float | None, **kw):
+    return session.execute(detection_select(scope, pipeline_id, min_score, **kw)
+                           .execution_options(yield_per=PARTITION))
 
 
 def occurrence_best_scores(pipeline_id: int | None):
@@ -254,9 +259,8 @@ def occurrence_best_scores(pipeline_id: int | None):
     return q.subquery()
 
 
-def occurrence_rows(session, scope: ExportScope, pipeline_id: int | None,
-                    min_score: float | None, *, include_fixtures: bool = False,
-                    by_best_image: bool = False):
+def occurrence_select(scope: ExportScope, pipeline_id: int | None, min_score: float | None, *,
+                      include_fixtures: bool = False, by_best_image: bool = False):
     """Occurrences of the scope (an occurrence counts at the detection threshold when at least
     one of its detections reaches it) with their best detection and final-label columns."""
     best = occurrence_best_scores(pipeline_id)
@@ -288,7 +292,20 @@ def occurrence_rows(session, scope: ExportScope, pipeline_id: int | None,
     # crops open each image once when occurrences come grouped by their best image
     q = q.order_by(best_det.c.image_id, Occurrence.id) if by_best_image else q.order_by(
         Deployment.name, Deployment.id, Night.date, Occurrence.first_seen, Occurrence.id)
-    return session.execute(q.execution_options(yield_per=PARTITION))
+    return q
+
+
+def occurrence_rows(session, scope: ExportScope, pipeline_id: int | None,
+                    min_score: float | None, **kw):
+    return session.execute(occurrence_select(scope, pipeline_id, min_score, **kw)
+                           .execution_options(yield_per=PARTITION))
+
+
+def count_rows(db: Database, statement) -> int:
+    """How many rows a select returns (for progress totals: the same filters, no rows)."""
+    with db.session() as s:
+        return int(s.execute(select(func.count()).select_from(
+            statement.order_by(None).subquery())).scalar_one())
 
 
 def untracked_detections(db: Database, scope: ExportScope, pipeline_id: int | None,
@@ -345,23 +362,3 @@ def dated_images_per_trap(db: Database, scope: ExportScope) -> dict[int, tuple[i
          .group_by(Image.deployment_id))
     with db.session() as s:
         return {r[0]: (int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in s.execute(q)}
-
-
-def count_occurrences(db: Database, scope: ExportScope, pipeline_id: int | None) -> int:
-    if pipeline_id is None:
-        return 0
-    with db.session() as s:
-        return int(s.execute(select(func.count()).select_from(Occurrence).where(
-            *occurrence_filters(scope, pipeline_id))).scalar_one())
-
-
-def count_detections(db: Database, scope: ExportScope, pipeline_id: int | None,
-                     min_score: float | None, *, dated_only: bool = False) -> int:
-    if pipeline_id is None:
-        return 0
-    q = (select(func.count()).select_from(Detection).join(Image, Image.id == Detection.image_id)
-         .where(*image_filters(scope, dated_only=dated_only), Detection.pipeline_id == pipeline_id))
-    if min_score is not None:
-        q = q.where(Detection.score >= min_score)
-    with db.session() as s:
-        return int(s.execute(q).scalar_one())

@@ -183,6 +183,7 @@ class _Writer:
         self.timestamp_issues: set[int] = set()
         self.done = 0
         self.total = 0
+        self.events = 0  # event-level observations written
         self.detector = _detector_name(q.provenance(run.db, run.scope, run.pipeline_id))
 
     # -- driver --------------------------------------------------------------------------------
@@ -190,9 +191,10 @@ class _Writer:
         run = self.run
         t = run.thresholds
         self.total = (q.count_images(run.db, run.scope, dated_only=True)
-                      + q.count_occurrences(run.db, run.scope, run.pipeline_id)
-                      + q.count_detections(run.db, run.scope, run.pipeline_id, t.detection,
-                                           dated_only=True))
+                      + q.count_rows(run.db, q.occurrence_select(run.scope, run.pipeline_id,
+                                                                 t.detection))
+                      + q.count_rows(run.db, q.detection_select(run.scope, run.pipeline_id,
+                                                                t.detection, dated_only=True)))
         with open(folder / "media.csv", "w", encoding="utf-8", newline="") as media_fh, \
                 open(folder / "observations.csv", "w", encoding="utf-8", newline="") as obs_fh, \
                 run.db.session() as s:
@@ -286,6 +288,7 @@ class _Writer:
                          label.method if label.label else None, label.identified_by,
                          iso_utc(label.identified_at), _probability(label), tags, comment])
                 self.rows["observations"] += 1
+                self.events += 1
             self._tick(len(part), "Writing individuals")
 
     def _type(self, label, min_label: float) -> tuple[str, str | None, str | None]:
@@ -366,7 +369,7 @@ class _Writer:
                       "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
                       "schema": SCHEMA_URLS[name]}
                      for name in ("deployments", "media", "observations")]
-        levels = ["media"] + (["event"] if self._has_events() else [])
+        levels = ["media"] + (["event"] if self.events else [])
         package = {
             "resources": resources,
             "profile": PROFILE_URL,
@@ -400,9 +403,6 @@ class _Writer:
             package["licenses"] = [_licence(o.data_license, "data"),
                                    _licence(o.media_license, "media")]
         return package
-
-    def _has_events(self) -> bool:
-        return q.count_occurrences(self.run.db, self.run.scope, self.run.pipeline_id) > 0
 
 
 def _detector_name(prov: dict) -> str:

@@ -45,7 +45,8 @@ def export_crops(run: ExportRun, out: str | Path, margin: float = 0.1) -> Export
                              f"size), not {margin}.")
     out = check_folder_target(out)
     run.require_results()
-    total = q.count_occurrences(run.db, run.scope, run.pipeline_id)
+    total = q.count_rows(run.db, q.occurrence_select(run.scope, run.pipeline_id,
+                                                     run.thresholds.detection))
     if not total:
         raise UserInputError("Nothing to export: the selection has no individuals yet (run "
                              "tracking after processing).")

@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from trapgui.core.errors import Cancelled, UserInputError
+from trapgui.core.local_time import CameraClock, iso, localize
 from trapgui.core.types import Rank
 from trapgui.db import final_labels
 from trapgui.db.database import Database
@@ -92,6 +93,14 @@ def _iso(when: dt.datetime | None, offset_min: int | None) -> str:
     return when.isoformat(timespec="seconds")
 
 
+def _capture_time(captured_at, offset, clock_offset, clock_zone) -> str:
+    """ISO 8601 with the trap's camera clock (or the file's own offset); local without."""
+    if captured_at is None:
+        return ""
+    exact = localize(captured_at, offset, CameraClock(clock_offset, clock_zone))
+    return iso(exact) if exact is not None else _iso(captured_at, None)
+
+
 def _query(flt: ExportFilter):
     q = (select(Detection.id, Detection.x1, Detection.y1, Detection.x2, Detection.y2,
                 Detection.score, Detection.detector, Detection.pipeline_id, Detection.run_id,
@@ -99,6 +108,7 @@ def _query(flt: ExportFilter):
                 Image.rel_path, Image.width, Image.height, Image.captured_at,
                 Image.utc_offset_min, Image.time_source, Night.date, Deployment.name,
                 Deployment.path, Detection.occurrence_id, Occurrence.fixture,
+                Deployment.clock_utc_offset_min, Deployment.clock_time_zone,
                 *final_labels.detection_columns())
          .join(Image, Image.id == Detection.image_id)
          .join(Deployment, Deployment.id == Image.deployment_id)
@@ -251,14 +261,15 @@ def _row(r, classes: dict[str, tuple], names: _ModelNames,
          resolver: final_labels.LabelResolver) -> list[str]:
     (det_id, x1, y1, x2, y2, score, detector, pipeline_id, run_id, _top_label, _top_score,
      _top_rank, rel_path, width, height, captured_at, offset, time_source, night, trap,
-     trap_path, occurrence_id, fixture) = r[:23]
+     trap_path, occurrence_id, fixture, clock_offset, clock_zone) = r[:25]
     final = resolver.resolve(r)
     if width and height:
         rel = [_num(x1 / width, 6), _num(y1 / height, 6), _num(x2 / width, 6), _num(y2 / height, 6)]
     else:
         rel = ["", "", "", ""]
     cells = [escape_cell(trap), escape_cell(trap_path), night.isoformat() if night else "",
-             escape_cell(rel_path), _iso(captured_at, offset), time_source or "",
+             escape_cell(rel_path), _capture_time(captured_at, offset, clock_offset, clock_zone),
+             time_source or "",
              str(width or ""), str(height or ""), str(det_id),
              _num(x1, 2), _num(y1, 2), _num(x2, 2), _num(y2, 2), *rel,
              _num(score, 6), escape_cell(names.describe(run_id, detector))]

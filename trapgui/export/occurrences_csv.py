@@ -38,7 +38,9 @@ def export_occurrences(run: ExportRun, out: str | Path, *,
                        include_fixtures: bool = True, excel_bom: bool = False) -> ExportResult:
     out = check_file_target(out, (".csv",), "occurrences")
     run.require_results()
-    total = q.count_occurrences(run.db, run.scope, run.pipeline_id)
+    total = q.count_rows(run.db, q.occurrence_select(run.scope, run.pipeline_id,
+                                                     min_detection_score,
+                                                     include_fixtures=include_fixtures))
     rows = 0
     with atomic_file(out, encoding="utf-8-sig" if excel_bom else "utf-8") as fh, \
             run.db.session() as s:
