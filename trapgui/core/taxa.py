@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 UNIDENTIFIED = "Arthropoda"  # the taxon of an individual without an accepted label
 _BINARY = {"moth": ("Lepidoptera", "order"), "nonmoth": (UNIDENTIFIED, "phylum"),
@@ -39,6 +40,7 @@ class Taxon:
         return "Animalia"
 
 
+@lru_cache(maxsize=4096)  # pure, and exports ask for the same few labels 100,000 times
 def taxon_for(label: str | None, rank: str | None) -> Taxon:
     """The taxon for ``label`` of model rank ``rank`` (binary / order / species); None label:
     an individual nobody identified (Arthropoda)."""

@@ -164,6 +164,12 @@ def pipeline_id_by_name(db: Database, name: str) -> int:
 
 
 # ---- streams -----------------------------------------------------------------------------------
+def _stream(session, statement):
+    """Rows of ``statement`` in partitions of PARTITION, on the session's connection (plain
+    Core rows: the ORM's per-row work costs a third of a 100,000-row export)."""
+    return session.connection().execute(statement.execution_options(yield_per=PARTITION))
+
+
 def _job_for(pipeline_id: int | None):
     cond = Job.image_id == Image.id
     # no pipeline (nothing processed yet): images still listed, with no job
@@ -195,7 +201,7 @@ def image_rows(session, scope: ExportScope, pipeline_id: int | None, *,
     q = (q.where(*image_filters(scope, dated_only=dated_only))
          .order_by(Deployment.name, Deployment.id, Image.captured_at.is_(None),
                    Image.captured_at, Image.rel_path, Image.id))
-    return session.execute(q.execution_options(yield_per=PARTITION))
+    return _stream(session, q)
 
 
 def count_images(db: Database, scope: ExportScope, *, dated_only: bool = False) -> int:
@@ -245,8 +251,7 @@ def detection_select(scope: ExportScope, pipeline_id: int | None, min_score: flo
 
 def detection_rows(session, scope: ExportScope, pipeline_id: int | None,
                    min_score: float | None, **kw):
-    return session.execute(detection_select(scope, pipeline_id, min_score, **kw)
-                           .execution_options(yield_per=PARTITION))
+    return _stream(session, detection_select(scope, pipeline_id, min_score, **kw))
 
 
 def occurrence_best_scores(pipeline_id: int | None):
@@ -297,8 +302,7 @@ def occurrence_select(scope: ExportScope, pipeline_id: int | None, min_score: fl
 
 def occurrence_rows(session, scope: ExportScope, pipeline_id: int | None,
                     min_score: float | None, **kw):
-    return session.execute(occurrence_select(scope, pipeline_id, min_score, **kw)
-                           .execution_options(yield_per=PARTITION))
+    return _stream(session, occurrence_select(scope, pipeline_id, min_score, **kw))
 
 
 def count_rows(db: Database, statement) -> int:

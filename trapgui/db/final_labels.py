@@ -16,7 +16,7 @@ Two halves, because exports stream hundreds of thousands of rows:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import case, literal, null, select
 
@@ -26,8 +26,9 @@ MACHINE = "machine"
 HUMAN = "human"
 
 
-@dataclass(frozen=True, slots=True)
-class FinalLabel:
+class FinalLabel(NamedTuple):
+    """(A named tuple: exports make one per row, 100,000s of them.)"""
+
     label: str | None  # None: no classifier said anything
     rank: str | None  # binary | order | species (machine) or the reviewer's rank
     score: float | None  # None for a human label
@@ -93,6 +94,7 @@ class LabelResolver:
         self._latest: dict[int, object] = {}
         for run in self.runs.values():  # ordered by id: the last one wins
             self._latest[run.pipeline_id] = run
+        self._by: dict[tuple, str | None] = {}  # (pipeline, rank, run) -> model name
 
     def model_key(self, pipeline_id: int | None, rank: str | None) -> str | None:
         config = self.pipelines.get(pipeline_id, (None, {}))[1]
@@ -125,8 +127,13 @@ class LabelResolver:
         if method == HUMAN:
             return FinalLabel(label, rank, None, HUMAN, row.fl_by, _utc(row.fl_at),
                               None, None, None)
-        by = self.describe_model(self.model_key(row.fl_pipeline, rank), row.fl_run,
-                                 row.fl_pipeline) if label is not None else None
+        by = None
+        if label is not None:
+            key = (row.fl_pipeline, rank, row.fl_run)
+            by = self._by.get(key)
+            if by is None:
+                by = self._by[key] = self.describe_model(
+                    self.model_key(row.fl_pipeline, rank), row.fl_run, row.fl_pipeline)
         when = _utc(row.fl_at) if row.fl_at else self.run_time(row.fl_run, row.fl_pipeline)
         return FinalLabel(label, rank, score, MACHINE, by or None,
                           when if label is not None else None, label, rank, score)

@@ -23,10 +23,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import quote
 
 from trapgui.core.errors import UserInputError
@@ -35,7 +36,8 @@ from trapgui.core.taxa import taxon_for
 from trapgui.db import export_queries as q
 from trapgui.db.final_labels import LabelResolver
 from trapgui.export.about import build_about
-from trapgui.export.atomic import CsvWriter, atomic_folder, check_folder_target, number
+from trapgui.export.atomic import CsvWriter, Plain, atomic_folder, check_folder_target, number
+from trapgui.export.csv_export import escape_cell
 from trapgui.export.common import ExportResult, ExportRun
 from trapgui.version import __version__
 
@@ -184,6 +186,8 @@ class _Writer:
         self.done = 0
         self.total = 0
         self.events = 0  # event-level observations written
+        self._animal: dict[tuple, tuple] = {}
+        self._prefixes: dict[int, str] = {}  # trap id -> filePath prefix  # (label, rank) -> observation type, name, comment
         self.detector = _detector_name(q.provenance(run.db, run.scope, run.pipeline_id))
 
     # -- driver --------------------------------------------------------------------------------
@@ -245,7 +249,7 @@ class _Writer:
                     comments.append("not processed")
                 media.row([f"m{r.id}", trap.uid, "timeLapse", iso(when),
                            self._file_path(trap, r.rel_path),
-                           bool(self.options.media_url), PurePosixPath(r.rel_path).name,
+                           bool(self.options.media_url), r.rel_path.rsplit("/", 1)[-1],
                            _mediatype(r.rel_path), None, None, "; ".join(comments)])
                 self.rows["media"] += 1
                 if r.job_state == "done" and not r.counted:
@@ -259,10 +263,15 @@ class _Writer:
             run.note(f"{undated:,} images without an exact time were left out of media.csv.")
 
     def _file_path(self, trap, rel_path: str) -> str:
-        if self.options.media_url:
-            folder = PurePosixPath(Path(trap.path).name)
-            return self.options.media_url.rstrip("/") + "/" + quote(str(folder / rel_path))
-        return Path(trap.path, rel_path).as_uri()
+        prefix = self._prefixes.get(trap.id)
+        if prefix is None:
+            if self.options.media_url:
+                prefix = (self.options.media_url.rstrip("/") + "/"
+                          + quote(Path(trap.path).name) + "/")
+            else:
+                prefix = Path(trap.path).as_uri().rstrip("/") + "/"
+            self._prefixes[trap.id] = prefix
+        return prefix + quote(rel_path)
 
     # -- event-level observations (individuals) -----------------------------------------------
     def _events(self, session, obs: CsvWriter, resolver: LabelResolver) -> None:
@@ -298,35 +307,48 @@ class _Writer:
             return "unknown", None, (f"machine label {label.label!r} scored "
                                      f"{number(label.score, 3)}, below the classification "
                                      f"threshold {min_label}")
-        taxon = taxon_for(label.label, label.rank)
-        if taxon.scientific_name:
-            rank = taxon.taxon_rank if taxon.taxon_rank in _TAXON_RANKS else None
-            self.coverage.taxa.setdefault(taxon.scientific_name, rank)
-        comment = f"identification qualifier: {taxon.qualifier}" if taxon.qualifier else None
-        return "animal", taxon.scientific_name, comment
+        key = (label.label, label.rank)
+        found = self._animal.get(key)
+        if found is None:
+            taxon = taxon_for(label.label, label.rank)
+            if taxon.scientific_name:
+                rank = taxon.taxon_rank if taxon.taxon_rank in _TAXON_RANKS else None
+                self.coverage.taxa.setdefault(taxon.scientific_name, rank)
+            comment = f"identification qualifier: {taxon.qualifier}" if taxon.qualifier else None
+            found = self._animal[key] = ("animal", taxon.scientific_name, comment)
+        return found
 
     # -- media-level observations (detections) --------------------------------------------------
     def _media_observations(self, session, obs: CsvWriter, resolver: LabelResolver) -> None:
+        """One row per detection: the export's hot loop (100,000s of rows), so cells are
+        formatted here and only the text that can come from a user or a model is escaped."""
         run = self.run
         t = run.thresholds
         result = q.detection_rows(session, run.scope, run.pipeline_id, t.detection,
                                   dated_only=True)
+        uids = {d: trap.uid for d, trap in run.traps.items()}
+        last_image, when_text = None, None  # detections come grouped by image: one time each
         for part in result.partitions():
             for r in part:
-                when = run.exact_time(r.deployment_id, r.captured_at, r.utc_offset_min)
-                if when is None or not r.width or not r.height:
+                if r.image_id != last_image:
+                    last_image = r.image_id
+                    when = run.exact_time(r.deployment_id, r.captured_at, r.utc_offset_min)
+                    when_text = iso(when) if when is not None else None
+                if when_text is None or not r.width or not r.height:
                     continue
                 label = resolver.resolve(r)
                 kind, name, comment = self._type(label, t.label)
-                box = _bbox(r.x1, r.y1, r.x2, r.y2, r.width, r.height)
-                occ = f"occ{r.occurrence_id}" if r.occurrence_id else None
+                occ = f"occ{r.occurrence_id}" if r.occurrence_id else ""
                 tags = _tags(("label", label.label), ("rank", label.rank),
-                             ("detectionScore", number(r.score, 4)))
-                obs.row([f"d{r.id}", run.traps[r.deployment_id].uid, f"m{r.image_id}", occ,
-                         iso(when), iso(when), "media", kind, None, name, 1, None, None, None,
-                         occ, None, None, None, *box,
-                         label.method if label.label else None, label.identified_by,
-                         iso_utc(label.identified_at), _probability(label), tags, comment])
+                             ("detectionScore", "%.4g" % r.score))
+                has_label = label.label is not None
+                obs.raw_row((
+                    f"d{r.id}", uids[r.deployment_id], f"m{r.image_id}", occ, when_text,
+                    when_text, "media", kind, "", escape_cell(name or ""), "1", "", "", "",
+                    occ, "", "", "", *_bbox(r.x1, r.y1, r.x2, r.y2, r.width, r.height),
+                    label.method if has_label else "", escape_cell(label.identified_by or ""),
+                    iso_utc(label.identified_at), _probability(label),
+                    escape_cell(tags or ""), escape_cell(comment or "")))
                 self.rows["observations"] += 1
             self._tick(len(part), "Writing detections")
 
@@ -365,8 +387,11 @@ class _Writer:
                             counts_individuals=True)
         about["rows"] = dict(self.rows)
         about["notes"] = list(run.notes)
+        # the dialect is stated: a reader that sniffs it takes the "|" of tag lists for the
+        # delimiter in large files (frictionless does)
         resources = [{"name": name, "path": f"{name}.csv", "profile": "tabular-data-resource",
                       "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
+                      "dialect": {"delimiter": ",", "quoteChar": '"', "header": True},
                       "schema": SCHEMA_URLS[name]}
                      for name in ("deployments", "media", "observations")]
         levels = ["media"] + (["event"] if self.events else [])
@@ -438,23 +463,30 @@ def _slug(title: str) -> str:
 
 
 def _mediatype(rel_path: str) -> str:
-    suffix = PurePosixPath(rel_path).suffix.lower()
+    suffix = os.path.splitext(rel_path)[1].lower()
     return _MEDIATYPES.get(suffix, "image/" + (suffix.lstrip(".") or "jpeg"))
 
 
 def _bbox(x1, y1, x2, y2, width, height) -> list[str]:
-    """Top-left corner, width and height relative to the image, inside [0, 1]."""
+    """Top-left corner, width and height relative to the image, inside [0, 1] (width and
+    height at least 1e-6: the standard wants them above zero)."""
     left = min(max(x1 / width, 0.0), 1.0)
     top = min(max(y1 / height, 0.0), 1.0)
-    w = min(max((x2 - x1) / width, 1e-6), 1.0 - left) or 1e-6
-    h = min(max((y2 - y1) / height, 1e-6), 1.0 - top) or 1e-6
-    return [number(left, 6), number(top, 6), number(w, 6), number(h, 6)]
+    w = min(max((x2 - x1) / width, 1e-6), max(1.0 - left, 1e-6))
+    h = min(max((y2 - y1) / height, 1e-6), max(1.0 - top, 1e-6))
+    return [_fraction(left), _fraction(top), _fraction(w), _fraction(h)]
 
 
-def _probability(label) -> str | None:
+def _fraction(value: float) -> Plain:
+    """A value in [0, 1] with 6 decimals, trailing zeros dropped (the hot path: no repr)."""
+    text = ("%.6f" % value).rstrip("0").rstrip(".")
+    return Plain(text or "0")
+
+
+def _probability(label) -> str:
     if label.score is None or label.label is None:
-        return None
-    return number(min(max(label.score, 0.0), 1.0), 6)
+        return ""
+    return _fraction(min(max(label.score, 0.0), 1.0))
 
 
 def _tags(*pairs) -> str | None:
