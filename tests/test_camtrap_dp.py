@@ -90,6 +90,8 @@ def test_export_is_a_valid_package(catalogue, tmp_path):
     assert result.rows == {"deployments": 2, "media": 7, "observations": 19}
     package = json.loads((out / "datapackage.json").read_text())
     assert package["profile"].endswith("/1.0.2/camtrap-dp-profile.json")
+    # stated, not sniffed: a sniffer takes the "|" of tag lists for the delimiter in big files
+    assert {r["dialect"]["delimiter"] for r in package["resources"]} == {","}
     assert package["project"]["captureMethod"] == ["timeLapse"]
     assert package["project"]["observationLevel"] == ["media", "event"]
     assert package["contributors"][1] == {"title": "Lab", "role": "publisher",
