@@ -20,7 +20,8 @@ from trapgui.db import counts as db_counts
 from trapgui.db import jobqueue
 from trapgui.db.export_queries import ExportScope, Thresholds
 from trapgui.db.tables import Image
-from trapgui.export.camtrap_dp import CamtrapOptions, Contributor, export_camtrap_dp
+from trapgui.export.camtrap_dp import export_camtrap_dp
+from trapgui.export.camtrap_dp_package import CamtrapOptions, Contributor
 from trapgui.export.common import ExportRun
 
 pytestmark = pytest.mark.usefixtures("no_network")

@@ -18,7 +18,7 @@ from trapgui.core.errors import UserInputError
 from trapgui.db import counts as db_counts
 from trapgui.db.export_queries import ExportScope, Thresholds
 from trapgui.db.tables import Night, Occurrence
-from trapgui.export.camtrap_dp import Contributor
+from trapgui.export.camtrap_dp_package import Contributor
 from trapgui.export.common import ExportRun
 from trapgui.export.darwin_core import DwcOptions, export_darwin_core
 

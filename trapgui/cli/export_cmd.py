@@ -110,7 +110,7 @@ def _media_url(d):
 
 
 def _sampling_design(d):
-    from trapgui.export.camtrap_dp import SAMPLING_DESIGNS
+    from trapgui.export.camtrap_dp_package import SAMPLING_DESIGNS
 
     d.add_argument("--sampling-design", choices=SAMPLING_DESIGNS, default="targeted",
                    help="the project's sampling design (default: targeted: a light attracts "

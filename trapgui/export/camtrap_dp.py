@@ -24,8 +24,6 @@ import datetime as dt
 import json
 import math
 import os
-import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -38,18 +36,9 @@ from trapgui.db.final_labels import LabelResolver
 from trapgui.export.about import build_about
 from trapgui.export.atomic import CsvWriter, Plain, atomic_folder, check_folder_target, number
 from trapgui.export.csv_export import escape_cell
+from trapgui.export.camtrap_dp_package import CamtrapOptions, package_descriptor
 from trapgui.export.common import ExportResult, ExportRun
-from trapgui.version import __version__
 
-VERSION = "1.0.2"
-_BASE = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}/"
-PROFILE_URL = _BASE + "camtrap-dp-profile.json"
-SCHEMA_URLS = {name: f"{_BASE}{name}-table-schema.json"
-               for name in ("deployments", "media", "observations")}
-SAMPLING_DESIGNS = ("simpleRandom", "systematicRandom", "clusteredRandom", "experimental",
-                    "targeted", "opportunistic")
-CONTRIBUTOR_ROLES = ("contact", "principalInvestigator", "rightsHolder", "publisher",
-                     "contributor")
 _TAXON_RANKS = {"kingdom", "phylum", "class", "order", "family", "genus", "species",
                 "subspecies"}
 
@@ -71,56 +60,6 @@ OBSERVATION_COLUMNS = [
     "classificationProbability", "observationTags", "observationComments"]
 _MEDIATYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
                ".tif": "image/tiff", ".tiff": "image/tiff"}
-
-
-@dataclass(frozen=True)
-class Contributor:
-    title: str
-    email: str | None = None
-    role: str = "contact"
-
-    @classmethod
-    def parse(cls, text: str, role: str | None = None) -> "Contributor":
-        """``Name``, ``Name <email>`` or ``Name <email> role``."""
-        m = re.match(r"^\s*([^<]+?)\s*(?:<([^>]+)>)?\s*(\w+)?\s*$", text or "")
-        if not m or not m.group(1).strip():
-            raise UserInputError(f"{text!r} is not a contributor: write it as "
-                                 "\"Name <email>\" (the email is optional).")
-        chosen = role or m.group(3) or "contact"
-        if chosen not in CONTRIBUTOR_ROLES:
-            raise UserInputError(f"{chosen!r} is not a Camtrap DP contributor role: use one of "
-                                 f"{', '.join(CONTRIBUTOR_ROLES)}.")
-        return cls(m.group(1).strip(), m.group(2), chosen)
-
-    def as_dict(self) -> dict:
-        out = {"title": self.title, "role": self.role}
-        if self.email:
-            out["email"] = self.email
-        return out
-
-
-@dataclass(frozen=True)
-class CamtrapOptions:
-    title: str | None = None
-    description: str | None = None
-    project_title: str | None = None
-    contributors: tuple[Contributor, ...] = ()
-    data_license: str | None = None  # e.g. CC0-1.0 or CC-BY-4.0 (SPDX id or a URL)
-    media_license: str | None = None
-    media_url: str | None = None  # media are hosted at <media_url>/<trap folder>/<image path>
-    sampling_design: str = "targeted"  # light attracts: a targeted design (see docs)
-    keywords: tuple[str, ...] = ("light trap", "moths", "insects", "automated monitoring")
-
-    def __post_init__(self):
-        if self.sampling_design not in SAMPLING_DESIGNS:
-            raise UserInputError(f"{self.sampling_design!r} is not a Camtrap DP sampling design: "
-                                 f"use one of {', '.join(SAMPLING_DESIGNS)}.")
-        if bool(self.data_license) != bool(self.media_license):
-            raise UserInputError("Camtrap DP needs a licence for the data and one for the media, "
-                                 "or neither: give both (e.g. CC0-1.0 and CC-BY-4.0).")
-        if self.media_url and not re.match(r"^[a-z][a-z0-9+.-]*://", self.media_url, re.I):
-            raise UserInputError(f"The media URL {self.media_url!r} must start with a scheme "
-                                 "such as https://.")
 
 
 def check_metadata(run: ExportRun) -> None:
@@ -186,8 +125,8 @@ class _Writer:
         self.done = 0
         self.total = 0
         self.events = 0  # event-level observations written
-        self._animal: dict[tuple, tuple] = {}
-        self._prefixes: dict[int, str] = {}  # trap id -> filePath prefix  # (label, rank) -> observation type, name, comment
+        self._animal: dict[tuple, tuple] = {}  # (label, rank) -> observation type, name, comment
+        self._prefixes: dict[int, str] = {}  # trap id -> filePath prefix
         self.detector = _detector_name(q.provenance(run.db, run.scope, run.pipeline_id))
 
     # -- driver --------------------------------------------------------------------------------
@@ -212,8 +151,14 @@ class _Writer:
         with open(folder / "deployments.csv", "w", encoding="utf-8", newline="") as fh:
             self._deployments(CsvWriter(fh))
         run.warn_untracked()  # their detections are media-level observations only
+        about = build_about(run.db, "camtrap-dp", run.scope, run.pipeline_id, run.thresholds,
+                            counts_individuals=True)
+        about.update(rows=dict(self.rows), notes=list(run.notes))
+        traps = [run.traps[d] for d in sorted(self.coverage.used_traps)]
+        package = package_descriptor(self.options, traps, self.coverage, bool(self.events),
+                                     about)
         with open(folder / "datapackage.json", "w", encoding="utf-8") as fh:
-            json.dump(self._package(), fh, indent=2, ensure_ascii=False)
+            json.dump(package, fh, indent=2, ensure_ascii=False)
             fh.write("\n")
 
     def _tick(self, n: int, message: str) -> None:
@@ -378,58 +323,6 @@ class _Writer:
                    comments])
             self.rows["deployments"] += 1
 
-    # -- datapackage.json ----------------------------------------------------------------------
-    def _package(self) -> dict:
-        run, o = self.run, self.options
-        traps = [run.traps[d] for d in sorted(self.coverage.used_traps)]
-        title = o.title or ("Light-trap observations from " + ", ".join(t.name for t in traps))
-        about = build_about(run.db, "camtrap-dp", run.scope, run.pipeline_id, run.thresholds,
-                            counts_individuals=True)
-        about["rows"] = dict(self.rows)
-        about["notes"] = list(run.notes)
-        # the dialect is stated: a reader that sniffs it takes the "|" of tag lists for the
-        # delimiter in large files (frictionless does)
-        resources = [{"name": name, "path": f"{name}.csv", "profile": "tabular-data-resource",
-                      "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
-                      "dialect": {"delimiter": ",", "quoteChar": '"', "header": True},
-                      "schema": SCHEMA_URLS[name]}
-                     for name in ("deployments", "media", "observations")]
-        levels = ["media"] + (["event"] if self.events else [])
-        package = {
-            "resources": resources,
-            "profile": PROFILE_URL,
-            "name": _slug(title),
-            "id": str(uuid.uuid4()),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            .replace("+00:00", "Z"),
-            "title": title,
-            "contributors": [c.as_dict() for c in o.contributors],
-            "description": o.description or (
-                "Insects photographed on the lit sheet of automated light traps, detected, "
-                "tracked and identified with trapgui. " + about["counting"]),
-            "version": "1.0",
-            "keywords": list(o.keywords),
-            "sources": [{"title": "trapgui", "version": __version__}],
-            "project": {
-                "title": o.project_title or title,
-                "samplingDesign": o.sampling_design,
-                "captureMethod": ["timeLapse"],
-                "individualAnimals": False,
-                "observationLevel": levels,
-            },
-            "spatial": _spatial(traps),
-            "temporal": {"start": self.coverage.first.isoformat(),
-                         "end": self.coverage.last.isoformat()},
-            "taxonomic": [{"scientificName": name, **({"taxonRank": rank} if rank else {})}
-                          for name, rank in sorted(self.coverage.taxa.items())],
-            "trapgui": about,
-        }
-        if o.data_license:
-            package["licenses"] = [_licence(o.data_license, "data"),
-                                   _licence(o.media_license, "media")]
-        return package
-
-
 def _detector_name(prov: dict) -> str:
     """The detector's name and version as the processing runs recorded it."""
     key = ((prov["pipeline"] or {}).get("config") or {}).get("detector")
@@ -438,28 +331,6 @@ def _detector_name(prov: dict) -> str:
         if isinstance(info, dict):
             return " ".join(str(x) for x in (info.get("name") or key, info.get("version")) if x)
     return key or "detector"
-
-
-def _spatial(traps) -> dict:
-    points = sorted({(t.values.longitude, t.values.latitude) for t in traps})
-    if len(points) == 1:
-        return {"type": "Point", "coordinates": list(points[0])}
-    lons, lats = [p[0] for p in points], [p[1] for p in points]
-    if len(set(lons)) == 1 or len(set(lats)) == 1:  # a degenerate box is not a polygon
-        return {"type": "MultiPoint", "coordinates": [list(p) for p in points]}
-    w, e, s, n = min(lons), max(lons), min(lats), max(lats)
-    return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
-
-
-def _licence(text: str, scope: str) -> dict:
-    if re.match(r"^[a-z]+://", text, re.I):
-        return {"path": text, "scope": scope}
-    return {"name": text, "scope": scope}
-
-
-def _slug(title: str) -> str:
-    slug = re.sub(r"[^a-z0-9._-]+", "-", title.lower()).strip("-._")
-    return slug[:100] or "trapgui-export"
 
 
 def _mediatype(rel_path: str) -> str:

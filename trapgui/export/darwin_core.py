@@ -31,7 +31,7 @@ from trapgui.db import counts as db_counts
 from trapgui.db.final_labels import HUMAN, LabelResolver
 from trapgui.export.about import build_about, sidecar_path, write_about
 from trapgui.export.atomic import CsvWriter, atomic_file, check_file_target, number
-from trapgui.export.camtrap_dp import Contributor
+from trapgui.export.camtrap_dp_package import Contributor
 from trapgui.export.common import ExportResult, ExportRun, trap_hours
 from trapgui.version import __version__
 

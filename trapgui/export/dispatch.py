@@ -43,7 +43,8 @@ def run_export(db: Database, request: ExportRequest, emit: Emit | None = None,
     o = request.options
     out = Path(request.out).expanduser()
     if request.format == "camtrap-dp":
-        from trapgui.export.camtrap_dp import CamtrapOptions, Contributor, export_camtrap_dp
+        from trapgui.export.camtrap_dp import export_camtrap_dp
+        from trapgui.export.camtrap_dp_package import CamtrapOptions, Contributor
 
         options = CamtrapOptions(
             title=o.get("title"), contributors=_contributors(o, Contributor),
@@ -52,7 +53,7 @@ def run_export(db: Database, request: ExportRequest, emit: Emit | None = None,
             sampling_design=o.get("sampling_design") or "targeted")
         return export_camtrap_dp(run, out, options)
     if request.format == "dwc":
-        from trapgui.export.camtrap_dp import Contributor
+        from trapgui.export.camtrap_dp_package import Contributor
         from trapgui.export.darwin_core import DwcOptions, export_darwin_core
 
         options = DwcOptions(title=o.get("title"), contributors=_contributors(o, Contributor),
