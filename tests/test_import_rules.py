@@ -18,7 +18,7 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "config": ({"core", "config"}, {"platformdirs"}),
     "db": ({"core", "config", "db"}, {"sqlalchemy"}),
     "scan": ({"core", "config", "db", "scan"}, {"PIL", "numpy", "sqlalchemy"}),
-    "export": ({"core", "config", "db", "export"}, {"sqlalchemy"}),
+    "export": ({"core", "config", "db", "export"}, {"sqlalchemy", "PIL"}),
     "ml": ({"core", "config", "ml"},
            {"torch", "torchvision", "PIL", "numpy", "requests", "urllib3", "tenacity", "timm"}),
     "pipeline": ({"core", "config", "db", "scan", "ml", "export", "pipeline"},

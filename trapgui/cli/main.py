@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "trapgui.cli.scan_cmd",
     "trapgui.cli.nights_cmd",
     "trapgui.cli.export_cmd",
+    "trapgui.cli.trap_cmd",
     "trapgui.cli.process_cmd",
     "trapgui.cli.models_cmd",
     "trapgui.cli.worker_cmd",

@@ -56,10 +56,44 @@ def count_interruptions(conn: Connection) -> None:
     conn.exec_driver_sql("UPDATE jobs SET attempts = 0 WHERE state != 'failed'")
 
 
+_TRAP_METADATA_COLUMNS = (
+    ("uid", "VARCHAR(36)"),
+    ("site_name", "VARCHAR(255)"),
+    ("latitude", "FLOAT"),
+    ("longitude", "FLOAT"),
+    ("coordinate_uncertainty_m", "FLOAT"),
+    ("clock_utc_offset_min", "INTEGER"),
+    ("clock_time_zone", "VARCHAR(64)"),
+    ("trap_description", "TEXT"),
+    ("light_description", "TEXT"),
+    ("deployment_start", "DATETIME"),
+    ("deployment_end", "DATETIME"),
+    ("notes", "TEXT"),
+)
+
+
+def add_trap_metadata(conn: Connection) -> None:
+    """Trap (deployment) metadata: location, camera clock, descriptions, start/end, notes, and
+    a stable identifier (a random UUID) for every existing trap."""
+    import uuid
+
+    columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(deployments)")}
+    for name, sql_type in _TRAP_METADATA_COLUMNS:
+        if name not in columns:
+            conn.exec_driver_sql(f"ALTER TABLE deployments ADD COLUMN {name} {sql_type}")
+    # SQLite cannot add a UNIQUE column: a unique index does the same
+    conn.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS uq_deployments_uid ON deployments (uid)")
+    missing = [r[0] for r in conn.exec_driver_sql("SELECT id FROM deployments WHERE uid IS NULL")]
+    for dep_id in missing:
+        conn.exec_driver_sql("UPDATE deployments SET uid = ? WHERE id = ?",
+                             (str(uuid.uuid4()), dep_id))
+
+
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, add_occurrences),
     (3, key_remote_tasks_by_job_and_pipeline),
     (4, count_interruptions),
+    (5, add_trap_metadata),
 ]
 
-LATEST_VERSION = 4
+LATEST_VERSION = 5

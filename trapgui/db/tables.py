@@ -8,6 +8,7 @@ All detector and classifier scores are stored, so thresholds can change without 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from sqlalchemy import (
     JSON,
@@ -57,6 +58,23 @@ class Deployment(Base):
     kind: Mapped[str] = mapped_column(String(16), default="local")
     # the night cut-off hour its nights were computed with (a rescan with another regroups)
     night_cutoff_hour: Mapped[int] = mapped_column(Integer, default=12)
+    # ---- trap (deployment) metadata, edited by the user (core.trap_metadata validates) ----
+    # a stable identifier for published records (Camtrap DP deploymentID, Darwin Core locationID)
+    uid: Mapped[str | None] = mapped_column(String(36), unique=True, default=lambda: str(uuid.uuid4()))
+    site_name: Mapped[str | None] = mapped_column(String(255))
+    latitude: Mapped[float | None] = mapped_column(Float)  # decimal degrees, WGS84
+    longitude: Mapped[float | None] = mapped_column(Float)
+    coordinate_uncertainty_m: Mapped[float | None] = mapped_column(Float)
+    # the camera clock: a fixed UTC offset (minutes east of UTC) or an IANA time-zone name (the
+    # clock followed that zone's daylight-saving changes); at most one of the two is set
+    clock_utc_offset_min: Mapped[int | None] = mapped_column(Integer)
+    clock_time_zone: Mapped[str | None] = mapped_column(String(64))
+    trap_description: Mapped[str | None] = mapped_column(Text)
+    light_description: Mapped[str | None] = mapped_column(Text)
+    # camera local time, like images.captured_at; NULL = the first / last image
+    deployment_start: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    deployment_end: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    notes: Mapped[str | None] = mapped_column(Text)
 
     nights: Mapped[list[Night]] = relationship(back_populates="deployment")
 

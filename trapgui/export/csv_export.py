@@ -20,7 +20,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from trapgui.core.errors import Cancelled, UserInputError
+from trapgui.core.local_time import CameraClock, iso, localize
 from trapgui.core.types import Rank
+from trapgui.db import final_labels
 from trapgui.db.database import Database
 from trapgui.db.tables import (
     Classification,
@@ -28,6 +30,7 @@ from trapgui.db.tables import (
     Detection,
     Image,
     Night,
+    Occurrence,
     PipelineConfig,
     ProcessingRun,
 )
@@ -41,6 +44,8 @@ COLUMNS = [
     *[f"{r.value}_{c}" for r in RANKS for c in ("label", "score", "model")],
     "label", "label_score", "label_rank",
     "pipeline", "run_id",
+    "occurrence_id", "fixture",
+    "classification_method", "identified_by", "machine_label", "machine_score",
 ]
 PARTITION = 2000
 # A spreadsheet runs a cell starting with these as a formula ("CSV injection").
@@ -88,16 +93,27 @@ def _iso(when: dt.datetime | None, offset_min: int | None) -> str:
     return when.isoformat(timespec="seconds")
 
 
+def _capture_time(captured_at, offset, clock_offset, clock_zone) -> str:
+    """ISO 8601 with the trap's camera clock (or the file's own offset); local without."""
+    if captured_at is None:
+        return ""
+    exact = localize(captured_at, offset, CameraClock(clock_offset, clock_zone))
+    return iso(exact) if exact is not None else _iso(captured_at, None)
+
+
 def _query(flt: ExportFilter):
     q = (select(Detection.id, Detection.x1, Detection.y1, Detection.x2, Detection.y2,
                 Detection.score, Detection.detector, Detection.pipeline_id, Detection.run_id,
                 Detection.top_label, Detection.top_score, Detection.top_rank,
                 Image.rel_path, Image.width, Image.height, Image.captured_at,
                 Image.utc_offset_min, Image.time_source, Night.date, Deployment.name,
-                Deployment.path)
+                Deployment.path, Detection.occurrence_id, Occurrence.fixture,
+                Deployment.clock_utc_offset_min, Deployment.clock_time_zone,
+                *final_labels.detection_columns())
          .join(Image, Image.id == Detection.image_id)
          .join(Deployment, Deployment.id == Image.deployment_id)
-         .outerjoin(Night, Night.id == Image.night_id))
+         .outerjoin(Night, Night.id == Image.night_id)
+         .outerjoin(Occurrence, Occurrence.id == Detection.occurrence_id))
     if flt.nights is not None:
         q = q.where(Night.date.in_(list(flt.nights)))
     if flt.night_ids is not None:
@@ -109,7 +125,7 @@ def _query(flt: ExportFilter):
     if flt.min_detection_score is not None:
         q = q.where(Detection.score >= flt.min_detection_score)
     if flt.min_classification_score is not None:
-        q = q.where(Detection.top_score >= flt.min_classification_score)
+        q = q.where(final_labels.detection_label_at_least(flt.min_classification_score))
     return q
 
 
@@ -192,6 +208,7 @@ def export_detections(db: Database, out: str | Path, flt: ExportFilter = ExportF
             writer = csv.writer(fh)  # RFC 4180: CRLF line ends, quotes doubled
             writer.writerow(COLUMNS)
             names = _ModelNames(s)
+            resolver = final_labels.LabelResolver(s)
             result = s.execute(_query(flt).order_by(
                 Deployment.name, Deployment.id, Night.date.is_(None), Night.date,
                 Image.captured_at, Image.rel_path, Detection.id
@@ -200,7 +217,7 @@ def export_detections(db: Database, out: str | Path, flt: ExportFilter = ExportF
                 if is_cancelled():
                     raise Cancelled("The export was cancelled; no file was written.")
                 best = _best_classifications(s, [r[0] for r in part])
-                writer.writerows(_row(r, best.get(r[0], {}), names) for r in part)
+                writer.writerows(_row(r, best.get(r[0], {}), names, resolver) for r in part)
                 written += len(part)
                 if progress:
                     progress(written, max(total, written))
@@ -240,16 +257,19 @@ def _best_classifications(session, detection_ids: list[int]) -> dict[int, dict[s
     return best
 
 
-def _row(r, classes: dict[str, tuple], names: _ModelNames) -> list[str]:
-    (det_id, x1, y1, x2, y2, score, detector, pipeline_id, run_id, top_label, top_score,
-     top_rank, rel_path, width, height, captured_at, offset, time_source, night, trap,
-     trap_path) = r
+def _row(r, classes: dict[str, tuple], names: _ModelNames,
+         resolver: final_labels.LabelResolver) -> list[str]:
+    (det_id, x1, y1, x2, y2, score, detector, pipeline_id, run_id, _top_label, _top_score,
+     _top_rank, rel_path, width, height, captured_at, offset, time_source, night, trap,
+     trap_path, occurrence_id, fixture, clock_offset, clock_zone) = r[:25]
+    final = resolver.resolve(r)
     if width and height:
         rel = [_num(x1 / width, 6), _num(y1 / height, 6), _num(x2 / width, 6), _num(y2 / height, 6)]
     else:
         rel = ["", "", "", ""]
     cells = [escape_cell(trap), escape_cell(trap_path), night.isoformat() if night else "",
-             escape_cell(rel_path), _iso(captured_at, offset), time_source or "",
+             escape_cell(rel_path), _capture_time(captured_at, offset, clock_offset, clock_zone),
+             time_source or "",
              str(width or ""), str(height or ""), str(det_id),
              _num(x1, 2), _num(y1, 2), _num(x2, 2), _num(y2, 2), *rel,
              _num(score, 6), escape_cell(names.describe(run_id, detector))]
@@ -257,6 +277,9 @@ def _row(r, classes: dict[str, tuple], names: _ModelNames) -> list[str]:
         label, cscore, model = classes.get(rank.value, (None, None, None))
         cells += [escape_cell(label or ""), _num(cscore, 6),
                   escape_cell(names.describe(run_id, model))]
-    cells += [escape_cell(top_label or ""), _num(top_score, 6), top_rank or "",
-              escape_cell(names.pipelines.get(pipeline_id, "")), str(run_id or "")]
+    cells += [escape_cell(final.label or ""), _num(final.score, 6), final.rank or "",
+              escape_cell(names.pipelines.get(pipeline_id, "")), str(run_id or ""),
+              str(occurrence_id or ""), "true" if fixture else "false",
+              final.method if final.label else "", escape_cell(final.identified_by or ""),
+              escape_cell(final.machine_label or ""), _num(final.machine_score, 6)]
     return cells

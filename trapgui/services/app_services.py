@@ -26,6 +26,7 @@ _SUB_SERVICES = {
     "results": ("trapgui.services.results_service", "ResultsService"),
     "export": ("trapgui.services.export_service", "ExportService"),
     "remote": ("trapgui.services.remote_service", "RemoteService"),
+    "traps": ("trapgui.services.trap_service", "TrapService"),
 }
 
 

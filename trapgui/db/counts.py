@@ -1,0 +1,137 @@
+"""How many individuals of each taxon a trap caught each night, and how hard it sampled.
+
+The one counting query of trapgui: exports (Darwin Core, the species x night matrix, the
+summary CSV, Camtrap DP's coverage) and the views (nights overview, trap tree, species
+summary) call :func:`count_individuals`, so the same threshold gives the same number
+everywhere. Rules, documented in docs/exports.md:
+
+- an individual is an occurrence (a track across a night's images), never a detection;
+- fixtures (screws, stains, labels flagged by tracking) are left out;
+- an occurrence counts at detection threshold *t* when at least one of its detections scores
+  at least *t*; its detections counted are those scoring at least *t*;
+- its taxon is its final label (``db.final_labels``) when that label counts at the
+  classification threshold, else ``None``: an individual nobody identified;
+- MaxN is the most individuals of the taxon in any one image of the night.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import case, distinct, func, select
+
+from trapgui.core.types import ImageState, JobState
+from trapgui.db import final_labels
+from trapgui.db.database import Database
+from trapgui.db.export_queries import (
+    ExportScope,
+    Thresholds,
+    image_filters,
+    night_filters,
+    occurrence_filters,
+)
+from trapgui.db.tables import Detection, Image, Job, Night, Occurrence
+
+
+@dataclass(frozen=True, slots=True)
+class TaxonNightCount:
+    deployment_id: int
+    night_id: int
+    label: str | None  # None: individuals without an accepted label
+    rank: str | None
+    individuals: int
+    human_identified: int  # of the individuals, how many carry a reviewer's label
+    detections: int  # their detections at the detection threshold
+    max_n: int  # most individuals of this taxon in one image
+
+
+@dataclass(frozen=True, slots=True)
+class NightEffort:
+    """One trap-night's sampling: images taken and processed, first and last capture."""
+
+    deployment_id: int
+    night_id: int
+    date: dt.date
+    start: dt.datetime | None  # camera local time of the first / last image
+    end: dt.datetime | None
+    images: int  # every image of the night in the catalogue (readable or not, or deleted)
+    unreadable: int
+    processed: int  # processed successfully with the pipeline
+    failed: int  # processing failed (the reason is stored with the job)
+
+    @property
+    def fully_processed(self) -> bool:
+        return self.processed > 0 and self.processed + self.unreadable + self.failed >= self.images
+
+    @property
+    def local_hours(self) -> float:
+        """Hours from the first to the last image, on the camera's clock."""
+        if self.start is None or self.end is None:
+            return 0.0
+        return (self.end - self.start).total_seconds() / 3600.0
+
+
+def count_individuals(db: Database, scope: ExportScope, pipeline_id: int | None,
+                      thresholds: Thresholds) -> list[TaxonNightCount]:
+    """Individuals per (trap, night, taxon) at ``thresholds``; taxa with none are absent (the
+    caller adds zeros over the nights it shows)."""
+    if pipeline_id is None:
+        return []
+    label, rank, method = final_labels.accepted_label(thresholds.label)
+    occ = (select(Occurrence.id.label("occ"), Occurrence.deployment_id.label("dep"),
+                  Occurrence.night_id.label("night"), label.label("label"),
+                  rank.label("rank"), method.label("method"))
+           .where(*occurrence_filters(scope, pipeline_id), Occurrence.fixture.is_(False))
+           .subquery())
+    det = (select(Detection.occurrence_id.label("occ"), Detection.image_id.label("img"))
+           .where(Detection.pipeline_id == pipeline_id,
+                  Detection.score >= thresholds.detection,
+                  Detection.occurrence_id.is_not(None))
+           .subquery())
+    joined = (select(occ.c.occ, occ.c.dep, occ.c.night, occ.c.label, occ.c.rank,
+                     occ.c.method, det.c.img)
+              .join(det, det.c.occ == occ.c.occ).subquery())
+    keys = (joined.c.dep, joined.c.night, joined.c.label, joined.c.rank)
+    totals = select(*keys, func.count(distinct(joined.c.occ)),
+                    func.count(distinct(case((joined.c.method == final_labels.HUMAN,
+                                              joined.c.occ), else_=None))),
+                    func.count()).group_by(*keys)
+    per_image = (select(*keys, func.count(distinct(joined.c.occ)).label("n"))
+                 .group_by(*keys, joined.c.img).subquery())
+    max_n = select(per_image.c.dep, per_image.c.night, per_image.c.label, per_image.c.rank,
+                   func.max(per_image.c.n)).group_by(per_image.c.dep, per_image.c.night,
+                                                     per_image.c.label, per_image.c.rank)
+    with db.session() as s:
+        peaks = {tuple(r[:4]): int(r[4]) for r in s.execute(max_n)}
+        rows = s.execute(totals).all()
+    out = [TaxonNightCount(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]),
+                           peaks.get(tuple(r[:4]), 0)) for r in rows]
+    out.sort(key=lambda c: (c.deployment_id, c.night_id, c.label is None, c.label or ""))
+    return out
+
+
+def night_effort(db: Database, scope: ExportScope, pipeline_id: int | None) -> list[NightEffort]:
+    """Every dated night of the scope with its images and how many were processed."""
+    job_done = case((Job.state == JobState.DONE.value, 1), else_=0)
+    job_failed = case((Job.state == JobState.FAILED.value, 1), else_=0)
+    unreadable = case((Image.state == ImageState.UNREADABLE.value, 1), else_=0)
+    q = (select(Image.night_id, func.count(distinct(Image.id)), func.sum(unreadable),
+                func.sum(job_done), func.sum(job_failed))
+         .outerjoin(Job, (Job.image_id == Image.id) & (Job.pipeline_id == pipeline_id))
+         .where(*image_filters(scope, dated_only=True))
+         .group_by(Image.night_id))
+    nights = (select(Night.id, Night.deployment_id, Night.date, Night.start, Night.end)
+              .where(*night_filters(scope)).order_by(Night.deployment_id, Night.date))
+    with db.session() as s:
+        counts = {r[0]: r[1:] for r in s.execute(q)}
+        rows = s.execute(nights).all()
+    out = []
+    for night_id, dep_id, date, start, end in rows:
+        images, bad, done, failed = counts.get(night_id, (0, 0, 0, 0))
+        if not images:
+            continue
+        out.append(NightEffort(dep_id, night_id, date, start, end, int(images), int(bad or 0),
+                               int(done or 0) if pipeline_id is not None else 0,
+                               int(failed or 0) if pipeline_id is not None else 0))
+    return out

@@ -1,0 +1,147 @@
+"""THE place that decides the final label of an occurrence or a detection.
+
+Every export (and the counting query in ``db.counts``) reads labels through this module, so a
+count, a Camtrap DP observation and a Darwin Core record agree on what an individual is. Today
+labels are the machine's: an occurrence's score-weighted vote (``occurrences.label``), a
+detection's deepest-rank label (``detections.top_label``). Review (issue 14) adds human
+labels: it changes :func:`occurrence_columns`, :func:`detection_columns`,
+:func:`accepted_label` and :meth:`LabelResolver.resolve` here, and nothing else.
+
+Two halves, because exports stream hundreds of thousands of rows:
+- SQL column expressions, added to the export's own select (no query per row);
+- :class:`LabelResolver`, which turns those columns of one row into a :class:`FinalLabel`
+  (model names and versions come from the processing runs, loaded once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+from sqlalchemy import case, literal, null, select
+
+from trapgui.db.tables import Detection, Occurrence, PipelineConfig, ProcessingRun
+
+MACHINE = "machine"
+HUMAN = "human"
+
+
+class FinalLabel(NamedTuple):
+    """(A named tuple: exports make one per row, 100,000s of them.)"""
+
+    label: str | None  # None: no classifier said anything
+    rank: str | None  # binary | order | species (machine) or the reviewer's rank
+    score: float | None  # None for a human label
+    method: str  # "machine" | "human"
+    identified_by: str | None  # a model's name and version, or a reviewer's name
+    identified_at: dt.datetime | None  # UTC, naive
+    machine_label: str | None  # the machine's label, kept beside a human one
+    machine_rank: str | None
+    machine_score: float | None
+
+    def accepted(self, min_label_score: float) -> bool:
+        """Whether the label counts at this classification threshold (a person's always
+        does; a machine label must score at least the threshold)."""
+        if self.label is None:
+            return False
+        if self.method == HUMAN:
+            return True
+        return self.score is not None and self.score >= min_label_score
+
+
+# ---- SQL halves -------------------------------------------------------------------------------
+def occurrence_columns() -> list:
+    """Columns to add to a select over ``occurrences`` (it must include the table)."""
+    return [Occurrence.label.label("fl_label"), Occurrence.label_rank.label("fl_rank"),
+            Occurrence.label_score.label("fl_score"), literal(MACHINE).label("fl_method"),
+            null().label("fl_by"), Occurrence.updated_at.label("fl_at"),
+            Occurrence.pipeline_id.label("fl_pipeline"), null().label("fl_run")]
+
+
+def detection_columns() -> list:
+    """Columns to add to a select over ``detections``."""
+    return [Detection.top_label.label("fl_label"), Detection.top_rank.label("fl_rank"),
+            Detection.top_score.label("fl_score"), literal(MACHINE).label("fl_method"),
+            null().label("fl_by"), null().label("fl_at"),
+            Detection.pipeline_id.label("fl_pipeline"), Detection.run_id.label("fl_run")]
+
+
+def accepted_label(min_label_score: float):
+    """(label, rank, method) SQL expressions of an occurrence at a classification threshold:
+    the label when it counts, else NULL (an individual nobody identified)."""
+    ok = Occurrence.label_score >= min_label_score
+    return (case((ok, Occurrence.label), else_=None),
+            case((ok, Occurrence.label_rank), else_=None),
+            literal(MACHINE))
+
+
+def detection_label_at_least(min_label_score: float):
+    """WHERE clause: the detection's final label counts at this classification threshold."""
+    return Detection.top_score >= min_label_score
+
+
+# ---- Python half ------------------------------------------------------------------------------
+class LabelResolver:
+    """Model names for machine labels, loaded once per export (a handful of rows)."""
+
+    def __init__(self, session):
+        self.pipelines = {r.id: (r.name, r.config or {}) for r in session.execute(
+            select(PipelineConfig.id, PipelineConfig.name, PipelineConfig.config))}
+        self.runs = {r.id: r for r in session.execute(
+            select(ProcessingRun.id, ProcessingRun.pipeline_id, ProcessingRun.models,
+                   ProcessingRun.started_at, ProcessingRun.ended_at)
+            .order_by(ProcessingRun.id))}
+        self._latest: dict[int, object] = {}
+        for run in self.runs.values():  # ordered by id: the last one wins
+            self._latest[run.pipeline_id] = run
+        self._by: dict[tuple, str | None] = {}  # (pipeline, rank, run) -> model name
+
+    def model_key(self, pipeline_id: int | None, rank: str | None) -> str | None:
+        config = self.pipelines.get(pipeline_id, (None, {}))[1]
+        return config.get(rank) if rank else None
+
+    def describe_model(self, key: str | None, run_id: int | None = None,
+                       pipeline_id: int | None = None) -> str:
+        """'name version' of model ``key`` as the run (else the pipeline's latest run)
+        recorded it; the key itself when no run recorded it."""
+        if not key:
+            return ""
+        run = self.runs.get(run_id) or self._latest.get(pipeline_id)
+        info = (getattr(run, "models", None) or {}).get(key)
+        if not isinstance(info, dict):
+            return key
+        name = str(info.get("name") or key)
+        version = info.get("version")
+        return f"{name} {version}" if version else name
+
+    def run_time(self, run_id: int | None, pipeline_id: int | None) -> dt.datetime | None:
+        run = self.runs.get(run_id) or self._latest.get(pipeline_id)
+        if run is None:
+            return None
+        return run.ended_at or run.started_at
+
+    def resolve(self, row) -> FinalLabel:
+        """The final label from a row holding the ``fl_*`` columns above."""
+        label, rank, score = row.fl_label, row.fl_rank, row.fl_score
+        method = row.fl_method or MACHINE
+        if method == HUMAN:
+            return FinalLabel(label, rank, None, HUMAN, row.fl_by, _utc(row.fl_at),
+                              None, None, None)
+        by = None
+        if label is not None:
+            key = (row.fl_pipeline, rank, row.fl_run)
+            by = self._by.get(key)
+            if by is None:
+                by = self._by[key] = self.describe_model(
+                    self.model_key(row.fl_pipeline, rank), row.fl_run, row.fl_pipeline)
+        when = _utc(row.fl_at) if row.fl_at else self.run_time(row.fl_run, row.fl_pipeline)
+        return FinalLabel(label, rank, score, MACHINE, by or None,
+                          when if label is not None else None, label, rank, score)
+
+
+def _utc(value) -> dt.datetime | None:
+    if value is None or value == 0:
+        return None
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc).replace(tzinfo=None)
+    return value

@@ -1,0 +1,70 @@
+"""What every export states about itself: thresholds, models, processing runs, app version.
+
+CSV and JSON exports get a sidecar ``<name>-about.json`` next to them (``detections.csv`` ->
+``detections-about.json``); folder exports (crops) an ``about.json`` inside; Camtrap DP carries
+the same object in ``datapackage.json`` (property ``trapgui``) and the Darwin Core archive in
+its EML methods and a sidecar. The keys are documented in docs/exports.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from trapgui.db.database import Database
+from trapgui.db.export_queries import ExportScope, Thresholds, provenance
+from trapgui.db.trap_metadata import list_traps
+from trapgui.export.atomic import atomic_file
+from trapgui.version import __version__
+
+ABOUT_VERSION = 1
+COUNTING_RULES = (
+    "Individuals are occurrences (one insect tracked across the images of a night), not "
+    "detections. Fixtures (objects flagged as part of the trap: screws, stains, labels) are left "
+    "out. An individual counts when at least one of its detections reaches the detection "
+    "threshold; its taxon is its final label when that label reaches the classification "
+    "threshold (a reviewer's label always counts), otherwise it counts as not identified.")
+
+
+def build_about(db: Database, fmt: str, scope: ExportScope, pipeline_id: int | None,
+                thresholds: Thresholds | None, *, counts_individuals: bool) -> dict:
+    traps = list_traps(db, scope.deployment_ids)
+    return {
+        "about_version": ABOUT_VERSION,
+        "format": fmt,
+        "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "app": {"name": "trapgui", "version": __version__},
+        "catalogue": str(db.path),
+        "scope": scope.with_pipeline(pipeline_id).as_dict(),
+        "thresholds": thresholds.as_dict() if thresholds else None,
+        "counting": COUNTING_RULES if counts_individuals else None,
+        "traps": [{
+            "id": t.id, "uid": t.uid, "name": t.name, "folder": t.path,
+            "site": t.values.site_name, "latitude": t.values.latitude,
+            "longitude": t.values.longitude,
+            "coordinate_uncertainty_m": t.values.coordinate_uncertainty_m,
+            "camera_clock": t.clock.text() or None,
+            "trap": t.values.trap_description, "light": t.values.light_description,
+            "deployment_start": _local(t.start), "deployment_end": _local(t.end),
+        } for t in traps],
+        **provenance(db, scope, pipeline_id),
+        "rows": {},
+        "notes": [],
+    }
+
+
+def _local(when: dt.datetime | None) -> str | None:
+    return when.isoformat(timespec="seconds") if when else None
+
+
+def sidecar_path(out: Path) -> Path:
+    """``detections.csv`` -> ``detections-about.json`` (same folder)."""
+    return out.with_name(f"{out.stem}-about.json")
+
+
+def write_about(path: Path, about: dict) -> Path:
+    with atomic_file(path) as fh:
+        json.dump(about, fh, indent=2, ensure_ascii=False, default=str)
+        fh.write("\n")
+    return path
