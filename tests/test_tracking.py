@@ -157,7 +157,8 @@ def test_relink_joins_a_return_to_the_same_spot_but_not_a_look_alike_elsewhere()
 
 # ---- fixtures -----------------------------------------------------------------------------
 
-def _night_with(label_day, n_images, stain_at, moth_at, stain_every=1, start_id=1, first_det=1):
+def _night_with(label_day, n_images, stain_at, moth_at, stain_every=1, start_id=1, first_det=1,
+                moth_look=None):
     start = T0 + dt.timedelta(days=label_day)
     ims = images(n_images, 5.0, start_id, start)
     dets = []
@@ -170,9 +171,9 @@ def _night_with(label_day, n_images, stain_at, moth_at, stain_every=1, start_id=
     for t in range(n_images):
         if stain_at and t % stain_every == 0:
             add(t, *stain_at, 30, look=50)
-        add(t, *moth_at, 80, look=60 + label_day)  # rests all night
-        for k in range(5):
-            add(t, 300 + 200 * k + 20 * label_day, 1800, 40, look=200 + k + 10 * label_day)
+        add(t, *moth_at, 80, look=60 + label_day if moth_look is None else moth_look)  # rests all night
+        for k in range(5):  # other insects resting all night, elsewhere each night
+            add(t, 300 + 250 * k + 120 * label_day, 1800 - 100 * label_day, 40, look=200 + k + 10 * label_day)
     return NightInput(label_day, start.date().isoformat(), ims, dets)
 
 
@@ -225,6 +226,21 @@ def test_flag_fixtures_over_stored_candidates_and_settings():
     strict = flag_fixtures(candidates, TrackingParams(fixture_min_nights=4))
     assert not any(strict.values())
     assert flag_fixtures({}) == {}
+
+
+def test_a_coincidence_on_two_of_many_nights_is_no_fixture():
+    # ten nights with a stain at one place; on two of them a moth of the same species (alike)
+    # rests all night on the same spot: 2 of 10 nights is below fixture_min_night_fraction
+    nights = [_night_with(d, 6, (1000, 400), (2500, 1200) if d in (2, 7) else (400 + 300 * d, 900),
+                          start_id=100 * d + 1, first_det=1000 * d + 1,
+                          moth_look=99 if d in (2, 7) else None) for d in range(10)]
+    results = track_nights(nights)
+    for night in nights:
+        r = results[night.key]
+        assert occ_of(r, night.detections[0].detection_id).fixture
+        assert not occ_of(r, night.detections[1].detection_id).fixture
+    two = track_nights([nights[2], nights[7]])  # only those two nights: it looks like a fixture
+    assert occ_of(two[2], nights[2].detections[1].detection_id).fixture
 
 
 # ---- label vote, best crop ----------------------------------------------------------------

@@ -31,6 +31,8 @@ class NightArrays:
     image_index: np.ndarray  # (N,) index into images
     image_starts: np.ndarray  # (T + 1,) detections of image t: image_starts[t]:image_starts[t+1]
     boxes: np.ndarray  # (N, 4) float64
+    scores: np.ndarray  # (N,)
+    sharpness: np.ndarray  # (N,), NaN where not known
     sizes: np.ndarray
     centres: np.ndarray
     embeddings: np.ndarray | None  # (N, D) float32, L2-normalised rows (zeros where missing)
@@ -99,5 +101,9 @@ def build_arrays(images: Sequence[NightImage], detections: Sequence[NightDetecti
         ids=np.fromiter((d.detection_id for d in dets), dtype=np.int64, count=n),
         image_index=image_index,
         image_starts=np.searchsorted(image_index, np.arange(len(ordered) + 1)),
-        boxes=boxes, sizes=box_sizes(boxes), centres=box_centres(boxes),
+        boxes=boxes,
+        scores=np.fromiter((d.score for d in dets), dtype=np.float64, count=n),
+        sharpness=np.fromiter((np.nan if d.sharpness is None else d.sharpness for d in dets),
+                              dtype=np.float64, count=n),
+        sizes=box_sizes(boxes), centres=box_centres(boxes),
         embeddings=embeddings, has_embedding=has)

@@ -73,7 +73,7 @@ def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def appearance_distance(emb_a: np.ndarray, emb_b: np.ndarray, reference: float) -> np.ndarray:
     """(1 - cosine similarity) / reference for L2-normalised rows a[k], b[k]."""
-    cos = np.einsum("kd,kd->k", emb_a, emb_b, dtype=np.float64)
+    cos = np.einsum("kd,kd->k", emb_a, emb_b).astype(np.float64)
     return np.clip(1.0 - cos, 0.0, 2.0) / reference
 
 

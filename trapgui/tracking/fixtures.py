@@ -12,24 +12,57 @@ candidates of several nights of one trap).
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from trapgui.tracking.arrays import NightArrays
-from trapgui.tracking.costs import box_centres, box_sizes, pair_iou
+from trapgui.tracking.costs import box_centres
 from trapgui.tracking.params import TrackingParams
 from trapgui.tracking.relink import Group
 from trapgui.tracking.types import FixtureCandidate
 
 
-def _is_static(arr: NightArrays, dets: np.ndarray, p: TrackingParams) -> bool:
-    centres = arr.centres[dets]
-    median = np.median(centres, axis=0)
-    size = float(np.median(arr.sizes[dets]))
-    spread = np.hypot(*(centres - median).T) / size
-    return float(np.quantile(spread, 0.9)) <= p.fixture_max_motion
+def same_place(a: np.ndarray, b: np.ndarray, p: TrackingParams) -> np.ndarray:
+    """For box pairs a[k], b[k]: centres within ``fixture_max_offset`` of the mean width /
+    height on each axis, sizes within ``fixture_max_size_ratio``."""
+    wa, ha = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    wb, hb = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    dx = np.abs(a[:, 0] + a[:, 2] - b[:, 0] - b[:, 2]) / (wa + wb)  # = |centre dx| / mean width
+    dy = np.abs(a[:, 1] + a[:, 3] - b[:, 1] - b[:, 3]) / (ha + hb)
+    sa, sb = np.sqrt(np.maximum(wa * ha, 1e-18)), np.sqrt(np.maximum(wb * hb, 1e-18))
+    ratio = np.maximum(sa, sb) / np.minimum(sa, sb)
+    return (np.hypot(dx, dy) <= p.fixture_max_offset) & (ratio <= p.fixture_max_size_ratio)
+
+
+def _place_radius(boxes: np.ndarray, p: TrackingParams) -> np.ndarray:
+    """A generous bound of the centre distance ``same_place`` can accept (KD-tree search)."""
+    longest = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return 2.0 * p.fixture_max_offset * p.fixture_max_size_ratio ** 2 * longest
+
+
+def _static_groups(arr: NightArrays, groups: Sequence[Group], p: TrackingParams) -> np.ndarray:
+    """Per group: do 90 % of its detections lie within ``fixture_max_motion`` box sizes of
+    its (lower) median centre? Group reductions over all groups at once."""
+    lengths = np.array([len(g.dets) for g in groups])
+    order = np.concatenate([g.dets for g in groups])
+    group = np.repeat(np.arange(len(groups)), lengths)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+
+    def lower_quantile(values: np.ndarray, q: float) -> np.ndarray:
+        pick = np.lexsort((values, group))
+        return values[pick[starts + np.floor(q * (lengths - 1)).astype(np.int64)]]
+
+    cx, cy = arr.centres[order, 0], arr.centres[order, 1]
+    mx, my = lower_quantile(cx, 0.5), lower_quantile(cy, 0.5)
+    size = lower_quantile(arr.sizes[order], 0.5)
+    spread = np.hypot(cx - mx[group], cy - my[group]) / size[group]
+    return lower_quantile(spread, 0.9) <= p.fixture_max_motion
 
 
 def night_candidates(arr: NightArrays, groups: Sequence[Group], keys: Sequence[int],
@@ -40,64 +73,81 @@ def night_candidates(arr: NightArrays, groups: Sequence[Group], keys: Sequence[i
     night's images. A pinned occurrence a person marked as no fixture is never a candidate;
     one they marked as a fixture always is."""
     n_images = len(arr.images)
-    if n_images == 0:
+    if n_images == 0 or not groups:
         return []
-    static = [k for k, grp in enumerate(groups)
-              if pinned_fixture.get(grp.pinned_key) is True
-              or (pinned_fixture.get(grp.pinned_key) is not False
-                  and _is_static(arr, grp.dets, p))]
-    if not static:
+    decided = [pinned_fixture.get(g.pinned_key) for g in groups]
+    static = np.flatnonzero(_static_groups(arr, groups, p)
+                            | np.array([d is True for d in decided]))
+    static = np.array([k for k in static if decided[k] is not False], dtype=np.int64)
+    if len(static) == 0:
         return []
-    medians = np.array([np.median(arr.boxes[groups[k].dets], axis=0) for k in static])
-    # static tracks at the same place belong together (union-find over overlapping medians)
-    parent = list(range(len(static)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    tree = cKDTree(box_centres(medians))
-    sizes = box_sizes(medians)
-    for i, near in enumerate(tree.query_ball_point(box_centres(medians), sizes)):
-        for j in near:
-            if j > i and pair_iou(medians[i:i + 1], medians[j:j + 1])[0] >= p.fixture_min_iou:
-                parent[find(j)] = find(i)
-    places: dict[int, list[int]] = {}
-    for i in range(len(static)):
-        places.setdefault(find(i), []).append(i)
+    medians = _group_medians(arr, [groups[k] for k in static])
+    # Static tracks at the same place belong together (connected components), unless they
+    # were there at the same time: fragments of one flickering fixture never overlap in time
+    found = cKDTree(box_centres(medians)).query_ball_point(box_centres(medians), _place_radius(medians, p))
+    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+    cols = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=int(counts.sum()))
+    rows = np.repeat(np.arange(len(static)), counts)
+    same = same_place(medians[rows], medians[cols], p)
+    graph = coo_matrix((np.ones(int(same.sum())), (rows[same], cols[same])),
+                       shape=(len(static), len(static)))
+    _, component = connected_components(graph, directed=False)
+    places = []
+    for label in np.unique(component):
+        members = sorted(static[component == label].tolist(), key=lambda k: (-len(groups[k].dets), k))
+        while members:
+            taken, seen, rest = [], set(), []
+            for k in members:
+                images = set(arr.image_index[groups[k].dets].tolist())
+                if images & seen:
+                    rest.append(k)
+                else:
+                    taken.append(k)
+                    seen |= images
+            places.append(np.array(taken))
+            members = rest
     out = []
-    for members in places.values():
-        dets = np.concatenate([groups[static[i]].dets for i in members])
+    for members in places:
+        dets = np.concatenate([groups[k].dets for k in members])
         presence = len(np.unique(arr.image_index[dets])) / n_images
-        forced = [i for i in members if pinned_fixture.get(groups[static[i]].pinned_key) is True]
+        forced = any(decided[k] is True for k in members)
         if not forced and (presence < p.fixture_min_presence or len(dets) < p.fixture_min_images):
             continue
         box = np.median(arr.boxes[dets], axis=0)
-        sizes_wh = np.array([[arr.images[t].width, arr.images[t].height] for t in arr.image_index[dets[:1]]])
-        w, h = float(sizes_wh[0, 0]), float(sizes_wh[0, 1])
-        rel = (box[0] / w, box[1] / h, box[2] / w, box[3] / h)
+        image = arr.images[int(arr.image_index[dets[0]])]
+        rel = (box[0] / image.width, box[1] / image.height, box[2] / image.width, box[3] / image.height)
         emb = None
         if arr.embeddings is not None and arr.has_embedding[dets].any():
             mean = arr.embeddings[dets[arr.has_embedding[dets]]].mean(axis=0, dtype=np.float64)
             norm = np.linalg.norm(mean)
             emb = (mean / norm).astype(np.float32) if norm > 0 else None
-        for i in members:
-            grp = groups[static[i]]
-            if pinned_fixture.get(grp.pinned_key) is False:
-                continue
-            out.append(FixtureCandidate(keys[static[i]], tuple(float(v) for v in rel), presence,
-                                        n_images, emb, reference, grp.pinned))
+        for k in members:
+            out.append(FixtureCandidate(keys[k], tuple(float(v) for v in rel), presence,
+                                        n_images, emb, reference, groups[k].pinned))
     return sorted(out, key=lambda c: c.key)
+
+
+def _group_medians(arr: NightArrays, groups: Sequence[Group]) -> np.ndarray:
+    """The (lower) median box of each group, coordinate by coordinate."""
+    lengths = np.array([len(g.dets) for g in groups])
+    order = np.concatenate([g.dets for g in groups])
+    group = np.repeat(np.arange(len(groups)), lengths)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    out = np.empty((len(groups), 4))
+    for c in range(4):
+        values = arr.boxes[order, c]
+        pick = np.lexsort((values, group))
+        out[:, c] = values[pick[starts + (lengths - 1) // 2]]
+    return out
 
 
 def flag_fixtures(nights: Mapping[Hashable, Sequence[FixtureCandidate]],
                   params: TrackingParams = TrackingParams(),
                   night_labels: Mapping[Hashable, str] | None = None) -> dict[Hashable, dict[int, str]]:
     """night -> {occurrence key: reason} for the candidates that are fixtures: at the same
-    place (median boxes' IoU in relative coordinates >= fixture_min_iou, and alike when
-    both have embeddings) on at least ``fixture_min_nights`` nights, this one included.
+    place (``same_place`` on the median boxes in relative coordinates, and alike when
+    both have embeddings) on at least ``fixture_min_nights`` nights, this one included, and
+    on at least ``fixture_min_night_fraction`` of the nights that have candidates.
     Pass every night of one trap (one deployment); ``night_labels`` names them in reasons."""
     p = params
     flat = [(night, c) for night, cands in nights.items() for c in cands]
@@ -105,22 +155,24 @@ def flag_fixtures(nights: Mapping[Hashable, Sequence[FixtureCandidate]],
     if not flat:
         return result
     boxes = np.array([c.box for _, c in flat], dtype=np.float64)
-    centres, sizes = box_centres(boxes), box_sizes(boxes)
+    centres = box_centres(boxes)
     tree = cKDTree(centres)
     labels = night_labels or {}
-    for i, near in enumerate(tree.query_ball_point(centres, sizes)):
+    nights_seen = len({night for night, _ in flat})
+    needed = max(p.fixture_min_nights, math.ceil(p.fixture_min_night_fraction * nights_seen - 1e-9))
+    for i, near in enumerate(tree.query_ball_point(centres, _place_radius(boxes, p))):
         night, cand = flat[i]
         others = set()
         for j in near:
             other_night, other = flat[j]
             if other_night == night or other_night in others:
                 continue
-            if pair_iou(boxes[i:i + 1], boxes[j:j + 1])[0] < p.fixture_min_iou:
+            if not same_place(boxes[i:i + 1], boxes[j:j + 1], p)[0]:
                 continue
             if not _alike(cand, other, p):
                 continue
             others.add(other_night)
-        if 1 + len(others) >= p.fixture_min_nights:
+        if 1 + len(others) >= needed:
             result[night][cand.key] = _reason(cand, sorted(others, key=lambda n: str(labels.get(n, n))),
                                               labels)
     return result

@@ -24,7 +24,7 @@ from trapgui.tracking.fixtures import flag_fixtures, night_candidates
 from trapgui.tracking.linker import link_consecutive
 from trapgui.tracking.params import TrackingParams
 from trapgui.tracking.relink import Group, relink
-from trapgui.tracking.summary import best_detection, choose_label, vote
+from trapgui.tracking.summary import best_detections, choose_label, votes_by_group
 from trapgui.tracking.types import (NightDetection, NightImage, NightTracks, Occurrence,
                                     PinnedOccurrence, TrackingStats)
 
@@ -70,8 +70,7 @@ def track_night(images: Sequence[NightImage], detections: Sequence[NightDetectio
     groups = [Group(np.sort(g.dets), g.pinned_key) for g in groups]
     groups.sort(key=lambda g: int(g.dets[0]))  # capture order of first detection
     keys = [g.pinned_key if g.pinned else int(arr.ids[g.dets[0]]) for g in groups]
-    occurrences = tuple(_occurrence(arr, g, k, p, pinned_sets, pinned_fixture)
-                        for g, k in zip(groups, keys))
+    occurrences = _occurrences(arr, groups, keys, p, pinned_sets, pinned_fixture)
     candidates = night_candidates(arr, groups, keys, p, reference, pinned_fixture)
     occurrence_of = {int(arr.ids[d]): i for i, g in enumerate(groups) for d in g.dets}
     stats = TrackingStats(arr.n, len(arr.images), links, joins, extended, reference,
@@ -88,29 +87,40 @@ def _machine_groups(track_of: np.ndarray) -> list[Group]:
     return [Group(part) for part in np.split(order, bounds)]
 
 
-def _occurrence(arr: NightArrays, g: Group, key: int, p: TrackingParams,
-                pinned_sets: Mapping[int, set[int]],
-                pinned_fixture: Mapping[int | None, bool | None]) -> Occurrence:
-    dets = g.dets
-    det_ids = tuple(int(x) for x in arr.ids[dets])
-    image_ids = tuple(arr.images[t].image_id for t in arr.image_index[dets])
-    votes = vote([arr.detections[i] for i in dets])
-    chosen = choose_label(votes, p.label_min_support)
-    first, last = arr.images[arr.image_index[dets[0]]], arr.images[arr.image_index[dets[-1]]]
-    added: tuple[int, ...] = ()
-    if g.pinned:
-        added = tuple(d for d in det_ids if d not in pinned_sets[g.pinned_key])
-    return Occurrence(
-        key=key, detection_ids=det_ids, image_ids=image_ids,
-        first_image_id=first.image_id, last_image_id=last.image_id,
-        first_seen=first.captured, last_seen=last.captured,
-        best_detection_id=int(arr.ids[best_detection(arr, dets, p)]),
-        votes=votes, label=chosen.label if chosen else None,
-        label_rank=chosen.rank if chosen else None,
-        label_score=chosen.score if chosen else None,
-        pinned=g.pinned, added_detection_ids=added,
-        fixture=bool(g.pinned and pinned_fixture.get(g.pinned_key)),
-        fixture_reason="Marked as a fixture by a person." if g.pinned and pinned_fixture.get(g.pinned_key) else None)
+def _occurrences(arr: NightArrays, groups: list[Group], keys: list[int], p: TrackingParams,
+                 pinned_sets: Mapping[int, set[int]],
+                 pinned_fixture: Mapping[int | None, bool | None]) -> tuple[Occurrence, ...]:
+    if not groups:
+        return ()
+    order = np.concatenate([g.dets for g in groups])
+    lengths = np.array([len(g.dets) for g in groups])
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    group_of = np.repeat(np.arange(len(groups)), lengths)
+    votes = votes_by_group([arr.detections[i] for i in order], group_of.tolist(), len(groups))
+    best = arr.ids[best_detections(arr, order, starts, p)].tolist()
+    ids = arr.ids.tolist()
+    image_ids = [im.image_id for im in arr.images]
+    index = arr.image_index.tolist()
+    out = []
+    for g, key, v, b in zip(groups, keys, votes, best):
+        dets = g.dets.tolist()
+        det_ids = tuple(ids[i] for i in dets)
+        chosen = choose_label(v, p.label_min_support)
+        first, last = arr.images[index[dets[0]]], arr.images[index[dets[-1]]]
+        human_fixture = bool(g.pinned and pinned_fixture.get(g.pinned_key))
+        out.append(Occurrence(
+            key=key, detection_ids=det_ids, image_ids=tuple(image_ids[index[i]] for i in dets),
+            first_image_id=first.image_id, last_image_id=last.image_id,
+            first_seen=first.captured, last_seen=last.captured, best_detection_id=b,
+            votes=v, label=chosen.label if chosen else None,
+            label_rank=chosen.rank if chosen else None,
+            label_score=chosen.score if chosen else None,
+            pinned=g.pinned,
+            added_detection_ids=(tuple(d for d in det_ids if d not in pinned_sets[g.pinned_key])
+                                 if g.pinned else ()),
+            fixture=human_fixture,
+            fixture_reason="Marked as a fixture by a person." if human_fixture else None))
+    return tuple(out)
 
 
 def apply_fixture_flags(tracks: NightTracks, flags: Mapping[int, str]) -> NightTracks:

@@ -55,8 +55,17 @@ class TrackingParams:
     fixture_min_presence: float = 0.8  # fraction of the night's images with a detection
     fixture_min_images: int = 3
     fixture_max_motion: float = 0.25  # box sizes from the median centre (90 % of detections)
-    fixture_min_nights: int = 2  # nights (this one included) with a candidate at that place
-    fixture_min_iou: float = 0.5  # median boxes of two nights, in relative image coordinates
+    # A fixture is at that place on at least this many nights (this one included)...
+    fixture_min_nights: int = 2
+    # ... and on at least this fraction of the trap's nights (those with any candidate): two
+    # moths that happened to rest all night at the same spot on two of many nights are not a
+    # fixture, a screw is there on nearly all of them
+    fixture_min_night_fraction: float = 0.25
+    # "same place": median boxes' centres at most this far apart, per axis in units of the
+    # boxes' mean width / height (in relative image coordinates across nights); IoU would be
+    # too strict for a small rivet when the camera moved by a pixel or two
+    fixture_max_offset: float = 0.5
+    fixture_max_size_ratio: float = 1.5
     fixture_max_appearance: float = 1.0  # between the nights' mean embeddings, when present
 
     # ---- summaries -------------------------------------------------------------------------
@@ -81,13 +90,13 @@ class TrackingParams:
                 problems.append(f"{f.name} must be a number")
             elif value < 0:
                 problems.append(f"{f.name} must not be negative")
-        for name in ("max_size_ratio", "relink_max_size_ratio"):
+        for name in ("max_size_ratio", "relink_max_size_ratio", "fixture_max_size_ratio"):
             if getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be above 1")
         for name in ("max_move", "max_appearance", "max_gap_s", "max_cost"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be above 0")
-        for name in ("fixture_min_presence", "fixture_min_iou", "label_min_support",
+        for name in ("fixture_min_presence", "fixture_min_night_fraction", "label_min_support",
                      "appearance_update"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must lie between 0 and 1")
