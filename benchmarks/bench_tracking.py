@@ -69,13 +69,49 @@ def make_night(n_detections: int, per_image: int, dim: int, seed: int = 0):
     return images, dets
 
 
+def descriptor_cost(rounds: int, n: int = 256) -> None:
+    """CPU time of the cheap descriptor (crops of 64 px, cut separately) and of the crop
+    sharpness, against the binary classifier's forward (ResNet-50 at 128 px, random weights)
+    on the same number of crops, one torch thread."""
+    import torch
+
+    from trapgui.ml.appearance import appearance_descriptors, crop_sharpness
+    from trapgui.ml.architectures import build_architecture
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    small = torch.rand(n, 3, 64, 64, generator=gen)
+    big = torch.rand(n, 3, 128, 128, generator=gen)
+    model = build_architecture("torchvision_resnet50", 2)
+
+    def cpu(fn) -> float:
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.process_time()
+            with torch.inference_mode():
+                fn()
+            best = min(best, time.process_time() - start)
+        return best
+
+    t_desc = cpu(lambda: appearance_descriptors(small))
+    t_sharp = cpu(lambda: crop_sharpness(small))
+    t_model = cpu(lambda: model(big))
+    print(f"{n} crops, one thread: descriptor {1000 * t_desc / n:.2f} ms/crop, sharpness "
+          f"{1000 * t_sharp / n:.3f} ms/crop, ResNet-50 @128 forward {1000 * t_model / n:.2f} ms/crop "
+          f"(descriptor + sharpness = {100 * (t_desc + t_sharp) / t_model:.1f} % of the forward)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--detections", type=int, default=100_000)
     parser.add_argument("--per-image", type=int, nargs="+", default=[250, 50, 500])
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--descriptor", action="store_true",
+                        help="also time the appearance descriptor against a ResNet-50 forward")
     args = parser.parse_args()
+    if args.descriptor:
+        descriptor_cost(args.rounds)
     params = TrackingParams()
     for per_image in args.per_image:
         images, dets = make_night(args.detections, per_image, args.dim)

@@ -297,10 +297,11 @@ def test_pinned_occurrences_stay_as_a_person_made_them():
     pinned = PinnedOccurrence(77, (a[0], a[1], b[2]))
     r = night.track(pinned=[pinned])
     occ = occ_of(r, a[0])
-    assert occ.key == 77 and occ.pinned
+    assert occ.pinned_key == 77 and occ.pinned and occ.key == a[0]
     assert set(occ.detection_ids) >= {a[0], a[1], b[2]}
     assert not same(r, a[0], a[2])  # a[2] is inside the pinned span: never added
-    assert occ_of(r, b[0]).key != 77
+    assert same(r, a[2], *later_a) and not occ_of(r, a[2]).pinned  # the machine goes on around it
+    assert occ_of(r, b[0]).pinned_key is None
 
 
 def test_new_images_extend_a_pinned_occurrence_only_at_its_ends():
@@ -319,7 +320,7 @@ def test_two_pinned_occurrences_are_never_joined():
     night = Night(9)
     a = [night.add(t, 500, 500, look=1, noise=0.01) for t in range(9)]
     r = night.track(pinned=[PinnedOccurrence(1, tuple(a[:3])), PinnedOccurrence(2, tuple(a[6:]))])
-    assert occ_of(r, a[0]).key == 1 and occ_of(r, a[8]).key == 2
+    assert occ_of(r, a[0]).pinned_key == 1 and occ_of(r, a[8]).pinned_key == 2
     assert same(r, *a[3:6]) and sum(o.pinned for o in r.occurrences) == 2
     assert len({r.occurrence_of[d] for d in a}) == 2  # the machine part joined one of them
 

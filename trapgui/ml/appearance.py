@@ -237,7 +237,7 @@ class FeatureClassifier:
         self.feature_dim = int(self.head.in_features)
         self.projection = RandomProjection(self.feature_dim, out_dim, seed)
         self._caught: torch.Tensor | None = None
-        self.head.register_forward_pre_hook(self._catch)
+        self._hook = self.head.register_forward_pre_hook(self._catch)
 
     def _catch(self, _module, inputs) -> None:
         self._caught = inputs[0]
@@ -254,3 +254,7 @@ class FeatureClassifier:
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         return self.projection(features)
+
+    def close(self) -> None:
+        """Take the hook off the network (it then runs exactly as before)."""
+        self._hook.remove()

@@ -69,7 +69,7 @@ def track_night(images: Sequence[NightImage], detections: Sequence[NightDetectio
         groups, joins, extended = relink(arr, p, reference, groups)
     groups = [Group(np.sort(g.dets), g.pinned_key) for g in groups]
     groups.sort(key=lambda g: int(g.dets[0]))  # capture order of first detection
-    keys = [g.pinned_key if g.pinned else int(arr.ids[g.dets[0]]) for g in groups]
+    keys = [int(arr.ids[g.dets[0]]) for g in groups]  # unique: a detection is in one group
     occurrences = _occurrences(arr, groups, keys, p, pinned_sets, pinned_fixture)
     candidates = night_candidates(arr, groups, keys, p, reference, pinned_fixture)
     occurrence_of = {int(arr.ids[d]): i for i, g in enumerate(groups) for d in g.dets}
@@ -115,7 +115,7 @@ def _occurrences(arr: NightArrays, groups: list[Group], keys: list[int], p: Trac
             votes=v, label=chosen.label if chosen else None,
             label_rank=chosen.rank if chosen else None,
             label_score=chosen.score if chosen else None,
-            pinned=g.pinned,
+            pinned_key=g.pinned_key,
             added_detection_ids=(tuple(d for d in det_ids if d not in pinned_sets[g.pinned_key])
                                  if g.pinned else ()),
             fixture=human_fixture,

@@ -82,9 +82,9 @@ class FixtureCandidate:
 
 @dataclass(frozen=True, slots=True)
 class Occurrence:
-    """One individual. ``key`` is stable across re-runs of the same night as long as its
-    first detection stays the same: the detection id of its first detection, or the pinned
-    occurrence's own key."""
+    """One individual. ``key`` is the detection id of its first detection: unique within the
+    night, and the same after a re-run as long as that detection stays its first. A pinned
+    occurrence also carries ``pinned_key``, the caller's own id for it."""
 
     key: int
     detection_ids: tuple[int, ...]  # capture order
@@ -98,7 +98,7 @@ class Occurrence:
     label: str | None
     label_rank: str | None
     label_score: float | None
-    pinned: bool = False
+    pinned_key: int | None = None
     added_detection_ids: tuple[int, ...] = ()  # machine-added to a pinned occurrence
     fixture: bool = False
     fixture_reason: str | None = None
@@ -106,6 +106,10 @@ class Occurrence:
     @property
     def n_detections(self) -> int:
         return len(self.detection_ids)
+
+    @property
+    def pinned(self) -> bool:
+        return self.pinned_key is not None
 
 
 @dataclass(frozen=True, slots=True)
