@@ -488,3 +488,38 @@ def test_hand_labels_cover_every_box():
         if obj["kind"] == "fragment":
             assert objects[obj["part_of"]]["kind"] == "insect", name
     assert len(data["frames"]) == 5
+
+
+@pytest.mark.slow
+def test_hand_labels_match_what_the_detector_finds(shared_images):
+    """The labelled boxes are the built-in detector's (default settings, full resolution), so
+    the real-frame evaluation can be reproduced; checked on the first frame."""
+    import json
+    from pathlib import Path
+
+    import torch
+    from PIL import Image
+
+    from trapgui.ml.builtin_detector import BuiltinDetector
+
+    data = json.loads((Path(__file__).parent / "data" / "tracking" / "sequential-identities.json").read_text())
+    frame = data["frames"][0]
+    with Image.open(shared_images / frame["file"]) as im:
+        pixels = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).float() / 255
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = BuiltinDetector().detect([pixels])[0]
+    finally:
+        torch.set_num_threads(previous)
+    found = out.boxes.numpy()
+    # away from the 0.2 floor, every labelled box is found again (a pixel of float noise allowed)
+    for b in frame["boxes"]:
+        if b["score"] < 0.3:
+            continue
+        x1, y1, x2, y2 = b["box"]
+        iw = np.clip(np.minimum(found[:, 2], x2) - np.maximum(found[:, 0], x1), 0, None)
+        ih = np.clip(np.minimum(found[:, 3], y2) - np.maximum(found[:, 1], y1), 0, None)
+        inter = iw * ih
+        union = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1]) + (x2 - x1) * (y2 - y1) - inter
+        assert (inter / union).max() > 0.9, b
