@@ -1,0 +1,199 @@
+"""Fixtures: things at the same place in nearly every image of a night *and* on other nights.
+
+Screws and rivets of the trap frame, stains, printed labels and scale bars are detected in
+every image, night after night (the idea of MegaDetector's repeat-detection elimination). A
+moth that rests all night is just as still within its night, which is why one night is not
+enough: only the same place on other nights of the same trap makes a fixture.
+
+Two steps, so the cross-night part can run over stored results of many nights:
+``night_candidates`` (per night, from its tracks) and ``flag_fixtures`` (over the
+candidates of several nights of one trap).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from trapgui.tracking.arrays import NightArrays
+from trapgui.tracking.costs import box_centres
+from trapgui.tracking.params import TrackingParams
+from trapgui.tracking.relink import Group
+from trapgui.tracking.types import FixtureCandidate
+
+
+def same_place(a: np.ndarray, b: np.ndarray, p: TrackingParams) -> np.ndarray:
+    """For box pairs a[k], b[k]: centres within ``fixture_max_offset`` of the mean width /
+    height on each axis, sizes within ``fixture_max_size_ratio``."""
+    wa, ha = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    wb, hb = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    dx = np.abs(a[:, 0] + a[:, 2] - b[:, 0] - b[:, 2]) / (wa + wb)  # = |centre dx| / mean width
+    dy = np.abs(a[:, 1] + a[:, 3] - b[:, 1] - b[:, 3]) / (ha + hb)
+    sa, sb = np.sqrt(np.maximum(wa * ha, 1e-18)), np.sqrt(np.maximum(wb * hb, 1e-18))
+    ratio = np.maximum(sa, sb) / np.minimum(sa, sb)
+    return (np.hypot(dx, dy) <= p.fixture_max_offset) & (ratio <= p.fixture_max_size_ratio)
+
+
+def _place_radius(boxes: np.ndarray, p: TrackingParams) -> np.ndarray:
+    """A generous bound of the centre distance ``same_place`` can accept (KD-tree search)."""
+    longest = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return 2.0 * p.fixture_max_offset * p.fixture_max_size_ratio ** 2 * longest
+
+
+def _static_groups(arr: NightArrays, groups: Sequence[Group], p: TrackingParams) -> np.ndarray:
+    """Per group: do 90 % of its detections lie within ``fixture_max_motion`` box sizes of
+    its (lower) median centre? Group reductions over all groups at once."""
+    lengths = np.array([len(g.dets) for g in groups])
+    order = np.concatenate([g.dets for g in groups])
+    group = np.repeat(np.arange(len(groups)), lengths)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+
+    def lower_quantile(values: np.ndarray, q: float) -> np.ndarray:
+        pick = np.lexsort((values, group))
+        return values[pick[starts + np.floor(q * (lengths - 1)).astype(np.int64)]]
+
+    cx, cy = arr.centres[order, 0], arr.centres[order, 1]
+    mx, my = lower_quantile(cx, 0.5), lower_quantile(cy, 0.5)
+    size = lower_quantile(arr.sizes[order], 0.5)
+    spread = np.hypot(cx - mx[group], cy - my[group]) / size[group]
+    return lower_quantile(spread, 0.9) <= p.fixture_max_motion
+
+
+def night_candidates(arr: NightArrays, groups: Sequence[Group], keys: Sequence[int],
+                     p: TrackingParams, reference: float | None,
+                     pinned_fixture: Mapping[int, bool | None]) -> list[FixtureCandidate]:
+    """Static tracks that, alone or together with other static tracks at the same place
+    (a fixture whose detection flickers), cover at least ``fixture_min_presence`` of the
+    night's images. A pinned occurrence a person marked as no fixture is never a candidate;
+    one they marked as a fixture always is."""
+    n_images = len(arr.images)
+    if n_images == 0 or not groups:
+        return []
+    decided = [pinned_fixture.get(g.pinned_key) for g in groups]
+    static = np.flatnonzero(_static_groups(arr, groups, p)
+                            | np.array([d is True for d in decided]))
+    static = np.array([k for k in static if decided[k] is not False], dtype=np.int64)
+    if len(static) == 0:
+        return []
+    medians = _group_medians(arr, [groups[k] for k in static])
+    # Static tracks at the same place belong together (connected components), unless they
+    # were there at the same time: fragments of one flickering fixture never overlap in time
+    found = cKDTree(box_centres(medians)).query_ball_point(box_centres(medians), _place_radius(medians, p))
+    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+    cols = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=int(counts.sum()))
+    rows = np.repeat(np.arange(len(static)), counts)
+    same = same_place(medians[rows], medians[cols], p)
+    graph = coo_matrix((np.ones(int(same.sum())), (rows[same], cols[same])),
+                       shape=(len(static), len(static)))
+    _, component = connected_components(graph, directed=False)
+    places = []
+    for label in np.unique(component):
+        members = sorted(static[component == label].tolist(), key=lambda k: (-len(groups[k].dets), k))
+        while members:
+            taken, seen, rest = [], set(), []
+            for k in members:
+                images = set(arr.image_index[groups[k].dets].tolist())
+                if images & seen:
+                    rest.append(k)
+                else:
+                    taken.append(k)
+                    seen |= images
+            places.append(np.array(taken))
+            members = rest
+    out = []
+    for members in places:
+        dets = np.concatenate([groups[k].dets for k in members])
+        presence = len(np.unique(arr.image_index[dets])) / n_images
+        forced = any(decided[k] is True for k in members)
+        if not forced and (presence < p.fixture_min_presence or len(dets) < p.fixture_min_images):
+            continue
+        box = np.median(arr.boxes[dets], axis=0)
+        image = arr.images[int(arr.image_index[dets[0]])]
+        rel = (box[0] / image.width, box[1] / image.height, box[2] / image.width, box[3] / image.height)
+        emb = None
+        if arr.embeddings is not None and arr.has_embedding[dets].any():
+            mean = arr.embeddings[dets[arr.has_embedding[dets]]].mean(axis=0, dtype=np.float64)
+            norm = np.linalg.norm(mean)
+            emb = (mean / norm).astype(np.float32) if norm > 0 else None
+        for k in members:
+            out.append(FixtureCandidate(keys[k], tuple(float(v) for v in rel), presence,
+                                        n_images, emb, reference, groups[k].pinned))
+    return sorted(out, key=lambda c: c.key)
+
+
+def _group_medians(arr: NightArrays, groups: Sequence[Group]) -> np.ndarray:
+    """The (lower) median box of each group, coordinate by coordinate."""
+    lengths = np.array([len(g.dets) for g in groups])
+    order = np.concatenate([g.dets for g in groups])
+    group = np.repeat(np.arange(len(groups)), lengths)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    out = np.empty((len(groups), 4))
+    for c in range(4):
+        values = arr.boxes[order, c]
+        pick = np.lexsort((values, group))
+        out[:, c] = values[pick[starts + (lengths - 1) // 2]]
+    return out
+
+
+def flag_fixtures(nights: Mapping[Hashable, Sequence[FixtureCandidate]],
+                  params: TrackingParams = TrackingParams(),
+                  night_labels: Mapping[Hashable, str] | None = None) -> dict[Hashable, dict[int, str]]:
+    """night -> {occurrence key: reason} for the candidates that are fixtures: at the same
+    place (``same_place`` on the median boxes in relative coordinates, and alike when
+    both have embeddings) on at least ``fixture_min_nights`` nights, this one included, and
+    on at least ``fixture_min_night_fraction`` of the nights that have candidates.
+    Pass every night of one trap (one deployment); ``night_labels`` names them in reasons."""
+    p = params
+    flat = [(night, c) for night, cands in nights.items() for c in cands]
+    result: dict[Hashable, dict[int, str]] = {night: {} for night in nights}
+    if not flat:
+        return result
+    boxes = np.array([c.box for _, c in flat], dtype=np.float64)
+    centres = box_centres(boxes)
+    tree = cKDTree(centres)
+    labels = night_labels or {}
+    nights_seen = len({night for night, _ in flat})
+    needed = max(p.fixture_min_nights, math.ceil(p.fixture_min_night_fraction * nights_seen - 1e-9))
+    for i, near in enumerate(tree.query_ball_point(centres, _place_radius(boxes, p))):
+        night, cand = flat[i]
+        others = set()
+        for j in near:
+            other_night, other = flat[j]
+            if other_night == night or other_night in others:
+                continue
+            if not same_place(boxes[i:i + 1], boxes[j:j + 1], p)[0]:
+                continue
+            if not _alike(cand, other, p):
+                continue
+            others.add(other_night)
+        if 1 + len(others) >= needed:
+            result[night][cand.key] = _reason(cand, sorted(others, key=lambda n: str(labels.get(n, n))),
+                                              labels)
+    return result
+
+
+def _alike(a: FixtureCandidate, b: FixtureCandidate, p: TrackingParams) -> bool:
+    if a.embedding is None or b.embedding is None or a.embedding.shape != b.embedding.shape:
+        return True  # place alone decides
+    refs = [r for r in (a.reference_distance, b.reference_distance) if r]
+    if not refs:
+        return True
+    distance = (1.0 - float(np.dot(a.embedding, b.embedding))) / (sum(refs) / len(refs))
+    return distance <= p.fixture_max_appearance
+
+
+def _reason(cand: FixtureCandidate, others: list, labels: Mapping) -> str:
+    here = (f"at the same place in {cand.presence:.0%} of this night's {cand.n_images} images"
+            if not cand.pinned else "marked as a fixture by a person")
+    if not others:
+        return f"Fixture: {here}."
+    names = [str(labels.get(n, n)) for n in others]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    nights = "night" if len(others) == 1 else "nights"
+    return f"Fixture: {here}, and on {len(others)} other {nights} ({shown})."
