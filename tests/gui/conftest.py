@@ -31,7 +31,7 @@ def fast_settings(services):
 
 @pytest.fixture
 def main_window(qtbot, services):
-    from trapgui.gui.background import wait_for_background
+    from trapgui.gui.job_runner import job_runner
 
     from trapgui.gui.main_window import MainWindow
 
@@ -46,7 +46,7 @@ def main_window(qtbot, services):
         qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
     window.scanner.cancel()
     qtbot.waitUntil(lambda: not window.scanner.busy, timeout=30_000)
-    wait_for_background(30)
+    job_runner().wait(30)
     qtbot.wait(50)  # deliver finished background calls while the widgets still exist
     window._close_when_idle = False
     window.close()

@@ -31,9 +31,11 @@ def user_message(exc: BaseException) -> str:
             "Help ▸ About ▸ Copy diagnostics.")
 
 
-def show_error(parent: QWidget | None, title: str, exc: BaseException) -> QMessageBox:
-    """Non-blocking error box (open(), not exec()) so tests and running work never stall."""
-    if not isinstance(exc, TrapguiError):
+def show_error(parent: QWidget | None, title: str, exc: BaseException, *,
+               logged: bool = False) -> QMessageBox:
+    """Non-blocking error box (open(), not exec()) so tests and running work never stall.
+    ``logged``: the caller has written the traceback to the log already."""
+    if not isinstance(exc, TrapguiError) and not logged:
         log.error("%s: %s", title, "".join(traceback.format_exception(exc)))
     box = QMessageBox(QMessageBox.Icon.Warning, title, user_message(exc),
                       QMessageBox.StandardButton.Ok, parent)

@@ -8,9 +8,14 @@ same controllers a user drives, and exits 0 on success.
 from __future__ import annotations
 
 import argparse
+import gc
+import logging
+import logging.handlers
 import os
 import sys
+import threading
 import time
+from pathlib import Path
 
 T0 = time.perf_counter()
 
@@ -40,6 +45,18 @@ def configure_runtime() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
+def freeze_long_lived_objects() -> None:
+    """Take every object alive now out of the garbage collector's full scans (gc.freeze).
+
+    Once torch, SQLAlchemy and Qt are imported, some 400,000 objects are tracked, and a full
+    (generation 2) collection walks them all while holding the GIL: 100 ms to several seconds
+    depending on the machine, during which the window cannot run a line of Python. Modules
+    and the model catalogue live as long as the app, so scanning them is wasted; freezing them
+    once they are imported leaves full collections only the objects created since. Called
+    after the background preload, never during a run (a run's models must stay collectable)."""
+    gc.freeze()
+
+
 def launch_gui(argv: list[str], services=None) -> int:
     args = _parse(argv)
     configure_runtime()
@@ -65,12 +82,55 @@ def launch_gui(argv: list[str], services=None) -> int:
                                    db_path=args.db, reset_db=args.reset_db)
     from trapgui.gui.main_window import MainWindow
 
+    log_file = configure_logging(services.paths.logs_dir, verbose=args.verbose)
+    logging.getLogger("trapgui").info("trapgui starting; log file %s", log_file)
     window = MainWindow(services)
     window.show()
     window.start()
     code = app.exec()
-    from trapgui.gui.background import wait_for_background
+    from trapgui.gui.job_runner import job_runner
 
-    wait_for_background(10)
+    job_runner().shutdown(30)
     services.close()
     return code
+
+
+LOG_FILE = "trapgui.log"
+LOG_BYTES = 2_000_000
+LOG_BACKUPS = 3
+
+
+def configure_logging(logs_dir: Path, *, verbose: bool = False) -> Path | None:
+    """The window's log: a rotating file in the app's logs folder (what Help ▸ About points a
+    support request to), warnings also on stderr. Uncaught exceptions of any thread land there
+    too: a windowed app has no console to print them to."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    path: Path | None = logs_dir / LOG_FILE
+    if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
+        return path  # configured already (a second window in the same process)
+    try:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+    except OSError:
+        path, handler = None, logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s "
+                                           "%(name)s: %(message)s"))
+    root.addHandler(handler)
+    if path is not None:
+        console = logging.StreamHandler()
+        console.setLevel(logging.WARNING)
+        root.addHandler(console)
+    log = logging.getLogger("trapgui")
+
+    def excepthook(kind, exc, tb):
+        log.error("Uncaught exception", exc_info=(kind, exc, tb))
+
+    def thread_excepthook(args):
+        log.error("Uncaught exception in thread %s", getattr(args.thread, "name", "?"),
+                  exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    sys.excepthook = excepthook  # PySide reports exceptions raised in slots through it
+    threading.excepthook = thread_excepthook
+    return path

@@ -80,9 +80,9 @@ def run_smoke() -> int:
         window.open_folders([str(tmp / "trap")])
         app.exec()
         window.controller.wait(30)
-        from trapgui.gui.background import wait_for_background
+        from trapgui.gui.job_runner import job_runner
 
-        wait_for_background(10)
+        job_runner().wait(10)
         window.close()
         services.close()
     except Exception as exc:  # noqa: BLE001 - a smoke test reports, it does not trace back

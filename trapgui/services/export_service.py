@@ -1,11 +1,13 @@
 """Detections CSV export for the GUI's export dialog: a thin layer over
-``trapgui.export.csv_export`` (which streams, reports progress and honours cancel)."""
+``trapgui.export.csv_export`` (which streams, reports progress and honours cancel); the export itself is a job."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+
+from trapgui.core.jobs import Emit, JobControl, Progress
 
 from trapgui.export.csv_export import (
     ExportFilter,
@@ -47,20 +49,21 @@ class ExportService:
         base = Path(folder) if folder else Path.home()
         return base / f"detections-{dt.datetime.now():%Y%m%d-%H%M}.csv"
 
-    def export_detections(
-        self,
-        path: str | Path,
-        night_ids: Sequence[int] | None,
-        min_score: float | None = None,
-        min_label_score: float | None = None,
-        *,
-        excel_bom: bool = False,
-        progress: Callable[[int, int], None] | None = None,
-        cancel=None,
-    ) -> ExportReport:
-        """Write the detections of ``night_ids`` (all nights when empty) scoring at least
-        ``min_score``. ``min_label_score`` keeps only detections whose label reaches it (None
-        keeps every detection, with its label and score in the file). Raises ``Cancelled`` when
-        cancelled (no file is left behind) and ``UserInputError`` for a bad path."""
-        return export_detections(self.db, path, self._filter(night_ids, min_score, min_label_score),
-                                 excel_bom=excel_bom, progress=progress, cancel=cancel)
+    def export_job(self, path: str | Path, night_ids: Sequence[int] | None,
+                   min_score: float | None = None, min_label_score: float | None = None, *,
+                   excel_bom: bool = False):
+        """A job that writes the detections of ``night_ids`` (all nights when empty) scoring at
+        least ``min_score``; ``min_label_score`` keeps only detections whose label reaches it
+        (None keeps every detection, with its label and score in the file). Returns the
+        ExportReport; Progress in "rows". Raises ``Cancelled`` when cancelled (no file is left
+        behind) and ``UserInputError`` for a bad path."""
+        flt = self._filter(night_ids, min_score, min_label_score)
+
+        def job(emit: Emit, control: JobControl) -> ExportReport:
+            def progress(done: int, total: int) -> None:
+                emit(Progress(done, total, unit="rows", message=f"Writing {Path(path).name}"))
+
+            return export_detections(self.db, path, flt, excel_bom=excel_bom, progress=progress,
+                                     cancel=lambda: control.cancelled)
+
+        return job
