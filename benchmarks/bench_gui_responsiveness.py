@@ -33,11 +33,11 @@ import sys, time, json
 t_start = float(sys.argv[1])
 from trapgui.cli.main import wants_gui
 assert wants_gui([])
-from trapgui.gui.launch import configure_runtime
-configure_runtime()
 from PySide6.QtWidgets import QApplication
 from trapgui.gui.theme import apply_theme
 app = QApplication([])
+from trapgui.gui.launch import prepare_application
+prepare_application(app)
 apply_theme(app)
 from trapgui.services.app_services import Services
 from trapgui.gui.main_window import MainWindow
@@ -90,14 +90,14 @@ def bench_run(images: int, side: int, max_seconds: float, freeze: bool = True) -
     from trapgui.gui.theme import apply_theme
     from trapgui.services.app_services import Services
 
-    from trapgui.gui.launch import configure_runtime
+    from trapgui.gui.launch import prepare_application
 
-    configure_runtime()  # what `trapgui` does at start
     if not freeze:  # for comparison: the window without taking long-lived objects out of GC
-        import trapgui.gui.launch
+        import trapgui.gui.collector
 
-        trapgui.gui.launch.freeze_long_lived_objects = lambda: None
+        trapgui.gui.collector.freeze_long_lived_objects = lambda: None
     app = QApplication.instance() or QApplication([])
+    prepare_application(app)  # what `trapgui` does at start
     apply_theme(app)
     root = Path(os.environ["TRAPGUI_DATA_DIR"]).parent
     trap = root / "bench-trap"

@@ -8,6 +8,17 @@ import os
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def gui_thread_collector(qapp):
+    """Garbage collection on the GUI thread only, as in the app (``gui.collector``)."""
+    from trapgui.gui.collector import GuiThreadCollector
+
+    collector = GuiThreadCollector()
+    yield collector
+    collector.stop()
+    collector.deleteLater()
+
+
 @pytest.fixture
 def services():
     from trapgui.services.app_services import Services

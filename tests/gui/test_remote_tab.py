@@ -154,3 +154,36 @@ def test_stop_finishes_claimed_tasks_and_posts(qtbot, tab, server, main_window):
     assert len(answered) < 8  # it did stop early
     assert main_window.panel.counts.text().startswith("Cancelled:")
     assert main_window.controller.last_summary.status == "cancelled"
+
+
+def test_pause_holds_a_remote_run_and_resume_finishes_it(qtbot, tab, server, main_window):
+    from PySide6.QtCore import Qt
+
+    controller, panel = main_window.controller, main_window.panel
+    server.add_job(43, "moth_binary", [f"seq{i}" for i in range(6)])
+    server.inject("delay", r"/images/", times=None, seconds=0.3)
+    _connect(qtbot, tab, server, server.token)
+    _pipeline_item(tab, "moth_binary").setCheckState(Qt.CheckState.Checked)
+    tab.refresh_button.click()
+    qtbot.waitUntil(lambda: tab.jobs.count() == 1, timeout=30_000)
+    seen = []
+    controller.progress.connect(seen.append)
+    tab.start_button.click()
+    answered = lambda: sum(1 for a in server.answers(43).values() if a)  # noqa: E731
+    qtbot.waitUntil(lambda: answered() >= 1, timeout=120_000)
+
+    main_window.pause_action.trigger()  # Processing ▸ Pause works for remote runs too
+    assert controller.state == "paused" and panel.pause_button.text() == "Resume"
+    # the task in hand is finished and posted, then nothing more is processed
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1].paused, timeout=60_000)
+    qtbot.wait(1500)
+    held = answered()
+    qtbot.wait(2000)
+    assert answered() == held < 6
+    assert controller.busy and main_window.status.queue_label.text().startswith("Paused")
+
+    panel.pause_button.click()  # resume
+    qtbot.waitUntil(lambda: not controller.busy, timeout=180_000)
+    assert answered() == 6
+    assert controller.last_summary.status == "finished"
+    assert panel.counts.text().startswith("Finished: 6 task(s) done, 0 failed, 6 posted")

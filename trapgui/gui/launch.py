@@ -8,7 +8,6 @@ same controllers a user drives, and exits 0 on success.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import logging.handlers
 import os
@@ -45,21 +44,22 @@ def configure_runtime() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
-def freeze_long_lived_objects() -> None:
-    """Take every object alive now out of the garbage collector's full scans (gc.freeze).
+def prepare_application(app) -> None:
+    """What the window needs from the runtime, once its QApplication exists: the GIL switch
+    interval, and garbage collection on the GUI thread only (``gui.collector``)."""
+    global _collector
+    configure_runtime()
+    if _collector is None:
+        from trapgui.gui.collector import GuiThreadCollector
 
-    Once torch, SQLAlchemy and Qt are imported, some 400,000 objects are tracked, and a full
-    (generation 2) collection walks them all while holding the GIL: 100 ms to several seconds
-    depending on the machine, during which the window cannot run a line of Python. Modules
-    and the model catalogue live as long as the app, so scanning them is wasted; freezing them
-    once they are imported leaves full collections only the objects created since. Called
-    after the background preload, never during a run (a run's models must stay collectable)."""
-    gc.freeze()
+        _collector = GuiThreadCollector(app)
+
+
+_collector = None
 
 
 def launch_gui(argv: list[str], services=None) -> int:
     args = _parse(argv)
-    configure_runtime()
     if args.smoke:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         from trapgui.gui.smoke import run_smoke
@@ -71,6 +71,7 @@ def launch_gui(argv: list[str], services=None) -> int:
     from trapgui.gui.theme import apply_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    prepare_application(app)
     app.setApplicationName("trapgui")
     app.setOrganizationName("trapgui")
     app.setWindowIcon(app_icon())

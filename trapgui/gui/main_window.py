@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QFileDialog, QFrame,
                                QMainWindow, QMessageBox, QScrollArea, QStackedWidget, QTabWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
-from trapgui.core.errors import ModelNotInstalledError, UserInputError
+from trapgui.core.errors import ModelNotInstalledError, TrapguiError, UserInputError
 from trapgui.gui.drop_overlay import DropOverlay
 from trapgui.gui.empty_state import EmptyState, ModelOfferBar
 from trapgui.gui.error_dialog import show_error
@@ -271,7 +271,7 @@ class MainWindow(QMainWindow):
                           name="preparing the models")
 
     def _preloaded(self, _result=None) -> None:
-        from trapgui.gui.launch import freeze_long_lived_objects
+        from trapgui.gui.collector import freeze_long_lived_objects
 
         freeze_long_lived_objects()
         services = self.services
@@ -452,6 +452,8 @@ class MainWindow(QMainWindow):
             self.close()
 
     def _run_error(self, exc: BaseException) -> None:
+        if not isinstance(exc, TrapguiError):
+            return  # a bug: the job runner has logged it and shown it already
         if isinstance(exc, ModelNotInstalledError):
             box = show_error(self, "A model is missing", exc)
             box.finished.connect(lambda _r: self.open_model_manager(exc.key))

@@ -50,6 +50,9 @@ def run_smoke() -> int:
             "builtin", None, None, None)
         s.device = "auto"  # an installed GPU build proves its GPU works; else CPU fallback
         app = QApplication.instance() or QApplication(sys.argv[:1])
+        from trapgui.gui.launch import prepare_application
+
+        prepare_application(app)
         window = MainWindow(services)
         window.show()
         window.start()
