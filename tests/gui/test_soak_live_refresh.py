@@ -46,7 +46,7 @@ s.device, s.detection_batch_size, s.detection_threshold = "cpu", 1, 0.0
 window = MainWindow(services)
 window.show()
 window.start()
-state = {"runs": 0, "commits": 0, "crops": 0, "deadline": None}
+state = {"runs": 0, "commits": 0, "crops": 0, "deadline": None, "dep": None}
 timers = []
 
 def every(ms, fn):
@@ -61,15 +61,15 @@ def crops():
 
 def again():
     if time.monotonic() < state["deadline"]:
-        dep = window.tree.summaries[0].id
-        window.controller.start(RunScope(deployment_ids=(dep,), include_undated=True,
+        window.controller.start(RunScope(deployment_ids=(state["dep"],), include_undated=True,
                                          requeue=True, description="soak"))
 
 def scanned(report):
+    state["dep"] = report.deployment_id
     window.tree.select_deployment(report.deployment_id)
     window.tabs.setCurrentWidget(window.viewer)
     state["deadline"] = time.monotonic() + soak_s
-    window.start_processing("trap")
+    again()
     every(15, crops)  # the viewer's boxes and crop strip
     every(40, window._refresh_views)  # every view and the tree
     every(400, lambda: window.viewer.step(1 if state["crops"] % 2 else -1))

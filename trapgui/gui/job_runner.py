@@ -34,7 +34,6 @@ Lessons from earlier native crashes, kept here in one place:
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import sys
 import threading
@@ -48,8 +47,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
 from trapgui.core.errors import Cancelled, TrapguiError
 from trapgui.core.jobs import Event, Finished, JobControl, Progress, run_job
-
-log = logging.getLogger("trapgui.gui")
+from trapgui.gui.error_dialog import report_error
 
 TICK_MS = 200  # events reach the window at most five times a second, whatever the job's rate
 CALL_WORKERS = 4  # plain calls at once: a slow query overlaps image decodes on a 2-core laptop
@@ -327,32 +325,6 @@ def job_runner() -> JobRunner:
     if _runner is None or not shiboken6.isValid(_runner._relay):
         _runner = JobRunner()
     return _runner
-
-
-def report_error(title: str, exc: BaseException, *, show: bool = True) -> None:
-    """An error nobody handled: its traceback to the log, its sentence in a dialog."""
-    if not isinstance(exc, TrapguiError):
-        log.error("Unexpected error in %s", title or "a background task",
-                  exc_info=(type(exc), exc, exc.__traceback__))
-    if not show:
-        return
-    from PySide6.QtWidgets import QApplication
-
-    from trapgui.gui.error_dialog import show_error
-
-    global _open_box
-    if not isinstance(QCoreApplication.instance(), QApplication):
-        return
-    if _open_box is not None and shiboken6.isValid(_open_box) and _open_box.isVisible():
-        return  # one at a time: a query failing every second must not bury the window
-    _open_box = show_error(QApplication.activeWindow(), _title(title), exc, logged=True)
-
-
-_open_box = None
-
-
-def _title(name: str) -> str:
-    return f"Problem while {name}" if name else "Something went wrong"
 
 
 def _alive(owner: QObject | None) -> bool:

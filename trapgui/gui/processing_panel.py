@@ -247,6 +247,8 @@ class ProcessingPanel(QWidget):
             self.bar.setValue(self.bar.maximum())
         self.title.setText(self.title.text().replace("Processing ", "Processed ", 1))
         self.counts.setText(summary_text(summary))
+        if summary.posted is not None:  # the remote state line said what it was doing
+            self.devices.setText("")
         notes = list(summary.notes) + ([summary.error] if summary.error else [])
         self.log_label.setText("; ".join(notes))
 

@@ -95,27 +95,22 @@ class RemoteTab(QWidget):
         self.run_label = QLabel(self)
         self.run_label.setObjectName("remoteRunNote")
         self.run_label.setWordWrap(True)
-        self.run_label.setText("Progress, Pause and Cancel are in the Processing panel "
-                               "(and the Processing menu), as for local runs. Processed images "
-                               "appear in the trap list as “Antenna job N”, with their boxes, "
-                               "like local folders.")
+        self.run_label.setText("Progress, Pause and Cancel are in the Processing panel and "
+                               "menu, as for local runs. Processed images appear in the trap "
+                               "list as “Antenna job N”, with their boxes.")
         self.problems = QListWidget(self)
         self.problems.setObjectName("remoteMessages")
         self.problems.setToolTip("Problems with the connection or the job list")
         self.problems.setMaximumHeight(80)
         self.problems.hide()
-        run_row = QHBoxLayout()
-        run_row.addWidget(self.start_button)
-        run_row.addWidget(self.run_label, 1)
-        run_box = QGroupBox("Processing", self)
-        run_layout = QVBoxLayout(run_box)
-        run_layout.addLayout(run_row)
-        run_layout.addWidget(self.problems)
+        # the start sits with the job it starts, so it is never below the fold
+        jobs_layout.addWidget(self.start_button)
+        jobs_layout.addWidget(self.run_label)
+        conn_layout.addWidget(self.problems)
 
         layout = QVBoxLayout(self)
         layout.addWidget(conn_box)
         layout.addLayout(lists, 1)
-        layout.addWidget(run_box)
         controller.stateChanged.connect(self._run_state)
         controller.started.connect(self._run_started)
         controller.finished.connect(self._run_finished)
