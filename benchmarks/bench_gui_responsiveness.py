@@ -2,7 +2,7 @@
 a run processes images with the main window showing live results.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_gui_responsiveness.py \
-        [--images 200] [--side 1024] [--max-seconds 600] [--launches 3]
+        [--images 200] [--side 1024] [--max-seconds 600] [--launches 3] [--no-gc-freeze]
 
 Goals (issue 4): window visible ≤ 1.5 s after launch with torch not yet imported; longest
 stall of a 10 ms QTimer heartbeat during the run ≤ 50 ms. Uses copies of the shared trap
@@ -33,11 +33,11 @@ import sys, time, json
 t_start = float(sys.argv[1])
 from trapgui.cli.main import wants_gui
 assert wants_gui([])
-from trapgui.gui.launch import configure_runtime
-configure_runtime()
 from PySide6.QtWidgets import QApplication
 from trapgui.gui.theme import apply_theme
 app = QApplication([])
+from trapgui.gui.launch import prepare_application
+prepare_application(app)
 apply_theme(app)
 from trapgui.services.app_services import Services
 from trapgui.gui.main_window import MainWindow
@@ -82,18 +82,22 @@ def make_images(folder: Path, count: int, side: int) -> None:
         shutil.copy2(small[i % len(small)], folder / f"copy-{i:04d}-{small[i % len(small)].name}")
 
 
-def bench_run(images: int, side: int, max_seconds: float) -> dict:
-    from PySide6.QtCore import QElapsedTimer, QThreadPool, QTimer
+def bench_run(images: int, side: int, max_seconds: float, freeze: bool = True) -> dict:
+    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
     from trapgui.gui.main_window import MainWindow
     from trapgui.gui.theme import apply_theme
     from trapgui.services.app_services import Services
 
-    from trapgui.gui.launch import configure_runtime
+    from trapgui.gui.launch import prepare_application
 
-    configure_runtime()  # what `trapgui` does at start
+    if not freeze:  # for comparison: the window without taking long-lived objects out of GC
+        import trapgui.gui.collector
+
+        trapgui.gui.collector.freeze_long_lived_objects = lambda: None
     app = QApplication.instance() or QApplication([])
+    prepare_application(app)  # what `trapgui` does at start
     apply_theme(app)
     root = Path(os.environ["TRAPGUI_DATA_DIR"]).parent
     trap = root / "bench-trap"
@@ -130,6 +134,24 @@ def bench_run(images: int, side: int, max_seconds: float) -> dict:
     clock.start()
     beat.start()
 
+    # full garbage collections hold the GIL: time every collection (any thread) while measuring
+    import gc
+    import threading
+
+    collections: list[tuple[int, float, str]] = []
+    gc_started = {}
+
+    def gc_watch(phase, info):
+        key = threading.get_ident()
+        if phase == "start":
+            gc_started[key] = time.perf_counter()
+        elif key in gc_started and state["measuring"]:
+            collections.append((info["generation"],
+                                (time.perf_counter() - gc_started.pop(key)) * 1000,
+                                threading.current_thread().name))
+
+    gc.callbacks.append(gc_watch)
+
     def scanned(report):
         window.tree.select_deployment(report.deployment_id)
         # baseline: the same heartbeat with the window idle for a while (this machine's noise)
@@ -156,11 +178,15 @@ def bench_run(images: int, side: int, max_seconds: float) -> dict:
     window.open_folders([str(trap)])
     app.exec()
     elapsed = time.perf_counter() - started
-    QThreadPool.globalInstance().waitForDone(30_000)
+    from trapgui.gui.job_runner import job_runner
+
+    job_runner().wait(30)
     summary = state["summary"]
     window.close()
     services.close()
+    gc.callbacks.remove(gc_watch)
     stalls = [g - 10 for g in gaps]
+    longest_gc = max(collections, key=lambda c: c[1], default=(None, 0.0, ""))
     idle_stalls = [g - 10 for g in idle]
     return {
         "idle_longest_stall_ms": round(max(idle_stalls), 1) if idle_stalls else None,
@@ -174,6 +200,9 @@ def bench_run(images: int, side: int, max_seconds: float) -> dict:
         "p99_stall_ms": round(sorted(stalls)[int(0.99 * (len(stalls) - 1))], 1) if stalls else None,
         "median_gap_ms": round(statistics.median(gaps), 1) if gaps else None,
         "stalls_over_50ms": sum(1 for g in stalls if g > 50),
+        "gc_full_collections": sum(1 for c in collections if c[0] == 2),
+        "gc_longest_ms": round(longest_gc[1], 1), "gc_longest_generation": longest_gc[0],
+        "gc_longest_thread": longest_gc[2], "gc_frozen_objects": gc.get_freeze_count(),
     }
 
 
@@ -184,6 +213,9 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=600,
                         help="cancel the run after this long (the stall figure stays valid)")
     parser.add_argument("--launches", type=int, default=3)
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="do not freeze long-lived objects out of the garbage collector "
+                        "(to measure what the freeze saves)")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     with tempfile.TemporaryDirectory(prefix="trapgui-bench-") as tmp:
@@ -197,7 +229,7 @@ def main() -> int:
               f"min {min(times):.2f} s, max {max(times):.2f} s over {len(times)} launches "
               f"(goal <= 1.5 s); torch imported at show time: "
               f"{any(r['torch_imported'] for r in launches)}")
-        run = bench_run(args.images, args.side, args.max_seconds)
+        run = bench_run(args.images, args.side, args.max_seconds, freeze=not args.no_gc_freeze)
         print(f"run over {run['images']} images ({run['side']} px): {run['status']}, "
               f"{run['done']} done, {run['failed']} failed, {run['run_images_per_s']} img/s, "
               f"{run['wall_s']} s wall")
@@ -207,6 +239,10 @@ def main() -> int:
               f"{run['heartbeats']} beats; {run['commits_seen']} live updates")
         print(f"same heartbeat, window idle for {IDLE_S} s before the run (machine noise): "
               f"longest stall {run['idle_longest_stall_ms']} ms, p99 {run['idle_p99_stall_ms']} ms")
+        print(f"garbage collections while measuring: {run['gc_full_collections']} full, longest "
+              f"{run['gc_longest_ms']} ms (generation {run['gc_longest_generation']}, thread "
+              f"{run['gc_longest_thread']}); {run['gc_frozen_objects']:,} long-lived objects "
+              "frozen out of the scans")
         print(json.dumps({"launch": launches, "run": run}))
     return 0
 

@@ -8,6 +8,17 @@ import os
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def gui_thread_collector(qapp):
+    """Garbage collection on the GUI thread only, as in the app (``gui.collector``)."""
+    from trapgui.gui.collector import GuiThreadCollector
+
+    collector = GuiThreadCollector()
+    yield collector
+    collector.stop()
+    collector.deleteLater()
+
+
 @pytest.fixture
 def services():
     from trapgui.services.app_services import Services
@@ -31,7 +42,7 @@ def fast_settings(services):
 
 @pytest.fixture
 def main_window(qtbot, services):
-    from trapgui.gui.background import wait_for_background
+    from trapgui.gui.job_runner import job_runner
 
     from trapgui.gui.main_window import MainWindow
 
@@ -46,7 +57,7 @@ def main_window(qtbot, services):
         qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
     window.scanner.cancel()
     qtbot.waitUntil(lambda: not window.scanner.busy, timeout=30_000)
-    wait_for_background(30)
+    job_runner().wait(30)
     qtbot.wait(50)  # deliver finished background calls while the widgets still exist
     window._close_when_idle = False
     window.close()

@@ -96,9 +96,9 @@ def test_close_asks_cancels_cleanly_and_offers_resume(qtbot, main_window, fast_s
         assert second.controller.last_summary.status == "finished"
         assert services.processing.unfinished() == 0
     finally:
-        from trapgui.gui.background import wait_for_background
+        from trapgui.gui.job_runner import job_runner
 
-        wait_for_background(30)
+        job_runner().wait(30)
         qtbot.wait(50)
         second.close()
         second.deleteLater()

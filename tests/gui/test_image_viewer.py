@@ -146,7 +146,7 @@ def test_zoom_fit_and_selection(qtbot, panama):
     vp = viewer2.canvas.viewport().rect().center()
     assert abs(centre.x() - vp.x()) < 60 and abs(centre.y() - vp.y()) < 60
     assert viewer2.canvas.scale_factor() > viewer.canvas.scale_factor()  # zoomed in on it
-    assert viewer2.crops.currentItem().data(Qt.UserRole) == target
+    assert viewer2.crops.current_detection() == target
 
     # clicking another crop selects its box
     other = next(d for d in viewer2.crops.detection_ids() if d != target)

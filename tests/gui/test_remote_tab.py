@@ -42,21 +42,13 @@ def server(images):
 
 
 @pytest.fixture
-def tab(qtbot, remote_services):
-    from trapgui.gui.background import wait_for_background
-
-    from trapgui.gui.remote_tab import RemoteTab
-
-    widget = RemoteTab(remote_services)
-    qtbot.addWidget(widget)
-    widget.resize(900, 700)
-    widget.show()
+def tab(qtbot, remote_services, main_window):
+    """The Remote tab of the real window: its runs go through the window's RunController and
+    show in the processing panel, like local runs (the window's fixture stops a run)."""
+    widget = main_window.remote
+    main_window.resize(1100, 900)
     qtbot.waitUntil(lambda: widget.pipelines.count() > 0, timeout=30_000)
-    yield widget
-    if widget.running:
-        widget.stop()
-        qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
-    wait_for_background(30)
+    return widget
 
 
 def _pipeline_item(tab, slug):
@@ -76,7 +68,8 @@ def _connect(qtbot, tab, server, token):
     qtbot.waitUntil(lambda: tab.test_button.isEnabled(), timeout=30_000)
 
 
-def test_connection_jobs_and_a_processed_job(qtbot, tab, server, remote_services, tmp_path):
+def test_connection_jobs_and_a_processed_job(qtbot, tab, server, remote_services, tmp_path,
+                                             main_window):
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QLineEdit
 
@@ -106,15 +99,28 @@ def test_connection_jobs_and_a_processed_job(qtbot, tab, server, remote_services
     qtbot.waitUntil(lambda: tab.jobs.count() == 1, timeout=30_000)
     assert "Job 41" in tab.jobs.item(0).text()
 
+    controller, panel, status = main_window.controller, main_window.panel, main_window.status
     processed: list = []
-    tab.imagesProcessed.connect(processed.extend)
-    with qtbot.waitSignal(tab.runningChanged, timeout=10_000):
+    controller.committed.connect(lambda ids, _d: processed.extend(ids))
+    live: list[str] = []  # the panel's counts line after each progress it showed
+    controller.progress.connect(lambda _p: live.append(panel.counts.text()))
+    bar_texts: list[str] = []
+    controller.progress.connect(lambda _p: bar_texts.append(status.queue_label.text()))
+    with qtbot.waitSignal(controller.stateChanged, timeout=10_000):
         tab.start_button.click()
-    assert not tab.start_button.isEnabled() and tab.stop_button.isEnabled()
-    qtbot.waitUntil(lambda: not tab.running, timeout=180_000)
+    # one panel and one set of controls for local and remote runs
+    assert controller.kind == "remote" and controller.busy
+    assert not tab.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    assert panel.pause_button.isEnabled() and main_window.pause_action.isEnabled()
+    assert panel.title.text().startswith("Processing Antenna job 41")
+    assert status.queue_label.text() != "Idle"
+    main_window.grab().save(str(tmp_path / "remote_run.png"))
+    qtbot.waitUntil(lambda: not controller.busy, timeout=180_000)
 
-    assert tab.status_label.text().startswith("Finished: 2 task(s) done, 0 failed, 2 posted")
-    assert "2 tasks done" in tab.counts_label.text()
+    assert panel.counts.text().startswith("Finished: 2 task(s) done, 0 failed, 2 posted")
+    assert "2 tasks done" in live[-1]
+    assert bar_texts and all(t != "Idle" for t in bar_texts)
+    assert status.queue_label.text() == "Idle"
     assert len(processed) == 2
     answers = server.answers(41)
     assert len(answers) == 2 and all(len(a) == 1 for a in answers.values())
@@ -127,7 +133,7 @@ def test_connection_jobs_and_a_processed_job(qtbot, tab, server, remote_services
     tab.grab().save(str(tmp_path / "remote_tab.png"))
 
 
-def test_stop_finishes_claimed_tasks_and_posts(qtbot, tab, server):
+def test_stop_finishes_claimed_tasks_and_posts(qtbot, tab, server, main_window):
     from PySide6.QtCore import Qt
 
     server.add_job(42, "moth_binary", [f"seq{i}" for i in range(8)])
@@ -138,12 +144,46 @@ def test_stop_finishes_claimed_tasks_and_posts(qtbot, tab, server):
     qtbot.waitUntil(lambda: tab.jobs.count() == 1, timeout=30_000)
     tab.start_button.click()
     qtbot.waitUntil(lambda: len(server.answers(42)) >= 1, timeout=120_000)
-    tab.stop_button.click()
-    qtbot.waitUntil(lambda: not tab.running, timeout=120_000)
+    main_window.panel.cancel_button.click()  # the same Cancel as a local run: stop claiming
+    qtbot.waitUntil(lambda: not main_window.controller.busy, timeout=120_000)
 
     job = server.state.jobs[42]
     delivered = {t.id for t in job.tasks.values() if t.deliveries}
     answered = {t for t, a in server.answers(42).items() if a}
     assert delivered == answered  # everything claimed was answered before stopping
     assert len(answered) < 8  # it did stop early
-    assert tab.status_label.text().startswith("Finished:")
+    assert main_window.panel.counts.text().startswith("Cancelled:")
+    assert main_window.controller.last_summary.status == "cancelled"
+
+
+def test_pause_holds_a_remote_run_and_resume_finishes_it(qtbot, tab, server, main_window):
+    from PySide6.QtCore import Qt
+
+    controller, panel = main_window.controller, main_window.panel
+    server.add_job(43, "moth_binary", [f"seq{i}" for i in range(6)])
+    server.inject("delay", r"/images/", times=None, seconds=0.3)
+    _connect(qtbot, tab, server, server.token)
+    _pipeline_item(tab, "moth_binary").setCheckState(Qt.CheckState.Checked)
+    tab.refresh_button.click()
+    qtbot.waitUntil(lambda: tab.jobs.count() == 1, timeout=30_000)
+    seen = []
+    controller.progress.connect(seen.append)
+    tab.start_button.click()
+    answered = lambda: sum(1 for a in server.answers(43).values() if a)  # noqa: E731
+    qtbot.waitUntil(lambda: answered() >= 1, timeout=120_000)
+
+    main_window.pause_action.trigger()  # Processing ▸ Pause works for remote runs too
+    assert controller.state == "paused" and panel.pause_button.text() == "Resume"
+    # the task in hand is finished and posted, then nothing more is processed
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1].paused, timeout=60_000)
+    qtbot.wait(1500)
+    held = answered()
+    qtbot.wait(2000)
+    assert answered() == held < 6
+    assert controller.busy and main_window.status.queue_label.text().startswith("Paused")
+
+    panel.pause_button.click()  # resume
+    qtbot.waitUntil(lambda: not controller.busy, timeout=180_000)
+    assert answered() == 6
+    assert controller.last_summary.status == "finished"
+    assert panel.counts.text().startswith("Finished: 6 task(s) done, 0 failed, 6 posted")

@@ -1,4 +1,5 @@
-"""`trapgui nights [--trap PATH]`: a table of nights with image, processing and detection counts."""
+"""`trapgui nights [--trap PATH]`: a table of nights with image, processing and detection counts
+(the same query, pipeline and thresholds as the window's trap tree)."""
 
 from __future__ import annotations
 
@@ -58,12 +59,33 @@ def format_table(rows) -> str:
 
 
 def run(args, ctx) -> int:
-    from trapgui.db.catalogue_queries import nights_table
+    import sys
+
+    from trapgui.db.catalogue_queries import nights_table, results_pipeline_id
+    from trapgui.pipeline.spec import PipelineSpec
 
     ids = resolve_traps(ctx.db, args.trap)
-    rows = nights_table(ctx.db, deployment_ids=ids)
+    s = ctx.settings
+    # the same pipeline and thresholds as the window's trap tree and overview: one number
+    try:
+        wanted = PipelineSpec.from_settings(s).key
+    except ValueError:  # settings unusable for processing: the latest results then
+        wanted = None
+    pipeline_id = results_pipeline_id(ctx.db, wanted)
+    rows = nights_table(ctx.db, deployment_ids=ids, pipeline_id=pipeline_id,
+                        min_score=s.detection_threshold,
+                        min_label_score=s.classification_threshold)
     if not rows:
         print("No images in the catalogue yet. Run `trapgui scan FOLDER` to add a trap folder.")
         return 0
     print(format_table(rows))
+    print(counts_note(rows[0]), file=sys.stderr)
     return 0
+
+
+def counts_note(row) -> str:
+    """What PROCESSED and DETECTIONS counted (stderr: the table stays machine-readable)."""
+    return (f"DETECTIONS: boxes scoring >= {row.min_score:.2f} (the detection threshold in "
+            "Settings); PROCESSED: images done or failed"
+            + (" with the current settings' models." if row.pipeline_id is not None
+               else " (nothing processed yet)."))

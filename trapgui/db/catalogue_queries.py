@@ -1,6 +1,7 @@
 """Read-only questions about the catalogue: which traps, which nights, how far along.
 
-Used by the CLI now and by the GUI's services later; everything returns plain frozen
+Used by the CLI and by the GUI's services (one query per question, so both show the same
+numbers); everything returns plain frozen
 dataclasses (no ORM objects escape a session). Counts are aggregated in SQL, so the cost does
 not grow with Python-side loops over images.
 """
@@ -12,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import case, distinct, false, func, or_, select
+from sqlalchemy import Integer, and_, case, distinct, false, func, or_, select
 
-from trapgui.core.file_names import to_stored
-from trapgui.core.types import ImageState, JobState
+from trapgui.core.file_names import from_stored, to_stored
+from trapgui.core.types import ImageState, JobState, Rank
 from trapgui.db.database import Database
-from trapgui.db.tables import Deployment, Detection, Image, Job, Night
+from trapgui.db.tables import Deployment, Detection, Image, Job, Night, PipelineConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,12 @@ class DeploymentRow:
 
 @dataclass(frozen=True, slots=True)
 class NightRow:
-    """One night of one trap; ``night_id``/``date`` None is the trap's "undated" group."""
+    """One night of one trap; ``night_id``/``date`` None is the trap's "undated" group.
+
+    Every count says what it counted: ``detections`` are boxes scoring at least ``min_score``
+    from pipeline ``pipeline_id`` (None: any pipeline); ``species`` are the distinct labels
+    among them scoring at least ``min_label_score``. The CLI's ``nights`` table, the trap tree
+    and the nights overview all show these rows."""
 
     deployment_id: int
     deployment_name: str
@@ -46,12 +52,21 @@ class NightRow:
     images: int  # on disk now (readable or not)
     unreadable: int
     missing: int
-    processed: int  # images whose job is done (for the given pipeline, or any pipeline)
+    processed: int  # images on disk whose job is done or failed
     detections: int
+    failed: int = 0  # images on disk whose job failed
+    species: int = 0
+    pipeline_id: int | None = None
+    min_score: float = 0.0
+    min_label_score: float = 0.0
 
     @property
     def undated(self) -> bool:
         return self.night_id is None
+
+    @property
+    def title(self) -> str:
+        return "Undated images" if self.date is None else f"Night of {self.date:%a %d %b %Y}"
 
 
 def _state_sums():
@@ -87,10 +102,15 @@ def find_deployment(db: Database, folder: str | Path) -> DeploymentRow | None:
 
 
 def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
-                 pipeline_id: int | None = None) -> list[NightRow]:
-    """Every night of the chosen traps (all when None), dated nights first, then "undated"."""
+                 pipeline_id: int | None = None, *, min_score: float = 0.0,
+                 min_label_score: float = 0.0) -> list[NightRow]:
+    """Every night of the chosen traps (all when None), dated nights first, then "undated",
+    with counts for ``pipeline_id`` (None: any pipeline) at the given thresholds: the one query
+    behind every per-night count the app shows."""
     dep_filter = [] if deployment_ids is None else [Image.deployment_id.in_(list(deployment_ids))]
     group = (Image.deployment_id, Image.night_id)
+    on_disk = Image.state != ImageState.MISSING.value
+    finished = (JobState.DONE.value, JobState.FAILED.value)
     with db.session() as s:
         deps = {r[0]: (r[1], r[2]) for r in s.execute(
             select(Deployment.id, Deployment.name, Deployment.path))}
@@ -98,26 +118,90 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
             select(Night.id, Night.date, Night.start, Night.end))}
         image_counts = s.execute(select(*group, *_state_sums()).where(*dep_filter)
                                  .group_by(*group)).all()
-        done = select(*group, func.count(distinct(Job.image_id))).join(
-            Job, Job.image_id == Image.id).where(Job.state == JobState.DONE.value, *dep_filter)
-        det = select(*group, func.count(Detection.id)).join(
-            Detection, Detection.image_id == Image.id).where(*dep_filter)
+        jobs = select(*group, func.count(distinct(Job.image_id)),
+                      func.count(distinct(case((Job.state == JobState.FAILED.value,
+                                                Job.image_id))))).join(
+            Job, Job.image_id == Image.id).where(Job.state.in_(finished), on_disk, *dep_filter)
+        labelled = case((and_(Detection.top_score >= min_label_score,
+                              Detection.top_rank != Rank.BINARY.value), Detection.top_label))
+        det = select(*group, func.count(Detection.id), func.count(distinct(labelled))).join(
+            Detection, Detection.image_id == Image.id).where(Detection.score >= min_score,
+                                                             *dep_filter)
         if pipeline_id is not None:
-            done = done.where(Job.pipeline_id == pipeline_id)
+            jobs = jobs.where(Job.pipeline_id == pipeline_id)
             det = det.where(Detection.pipeline_id == pipeline_id)
-        processed = {(r[0], r[1]): r[2] for r in s.execute(done.group_by(*group))}
-        detections = {(r[0], r[1]): r[2] for r in s.execute(det.group_by(*group))}
+        processed = {(r[0], r[1]): (r[2], r[3]) for r in s.execute(jobs.group_by(*group))}
+        detections = {(r[0], r[1]): (r[2], r[3]) for r in s.execute(det.group_by(*group))}
     rows = []
     for dep_id, night_id, images, unreadable, missing in image_counts:
         name, path = deps[dep_id]
         date, start, end = nights.get(night_id, (None, None, None))
         key = (dep_id, night_id)
-        rows.append(NightRow(dep_id, name, path, night_id, date, start, end, int(images or 0),
-                             int(unreadable or 0), int(missing or 0), int(processed.get(key, 0)),
-                             int(detections.get(key, 0))))
+        done, failed = processed.get(key, (0, 0))
+        found, species = detections.get(key, (0, 0))
+        rows.append(NightRow(dep_id, name, path, night_id, _as_date(date), _as_datetime(start),
+                             _as_datetime(end), int(images or 0), int(unreadable or 0),
+                             int(missing or 0), int(done), int(found), failed=int(failed),
+                             species=int(species), pipeline_id=pipeline_id,
+                             min_score=min_score, min_label_score=min_label_score))
     rows.sort(key=lambda r: (r.deployment_name, r.deployment_id, r.date is None,
                              r.date or dt.date.min))
     return rows
+
+
+def hourly_detections(db: Database, night_ids: Sequence[int], pipeline_id: int,
+                      min_score: float) -> list[tuple[int, int, int]]:
+    """(night id, hour of the capture clock, detections scoring at least ``min_score``)."""
+    if not night_ids:
+        return []
+    hour = func.cast(func.strftime("%H", Image.captured_at), Integer)
+    stmt = (select(Image.night_id, hour, func.count()).select_from(Detection)
+            .join(Image, Image.id == Detection.image_id)
+            .where(Image.night_id.in_([int(n) for n in night_ids]),
+                   Detection.pipeline_id == pipeline_id, Detection.score >= min_score)
+            .group_by(Image.night_id, hour))
+    with db.session() as s:
+        return [(int(n), int(h), int(c)) for n, h, c in s.execute(stmt) if h is not None]
+
+
+def results_pipeline_id(db: Database, preferred_key: str | None = None) -> int | None:
+    """The pipeline whose results the views and the CLI show: the one with ``preferred_key``
+    (the current settings') if it exists, else the one that finished an image most recently."""
+    with db.session() as s:
+        if preferred_key:
+            found = s.execute(select(PipelineConfig.id).where(
+                PipelineConfig.key == preferred_key)).scalar()
+            if found is not None:
+                return found
+        return s.execute(select(Job.pipeline_id).where(
+            Job.state.in_((JobState.DONE.value, JobState.FAILED.value)))
+            .order_by(Job.updated_at.desc()).limit(1)).scalar()
+
+
+def pipeline_id_for_key(db: Database, key: str) -> int | None:
+    with db.session() as s:
+        return s.execute(select(PipelineConfig.id).where(PipelineConfig.key == key)).scalar()
+
+
+def image_ids_for_files(db: Database, files: Sequence[str | Path]) -> tuple[list[int], list[str]]:
+    """Catalogue ids of image files chosen by the user; returns (ids, files not found)."""
+    with db.session() as s:
+        deployments = s.execute(select(Deployment.id, Deployment.path)).all()
+        found, missing = [], []
+        for f in files:
+            path = Path(f).resolve()
+            hit = None
+            for dep_id, dep_path in deployments:
+                try:
+                    rel = to_stored(path.relative_to(Path(from_stored(dep_path))).as_posix())
+                except ValueError:
+                    continue
+                hit = s.execute(select(Image.id).where(Image.deployment_id == dep_id,
+                                                       Image.rel_path == rel)).scalar()
+                if hit is not None:
+                    break
+            (found.append(hit) if hit is not None else missing.append(str(f)))
+    return found, missing
 
 
 def image_ids(db: Database, deployment_id: int | None = None,
@@ -135,3 +219,15 @@ def image_ids(db: Database, deployment_id: int | None = None,
         query = query.where(or_(*chosen) if chosen else false())
     with db.session() as s:
         return list(s.execute(query.order_by(Image.id)).scalars())
+
+
+def _as_date(value) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _as_datetime(value) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))

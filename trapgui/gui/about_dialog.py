@@ -11,7 +11,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QPushButton, QTextBrowser,
                                QVBoxLayout)
 
-from trapgui.gui.background import run_in_background
+from trapgui.gui.job_runner import job_runner
 from trapgui.gui.resources import app_icon
 from trapgui.version import __version__
 
@@ -50,7 +50,7 @@ class AboutDialog(QDialog):
         layout.addWidget(buttons)
         self.resize(640, 460)
         self._show()
-        run_in_background(services.diagnostics, self._loaded, self._failed, context=self)
+        job_runner().call(services.diagnostics, self._loaded, self._failed, context=self)
 
     def _loaded(self, info: dict) -> None:
         qt = self.info["Qt"]

@@ -15,7 +15,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
-from trapgui.gui.widget_tasks import run_for
+from trapgui.gui.job_runner import job_runner
 from trapgui.services.results_types import DetectionQuery, DetectionRow
 
 # (header, sort key, tooltip)
@@ -94,11 +94,10 @@ class DetectionsTableModel(QAbstractTableModel):
         generation, query = self._generation, self._query
         limit = len(self._rows) + PAGE_SIZE  # what is shown, plus room for what is new
         self._count()
-        run_for(
-            self, lambda: self._services.results.fetch_detections(query, None, limit),
+        job_runner().call(
+            lambda: self._services.results.fetch_detections(query, None, limit),
             lambda rows: self._refreshed(generation, limit, rows),
-            self._on_refresh_error,
-        )
+            self._on_refresh_error, context=self)
 
     def _refreshed(self, generation: int, limit: int, rows: list[DetectionRow]) -> None:
         self._refreshing = False
@@ -136,8 +135,8 @@ class DetectionsTableModel(QAbstractTableModel):
                 self.total = n
                 self.totalChanged.emit(n)
 
-        run_for(self, lambda: self._services.results.count_detections(query), done,
-                          lambda exc: self.failed.emit(str(exc)))
+        job_runner().call(lambda: self._services.results.count_detections(query), done,
+                          lambda exc: self.failed.emit(str(exc)), context=self)
 
     # -- incremental fetching ---------------------------------------------------------------
 
@@ -176,9 +175,9 @@ class DetectionsTableModel(QAbstractTableModel):
                 self.loadingChanged.emit()
                 self.failed.emit(str(exc))
 
-        run_for(
-            self, lambda: self._services.results.fetch_detections(query, after, PAGE_SIZE),
-            done, error)
+        job_runner().call(
+            lambda: self._services.results.fetch_detections(query, after, PAGE_SIZE),
+            done, error, context=self)
 
     # -- Qt model API -----------------------------------------------------------------------
 

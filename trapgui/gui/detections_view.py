@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trapgui.gui.widget_tasks import run_for
 from trapgui.gui.detections_table_model import COLUMNS, DetectionsTableModel
+from trapgui.gui.job_runner import job_runner
 from trapgui.services.results_types import DetectionQuery
 
 REFRESH_INTERVAL_MS = 1000
@@ -184,8 +184,8 @@ class DetectionsView(QWidget):
 
     def _load_labels(self) -> None:
         query = replace(self.current_query(), label=None, label_contains=None)
-        run_for(self, lambda: self._services.results.labels(query),
-                          self._labels.setStringList, lambda exc: None)
+        job_runner().call(lambda: self._services.results.labels(query),
+                          self._labels.setStringList, lambda exc: None, context=self)
 
     def _remember_position(self) -> None:
         current = self.table.currentIndex()

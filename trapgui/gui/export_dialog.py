@@ -1,13 +1,12 @@
 """Export ▸ Detections CSV (Ctrl+E): the selected nights' detections at the current threshold.
 
-The export streams on the thread pool; its progress callback runs in that thread and reaches
-the dialog through a signal of the dialog (queued to the GUI thread). Cancel stops it at the
-next partition and the partial file is removed by the writer.
+The export is a job (``services.export.detections_job``) on the window's job runner: its Progress
+events reach the dialog on the GUI thread. Cancel stops it at the next partition and the
+partial file is removed by the writer.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
@@ -28,11 +27,12 @@ from PySide6.QtWidgets import (
 )
 
 from trapgui.core.errors import Cancelled, TrapguiError
-from trapgui.gui.widget_tasks import run_for
+from trapgui.core.jobs import Progress
+from trapgui.gui.job_runner import JobHandle, job_runner
 
 
 class ExportDialog(QDialog):
-    progressed = Signal(int, int)  # rows written, rows in total (emitted from the export thread)
+    progressed = Signal(int, int)  # rows written, rows in total (as shown: the latest)
     finished_export = Signal(str)  # the saved path
 
     def __init__(self, services, night_ids, threshold, parent=None):
@@ -41,7 +41,7 @@ class ExportDialog(QDialog):
         self._services = services
         self._night_ids = list(night_ids or [])
         det, cls = threshold if isinstance(threshold, (tuple, list)) else (threshold, None)
-        self._cancel = threading.Event()
+        self._export: JobHandle | None = None
         self._running = False
         self.saved_path: Path | None = None
         self.open_url = QDesktopServices.openUrl  # how "Open folder" opens it
@@ -127,9 +127,9 @@ class ExportDialog(QDialog):
         self.resize(560, self.sizeHint().height())
 
         if self._night_ids:
-            run_for(self, lambda: self._services.results.nights(self._night_ids),
-                    self._describe_nights, lambda exc: None)
-        self.progressed.connect(self._on_progress)
+            night_ids, services = list(self._night_ids), services
+            job_runner().call(lambda: services.results.nights(night_ids),
+                              self._describe_nights, lambda exc: None, context=self)
         self._count_generation = 0
         self._count()
         self._update_buttons()
@@ -158,8 +158,10 @@ class ExportDialog(QDialog):
             if gen == self._count_generation:
                 self.count_label.setText(f"{n:,} detection{'s' if n != 1 else ''} will be written.")
 
-        run_for(self, lambda: self._services.export.count(nights, det, cls), done,
-                lambda exc: self.count_label.setText(f"Could not count: {exc}"))
+        services = self._services
+        job_runner().call(lambda: services.export.count(nights, det, cls), done,
+                          lambda exc: self.count_label.setText(f"Could not count: {exc}"),
+                          context=self)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export detections", self.path_edit.text(),
@@ -180,7 +182,6 @@ class ExportDialog(QDialog):
             self.result_label.setText("Choose a file name first.")
             return
         self._running = True
-        self._cancel.clear()
         self.saved_path = None
         self.open_folder_button.setEnabled(False)
         self.progress.setRange(0, 0)  # busy until the first partition reports a total
@@ -189,19 +190,21 @@ class ExportDialog(QDialog):
         self._update_buttons()
         nights, det, cls = self._night_ids, self.min_score.value(), self._label_min()
         bom = self.bom_check.isChecked()
-        cancel, emit = self._cancel, self.progressed.emit
+        services = self._services
+        self._export = job_runner().start(
+            lambda emit, control: services.export.detections_job(
+                path, nights, det, cls, excel_bom=bom)(emit, control),
+            name="exporting detections", on_event=self._on_progress, on_done=self._done,
+            on_error=self._failed, context=self)
 
-        def work():
-            return self._services.export.export_detections(
-                path, nights, det, cls, excel_bom=bom, progress=emit, cancel=cancel)
-
-        run_for(self, work, self._done, self._failed)
-
-    @Slot(int, int)
-    def _on_progress(self, done: int, total: int) -> None:
+    def _on_progress(self, event) -> None:
+        if not isinstance(event, Progress):
+            return
+        done, total = event.done, event.total or 0
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.progress.setFormat(f"{done:,} / {total:,} rows")
+        self.progressed.emit(done, total)
 
     def _done(self, report) -> None:
         self._running = False
@@ -226,7 +229,8 @@ class ExportDialog(QDialog):
         self._update_buttons()
 
     def cancel_export(self) -> None:
-        self._cancel.set()
+        if self._export is not None:
+            self._export.cancel()
         self.result_label.setText("Cancelling…")
 
     def _close_or_cancel(self) -> None:

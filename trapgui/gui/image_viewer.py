@@ -26,8 +26,8 @@ from trapgui.gui.box_item import BoxItem
 from trapgui.gui.crop_strip import CropStrip
 from trapgui.gui.image_canvas import ImageCanvas
 from trapgui.gui.image_loader import load_image
+from trapgui.gui.job_runner import job_runner
 from trapgui.gui.viewer_toolbar import ViewerToolbar
-from trapgui.gui.widget_tasks import run_for
 from trapgui.services.results_types import ImageDetails
 
 PREVIEW_SIDE = 1280
@@ -115,8 +115,9 @@ class ImageViewer(QWidget):
         if not night_ids:
             return
         gen = self._next_generation()
-        run_for(self, lambda: self._services.results.first_image(night_ids),
-                          lambda image_id: self._first_image(gen, image_id), self._show_error)
+        job_runner().call(lambda: self._services.results.first_image(night_ids),
+                          lambda image_id: self._first_image(gen, image_id), self._show_error,
+                          context=self)
 
     @Slot(float, float)
     def set_threshold(self, detection: float, classification: float) -> None:
@@ -135,8 +136,9 @@ class ImageViewer(QWidget):
     @Slot(int, int)
     def show_image(self, image_id: int, detection_id: int = -1) -> None:
         gen = self._next_generation()
-        run_for(self, lambda: self._services.results.image_details(image_id),
-                          lambda d: self._on_details(gen, d, detection_id), self._show_error)
+        job_runner().call(lambda: self._services.results.image_details(image_id),
+                          lambda d: self._on_details(gen, d, detection_id), self._show_error,
+                          context=self)
 
     def is_full_resolution(self) -> bool:
         return self._full_loaded
@@ -150,9 +152,9 @@ class ImageViewer(QWidget):
         if d is None:
             return
         gen = self._generation
-        run_for(self, lambda: self._services.results.neighbour_image(d.image_id, delta),
+        job_runner().call(lambda: self._services.results.neighbour_image(d.image_id, delta),
                           lambda image_id: self._on_neighbour(gen, image_id, delta),
-                          self._show_error)
+                          self._show_error, context=self)
 
     def _on_neighbour(self, gen: int, image_id: int | None, delta: int) -> None:
         if gen != self._generation:
@@ -205,9 +207,9 @@ class ImageViewer(QWidget):
             self._show_message(details.error or f"This image is {details.state}.")
             return
         path = details.path
-        run_for(self, lambda: load_image(path, PREVIEW_SIDE),
+        job_runner().call(lambda: load_image(path, PREVIEW_SIDE),
                           lambda img: self._on_image(gen, img, final=False),
-                          lambda exc: self._image_failed(gen, exc))
+                          lambda exc: self._image_failed(gen, exc), context=self)
 
     def _on_image(self, gen: int, loaded, final: bool) -> None:
         if gen != self._generation:
@@ -232,9 +234,9 @@ class ImageViewer(QWidget):
         self.imageLoaded.emit(d.image_id, loaded.image.width())
         if not final:
             path = d.path
-            run_for(self, lambda: load_image(path),
+            job_runner().call(lambda: load_image(path),
                               lambda img: self._on_image(gen, img, final=True),
-                              lambda exc: self._image_failed(gen, exc))
+                              lambda exc: self._image_failed(gen, exc), context=self)
 
     def _image_failed(self, gen: int, exc: BaseException) -> None:
         if gen == self._generation:
@@ -260,8 +262,9 @@ class ImageViewer(QWidget):
             return
         gen, image_id = self._generation, d.image_id
         selected = self.selected_detection()
-        run_for(self, lambda: self._services.results.image_details(image_id),
-                lambda nd: self._boxes_reloaded(gen, image_id, nd, selected), lambda exc: None)
+        job_runner().call(lambda: self._services.results.image_details(image_id),
+                          lambda nd: self._boxes_reloaded(gen, image_id, nd, selected),
+                          lambda exc: None, context=self)
 
     def _boxes_reloaded(self, gen: int, image_id: int, details: ImageDetails | None,
                         selected: int) -> None:

@@ -8,9 +8,13 @@ same controllers a user drives, and exits 0 on success.
 from __future__ import annotations
 
 import argparse
+import logging
+import logging.handlers
 import os
 import sys
+import threading
 import time
+from pathlib import Path
 
 T0 = time.perf_counter()
 
@@ -40,9 +44,22 @@ def configure_runtime() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
+def prepare_application(app) -> None:
+    """What the window needs from the runtime, once its QApplication exists: the GIL switch
+    interval, and garbage collection on the GUI thread only (``gui.collector``)."""
+    global _collector
+    configure_runtime()
+    if _collector is None:
+        from trapgui.gui.collector import GuiThreadCollector
+
+        _collector = GuiThreadCollector(app)
+
+
+_collector = None
+
+
 def launch_gui(argv: list[str], services=None) -> int:
     args = _parse(argv)
-    configure_runtime()
     if args.smoke:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         from trapgui.gui.smoke import run_smoke
@@ -54,6 +71,7 @@ def launch_gui(argv: list[str], services=None) -> int:
     from trapgui.gui.theme import apply_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    prepare_application(app)
     app.setApplicationName("trapgui")
     app.setOrganizationName("trapgui")
     app.setWindowIcon(app_icon())
@@ -65,12 +83,55 @@ def launch_gui(argv: list[str], services=None) -> int:
                                    db_path=args.db, reset_db=args.reset_db)
     from trapgui.gui.main_window import MainWindow
 
+    log_file = configure_logging(services.paths.logs_dir, verbose=args.verbose)
+    logging.getLogger("trapgui").info("trapgui starting; log file %s", log_file)
     window = MainWindow(services)
     window.show()
     window.start()
     code = app.exec()
-    from trapgui.gui.background import wait_for_background
+    from trapgui.gui.job_runner import job_runner
 
-    wait_for_background(10)
+    job_runner().shutdown(30)
     services.close()
     return code
+
+
+LOG_FILE = "trapgui.log"
+LOG_BYTES = 2_000_000
+LOG_BACKUPS = 3
+
+
+def configure_logging(logs_dir: Path, *, verbose: bool = False) -> Path | None:
+    """The window's log: a rotating file in the app's logs folder (what Help ▸ About points a
+    support request to), warnings also on stderr. Uncaught exceptions of any thread land there
+    too: a windowed app has no console to print them to."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    path: Path | None = logs_dir / LOG_FILE
+    if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
+        return path  # configured already (a second window in the same process)
+    try:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+    except OSError:
+        path, handler = None, logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s "
+                                           "%(name)s: %(message)s"))
+    root.addHandler(handler)
+    if path is not None:
+        console = logging.StreamHandler()
+        console.setLevel(logging.WARNING)
+        root.addHandler(console)
+    log = logging.getLogger("trapgui")
+
+    def excepthook(kind, exc, tb):
+        log.error("Uncaught exception", exc_info=(kind, exc, tb))
+
+    def thread_excepthook(args):
+        log.error("Uncaught exception in thread %s", getattr(args.thread, "name", "?"),
+                  exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    sys.excepthook = excepthook  # PySide reports exceptions raised in slots through it
+    threading.excepthook = thread_excepthook
+    return path

@@ -14,11 +14,11 @@ from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QFileDialog, QFrame,
                                QMainWindow, QMessageBox, QScrollArea, QStackedWidget, QTabWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
-from trapgui.core.errors import ModelNotInstalledError, UserInputError
-from trapgui.gui.background import run_in_background
+from trapgui.core.errors import ModelNotInstalledError, TrapguiError, UserInputError
 from trapgui.gui.drop_overlay import DropOverlay
 from trapgui.gui.empty_state import EmptyState, ModelOfferBar
 from trapgui.gui.error_dialog import show_error
+from trapgui.gui.job_runner import job_runner
 from trapgui.gui.nights_overview import NightsOverview
 from trapgui.gui.processing_panel import ProcessingPanel
 from trapgui.gui.resources import app_icon, resource_path
@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
         if services.available("remote"):
             remote_cls = _optional("remote_tab", "RemoteTab")
             if remote_cls is not None:
-                self.remote = remote_cls(services, self)
+                self.remote = remote_cls(services, self.controller, self)
                 # tall form: scroll rather than force the window taller than a laptop screen
                 scroller = QScrollArea(self)
                 scroller.setWidget(self.remote)
@@ -176,10 +176,14 @@ class MainWindow(QMainWindow):
         run_menu = bar.addMenu("&Processing")
         self._action(run_menu, "&Process selection", lambda: self.start_processing("selection"),
                      "Ctrl+R", "Process the selected trap or nights")
-        self._action(run_menu, "Pause / &resume", self._toggle_pause, "Ctrl+P",
-                     "Pause after the batch in hand, or continue")
-        self._action(run_menu, "&Cancel", self.controller.cancel, "Ctrl+.",
-                     "Stop after the batch in hand; the rest stays queued")
+        self.pause_action = self._action(run_menu, "Pause / &resume", self.controller.toggle_pause,
+                                         "Ctrl+P", "Pause after the batch in hand, or continue "
+                                         "(local and remote runs)")
+        self.cancel_action = self._action(run_menu, "&Cancel", self.controller.cancel, "Ctrl+.",
+                                          "Stop after the batch in hand; the rest stays queued "
+                                          "(a remote run posts what it finished)")
+        self.controller.stateChanged.connect(self._run_state_changed)
+        self._run_state_changed("idle")
         view_menu = bar.addMenu("&View")
         for dock, tip in ((self.tree_dock, "Show or hide the list of traps and nights"),
                           (self.panel_dock, "Show or hide the processing controls")):
@@ -241,10 +245,9 @@ class MainWindow(QMainWindow):
         self.status.scan_cancel.clicked.connect(self.scanner.cancel)
         self.panel.startRequested.connect(self.start_processing)
         self.controller.stateChanged.connect(self.status.set_queue_state)
-        self.controller.progress.connect(self.status.set_devices)
+        self.controller.progress.connect(self.status.show_progress)
+        # local and remote results land in the catalogue alike: views refresh live
         self.controller.committed.connect(self._results_committed)
-        if self.remote is not None:  # remote jobs land in the catalogue too: show them live
-            self.remote.imagesProcessed.connect(lambda ids: self._results_committed(ids, 0))
         self.controller.finished.connect(self._run_finished)
         self.controller.error.connect(self._run_error)
 
@@ -253,19 +256,31 @@ class MainWindow(QMainWindow):
         """Called once the window is visible: load the catalogue and check for unfinished
         work and missing models, all in the background."""
         self.tree.reload()
-        # a lambda: even touching services.processing imports its module (SQLAlchemy)
-        run_in_background(lambda: self.services.processing.unfinished(), self._offer_resume,
-                          lambda exc: log.warning("resume check failed: %s", exc))
-        # checking models and devices imports torch: let the window settle first (a big import
-        # holds the GIL for long stretches)
+        services = self.services
+        # a lambda: even touching services.processing imports its module
+        job_runner().call(lambda: services.processing.unfinished(), self._offer_resume,
+                          lambda exc: log.warning("resume check failed: %s", exc), context=self,
+                          name="checking for unfinished work")
+        # preloading torch and checking models and devices: let the window settle first (a big
+        # import holds the GIL for long stretches)
         QTimer.singleShot(MODEL_CHECK_DELAY_MS, self._deferred_checks)
 
     def _deferred_checks(self) -> None:
-        run_in_background(lambda: self.services.device_names(), self.status.show_devices,
-                          lambda exc: log.warning("device probe failed: %s", exc))
+        job_runner().call(self.services.preload, self._preloaded,
+                          lambda exc: self._preloaded(), context=self,
+                          name="preparing the models")
+
+    def _preloaded(self, _result=None) -> None:
+        from trapgui.gui.collector import freeze_long_lived_objects
+
+        freeze_long_lived_objects()
+        services = self.services
+        job_runner().call(services.device_names, self.status.show_devices,
+                          lambda exc: log.warning("device probe failed: %s", exc), context=self,
+                          name="looking for compute devices")
         if self._ui.value("modelOfferDismissed", False, type=bool):
             return
-        run_in_background(lambda: self.services.models.species_installed(),
+        job_runner().call(lambda: services.models.species_installed(),
                           lambda ok: None if ok else self.offer.show(),
                           lambda exc: log.warning("model check failed: %s", exc),
                           context=self)
@@ -351,7 +366,7 @@ class MainWindow(QMainWindow):
         s = self.services.settings
         s.detection_threshold = round(self.det_spin.value(), 4)
         s.classification_threshold = round(self.cls_spin.value(), 4)
-        run_in_background(self.services.save_settings, context=self)
+        job_runner().call(self.services.save_settings, context=self)
         for view in self.views:
             view.set_threshold(s.detection_threshold, s.classification_threshold)
         self.tree.schedule_reload()
@@ -387,7 +402,8 @@ class MainWindow(QMainWindow):
             self.controller.start(RunScope(description="the images left from an earlier run"))
             return
         if kind == "images":
-            run_in_background(lambda: self.services.catalogue.image_ids_for_files(files or []),
+            services = self.services
+            job_runner().call(lambda: services.catalogue.image_ids_for_files(files or []),
                               self._start_images,
                               lambda exc: show_error(self, "Cannot process these images", exc),
                               context=self)
@@ -426,11 +442,9 @@ class MainWindow(QMainWindow):
         self.controller.start(RunScope(image_ids=tuple(ids),
                                        description=f"{len(ids)} chosen image(s)"))
 
-    def _toggle_pause(self) -> None:
-        if self.controller.state == "paused":
-            self.controller.resume()
-        else:
-            self.controller.pause()
+    def _run_state_changed(self, state: str) -> None:
+        self.pause_action.setEnabled(state in ("starting", "running", "paused"))
+        self.cancel_action.setEnabled(state in ("starting", "running", "paused"))
 
     def _run_finished(self, _summary) -> None:
         self._refresh_views()
@@ -438,6 +452,8 @@ class MainWindow(QMainWindow):
             self.close()
 
     def _run_error(self, exc: BaseException) -> None:
+        if not isinstance(exc, TrapguiError):
+            return  # a bug: the job runner has logged it and shown it already
         if isinstance(exc, ModelNotInstalledError):
             box = show_error(self, "A model is missing", exc)
             box.finished.connect(lambda _r: self.open_model_manager(exc.key))
@@ -519,10 +535,15 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def _confirm_close(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Question, "Processing is running",
-                          "Images are being processed. Stop and quit?\n\nThe batch in hand is "
-                          "finished and saved; the remaining images stay queued and you can "
-                          "resume them next time.", parent=self)
+        if self.controller.kind == "remote":
+            text = ("An Antenna job is being processed. Stop and quit?\n\nThe tasks in hand "
+                    "are finished and their results posted; results that cannot be posted now "
+                    "are kept and sent next time.")
+        else:
+            text = ("Images are being processed. Stop and quit?\n\nThe batch in hand is "
+                    "finished and saved; the remaining images stay queued and you can resume "
+                    "them next time.")
+        box = QMessageBox(QMessageBox.Icon.Question, "Processing is running", text, parent=self)
         box.setObjectName("confirmCloseDialog")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         stop = box.addButton("Stop and quit", QMessageBox.ButtonRole.DestructiveRole)

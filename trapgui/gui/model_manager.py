@@ -4,15 +4,14 @@ background; failures are sentences in the dialog, never tracebacks."""
 
 from __future__ import annotations
 
-import threading
-
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog,
                                QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-from trapgui.gui.background import run_in_background
+from trapgui.core.jobs import Progress
 from trapgui.gui.error_dialog import user_message
+from trapgui.gui.job_runner import JobHandle, job_runner
 
 COLUMNS = ("Model", "Kind", "Status", "Size", "Antenna pipelines")
 KEY_ROLE = Qt.ItemDataRole.UserRole
@@ -40,9 +39,7 @@ class ModelManager(QDialog):
         self._highlight = highlight
         self._entries: dict[str, object] = {}
         self._busy_key: str | None = None
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
-        self._bytes: tuple[int, int | None] | None = None
+        self._download_job: JobHandle | None = None
 
         self.intro = QLabel(self)
         self.intro.setWordWrap(True)
@@ -99,8 +96,6 @@ class ModelManager(QDialog):
         layout.addWidget(self.message)
         layout.addWidget(close)
         self.resize(900, 560)
-        self._timer = QTimer(self, interval=200)
-        self._timer.timeout.connect(self._poll)
         self._update_buttons()
         self.reload()
 
@@ -112,9 +107,9 @@ class ModelManager(QDialog):
 
     # ---- catalogue ----------------------------------------------------------------------
     def reload(self) -> None:
-        run_in_background(lambda: self._services.models.entries(), self._fill,
-                          self._show_problem,
-                          context=self)
+        services = self._services
+        job_runner().call(lambda: services.models.entries(), self._fill, self._show_problem,
+                          context=self, name="reading the model catalogue")
 
     def _fill(self, entries: list) -> None:
         current = self.selected_key() or self._highlight
@@ -160,7 +155,8 @@ class ModelManager(QDialog):
         busy = self._busy_key is not None
         needs = bool(entry and entry.needs_weights)
         self.download_button.setEnabled(needs and not busy and not entry.installed)
-        self.cancel_button.setEnabled(busy and not self._cancel.is_set())
+        self.cancel_button.setEnabled(busy and self._download_job is not None
+                                      and not self._download_job.control.cancelled)
         self.import_button.setEnabled(needs and not busy)
         self.verify_button.setEnabled(needs and not busy and entry.state != "not installed")
         self.remove_button.setEnabled(needs and not busy and entry.state != "not installed")
@@ -168,13 +164,12 @@ class ModelManager(QDialog):
     # ---- actions ------------------------------------------------------------------------
     def _start(self, key: str, text: str) -> None:
         self._busy_key = key
-        self._cancel.clear()
         self.message.setText(text)
         self._update_buttons()
 
     def _finish(self, text: str) -> None:
         self._busy_key = None
-        self._timer.stop()
+        self._download_job = None
         self.progress.hide()
         self.message.setText(text)
         self.reload()
@@ -190,25 +185,21 @@ class ModelManager(QDialog):
         if not key:
             return
         name = self._entries[key].name
-
-        def progress(done, total):
-            with self._lock:
-                self._bytes = (done, total)
-
         self._start(key, f"Downloading {name}…")
         self.progress.setRange(0, 0)
         self.progress.show()
-        self._timer.start()
-        run_in_background(lambda: self._services.models.download(key, progress, self._cancel),
-                          lambda status: self._finish(f"{name} is installed and verified."),
-                          self._fail, context=self)
+        services = self._services
+        self._download_job = job_runner().start(
+            lambda emit, control: services.models.download_job(key)(emit, control),
+            name=f"downloading {name}", on_event=self._progress,
+            on_done=lambda status: self._finish(f"{name} is installed and verified."),
+            on_error=self._fail, context=self)
+        self._update_buttons()
 
-    def _poll(self) -> None:
-        with self._lock:
-            got, self._bytes = self._bytes, None
-        if got is None:
+    def _progress(self, event) -> None:
+        if not isinstance(event, Progress):
             return
-        done, total = got
+        done, total = event.done, event.total
         if total:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * done / total))
@@ -218,7 +209,8 @@ class ModelManager(QDialog):
             self.progress.setFormat(format_size(done))
 
     def _cancel_download(self) -> None:
-        self._cancel.set()
+        if self._download_job is not None:
+            self._download_job.cancel()
         self.message.setText("Cancelling… the part already downloaded is kept for a resume.")
         self._update_buttons()
 
@@ -250,9 +242,10 @@ class ModelManager(QDialog):
     def import_files(self, key: str, weights: str, labels: str | None = None) -> None:
         name = self._entries[key].name if key in self._entries else key
         self._start(key, f"Importing {name} (checking the file loads into the model)…")
-        run_in_background(lambda: self._services.models.import_file(key, weights, labels),
-                          lambda status: self._finish(f"{name} is installed."),
-                          self._fail, context=self)
+        services = self._services
+        job_runner().call(lambda: services.models.import_file(key, weights, labels),
+                          lambda status: self._finish(f"{name} is installed."), self._fail,
+                          context=self, name=f"importing {name}")
 
     def _verify(self) -> None:
         key = self.selected_key()
@@ -265,8 +258,9 @@ class ModelManager(QDialog):
             self._finish(f"{name}: verified, ready to use." if status.installed
                          else f"{name} is damaged: {status.problem}")
 
-        run_in_background(lambda: self._services.models.verify(key), done, self._fail,
-                          context=self)
+        services = self._services
+        job_runner().call(lambda: services.models.verify(key), done, self._fail, context=self,
+                          name=f"verifying {name}")
 
     def _remove(self) -> None:
         key = self.selected_key()
@@ -285,10 +279,13 @@ class ModelManager(QDialog):
     def remove(self, key: str) -> None:
         name = self._entries[key].name if key in self._entries else key
         self._start(key, f"Removing {name}…")
-        run_in_background(lambda: self._services.models.remove(key),
+        services = self._services
+        job_runner().call(lambda: services.models.remove(key),
                           lambda freed: self._finish(f"{name} removed ({format_size(freed)} "
-                                                     "freed)."), self._fail, context=self)
+                                                     "freed)."), self._fail, context=self,
+                          name=f"removing {name}")
 
     def reject(self) -> None:
-        self._cancel.set()  # a download in progress stops; its part file is kept
+        if self._download_job is not None:
+            self._download_job.cancel()  # a download in progress stops; its part file is kept
         super().reject()

@@ -8,7 +8,7 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QStyle, QStyledItemDelegate,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from trapgui.gui.background import run_in_background
+from trapgui.gui.job_runner import job_runner
 
 COLUMNS = ("Night", "First image", "Last image", "Images", "Processed", "Failed",
            "Detections", "Species", "Activity through the night")
@@ -121,12 +121,13 @@ class NightsOverview(QWidget):
             self._set_heading(
                 f"<b>{d.name}</b> — {d.path}<br>{n_nights} night{'s' if n_nights != 1 else ''}"
                 f" · {d.total('images'):,} images · {d.total('processed'):,} processed · "
-                f"{d.total('detections'):,} detections")
+                f"{d.total('detections'):,} detections{_threshold(d.nights)}")
         else:
             self._set_heading(f"<b>{len(deps)} traps</b> — "
                               f"{sum(d.total('images') for d in deps):,} images")
         nights = [n for d in deps for n in d.nights]
-        keys = [n.id if n.id is not None else f"undated-{n.deployment_id}" for n in nights]
+        keys = [n.night_id if n.night_id is not None else f"undated-{n.deployment_id}"
+                for n in nights]
         if keys != self._shown_keys:
             self._new_rows(keys)
         # during a run this runs every second: only cells whose text changed are touched
@@ -178,7 +179,8 @@ class NightsOverview(QWidget):
         if not ids or self._activity_pending:
             return
         self._activity_pending = True
-        run_in_background(lambda: self._services.catalogue.hourly_activity(ids),
+        services = self._services
+        job_runner().call(lambda: services.catalogue.hourly_activity(ids),
                           self._apply_activity, lambda exc: self._activity_failed(), context=self)
 
     def _activity_failed(self) -> None:
@@ -199,6 +201,10 @@ class NightsOverview(QWidget):
         key = self.table.item(row, 0).data(NIGHT_ROLE)
         if isinstance(key, int):
             self.nightActivated.emit(key)
+
+
+def _threshold(nights) -> str:
+    return f" (score ≥ {nights[0].min_score:.2f})" if nights else ""
 
 
 def _time(value) -> str:

@@ -1,6 +1,7 @@
 """Processing controls and live progress: Start (trap / selected nights / images), Pause,
 Resume, Cancel; progress bar, counts, speed, ETA, one line per device, and failures with
-their reasons. Fed by :class:`RunController` (already throttled)."""
+their reasons. The same panel shows local runs and remote (Antenna) runs: it is fed by the
+window's :class:`RunController` with ``core.jobs`` events (already coalesced)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QMenu, QProgressBar, QPushButton, QToolButton,
                                QVBoxLayout, QWidget)
+
+
+MAX_LISTED = 500  # failures kept in the list
 
 
 def format_duration(seconds: float | None) -> str:
@@ -35,6 +39,7 @@ class ProcessingPanel(QWidget):
         self._controller = controller
         self._failures = 0
         self._total = 0
+        self._warnings: list[str] = []
 
         self.start_button = QToolButton(self)
         self.start_button.setObjectName("startButton")
@@ -89,13 +94,14 @@ class ProcessingPanel(QWidget):
                                        "reason and is listed on the right")
         self.failures = QListWidget(self)
         self.failures.setObjectName("failuresList")
-        self.failures.setToolTip("Failed images and why (also stored with the image)")
+        self.failures.setToolTip("Failed images (or remote tasks) and why (also stored with "
+                                 "the image)")
         self.failures.setMinimumWidth(260)
         self.failures.setMinimumHeight(60)
         self.log_label = QLabel("", self)
         self.log_label.setObjectName("runLog")
         self.log_label.setWordWrap(True)
-        self.log_label.setToolTip("The engine's latest message")
+        self.log_label.setToolTip("The run's latest message (hover for its recent warnings)")
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
@@ -139,10 +145,7 @@ class ProcessingPanel(QWidget):
             self._request("images", files)
 
     def _toggle_pause(self) -> None:
-        if self._controller.state == "paused":
-            self._controller.resume()
-        else:
-            self._controller.pause()
+        self._controller.toggle_pause()
 
     # ---- updates ------------------------------------------------------------------------
     @Slot(str)
@@ -163,18 +166,19 @@ class ProcessingPanel(QWidget):
     @Slot(str)
     def _started(self, description: str) -> None:
         self._failures = 0
+        self._warnings = []
         self._total = 0
         self.failures.clear()
         self.failures_label.setText("No failures")
         self.title.setText(f"Processing {description}" if description else "Processing")
         self.bar.setRange(0, 0)  # busy until the first progress arrives
-        self.bar.setFormat("%v / %m images")
+        self.bar.setFormat("")
         self.counts.setText("Preparing…")
         self.devices.setText("")
 
     @Slot(object)
     def _planned(self, plan) -> None:
-        self.title.setText(f"{self.title.text()} — {plan.pipeline_name}")
+        self.title.setText(f"{self.title.text()} — {plan.pipeline}")
         if plan.in_scope:
             self._total = plan.in_scope
             self.counts.setText(f"{plan.in_scope:,} images in scope, "
@@ -183,16 +187,25 @@ class ProcessingPanel(QWidget):
     @Slot(object)
     def _progress(self, p) -> None:
         processed = p.done + p.failed
-        self._total = p.total
-        self.bar.setRange(0, max(1, p.total))
-        self.bar.setValue(processed)
         rate = f"{p.rate:.1f} img/s" if p.rate else "– img/s"
         eta = "paused" if p.paused else f"ETA {format_duration(p.eta_s)}"
-        self.counts.setText(f"{processed:,} / {p.total:,} images · {p.detections:,} detections "
-                            f"· {rate} · {eta}")
+        if p.total is None:  # a remote job: the server does not say how many tasks it has
+            self.bar.setRange(0, 0)
+            rate = f"{p.rate:.2f} {p.unit}/s" if p.rate else f"– {p.unit}/s"
+            self.counts.setText(
+                f"{p.done:,} {p.unit} done · {p.failed:,} failed · {p.posted or 0:,} posted · "
+                f"{p.waiting_to_post:,} waiting to post · {p.detections:,} detections · "
+                f"{rate} · {eta}")
+        else:
+            self._total = p.total
+            self.bar.setFormat(f"%v / %m {p.unit}")
+            self.bar.setRange(0, max(1, p.total))
+            self.bar.setValue(processed)
+            self.counts.setText(f"{processed:,} / {p.total:,} {p.unit} · {p.detections:,} "
+                                f"detections · {rate} · {eta}")
         lines = [f"{d.device} — batch {d.batch_size} — {d.images_per_s:.1f} img/s — {d.state}"
                  for d in p.devices]
-        self.devices.setText("\n".join(lines))
+        self.devices.setText("\n".join(lines) if lines else p.message)
         self.devices.setToolTip("\n".join(f"{d.device}: {d.name}, {d.images_done:,} images"
                                           for d in p.devices) or "Each device worker")
 
@@ -205,13 +218,20 @@ class ProcessingPanel(QWidget):
             self.failures.addItem(item)
         self._failures += len(events)
         self.failures_label.setText(f"{self._failures:,} failed image(s)")
+        self._trim()
 
     @Slot(list)
     def _logged(self, events: list) -> None:
         self.log_label.setText(events[-1].message)
         warnings = [e for e in events if e.level in ("warning", "error")]
         if warnings:
-            self.log_label.setToolTip("\n".join(e.message for e in warnings))
+            self._warnings = (self._warnings + [e.message for e in warnings])[-20:]
+            self.log_label.setToolTip("\n".join(self._warnings))
+
+    def _trim(self) -> None:
+        while self.failures.count() > MAX_LISTED:
+            self.failures.takeItem(0)
+        self.failures.scrollToBottom()
 
     @Slot(object)
     def _finished(self, summary) -> None:
@@ -225,12 +245,30 @@ class ProcessingPanel(QWidget):
         self.bar.setRange(0, max(1, self._total or summary.done + summary.failed))
         if summary.status == "finished":
             self.bar.setValue(self.bar.maximum())
-        verb = {"finished": "Finished", "cancelled": "Cancelled", "crashed": "Stopped by an error"}
-        text = (f"{verb.get(summary.status, summary.status)}: {summary.done:,} images done, "
-                f"{summary.failed:,} failed, {summary.detections:,} detections stored in "
-                f"{format_duration(summary.elapsed_s)} ({summary.images_per_s:.1f} img/s)")
         self.title.setText(self.title.text().replace("Processing ", "Processed ", 1))
-        if summary.remaining:
-            text += f". {summary.remaining:,} images remain queued."
-        self.counts.setText(text)
-        self.log_label.setText("; ".join(summary.notes) if summary.notes else "")
+        self.counts.setText(summary_text(summary))
+        if summary.posted is not None:  # the remote state line said what it was doing
+            self.devices.setText("")
+        notes = list(summary.notes) + ([summary.error] if summary.error else [])
+        self.log_label.setText("; ".join(notes))
+
+
+def summary_text(summary) -> str:
+    """One sentence for a finished run, local or remote."""
+    verb = {"finished": "Finished", "cancelled": "Cancelled", "crashed": "Stopped by an error"}
+    head = verb.get(summary.status, summary.status)
+    took = format_duration(summary.elapsed_s)
+    if summary.posted is not None:  # remote: results go back to the server
+        text = (f"{head}: {summary.done:,} task(s) done, {summary.failed:,} failed, "
+                f"{summary.posted:,} posted in {took} ({summary.images_per_s:.2f} tasks/s), "
+                f"{summary.detections:,} detections stored.")
+        if summary.unposted or summary.remaining:
+            text += (f" {summary.unposted:,} result(s) not yet posted and "
+                     f"{summary.remaining:,} task(s) unfinished are kept and sent next time.")
+        return text
+    text = (f"{head}: {summary.done:,} images done, {summary.failed:,} failed, "
+            f"{summary.detections:,} detections stored in {took} "
+            f"({summary.images_per_s:.1f} img/s)")
+    if summary.remaining:
+        text += f". {summary.remaining:,} images remain queued."
+    return text

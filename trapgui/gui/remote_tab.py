@@ -2,43 +2,31 @@
 
 Server address and token (masked, with a Show toggle; saved in the system keyring or an
 owner-only file), a Test connection button with a clear answer, the pipelines this computer
-can serve, the open jobs for the checked pipelines, and Start / Stop with the same kind of
-progress as local runs. Every network call and model load runs off the GUI thread.
+can serve, the open jobs for the checked pipelines, and a Start button. The run itself is a
+run like a local one: the window's RunController runs it, and the processing panel, the
+Processing menu and the status bar show and control it (Pause, Cancel). Every network call and
+model load runs off the GUI thread.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
-                               QPushButton, QVBoxLayout, QWidget)
+                               QLineEdit, QListWidget, QListWidgetItem, QPushButton,
+                               QVBoxLayout, QWidget)
 
-from trapgui.gui.background import run_in_background
-from trapgui.gui.processing_panel import format_duration
-from trapgui.services.remote_types import (ConnectionReport, RemoteImagesProcessed,
-                                          RemoteRunFinished, RemoteRunMessage, RemoteRunStatus)
+from trapgui.gui.job_runner import job_runner
+from trapgui.services.remote_types import ConnectionReport
 
 OK_STYLE = "color: #1b7a2e;"
 ERROR_STYLE = "color: #b3261e;"
-MAX_MESSAGES = 200
-
-
-class _EventRelay(QObject):
-    """Lives in the GUI thread; its signal carries run events from worker threads."""
-
-    event = Signal(object)
 
 
 class RemoteTab(QWidget):
-    imagesProcessed = Signal(list)  # catalogue image ids with new results
-    runningChanged = Signal(bool)
-
-    def __init__(self, services, parent=None):
+    def __init__(self, services, controller, parent=None):
         super().__init__(parent)
         self._services = services
-        self._running = False
-        self._relay = _EventRelay(self)
-        self._relay.event.connect(self._on_event)
+        self._controller = controller
 
         # --- connection
         self.url_edit = QLineEdit(services.settings.remote_base_url, self)
@@ -104,45 +92,28 @@ class RemoteTab(QWidget):
         self.start_button.setToolTip("Pull this job's tasks, process them here and post the "
                                      "results, until the job has no work left")
         self.start_button.clicked.connect(self.start)
-        self.stop_button = QPushButton("Stop", self)
-        self.stop_button.setObjectName("stopRemote")
-        self.stop_button.setToolTip("Finish the tasks already claimed, post their results, stop")
-        self.stop_button.clicked.connect(self.stop)
-        self.bar = QProgressBar(self)
-        self.bar.setObjectName("remoteBar")
-        self.bar.setRange(0, 1)
-        self.bar.setValue(0)
-        self.bar.setTextVisible(False)
-        self.status_label = QLabel("Nothing is being processed.", self)
-        self.status_label.setObjectName("remoteStatus")
-        self.counts_label = QLabel("", self)
-        self.counts_label.setObjectName("remoteCounts")
-        self.counts_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.messages = QListWidget(self)
-        self.messages.setObjectName("remoteMessages")
-        self.messages.setToolTip("Warnings and failed images (each failed task was answered "
-                                 "to the server with its reason)")
-        self.messages.setMaximumHeight(120)
-        hint = QLabel("Processed images appear in the trap list as “Antenna job N”, with their "
-                      "boxes, like local folders.", self)
-        hint.setWordWrap(True)
-        run_row = QHBoxLayout()
-        run_row.addWidget(self.start_button)
-        run_row.addWidget(self.stop_button)
-        run_row.addStretch(1)
-        run_box = QGroupBox("Processing", self)
-        run_layout = QVBoxLayout(run_box)
-        run_layout.addLayout(run_row)
-        run_layout.addWidget(self.status_label)
-        run_layout.addWidget(self.bar)
-        run_layout.addWidget(self.counts_label)
-        run_layout.addWidget(self.messages)
-        run_layout.addWidget(hint)
+        self.run_label = QLabel(self)
+        self.run_label.setObjectName("remoteRunNote")
+        self.run_label.setWordWrap(True)
+        self.run_label.setText("Progress, Pause and Cancel are in the Processing panel and "
+                               "menu, as for local runs. Processed images appear in the trap "
+                               "list as “Antenna job N”, with their boxes.")
+        self.problems = QListWidget(self)
+        self.problems.setObjectName("remoteMessages")
+        self.problems.setToolTip("Problems with the connection or the job list")
+        self.problems.setMaximumHeight(80)
+        self.problems.hide()
+        # the start sits with the job it starts, so it is never below the fold
+        jobs_layout.addWidget(self.start_button)
+        jobs_layout.addWidget(self.run_label)
+        conn_layout.addWidget(self.problems)
 
         layout = QVBoxLayout(self)
         layout.addWidget(conn_box)
         layout.addLayout(lists, 1)
-        layout.addWidget(run_box)
+        controller.stateChanged.connect(self._run_state)
+        controller.started.connect(self._run_started)
+        controller.finished.connect(self._run_finished)
         self._update_buttons()
         self._load()
 
@@ -150,8 +121,10 @@ class RemoteTab(QWidget):
     def _load(self) -> None:
         remote = self._services.remote
         url = self.url_edit.text().strip()
-        run_in_background(lambda: remote.stored_token(url), self._token_loaded, self._show_error)
-        run_in_background(remote.pipeline_choices, self._pipelines_loaded, self._show_error)
+        job_runner().call(lambda: remote.stored_token(url), self._token_loaded, self._show_error,
+                          context=self)
+        job_runner().call(remote.pipeline_choices, self._pipelines_loaded, self._show_error,
+                          context=self)
 
     @Slot(object)
     def _token_loaded(self, token: str) -> None:
@@ -190,8 +163,9 @@ class RemoteTab(QWidget):
     @Slot(QListWidgetItem)
     def _pipelines_changed(self, _item) -> None:
         slugs = self.checked_pipelines()
-        run_in_background(lambda: self._services.remote.save_pipelines(slugs), None,
-                          self._show_error)
+        remote = self._services.remote
+        job_runner().call(lambda: remote.save_pipelines(slugs), None, self._show_error,
+                          context=self)
         self._update_buttons()
 
     # ---- connection ---------------------------------------------------------------------
@@ -211,8 +185,8 @@ class RemoteTab(QWidget):
         self.connection_label.setStyleSheet("")
         self.connection_label.setText("Connecting…")
 
-        run_in_background(lambda: remote.test_and_save(url, token), self._tested,
-                          self._test_failed)
+        job_runner().call(lambda: remote.test_and_save(url, token), self._tested, self._test_failed, context=self,
+                          name="testing the connection")
 
     @Slot(object)
     def _tested(self, report: ConnectionReport) -> None:
@@ -238,8 +212,9 @@ class RemoteTab(QWidget):
         url, token = self._connection()
         self.refresh_button.setEnabled(False)
         self.jobs_label.setText("Asking the server…")
-        run_in_background(lambda: self._services.remote.list_jobs(slugs, url, token),
-                          self._jobs_loaded, self._jobs_failed)
+        remote = self._services.remote
+        job_runner().call(lambda: remote.list_jobs(slugs, url, token), self._jobs_loaded,
+                          self._jobs_failed, context=self, name="listing the open jobs")
 
     @Slot(object)
     def _jobs_loaded(self, rows) -> None:
@@ -270,100 +245,48 @@ class RemoteTab(QWidget):
     def start(self) -> None:
         job_id = self.selected_job()
         slugs = self.checked_pipelines()
-        if job_id is None or not slugs or self._running:
+        if job_id is None or not slugs or self._controller.busy:
             return
         url, token = self._connection()
-        self._set_running(True)
-        self.messages.clear()
-        self.status_label.setText(f"Starting job {job_id}: loading models…")
-        self.counts_label.setText("")
-        self.bar.setRange(0, 0)
-        try:
-            self._services.remote.start(slugs, self._relay.event.emit, job_id=job_id,
-                                        base_url=url, token=token)
-        except Exception as exc:  # noqa: BLE001 - shown, the tab stays usable
-            self._set_running(False)
-            self._show_error(exc)
+        self._controller.start_remote(slugs, job_id=job_id, base_url=url, token=token)
 
-    @Slot()
-    def stop(self) -> None:
-        if self._running:
-            self.status_label.setText("Stopping: finishing the claimed tasks and posting "
-                                      "their results…")
-            self.stop_button.setEnabled(False)
-            self._services.remote.stop()
-
-    def _set_running(self, running: bool) -> None:
-        self._running = running
+    @Slot(str)
+    def _run_state(self, _state: str) -> None:
         self._update_buttons()
-        self.runningChanged.emit(running)
 
     @Slot(object)
-    def _on_event(self, event) -> None:
-        if isinstance(event, RemoteRunStatus):
-            self._show_status(event)
-        elif isinstance(event, RemoteRunMessage):
-            if event.level in ("warning", "error"):
-                self._add_message(event.level, event.text)
-            elif self._running:
-                self.status_label.setText(event.text)
-        elif isinstance(event, RemoteImagesProcessed):
-            self.imagesProcessed.emit(list(event.image_ids))
-        elif isinstance(event, RemoteRunFinished):
-            self._finished(event)
+    def _run_finished(self, summary) -> None:
+        if summary is not None and self._remote_run:
+            self.refresh_jobs()  # the job may be done now
+        self._remote_run = False
 
-    def _show_status(self, s: RemoteRunStatus) -> None:
-        states = {"starting": "Loading models…", "working": "Processing",
-                  "idle": "Waiting for tasks (other workers may hold the last ones)",
-                  "stopping": "Stopping: finishing the claimed tasks…",
-                  "posting": "Posting the last results…", "stopped": "Stopped"}
-        self.status_label.setText(states.get(s.state, s.state))
-        rate = f"{s.images_per_s:.2f} img/s" if s.images_per_s else "– img/s"
-        self.counts_label.setText(
-            f"{s.tasks_done:,} tasks done · {s.failures:,} failed · {s.posted:,} posted · "
-            f"{s.waiting_to_post:,} waiting to post · {s.detections:,} detections · {rate} · "
-            f"ETA {format_duration(s.eta_s)}")
-        if s.last_error:
-            self.counts_label.setToolTip(f"Last problem: {s.last_error}")
+    @Slot(str)
+    def _run_started(self, _description: str) -> None:
+        self._remote_run = self._controller.kind == "remote"
 
-    def _finished(self, f: RemoteRunFinished) -> None:
-        self._set_running(False)
-        self.bar.setRange(0, 1)
-        self.bar.setValue(1 if not f.error else 0)
-        if f.error:
-            self.status_label.setText("Stopped with an error.")
-            self.status_label.setStyleSheet(ERROR_STYLE)
-            self._add_message("error", f.error)
-        else:
-            self.status_label.setStyleSheet("")
-            extra = ""
-            if f.unposted or f.unfinished:
-                extra = (f" {f.unposted} result(s) not yet posted and {f.unfinished} task(s) "
-                         "unfinished are kept and sent next time.")
-            self.status_label.setText(f"Finished: {f.tasks_done} task(s) done, {f.failures} "
-                                      f"failed, {f.posted} posted in "
-                                      f"{format_duration(f.elapsed_s)}.{extra}")
-            self.refresh_jobs()
+    _remote_run = False
 
-    def _add_message(self, level: str, text: str) -> None:
-        item = QListWidgetItem(("⚠ " if level == "warning" else "✗ ") + text)
+    def _add_problem(self, text: str) -> None:
+        item = QListWidgetItem("✗ " + text)
         item.setToolTip(text)
-        self.messages.addItem(item)
-        while self.messages.count() > MAX_MESSAGES:
-            self.messages.takeItem(0)
-        self.messages.scrollToBottom()
+        self.problems.addItem(item)
+        while self.problems.count() > 50:
+            self.problems.takeItem(0)
+        self.problems.show()
+        self.problems.scrollToBottom()
 
     def _update_buttons(self) -> None:
         has_job = self.jobs.currentItem() is not None
-        self.start_button.setEnabled(not self._running and has_job and bool(self.checked_pipelines()))
-        self.stop_button.setEnabled(self._running)
+        busy = self._controller.busy
+        self.start_button.setEnabled(not busy and has_job and bool(self.checked_pipelines()))
+        self.start_button.setToolTip(
+            "Wait for the run in progress to end (Processing panel)" if busy else
+            "Pull this job's tasks, process them here and post the results, until the job has "
+            "no work left")
+        remote_busy = busy and self._controller.kind == "remote"
         for w in (self.url_edit, self.token_edit, self.pipelines, self.refresh_button):
-            w.setEnabled(not self._running)
+            w.setEnabled(not remote_busy)
 
     @Slot(object)
     def _show_error(self, exc: BaseException) -> None:
-        self._add_message("error", str(exc))
-
-    @property
-    def running(self) -> bool:
-        return self._running
+        self._add_problem(str(exc))

@@ -1,23 +1,25 @@
-"""Scans dropped or opened trap folders one after another, off the GUI thread.
+"""Scans dropped or opened trap folders one after another, each as a job
+(``services.catalogue.scan_job``) on the window's job runner.
 
-Progress from the scanner thread is stored under a lock and shown by a GUI-thread timer; the
-trap tree is reloaded every second while scanning, so nights appear as soon as they are known
-(the scanner commits in chunks).
+The trap tree is reloaded about once a second while scanning, so nights appear as soon as they
+are known (the scanner commits in chunks).
 """
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
+import time
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
-from trapgui.gui.background import run_in_background
+from trapgui.core.jobs import Progress
+from trapgui.gui.job_runner import JobHandle, job_runner
+
+TICK_S = 1.0
 
 
 class ScanController(QObject):
     scanStarted = Signal(str)
-    progressed = Signal(str, int, int)  # text, done, total
+    progressed = Signal(str, int, int)  # text, done, total (0: not known yet)
     scanFinished = Signal(object)  # ScanReport
     scanFailed = Signal(str, object)  # folder, exception
     allDone = Signal()
@@ -28,12 +30,8 @@ class ScanController(QObject):
         self._services = services
         self._queue: list[str] = []
         self._current: str | None = None
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
-        self._progress: tuple[str, int, int] | None = None
-        self._timer = QTimer(self, interval=200)
-        self._timer.timeout.connect(self._poll)
-        self._ticks = 0
+        self._handle: JobHandle | None = None
+        self._last_tick = 0.0
 
     @property
     def busy(self) -> bool:
@@ -48,40 +46,32 @@ class ScanController(QObject):
 
     def cancel(self) -> None:
         self._queue.clear()
-        self._cancel.set()
+        if self._handle is not None:
+            self._handle.cancel()
 
     def _next(self) -> None:
+        self._handle = None
         if not self._queue:
             self._current = None
-            self._timer.stop()
             self.allDone.emit()
             return
         folder = self._current = self._queue.pop(0)
-        self._cancel.clear()
         self.scanStarted.emit(folder)
-        name = Path(folder).name or folder
+        self._last_tick = time.monotonic()
+        services = self._services
+        self._handle = job_runner().start(
+            lambda emit, control: services.catalogue.scan_job(folder)(emit, control),
+            name=f"scanning {folder}", on_event=self._on_event, on_done=self._done,
+            on_error=lambda exc: self._failed(folder, exc), context=self)
 
-        def progress(phase, done, total):
-            with self._lock:
-                self._progress = (f"Scanning {name}: {phase}", done, total)
-
-        self._timer.start()
-        run_in_background(
-            lambda: self._services.catalogue.scan_folder(folder, progress, self._cancel.is_set),
-            self._done, lambda exc: self._failed(folder, exc), context=self)
-
-    @Slot()
-    def _poll(self) -> None:
-        with self._lock:
-            progress, self._progress = self._progress, None
-        if progress is not None:
-            self.progressed.emit(*progress)
-        self._ticks += 1
-        if self._ticks % 5 == 0:
+    def _on_event(self, event) -> None:
+        if isinstance(event, Progress):
+            self.progressed.emit(event.message, event.done, event.total or 0)
+        if time.monotonic() - self._last_tick >= TICK_S:
+            self._last_tick = time.monotonic()
             self.tick.emit()
 
     def _done(self, report) -> None:
-        self._poll()
         self.scanFinished.emit(report)
         self._next()
 

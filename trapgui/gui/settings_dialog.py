@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from trapgui.config import Settings
-from trapgui.gui.background import run_in_background
+from trapgui.gui.job_runner import job_runner
 
 NONE = "__none__"
 ROLES = (("detector", "detector", "Detector", "Finds insects on the image"),
@@ -127,10 +127,10 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.problems)
         layout.addWidget(buttons)
         # lambdas: touching services.models on this thread would import torch here
-        run_in_background(lambda: services.models.choices(), self._fill_models,
+        job_runner().call(lambda: services.models.choices(), self._fill_models,
                           lambda exc: self.models_note.setText(
                               f"The model catalogue could not be read: {exc}"), context=self)
-        run_in_background(services.device_names, self._fill_devices, lambda exc: None,
+        job_runner().call(services.device_names, self._fill_devices, lambda exc: None,
                           context=self)
 
     # ---- widgets ------------------------------------------------------------------------

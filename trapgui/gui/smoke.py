@@ -50,6 +50,9 @@ def run_smoke() -> int:
             "builtin", None, None, None)
         s.device = "auto"  # an installed GPU build proves its GPU works; else CPU fallback
         app = QApplication.instance() or QApplication(sys.argv[:1])
+        from trapgui.gui.launch import prepare_application
+
+        prepare_application(app)
         window = MainWindow(services)
         window.show()
         window.start()
@@ -80,9 +83,9 @@ def run_smoke() -> int:
         window.open_folders([str(tmp / "trap")])
         app.exec()
         window.controller.wait(30)
-        from trapgui.gui.background import wait_for_background
+        from trapgui.gui.job_runner import job_runner
 
-        wait_for_background(10)
+        job_runner().wait(10)
         window.close()
         services.close()
     except Exception as exc:  # noqa: BLE001 - a smoke test reports, it does not trace back

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trapgui.gui.widget_tasks import run_for
 from trapgui.gui.image_loader import load_crop
+from trapgui.gui.job_runner import job_runner
 from trapgui.services.results_types import UNCLASSIFIED, SpeciesCount
 
 THUMB = 56
@@ -111,7 +111,7 @@ class SpeciesSummaryView(QWidget):
         def query():
             return (results.species_summary(dep, nights, det, cls), results.nights(nights))
 
-        run_for(self, query, lambda r: self._show(gen, r), self._failed)
+        job_runner().call(query, lambda r: self._show(gen, r), self._failed, context=self)
 
     def _failed(self, exc: BaseException) -> None:
         self.summary.setText(f"Could not read the species counts: {exc}")
@@ -194,8 +194,8 @@ class SpeciesSummaryView(QWidget):
             self._load_thumbnails(gen)
 
         # one at a time: a hundred 4K decodes at once would starve the detail views
-        run_for(self, lambda: load_crop(path, (box.x1, box.y1, box.x2, box.y2), THUMB),
-                          done, failed)
+        job_runner().call(lambda: load_crop(path, (box.x1, box.y1, box.x2, box.y2), THUMB),
+                          done, failed, context=self)
 
     def _set_icon(self, c: SpeciesCount) -> None:
         for row in range(self.model.rowCount()):

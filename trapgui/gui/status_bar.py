@@ -25,7 +25,8 @@ class StatusBar(QStatusBar):
             w.hide()
         self.queue_label = QLabel("Idle", self)
         self.queue_label.setObjectName("queueLabel")
-        self.queue_label.setToolTip("Processing queue: idle, running, paused or cancelling")
+        self.queue_label.setToolTip("Processing (local or remote): idle, what it is doing, "
+                                    "paused or cancelling")
         self.device_label = QLabel(f"Device: {services.settings.device}", self)
         self.device_label.setObjectName("deviceLabel")
         self.device_label.setToolTip("Device(s) processing images (Settings ▸ Device)")
@@ -49,8 +50,28 @@ class StatusBar(QStatusBar):
 
     @Slot(str)
     def set_queue_state(self, state: str) -> None:
+        self._state = state
         self.queue_label.setText({"idle": "Idle", "starting": "Starting…", "running": "Processing",
                                   "paused": "Paused", "cancelling": "Cancelling…"}.get(state, state))
+
+    _state = "idle"
+
+    @Slot(object)
+    def show_progress(self, p) -> None:
+        """What the run (local or remote) is doing, in a few words; and the devices it uses."""
+        if self._state == "idle":
+            return
+        head = {"paused": "Paused", "cancelling": "Cancelling…"}.get(self._state, "Processing")
+        if p.total is None:  # remote: the state says more than a count can
+            what = p.message if self._state == "running" else head
+            text = f"{what} · {p.done:,} {p.unit} done · {p.posted or 0:,} posted"
+        else:
+            text = f"{head} · {p.done + p.failed:,} / {p.total:,} {p.unit}"
+        if self.queue_label.text() != text:
+            self.queue_label.setText(text)
+        names = ", ".join(d.device for d in p.devices)
+        if names:
+            self.device_label.setText(f"Device: {names}")
 
     def show_devices(self, names: list) -> None:
         """What this computer offers (before any run): "Device: auto (cpu)"."""
@@ -61,7 +82,3 @@ class StatusBar(QStatusBar):
         self.device_label.setToolTip("Device(s) processing images (Settings ▸ Device). "
                                      "Found:\n" + "\n".join(names))
 
-    def set_devices(self, progress) -> None:
-        names = ", ".join(d.device for d in progress.devices)
-        if names:
-            self.device_label.setText(f"Device: {names}")

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from trapgui.core.trap_metadata import FIELDS
-from trapgui.gui.widget_tasks import run_for
+from trapgui.gui.job_runner import job_runner
 
 GROUPS = (("Name and site", ("name", "site_name")),
           ("Location (WGS84)", ("latitude", "longitude", "coordinate_uncertainty_m")),
@@ -105,10 +105,10 @@ class TrapPropertiesDialog(QDialog):
         self._timer.timeout.connect(self._validate)
         self._set_enabled(False)
         self.resize(560, self.sizeHint().height())
-        run_for(self, lambda: self._services.traps.get(self._trap_id), self._loaded,
-                self._load_failed)
-        run_for(self, lambda: self._services.traps.time_zone_names(), self._zones,
-                lambda exc: None)
+        job_runner().call(lambda: self._services.traps.get(self._trap_id), self._loaded,
+                    self._load_failed, context=self)
+        job_runner().call(lambda: self._services.traps.time_zone_names(), self._zones,
+                    lambda exc: None, context=self)
 
     # -- building ----------------------------------------------------------------------------
     def _editor(self, key: str, spec) -> QWidget:
@@ -195,8 +195,8 @@ class TrapPropertiesDialog(QDialog):
             if generation == self._generation:
                 self._show_problems(*result)
 
-        run_for(self, lambda: self._services.traps.check_form(texts, sample), done,
-                lambda exc: self._show_problems({"": str(exc)}, ""))
+        job_runner().call(lambda: self._services.traps.check_form(texts, sample), done,
+                    lambda exc: self._show_problems({"": str(exc)}, ""), context=self)
 
     def _show_problems(self, problems: dict[str, str], preview: str) -> None:
         self._problems = problems
@@ -221,8 +221,8 @@ class TrapPropertiesDialog(QDialog):
             self.accept()
             return
         self.save_button.setEnabled(False)
-        run_for(self, lambda: self._services.traps.update(self._trap_id, changes),
-                self._saved, self._save_failed)
+        job_runner().call(lambda: self._services.traps.update(self._trap_id, changes),
+                    self._saved, self._save_failed, context=self)
 
     def _saved(self, info) -> None:
         self._info = info

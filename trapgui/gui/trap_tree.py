@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
-from trapgui.gui.background import run_in_background
+from trapgui.gui.job_runner import job_runner
 
 KIND_ROLE = Qt.ItemDataRole.UserRole
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -68,8 +68,9 @@ class TrapTree(QWidget):
             self._again = True
             return
         self._loading = True
+        services = self._services
         # a lambda: touching services.catalogue here would import SQLAlchemy on the GUI thread
-        run_in_background(lambda: self._services.catalogue.tree(), self._apply, self._failed,
+        job_runner().call(lambda: services.catalogue.tree(), self._apply, self._failed,
                           context=self)
 
     def _failed(self, exc: BaseException) -> None:
@@ -84,6 +85,7 @@ class TrapTree(QWidget):
             self._reload_again()
             return  # nothing changed (frozen dataclasses compare by value)
         self.summaries = summaries
+        self._say_thresholds(summaries)
         self.tree.blockSignals(True)
         before = self._selected_keys()
         first_load = self.tree.topLevelItemCount() == 0
@@ -122,6 +124,17 @@ class TrapTree(QWidget):
         self.loaded.emit(summaries)
         self._reload_again()
 
+    def _say_thresholds(self, summaries: list) -> None:
+        """The column tips say which thresholds the counts used (they come with the counts)."""
+        row = next((n for d in summaries for n in d.nights), None)
+        if row is None:
+            return
+        header = self.tree.headerItem()
+        header.setToolTip(3, f"Detections scoring ≥ {row.min_score:.2f} (the detection "
+                             "threshold)")
+        header.setToolTip(4, f"Distinct species or orders among them whose label scores "
+                             f"≥ {row.min_label_score:.2f} (the classification threshold)")
+
     def _reload_again(self) -> None:
         if self._again:
             self._again = False
@@ -131,7 +144,8 @@ class TrapTree(QWidget):
         existing = {self._key(parent.child(i)): parent.child(i) for i in range(parent.childCount())}
         wanted = []
         for night in dep.nights:
-            key = ("night", night.id if night.id is not None else f"undated-{dep.id}")
+            key = ("night", night.night_id if night.night_id is not None
+                   else f"undated-{dep.id}")
             wanted.append(key)
             item = existing.get(key)
             if item is None:
@@ -143,7 +157,7 @@ class TrapTree(QWidget):
             tip = night.title
             if night.start and night.end:
                 tip += f"\n{night.start:%d %b %H:%M} – {night.end:%d %b %H:%M}"
-            if night.id is None:
+            if night.night_id is None:
                 tip += "\nImages without a usable capture time (see their time errors)"
             if night.unreadable:
                 tip += f"\n{night.unreadable} unreadable image(s)"

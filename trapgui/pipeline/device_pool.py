@@ -251,7 +251,8 @@ class DevicePool:
             eta = max(0, total - before_done - before_failed - done - failed) / rate
         paused = self._control.paused
         return RunProgress(
-            done=before_done + done, total=total, unit="images", failed=before_failed + failed,
+            done=before_done + done, total=total, unit=status.get("unit", "images"),
+            failed=before_failed + failed,
             rate=rate, eta_s=status.get("eta_s", eta), message=status.get("message", ""),
             paused=paused, detections=detections,
             devices=tuple(w.status() for w in self._workers),

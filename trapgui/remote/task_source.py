@@ -114,7 +114,7 @@ class RemoteTaskSource:
             in_process = len(self._in_process)
         counts = self.outbox.counts()
         state, message = self._describe(in_process, counts)
-        return {"total": None, "state": state, "message": message,
+        return {"total": None, "unit": "tasks", "state": state, "message": message,
                 "posted": self.posted_count(), "waiting_to_post": counts["result_ready"],
                 "resent": self.resent, "offline_since": self.offline_since}
 

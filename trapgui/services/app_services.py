@@ -7,35 +7,34 @@ first use from a background thread.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import os
 import platform
 import sys
 import threading
+from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from trapgui.config import AppPaths, Settings, default_paths, load_settings, save_settings
-from trapgui.core.errors import TrapguiError
 from trapgui.version import __version__
 
-# attribute -> (module, class); the class is built as ``Class(services)``
-_SUB_SERVICES = {
-    "catalogue": ("trapgui.services.catalogue_service", "CatalogueService"),
-    "processing": ("trapgui.services.processing_service", "ProcessingService"),
-    "models": ("trapgui.services.models_service", "ModelsService"),
-    "results": ("trapgui.services.results_service", "ResultsService"),
-    "export": ("trapgui.services.export_service", "ExportService"),
-    "remote": ("trapgui.services.remote_service", "RemoteService"),
-    "traps": ("trapgui.services.trap_service", "TrapService"),
-}
+if TYPE_CHECKING:
+    from trapgui.services.catalogue_service import CatalogueService
+    from trapgui.services.export_service import ExportService
+    from trapgui.services.models_service import ModelsService
+    from trapgui.services.processing_service import ProcessingService
+    from trapgui.services.remote_service import RemoteService
+    from trapgui.services.results_service import ResultsService
+    from trapgui.services.trap_service import TrapService
 
-
-class ServiceUnavailable(TrapguiError):
-    """A part of the app is not installed in this build."""
+T = TypeVar("T")
 
 
 class Services:
-    """Everything the GUI may call. Sub-services are thread-safe to create (one lock)."""
+    """Everything the GUI may call. Each sub-service is imported and built on first use, once
+    (a lock: two threads asking at once get the same object)."""
 
     def __init__(self, paths: AppPaths, settings: Settings, *, reset_db: bool = False):
         self.paths = paths
@@ -57,28 +56,59 @@ class Services:
                               settings_db_path=settings.db_path)
         return cls(paths, settings, reset_db=reset_db)
 
-    def __getattr__(self, name: str):
-        # only called for attributes not found normally: the lazy sub-services
-        if name not in _SUB_SERVICES:
-            raise AttributeError(name)
+    def _once(self, name: str, build: Callable[[], T]) -> T:
         with self._lock:
             if name not in self._built:
-                module_name, class_name = _SUB_SERVICES[name]
-                try:
-                    module = importlib.import_module(module_name)
-                except ModuleNotFoundError as exc:
-                    if exc.name != module_name:
-                        raise
-                    raise ServiceUnavailable(
-                        f"The {name} part of trapgui is not available in this build.") from exc
-                self._built[name] = getattr(module, class_name)(self)
-            return self._built[name]
+                self._built[name] = build()
+            return self._built[name]  # type: ignore[return-value]
+
+    # ---- sub-services (lazily imported: the window appears before SQLAlchemy or torch) -----
+    @cached_property
+    def catalogue(self) -> CatalogueService:
+        from trapgui.services.catalogue_service import CatalogueService
+
+        return self._once("catalogue", lambda: CatalogueService(self))
+
+    @cached_property
+    def processing(self) -> ProcessingService:
+        from trapgui.services.processing_service import ProcessingService
+
+        return self._once("processing", lambda: ProcessingService(self))
+
+    @cached_property
+    def models(self) -> ModelsService:
+        from trapgui.services.models_service import ModelsService
+
+        return self._once("models", lambda: ModelsService(self))
+
+    @cached_property
+    def results(self) -> ResultsService:
+        from trapgui.services.results_service import ResultsService
+
+        return self._once("results", lambda: ResultsService(self))
+
+    @cached_property
+    def export(self) -> ExportService:
+        from trapgui.services.export_service import ExportService
+
+        return self._once("export", lambda: ExportService(self))
+
+    @cached_property
+    def remote(self) -> RemoteService:
+        from trapgui.services.remote_service import RemoteService
+
+        return self._once("remote", lambda: RemoteService(self))
+
+    @cached_property
+    def traps(self) -> TrapService:
+        from trapgui.services.trap_service import TrapService
+
+        return self._once("traps", lambda: TrapService(self))
 
     def available(self, name: str) -> bool:
-        """Whether a sub-service's module exists (without importing it)."""
-        import importlib.util
-
-        module_name = _SUB_SERVICES[name][0]
+        """Whether the part ``name`` (``services.<name>``) is in this build, without importing
+        it: a frozen build may leave out ``remote``."""
+        module_name = f"trapgui.services.{name}_service"
         try:
             return importlib.util.find_spec(module_name) is not None
         except ModuleNotFoundError:
@@ -123,6 +153,15 @@ class Services:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+    def preload(self) -> None:
+        """Import what processing needs (torch, the engine, the model store) now: call it from
+        a background thread once the window is up. A first run then starts sooner, and the
+        window can take these long-lived objects out of the garbage collector's full scans
+        (``gui.launch.freeze_long_lived_objects``)."""
+        import trapgui.pipeline.engine  # noqa: F401 - torch, torchvision, the models' code
+
+        self.models.store  # noqa: B018 - the model store and catalogue
 
     # ---- support ------------------------------------------------------------------------
     def diagnostics(self) -> dict[str, str]:

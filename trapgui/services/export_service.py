@@ -17,7 +17,7 @@ from pathlib import Path
 
 from trapgui.core.errors import TrapguiError, UserInputError
 from trapgui.core.export_formats import FORMATS, ExportFormat, format_by_key
-from trapgui.core.jobs import Emit, JobControl
+from trapgui.core.jobs import Emit, JobControl, Progress
 from trapgui.db.export_queries import (
     ExportScope,
     PipelineChoice,
@@ -97,6 +97,24 @@ class ExportService:
         cancelled (no file is left behind) and ``UserInputError`` for a bad path."""
         return export_detections(self.db, path, self._filter(night_ids, min_score, min_label_score),
                                  excel_bom=excel_bom, progress=progress, cancel=cancel)
+
+    def detections_job(self, path: str | Path, night_ids: Sequence[int] | None,
+                       min_score: float | None = None, min_label_score: float | None = None, *,
+                       excel_bom: bool = False):
+        """A job writing the detections CSV of ``night_ids`` (all nights when empty) scoring at
+        least ``min_score``; ``min_label_score`` keeps only detections whose label reaches it
+        (None keeps every detection). Returns the ExportReport; Progress in "rows". Raises
+        ``Cancelled`` (no file is left behind) or ``UserInputError`` for a bad path."""
+        flt = self._filter(night_ids, min_score, min_label_score)
+
+        def job(emit: Emit, control: JobControl) -> ExportReport:
+            def progress(done: int, total: int) -> None:
+                emit(Progress(done, total, unit="rows", message=f"Writing {Path(path).name}"))
+
+            return export_detections(self.db, path, flt, excel_bom=excel_bom, progress=progress,
+                                     cancel=lambda: control.cancelled)
+
+        return job
 
     # -- every format -----------------------------------------------------------------------
 

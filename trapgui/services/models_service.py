@@ -2,16 +2,16 @@
 (download with progress and cancel, import, verify, remove).
 
 The store imports torch (it loads weights to check them): build this service and call it from
-a background thread only.
+a background thread only; the download is a job (``download_job``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from trapgui.core.errors import ModelError
+from trapgui.core.errors import Cancelled, DownloadCancelled, ModelError
+from trapgui.core.jobs import Emit, JobControl, Progress
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,26 @@ class ModelsService:
                 missing.append((key, model.name))
         return missing
 
-    def download(self, key: str, progress: Callable[[int, int | None], None] | None = None,
-                 cancel: threading.Event | None = None):
-        return self.store.download(key, progress=progress, cancel=cancel)
+    def download_job(self, key: str):
+        """A job that downloads (or resumes) a model and verifies it; returns its status.
+        Progress in "bytes"; a cancel stops within one chunk (Cancelled) and keeps the part
+        already downloaded for a resume."""
+
+        def job(emit: Emit, control: JobControl):
+            cancel = threading.Event()
+            control.on_change(lambda: cancel.set() if control.cancelled else None)
+            if control.cancelled:
+                cancel.set()
+
+            def progress(done: int, total: int | None) -> None:
+                emit(Progress(done, total, unit="bytes", message=f"Downloading {key}"))
+
+            try:
+                return self.store.download(key, progress=progress, cancel=cancel)
+            except DownloadCancelled as exc:
+                raise Cancelled(str(exc)) from exc
+
+        return job
 
     def import_file(self, key: str, weights: str, labels: str | None = None):
         return self.store.import_file(key, weights, labels)

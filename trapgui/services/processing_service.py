@@ -1,30 +1,21 @@
-"""Processing for the GUI: what to run (settings → pipeline spec), on which images, and the
-controls of the run in progress. Wraps :class:`trapgui.pipeline.engine.Engine`.
+"""Processing for the GUI: what to run (settings → pipeline spec), on which images, and the run
+itself as a job. Wraps :class:`trapgui.pipeline.engine.Engine`.
 
-``run`` blocks until the run ends: the GUI calls it from a thread of its own and passes a
-``thread_factory`` so each device worker is hosted the way the GUI wants (QThreads). torch is
-imported here only when a run starts, never at import time.
+``run_job(scope)`` returns a job ``(emit, control) -> RunSummary``; the caller runs it on a
+thread of its own (the GUI's job runner). Pause and cancel live only in that job's
+``JobControl``. torch is imported when a run starts, never at import time.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
-from sqlalchemy import text
-
-from trapgui.core.errors import Cancelled, UserInputError
-from trapgui.services.processing_types import RunPlan, RunScope
+from trapgui.core.errors import UserInputError
+from trapgui.core.jobs import Emit, JobControl, RunPlanned, RunSummary
+from trapgui.services.processing_types import RunScope
 
 
 class ProcessingService:
     def __init__(self, services):
         self._services = services
-        self._lock = threading.Lock()
-        self._engine = None
-        from trapgui.core.jobs import JobControl
-
-        self._control = JobControl()
 
     # ---- configuration ------------------------------------------------------------------
     def spec(self):
@@ -35,95 +26,64 @@ class ProcessingService:
     def pipeline_key_for_settings(self) -> str:
         return self.spec().key
 
-    def _pipeline_id(self) -> int | None:
-        with self._services.db.session() as s:
-            return s.execute(text("SELECT id FROM pipeline_configs WHERE key = :k"),
-                             {"k": self.pipeline_key_for_settings()}).scalar()
-
     def unfinished(self) -> int:
         """Images still queued (pending, or claimed by a run that was interrupted) for the
         current settings: what "resume" would process."""
-        pid = self._pipeline_id()
+        from trapgui.db import catalogue_queries, jobqueue
+
+        pid = catalogue_queries.pipeline_id_for_key(self._services.db,
+                                                    self.pipeline_key_for_settings())
         if pid is None:
             return 0
-        with self._services.db.session() as s:
-            return int(s.execute(text(
-                "SELECT COUNT(*) FROM jobs WHERE pipeline_id = :p AND state IN "
-                "('pending', 'claimed')"), {"p": pid}).scalar() or 0)
+        counts = jobqueue.counts(self._services.db, pid)
+        return counts["pending"] + counts["claimed"]
 
     def missing_models(self) -> list[tuple[str, str]]:
         """(key, name) of the models the settings choose that are not installed."""
         return self._services.models.missing_for(self.spec())
 
     # ---- the run ------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._engine is not None
-
-    def run(self, scope: RunScope, on_event: Callable, thread_factory=None,
-            on_plan: Callable[[RunPlan], None] | None = None):
-        """Queue the scope's images and process them; blocks; returns the RunSummary.
+    def run_job(self, scope: RunScope):
+        """A job that queues the scope's images and processes them; returns the RunSummary.
+        Emits RunPlanned, then RunProgress, BatchCommitted, ItemFailed and LogLine.
 
         Raises ModelNotInstalledError (a model the settings choose has no weights),
         UserInputError (nothing to process) or Cancelled (cancelled before the start)."""
-        missing = self.missing_models()
-        if missing:
-            from trapgui.core.errors import ModelNotInstalledError
 
-            key, name = missing[0]
-            raise ModelNotInstalledError(key, name)
-        from trapgui.pipeline.engine import Engine
+        def job(emit: Emit, control: JobControl) -> RunSummary:
+            missing = self.missing_models()
+            if missing:
+                from trapgui.core.errors import ModelNotInstalledError
 
-        services = self._services
-        engine = Engine(services.db, services.models.store, self.spec(),
-                        devices=services.settings.device, thread_factory=thread_factory,
-                        low_priority=True)
-        with self._lock:
-            control = self._control
-            if control.cancelled:
-                raise Cancelled("Processing was cancelled before it started.")
-            self._engine = engine
-        try:
-            plan = self._queue(engine, scope)
-            if on_plan is not None:
-                on_plan(plan)
+                key, name = missing[0]
+                raise ModelNotInstalledError(key, name)
+            from trapgui.pipeline.engine import Engine
+
+            services = self._services
+            engine = Engine(services.db, services.models.store, self.spec(),
+                            devices=services.settings.device, low_priority=True)
             control.raise_if_cancelled("Processing was cancelled before it started.")
-            return engine.run(on_event, control, image_ids=plan.image_ids)
-        finally:
-            with self._lock:
-                self._engine = None
+            planned, image_ids = self._queue(engine, scope)
+            emit(planned)
+            control.raise_if_cancelled("Processing was cancelled before it started.")
+            return engine.run(emit, control, image_ids=image_ids)
 
-    def _queue(self, engine, scope: RunScope) -> RunPlan:
-        catalogue = self._services.catalogue
+        return job
+
+    def _queue(self, engine, scope: RunScope) -> tuple[RunPlanned, list[int] | None]:
+        """The run's plan, and the images it covers (None: whatever is queued)."""
         name = engine.spec.display_name
         if scope.resume_only:
-            return RunPlan(name, self.unfinished(), 0, None)
+            return RunPlanned(scope.description, name, self.unfinished(), 0), None
         if scope.image_ids:
             ids = list(scope.image_ids)
         else:
             ids = []
             for dep in scope.deployment_ids or (None,):
-                ids += catalogue.image_ids(dep, list(scope.night_ids) or None,
-                                           include_undated=scope.include_undated)
+                ids += self._services.catalogue.image_ids(
+                    dep, list(scope.night_ids) or None, include_undated=scope.include_undated)
         if not ids:
             raise UserInputError("There are no readable images in the selection.",
                                  hint="Select a trap or nights that contain images.")
         queued = engine.enqueue_images(ids, requeue=scope.requeue)
-        return RunPlan(name, len(ids), queued, ids)
-
-    def pause(self) -> None:
-        self._control.pause()
-
-    def resume(self) -> None:
-        self._control.resume()
-
-    def cancel(self) -> None:
-        """Stop within one batch; claims go back to the queue (nothing is lost)."""
-        self._control.cancel()
-
-    def reset_cancel(self) -> None:
-        """A fresh control for the next run."""
-        from trapgui.core.jobs import JobControl
-
-        with self._lock:
-            self._control = JobControl()
+        return RunPlanned(scope.description, name, len(ids), queued), ids

@@ -1,40 +1,24 @@
 """Remote jobs for the GUI: the connection (URL + token), pipelines this machine can serve,
-open jobs, and one remote run at a time with progress events.
+open jobs, and the remote run as a job like a local one.
 
-Every method that talks to the server or loads models blocks: call it from a background
-thread. ``start`` returns at once; the run happens on a thread of its own and reports through
-``on_event`` (called from worker threads: the GUI relays it to its own thread) with the plain
-types of :mod:`trapgui.services.remote_types`. Heavy modules are imported on first use.
+Every method that talks to the server or loads models blocks: the GUI calls them through its
+job runner. ``run_job`` returns a job ``(emit, control) -> RunSummary`` that reports with the
+same ``core.jobs`` events as a local run, so the window shows both in one panel. Heavy modules
+are imported on first use.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from trapgui.core.errors import RemoteError, TrapguiError, UserInputError
-from trapgui.services.remote_types import (
-    ConnectionReport,
-    PipelineChoice,
-    RemoteImagesProcessed,
-    RemoteJobRow,
-    RemoteRunFinished,
-    RemoteRunMessage,
-    RemoteRunStatus,
-)
-
-log = logging.getLogger(__name__)
+from trapgui.core.jobs import Emit, JobControl, RunPlanned, RunProgress, RunSummary
+from trapgui.services.remote_types import ConnectionReport, PipelineChoice, RemoteJobRow
 
 
 class RemoteService:
     def __init__(self, services):
-        from trapgui.core.jobs import JobControl
-
         self._services = services
-        self._lock = threading.Lock()
-        self._control = JobControl()
-        self._thread: threading.Thread | None = None
 
     # ---- configuration ------------------------------------------------------------------
     @property
@@ -163,50 +147,20 @@ class RemoteService:
         return lines
 
     # ---- the run ------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def run_job(self, slugs: Sequence[str], job_id: int | None = None,
+                base_url: str | None = None, token: str | None = None):
+        """A job that processes ``job_id`` (or every open job of ``slugs``) until it has no
+        work left or is cancelled; returns the RunSummary. Emits RunPlanned, RunProgress (in
+        "tasks"), BatchCommitted and LogLine, like a local run. Cancel finishes the claimed
+        tasks and posts their results; abort stops at once (claims stay in the outbox)."""
+        slugs = list(slugs)
 
-    def start(self, slugs: Sequence[str], on_event: Callable[[object], None],
-              job_id: int | None = None, base_url: str | None = None,
-              token: str | None = None) -> None:
-        """Process ``job_id`` (or every open job of ``slugs``) until it has no work left or
-        :meth:`stop` is called. Returns at once; ends with a ``RemoteRunFinished`` event."""
-        with self._lock:
-            if self.running:
-                raise UserInputError("A remote run is already in progress.")
-            from trapgui.core.jobs import JobControl
+        def job(emit: Emit, control: JobControl) -> RunSummary:
+            from trapgui.remote.setup import (Connection, build_worker, resolve_pipelines,
+                                              worker_config)
 
-            self._control = JobControl()
-            self._thread = threading.Thread(
-                target=self._run, args=(list(slugs), on_event, job_id, base_url, token),
-                name="remote-run", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Finish the tasks already claimed, post their results, then end the run."""
-        self._control.cancel()
-
-    def abort(self) -> None:
-        self._control.abort()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return not self.running
-
-    def close(self) -> None:
-        self.stop()
-        self.wait(60)
-
-    def _run(self, slugs, on_event, job_id, base_url, token) -> None:
-        from trapgui.remote.setup import Connection, build_worker, resolve_pipelines, worker_config
-
-        services = self._services
-        summary = None
-        try:
-            on_event(RemoteRunStatus(0, 0, 0, 0, 0, 0.0, None, "starting"))
+            services = self._services
+            emit(RunProgress(0, None, unit="tasks", message="Loading models…"))
             store = services.models.store
             pipes, why = resolve_pipelines(store, services.settings, slugs)
             if not pipes:
@@ -217,33 +171,11 @@ class RemoteService:
                               services.settings.remote_allow_insecure_http)
             config = worker_config(services.settings, job_ids=[job_id] if job_id else None,
                                    exit_when_idle=True)
+            what = f"Antenna job {job_id}" if job_id else "open Antenna jobs"
+            emit(RunPlanned(f"{what} ({', '.join(slugs)})",
+                            " + ".join(k for p in pipes for k in p.model_keys), None))
             worker = build_worker(services.db, store, services.paths, services.settings, conn,
                                   pipes, config)
-            summary = worker.run(lambda e: self._relay(e, on_event), self._control)
-        except TrapguiError as exc:
-            on_event(RemoteRunMessage("error", str(exc)))
-            on_event(RemoteRunFinished(0, 0, 0, 0, 0, str(exc), 0.0))
-            return
-        except Exception as exc:  # noqa: BLE001 - the GUI must hear about it
-            log.exception("Remote run failed")
-            message = f"The remote run failed: {type(exc).__name__}: {exc}"
-            on_event(RemoteRunMessage("error", message))
-            on_event(RemoteRunFinished(0, 0, 0, 0, 0, message, 0.0))
-            return
-        on_event(RemoteRunFinished(summary.done, summary.failed, summary.posted or 0,
-                                   summary.unposted, summary.remaining, summary.error,
-                                   summary.elapsed_s))
+            return worker.run(emit, control)
 
-    @staticmethod
-    def _relay(event, on_event) -> None:
-        """Engine events → the plain types of remote_types."""
-        from trapgui.core.jobs import BatchCommitted, LogLine, RunProgress
-
-        if isinstance(event, RunProgress):
-            on_event(RemoteRunStatus(event.done, event.failed, event.posted or 0,
-                                     event.waiting_to_post, 0, event.rate, event.eta_s,
-                                     event.state, event.detections, event.message))
-        elif isinstance(event, LogLine):
-            on_event(RemoteRunMessage(event.level, event.message))
-        elif isinstance(event, BatchCommitted):
-            on_event(RemoteImagesProcessed(list(event.image_ids)))
+        return job

@@ -1,5 +1,6 @@
 """Plain data the Remote tab receives from :class:`RemoteService` (cheap to import: no torch,
-no requests, no SQLAlchemy)."""
+no requests, no SQLAlchemy). A remote run reports with the ``core.jobs`` events, like a local
+run; these are only the answers of the tab's own questions."""
 
 from __future__ import annotations
 
@@ -24,41 +25,3 @@ class PipelineChoice:
 class RemoteJobRow:
     id: int
     pipeline_slug: str
-
-
-@dataclass(frozen=True)
-class RemoteRunStatus:
-    """Progress of a remote run, like the local run's progress panel."""
-
-    tasks_done: int
-    failures: int
-    posted: int
-    waiting_to_post: int
-    in_flight: int
-    images_per_s: float
-    eta_s: float | None
-    state: str  # starting | working | idle | stopping | posting | stopped
-    detections: int = 0
-    last_error: str | None = None
-
-
-@dataclass(frozen=True)
-class RemoteRunMessage:
-    level: str  # info | warning | error
-    text: str
-
-
-@dataclass(frozen=True)
-class RemoteImagesProcessed:
-    image_ids: list[int]  # catalogue ids: refresh views of these images
-
-
-@dataclass(frozen=True)
-class RemoteRunFinished:
-    tasks_done: int
-    failures: int
-    posted: int
-    unposted: int
-    unfinished: int
-    error: str | None
-    elapsed_s: float
