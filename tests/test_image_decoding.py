@@ -15,7 +15,8 @@ from PIL import Image
 
 from tests.bad_input_corpus import _tiff_from_array, gradient16, jpeg_declaring, png_declaring
 from trapgui.core.image_limits import MAX_IMAGE_PIXELS, too_large_reason
-from trapgui.pipeline.loader import ImageLoader, decode_image
+from trapgui.remote.address_policy import AddressPolicy
+from trapgui.pipeline.loader import Decoder, ImageLoader, decode_image
 from trapgui.scan.files import FoundFile, probe_file
 
 
@@ -153,9 +154,10 @@ def test_a_remote_download_above_the_limit_fails_with_the_reason(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    downloader = ImageDownloader(threads=1, retries=0)
+    url = f"http://127.0.0.1:{server.server_address[1]}/big.png"
+    # images from a server on this computer, as the tests' Antenna server hands them out
+    downloader = ImageDownloader(threads=1, retries=0, policy=AddressPolicy.for_server(url))
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/big.png"
         result = downloader.fetch("img-1", url, tmp_path / "cache" / "big.png")
     finally:
         downloader.shutdown()
@@ -204,15 +206,14 @@ def test_decode_threads_leave_the_warning_filters_alone(tmp_path):
             Image.new("RGB", (32, 24), (i * 10, 90, 30)).save(path)
         files.append(path)
 
-    class Claim:
-        def __init__(self, i, path):
-            self.image_id, self.abs_path = i, str(path)
-
     before = list(warnings.filters)
-    with ImageLoader(threads=8) as pool:
+    pool = ImageLoader(Decoder(), threads=8)
+    try:
         for _ in range(40):
-            batch = pool.submit([Claim(i, p) for i, p in enumerate(files)]).result()
+            batch = [f.result() for f in [pool.submit(i, str(p)) for i, p in enumerate(files)]]
             assert sum(d.error is not None for d in batch) == 8
             assert all("too large" in d.error for d in batch if d.error)
+    finally:
+        pool.close()
     assert warnings.filters == before
     assert not any(f[0] == "error" for f in warnings.filters)

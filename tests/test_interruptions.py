@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from sqlalchemy import select
 
 from tests.pipeline_helpers import make_tiny_trap
 from trapgui.db import jobqueue, open_database
-from trapgui.db.tables import Deployment, Detection, Job
+from trapgui.db.tables import Deployment, Detection, Job, ProcessingRun
 from trapgui.db.tables import Image as ImageRow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,12 +56,25 @@ def _results(db_path) -> dict[str, list[tuple]]:
 
 
 def test_twenty_sigkills_then_a_normal_run_give_the_uninterrupted_results(tmp_path):
-    folder = make_tiny_trap(tmp_path / "trap", side=160, limit=12,
-                            folders=("vermont", "sequential", "panama"))
+    src = make_tiny_trap(tmp_path / "src", side=320, limit=12,
+                         folders=("vermont", "sequential", "panama"))
+    folder = tmp_path / "trap"
+    for copy in range(3):  # 36 images: long enough a run for kills to land at random in it
+        for f in sorted(src.glob("*.jpg")):
+            dst = folder / f"c{copy}" / f.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dst)
     reference = tmp_path / "reference.sqlite3"
     done = subprocess.run(_cmd(reference, folder), capture_output=True, text=True,
-                          timeout=600, env=_env())
+                          timeout=900, env=_env())
     assert done.returncode == 0, done.stderr
+    db = open_database(reference)
+    try:
+        with db.session() as s:
+            run = s.execute(select(ProcessingRun)).scalars().one()
+            processing_s = (run.ended_at - run.started_at).total_seconds()
+    finally:
+        db.close()
 
     db_path = tmp_path / "killed.sqlite3"
     runs = db_path.with_name(db_path.name + ".runs")
@@ -79,7 +93,7 @@ def test_twenty_sigkills_then_a_normal_run_give_the_uninterrupted_results(tmp_pa
             except (OSError, ValueError):
                 pass
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 1.0))
+        time.sleep(rng.uniform(0.0, processing_s))  # a random moment of its processing
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

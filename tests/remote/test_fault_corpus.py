@@ -12,7 +12,7 @@ import zlib
 import pytest
 
 from tests.remote.antenna_test_server import AntennaTestServer
-from trapgui.pipeline.events import Log
+from trapgui.core.jobs import LogLine as Log
 from trapgui.remote.downloader import UNREACHABLE
 
 pytestmark = pytest.mark.timeout(240)

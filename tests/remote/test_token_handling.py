@@ -19,7 +19,7 @@ from tests.remote.antenna_test_server import SIGNATURE
 from tests.remote.processes import REPO
 from tests.remote.test_parts import _link_models
 from trapgui.core.errors import UserInputError
-from trapgui.pipeline.events import Log
+from trapgui.core.jobs import LogLine as Log
 
 pytestmark = pytest.mark.timeout(180)
 
