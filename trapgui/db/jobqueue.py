@@ -302,7 +302,8 @@ def _insert_results(session, pipeline_id: int, run_id: int | None,
                    "run_id": run_id, "x1": det.box.x1, "y1": det.box.y1, "x2": det.box.x2,
                    "y2": det.box.y2, "score": det.score, "detector": det.detector,
                    "binary_label": None, "binary_score": None, "top_label": None,
-                   "top_score": None, "top_rank": None}
+                   "top_score": None, "top_rank": None, "embedding": det.embedding,
+                   "sharpness": det.sharpness}
             best_rank = -1
             for c in det.classifications:
                 cls_rows.append({"detection_id": next_id, "model": c.model, "rank": c.rank.value

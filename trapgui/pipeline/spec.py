@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from trapgui.core.embedding_kind import embedding_kind
 from trapgui.db.jobqueue import pipeline_key
 
 # Bump when the engine's output for the same models and settings changes (e.g. crop method),
@@ -62,7 +63,15 @@ class PipelineSpec:
             "top_k": self.top_k,
             "detection_score_floor": self.detection_score_floor,
             "crop_fill": self.crop_fill,
+            # stored embeddings of different kinds never meet in one night's tracking
+            "embedding": self.embedding_kind,
         }
+
+    @property
+    def embedding_kind(self) -> str:
+        """The embeddings this pipeline stores: features of the classifier that sees every
+        crop (as ``pipeline.processor.BatchProcessor`` chooses it), else the descriptor."""
+        return embedding_kind(self.binary or self.order or self.species)
 
     @property
     def key(self) -> str:
