@@ -17,6 +17,7 @@ from sqlalchemy import case, distinct, false, func, or_, select
 from trapgui.core.file_names import to_stored
 from trapgui.core.types import ImageState, JobState
 from trapgui.db.database import Database
+from trapgui.db.export_queries import counted_detection_filters
 from trapgui.db.tables import Deployment, Detection, Image, Job, Night
 
 
@@ -47,7 +48,8 @@ class NightRow:
     unreadable: int
     missing: int
     processed: int  # images whose job is done (for the given pipeline, or any pipeline)
-    detections: int
+    detections: int  # of the pipeline (any pipeline when none is given), see nights_table
+    failed: int = 0  # images whose job failed (the reason is stored with the job)
 
     @property
     def undated(self) -> bool:
@@ -87,8 +89,15 @@ def find_deployment(db: Database, folder: str | Path) -> DeploymentRow | None:
 
 
 def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
-                 pipeline_id: int | None = None) -> list[NightRow]:
-    """Every night of the chosen traps (all when None), dated nights first, then "undated"."""
+                 pipeline_id: int | None = None, *, min_score: float | None = None,
+                 counted_only: bool = False) -> list[NightRow]:
+    """Every night of the chosen traps (all when None), dated nights first, then "undated".
+
+    The one night-count query of the CLI and the views: ``images`` are the files on disk now
+    (readable or not; ``missing`` ones apart), ``processed``/``failed`` the images whose job
+    of the pipeline is done/failed, ``detections`` those scoring at least ``min_score`` and,
+    with ``counted_only``, not of a fixture (the detections ``db.counts`` and the exports
+    count; individuals come from ``db.counts.count_individuals``)."""
     dep_filter = [] if deployment_ids is None else [Image.deployment_id.in_(list(deployment_ids))]
     group = (Image.deployment_id, Image.night_id)
     with db.session() as s:
@@ -100,12 +109,22 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
                                  .group_by(*group)).all()
         done = select(*group, func.count(distinct(Job.image_id))).join(
             Job, Job.image_id == Image.id).where(Job.state == JobState.DONE.value, *dep_filter)
+        bad = select(*group, func.count(distinct(Job.image_id))).join(
+            Job, Job.image_id == Image.id).where(Job.state == JobState.FAILED.value, *dep_filter)
         det = select(*group, func.count(Detection.id)).join(
             Detection, Detection.image_id == Image.id).where(*dep_filter)
         if pipeline_id is not None:
             done = done.where(Job.pipeline_id == pipeline_id)
-            det = det.where(Detection.pipeline_id == pipeline_id)
+            bad = bad.where(Job.pipeline_id == pipeline_id)
+        if counted_only:
+            det = det.where(*counted_detection_filters(pipeline_id, min_score))
+        else:
+            if pipeline_id is not None:
+                det = det.where(Detection.pipeline_id == pipeline_id)
+            if min_score is not None:
+                det = det.where(Detection.score >= min_score)
         processed = {(r[0], r[1]): r[2] for r in s.execute(done.group_by(*group))}
+        failed = {(r[0], r[1]): r[2] for r in s.execute(bad.group_by(*group))}
         detections = {(r[0], r[1]): r[2] for r in s.execute(det.group_by(*group))}
     rows = []
     for dep_id, night_id, images, unreadable, missing in image_counts:
@@ -114,7 +133,7 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
         key = (dep_id, night_id)
         rows.append(NightRow(dep_id, name, path, night_id, date, start, end, int(images or 0),
                              int(unreadable or 0), int(missing or 0), int(processed.get(key, 0)),
-                             int(detections.get(key, 0))))
+                             int(detections.get(key, 0)), int(failed.get(key, 0))))
     rows.sort(key=lambda r: (r.deployment_name, r.deployment_id, r.date is None,
                              r.date or dt.date.min))
     return rows

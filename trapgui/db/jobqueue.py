@@ -71,6 +71,12 @@ def get_or_create_pipeline(db: Database, key: str, name: str, config: dict) -> i
         ).scalar_one()
 
 
+def pipeline_id_for_key(db: Database, key: str) -> int | None:
+    """The registered configuration with this key, or None (nothing was run with it)."""
+    with db.session() as s:
+        return s.execute(select(PipelineConfig.id).where(PipelineConfig.key == key)).scalar()
+
+
 def _chunks(items: Sequence, size: int = _CHUNK):
     for i in range(0, len(items), size):
         yield items[i : i + size]
