@@ -307,6 +307,18 @@ def nights_complete(db: Database, pipeline_id: int, night_ids: Iterable[int]) ->
     return [n for n in ids if n not in unfinished]
 
 
+def fixture_counts(db: Database, pipeline_id: int, night_ids: Sequence[int]) -> dict[int, int]:
+    """night -> occurrences flagged as fixtures."""
+    out: dict[int, int] = {}
+    with db.session() as s:
+        for part in _chunks(sorted(set(night_ids))):
+            out.update(dict(s.execute(
+                select(Occurrence.night_id, func.count()).where(
+                    Occurrence.pipeline_id == pipeline_id, Occurrence.night_id.in_(part),
+                    Occurrence.fixture.is_(True)).group_by(Occurrence.night_id)).all()))
+    return out
+
+
 def nights_of(db: Database, deployment_ids: Sequence[int] | None = None,
               dates: Sequence[dt.date] | None = None) -> list[int]:
     """Night ids of some traps (all when None), optionally only on some dates."""
@@ -418,7 +430,7 @@ def _chunks(items: Sequence, size: int = _CHUNK):
 __all__ = [
     "FlagChange", "NightData", "OccurrenceDetectionRow", "OccurrenceRow", "OccurrenceWrite",
     "StoredCandidate", "StoredDetection", "StoredImage", "StoredPinned", "WriteStats",
-    "night_dates", "night_occurrences", "nights_complete", "nights_of", "nights_touched_by_run",
+    "fixture_counts", "night_dates", "night_occurrences", "nights_complete", "nights_of", "nights_touched_by_run",
     "nights_with_untracked", "occurrence_detections", "read_night", "replace_night",
     "set_fixture_decision", "set_flags", "stored_candidates",
 ]

@@ -18,6 +18,7 @@ flags are updated in the same transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,9 @@ def track_catalogue_nights(db, pipeline_id: int, night_ids: Iterable[int],
             emit(LogLine("warning", problems[-1]))
         emit(Progress(k + 1, len(order), unit="nights", rate=0.0,
                       message=f"Tracking night {dates[night_id]:%Y-%m-%d}"))
+    if len(done) > 1:  # a later night's evidence may have flagged an earlier night's fixtures
+        fixtures = store.fixture_counts(db, pipeline_id, [n.night_id for n in done])
+        done = [dataclasses.replace(n, fixtures=fixtures.get(n.night_id, 0)) for n in done]
     return TrackingSummary(tuple(done), tuple(problems), time.perf_counter() - started, cancelled)
 
 
