@@ -301,3 +301,39 @@ def test_cli_track_and_nights(two_nights, capsys):
     assert code == 0 and "at least 0.95" in out
     code, _, err = cli(capsys, "--db", path, "track", "--pipeline", "nope")
     assert code != 0 and "No model configuration is called 'nope'" in err
+
+
+def test_the_tracking_service_gives_the_views_their_rows(tmp_path):
+    from trapgui.services.app_services import Services
+
+    services = Services.create(config_dir=tmp_path / "cfg", data_dir=tmp_path / "data",
+                               db_path=tmp_path / "c.sqlite3")
+    try:
+        cat = make_catalogue(services.db)
+        add_frames(cat, N1, 4, {"moth-a": 0, "moth-b": 1})
+        add_frames(cat, N2, 4, {"moth-c": 2})
+        from trapgui.core.jobs import run_job
+
+        summary = run_job(services.tracking.tracking_job(cat.pipeline_id), None)
+        assert summary.individuals == 3 and summary.fixtures == 2
+        rows = services.tracking.night_occurrences(cat.pipeline_id, cat.nights[N1])
+        assert len(rows) == 3 and sum(r.fixture for r in rows) == 1
+        moth = next(r for r in rows if not r.fixture)
+        assert moth.best_image_path.endswith(".jpg") and moth.best_box is not None
+        assert moth.n_detections == 4 and moth.best_score == pytest.approx(0.9)
+        frames = services.tracking.occurrence_detections(moth.id)
+        assert [f.captured for f in frames] == sorted(f.captured for f in frames)
+        assert sum(f.is_best for f in frames) == 1 and len(frames) == 4
+        counted = services.tracking.night_occurrences(cat.pipeline_id, cat.nights[N1],
+                                                      include_fixtures=False)
+        assert len(counted) == 2
+        per_night = services.tracking.counts_per_night(cat.pipeline_id)
+        assert per_night[(cat.deployment_id, cat.nights[N1])].individuals == 2
+        per_taxon = services.tracking.counts_per_taxon(cat.pipeline_id, [cat.nights[N1]])
+        assert [(c.individuals, c.max_n) for c in per_taxon] == [(2, 2)]  # no label >= 0.5 taxon
+        screw = next(r for r in rows if r.fixture)
+        services.tracking.set_fixture(screw.id, False)
+        assert services.tracking.counts_per_night(cat.pipeline_id)[
+            (cat.deployment_id, cat.nights[N1])].individuals == 3
+    finally:
+        services.close()

@@ -28,6 +28,8 @@ class PipelineSpec:
     crop_fill: float = 0.0  # value (in [0, 1] pixel units) outside the image for "pad" crops
     lease_s: float = 300.0
     name: str | None = None
+    # appearance embeddings for tracking (off: tracking by box geometry alone; benchmarks)
+    embeddings: bool = True
 
     def __post_init__(self):
         for attr in ("detection_batch_size", "classification_batch_size", "top_k",
@@ -68,10 +70,10 @@ class PipelineSpec:
         }
 
     @property
-    def embedding_kind(self) -> str:
+    def embedding_kind(self) -> str | None:
         """The embeddings this pipeline stores: features of the classifier that sees every
         crop (as ``pipeline.processor.BatchProcessor`` chooses it), else the descriptor."""
-        return embedding_kind(self.binary or self.order or self.species)
+        return embedding_kind(self.binary or self.order or self.species) if self.embeddings else None
 
     @property
     def key(self) -> str:

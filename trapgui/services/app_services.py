@@ -27,6 +27,7 @@ _SUB_SERVICES = {
     "export": ("trapgui.services.export_service", "ExportService"),
     "remote": ("trapgui.services.remote_service", "RemoteService"),
     "traps": ("trapgui.services.trap_service", "TrapService"),
+    "tracking": ("trapgui.services.tracking_service", "TrackingService"),
 }
 
 
