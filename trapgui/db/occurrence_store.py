@@ -18,18 +18,18 @@ database, and this module never sees the tracker (plain rows both ways). Rules:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 
 from trapgui.core.errors import UserInputError
 from trapgui.core.file_names import disk_path
 from trapgui.core.types import JobState
 from trapgui.db.database import Database
-from trapgui.db.tables import (Classification, Deployment, Detection, Image, Job, Night,
-                               Occurrence)
+from trapgui.db.tables import Deployment, Detection, Image, Job, Night, Occurrence
 
 _CHUNK = 900  # SQLite's default limit is 999 host parameters per statement
 
@@ -52,6 +52,7 @@ class StoredDetection:
     labels: dict  # rank -> [(label, score), ...] best first
     embedding: bytes | None
     sharpness: float | None
+    occurrence_id: int | None = None  # where it is now (None: not tracked yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,20 +95,26 @@ def read_night(session, pipeline_id: int, night_id: int) -> NightData:
     images = tuple(StoredImage(r[0], r[1], int(r[2] or 1), int(r[3] or 1)) for r in session.execute(
         select(Image.id, Image.captured_at, Image.width, Image.height)
         .where(Image.night_id == night_id, Image.captured_at.is_not(None), Image.id.in_(done))))
-    image_ids = select(Image.id).where(Image.night_id == night_id, Image.captured_at.is_not(None),
-                                       Image.id.in_(done))
-    in_night = and_(Detection.pipeline_id == pipeline_id, Detection.image_id.in_(image_ids))
+    conn = session.connection()
+    # plain driver queries: 100,000 rows through the ORM's per-row JSON decoding cost seconds
+    in_night = ("d.pipeline_id = ? AND d.image_id IN (SELECT i.id FROM images i JOIN jobs j "
+                "ON j.image_id = i.id AND j.pipeline_id = ? AND j.state = ? "
+                "WHERE i.night_id = ? AND i.captured_at IS NOT NULL)")
+    args = (pipeline_id, pipeline_id, JobState.DONE.value, night_id)
+    rows = conn.exec_driver_sql(
+        "SELECT c.detection_id, c.rank, c.top_labels, c.top_scores FROM classifications c "
+        f"JOIN detections d ON d.id = c.detection_id WHERE {in_night}", args).fetchall()
+    # one JSON document for all of them: a parse per row would cost more than the tracking
+    parsed = json.loads("[" + ",".join(f"[{r[2] or '[]'},{r[3] or '[]'}]" for r in rows) + "]")
     labels: dict[int, dict] = {}
-    for det_id, rank, names, scores in session.execute(
-            select(Classification.detection_id, Classification.rank, Classification.top_labels,
-                   Classification.top_scores)
-            .join(Detection, Detection.id == Classification.detection_id).where(in_night)):
-        labels.setdefault(det_id, {})[rank] = list(zip(names or (), scores or ()))
+    for (det_id, rank, _, _), (names, scores) in zip(rows, parsed):
+        labels.setdefault(det_id, {})[rank] = list(zip(names, scores))
     detections = tuple(
-        StoredDetection(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], labels.get(r[0], {}), r[7], r[8])
-        for r in session.execute(select(Detection.id, Detection.image_id, Detection.x1,
-                                        Detection.y1, Detection.x2, Detection.y2, Detection.score,
-                                        Detection.embedding, Detection.sharpness).where(in_night)))
+        StoredDetection(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], labels.get(r[0], {}), r[7], r[8],
+                        r[9])
+        for r in conn.exec_driver_sql(
+            "SELECT d.id, d.image_id, d.x1, d.y1, d.x2, d.y2, d.score, d.embedding, d.sharpness, "
+            f"d.occurrence_id FROM detections d WHERE {in_night}", args))
     pinned_rows = session.execute(select(Occurrence.id, Occurrence.fixture_reviewed, Occurrence.fixture)
                                   .where(Occurrence.pipeline_id == pipeline_id,
                                          Occurrence.night_id == night_id,
@@ -152,7 +159,8 @@ def night_dates(session, night_ids: Iterable[int]) -> dict[int, dt.date]:
 @dataclass(frozen=True, slots=True)
 class OccurrenceWrite:
     """One occurrence of the night as tracking made it. ``occurrence_id`` is set for a
-    pinned one (its row is updated, never replaced)."""
+    pinned one (its row is updated, never replaced) and for a machine one that continues an
+    existing row (its first detection's occurrence: ids stay stable across re-tracking)."""
 
     occurrence_id: int | None
     detection_ids: tuple[int, ...]
@@ -188,19 +196,27 @@ class WriteStats:
 
 def replace_night(session, pipeline_id: int, deployment_id: int, night_id: int,
                   occurrences: Sequence[OccurrenceWrite],
-                  other_flags: Sequence[FlagChange] = ()) -> WriteStats:
+                  other_flags: Sequence[FlagChange] = (),
+                  current: dict[int, int | None] | None = None) -> WriteStats:
     """In the caller's write transaction (``db.write_session()``): the night's machine-made
-    occurrences of the pipeline replaced by ``occurrences``, pinned ones updated, every
-    listed detection pointed at its occurrence, and the fixture flags of other nights'
+    occurrences of the pipeline replaced by ``occurrences`` (rows named by
+    ``occurrence_id`` are updated, the others inserted, the rest deleted), pinned ones
+    updated, every listed detection pointed at its occurrence (``current``: detection ->
+    occurrence now, to write only the changes), and the fixture flags of other nights'
     occurrences changed as ``other_flags`` says (never a person's decision)."""
     stats = WriteStats()
     now = time.time()
     conn = session.connection()
-    stats.deleted = session.execute(delete(Occurrence).where(
-        Occurrence.pipeline_id == pipeline_id, Occurrence.night_id == night_id,
-        Occurrence.pinned.is_(False))).rowcount or 0
+    here = dict(session.execute(select(Occurrence.id, Occurrence.pinned).where(
+        Occurrence.pipeline_id == pipeline_id, Occurrence.night_id == night_id)).all())
+    machine = {i for i, pinned in here.items() if not pinned}
+    pinned_here = {i for i, pinned in here.items() if pinned}
+    kept = {o.occurrence_id for o in occurrences if o.occurrence_id in machine}
+    gone = sorted(machine - kept)
+    for part in _chunks(gone):
+        stats.deleted += session.execute(delete(Occurrence).where(Occurrence.id.in_(part))).rowcount or 0
     next_id = (session.execute(select(func.max(Occurrence.id))).scalar() or 0) + 1
-    rows, pinned_rows, assignment = [], [], []
+    rows, pinned_rows, machine_rows, assignment = [], [], [], []
     for occ in occurrences:
         values = dict(
             first_image_id=occ.first_image_id, last_image_id=occ.last_image_id,
@@ -208,19 +224,28 @@ def replace_night(session, pipeline_id: int, deployment_id: int, night_id: int,
             n_detections=len(occ.detection_ids), best_detection_id=occ.best_detection_id,
             label=occ.label, label_rank=occ.label_rank, label_score=occ.label_score,
             fixture_candidate=occ.fixture_candidate, updated_at=now)
-        if occ.occurrence_id is None:
+        if occ.occurrence_id not in kept and occ.occurrence_id not in pinned_here:
             occ_id = next_id
             next_id += 1
             rows.append(dict(values, id=occ_id, pipeline_id=pipeline_id,
                              deployment_id=deployment_id, night_id=night_id,
                              fixture=occ.fixture, fixture_reason=occ.fixture_reason,
                              fixture_reviewed=False, pinned=False, created_by="machine"))
+        elif occ.occurrence_id in kept:  # a machine row continued
+            occ_id = occ.occurrence_id
+            machine_rows.append(dict(values, b_id=occ_id, fixture=occ.fixture,
+                                     fixture_reason=occ.fixture_reason))
         else:
             occ_id = occ.occurrence_id
             pinned_rows.append((occ_id, values, occ.fixture, occ.fixture_reason))
         assignment.extend((occ_id, d) for d in occ.detection_ids)
     for part in _chunks(rows, 500):
         session.execute(insert(Occurrence), part)
+    if machine_rows:
+        cols = [k for k in machine_rows[0] if k != "b_id"]
+        conn.exec_driver_sql(
+            f"UPDATE occurrences SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+            [tuple(_param(r[c]) for c in cols) + (r["b_id"],) for r in machine_rows])
     for occ_id, values, fixture, reason in pinned_rows:
         session.execute(update(Occurrence).where(Occurrence.id == occ_id).values(**values))
         # the flag is the machine's to set unless a person decided it
@@ -228,12 +253,26 @@ def replace_night(session, pipeline_id: int, deployment_id: int, night_id: int,
                                                  Occurrence.fixture_reviewed.is_(False))
                         .values(fixture=fixture, fixture_reason=reason))
     stats.inserted, stats.pinned_updated = len(rows), len(pinned_rows)
+    if current is not None:
+        assignment = [(o, d) for o, d in assignment if current.get(d) != o]
     # executemany of one prepared statement: the cheapest way to set 100,000 foreign keys
-    conn.exec_driver_sql("UPDATE detections SET occurrence_id = ? WHERE id = ?",
-                         [(o, d) for o, d in assignment])
+    if assignment:
+        conn.exec_driver_sql("UPDATE detections SET occurrence_id = ? WHERE id = ?", assignment)
     stats.detections = len(assignment)
     stats.other_flags_changed = set_flags(session, other_flags)
     return stats
+
+
+def _param(value):
+    """A value as the driver takes it in a plain statement (JSON and times as SQLAlchemy
+    stores them)."""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite format
+    if isinstance(value, bool):
+        return int(value)
+    return value
 
 
 def set_flags(session, changes: Sequence[FlagChange]) -> int:

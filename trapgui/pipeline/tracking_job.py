@@ -138,8 +138,20 @@ def track_one_night(db, pipeline_id: int, night_id: int, params: TrackingParams)
         others = store.stored_candidates(s, pipeline_id, data.deployment_id, exclude_night=night_id)
         result, changes = _flag(s, result, night_id, data.date, others, params)
         candidates = {c.key: c for c in result.fixture_candidates}
-        writes = [_write_row(o, candidates.get(o.key)) for o in result.occurrences]
-        stats = store.replace_night(s, pipeline_id, data.deployment_id, night_id, writes, changes)
+        current = {d.detection_id: d.occurrence_id for d in data.detections}
+        pinned_ids = {p.occurrence_id for p in data.pinned}
+        reused: set[int] = set()
+        writes = []
+        for occ in result.occurrences:
+            row_id = occ.pinned_key
+            if row_id is None:  # continue the row its first detection is in (stable ids)
+                was = current.get(occ.key)
+                if was is not None and was not in pinned_ids and was not in reused:
+                    row_id = was
+                    reused.add(was)
+            writes.append(_write_row(occ, candidates.get(occ.key), row_id))
+        stats = store.replace_night(s, pipeline_id, data.deployment_id, night_id, writes, changes,
+                                    current)
     return NightTracked(night_id, data.deployment_id, data.date.isoformat(), len(detections),
                         len(result.occurrences), sum(o.fixture for o in result.occurrences),
                         sum(o.pinned for o in result.occurrences), stats.other_flags_changed,
@@ -187,9 +199,9 @@ def _candidate(c: store.StoredCandidate) -> FixtureCandidate | None:
         return None  # damaged evidence of one occurrence: that place is judged without it
 
 
-def _write_row(occ, candidate: FixtureCandidate | None) -> store.OccurrenceWrite:
+def _write_row(occ, candidate: FixtureCandidate | None, row_id: int | None) -> store.OccurrenceWrite:
     return store.OccurrenceWrite(
-        occurrence_id=occ.pinned_key, detection_ids=occ.detection_ids,
+        occurrence_id=row_id, detection_ids=occ.detection_ids,
         first_image_id=occ.first_image_id, last_image_id=occ.last_image_id,
         first_seen=occ.first_seen, last_seen=occ.last_seen,
         best_detection_id=occ.best_detection_id, label=occ.label, label_rank=occ.label_rank,
