@@ -82,7 +82,7 @@ def test_redirect_to_a_private_address_is_an_error_result(server, make_worker, c
                   target=f"{server.root}/images/{ids[2]}.jpg")  # its own address: allowed
     worker, _ = make_worker(server)
     summary = _run(worker, 90)
-    assert summary.error is None and summary.failures == 1
+    assert summary.error is None and summary.failed == 1
     results = _answered_once(server, 63)
     assert results[ids[0]] == {"error": UNREACHABLE, "image_id": ids[0]}
     assert "detections" in results[ids[1]] and "detections" in results[ids[2]]
@@ -108,7 +108,7 @@ def test_oversized_images_are_error_results(remote_images, make_worker, cheap_id
         limit = 4 * max(len(remote_images[i]) for i in ids)
         worker, _ = make_worker(server, max_image_bytes=limit)
         summary = _run(worker, 90)
-        assert summary.error is None and summary.failures == 3
+        assert summary.error is None and summary.failed == 3
         results = _answered_once(server, 64)
     assert "too large" in results[ids[0]]["error"]
     assert "larger than the" in results[ids[1]]["error"]
@@ -118,7 +118,7 @@ def test_oversized_images_are_error_results(remote_images, make_worker, cheap_id
 
 def test_malformed_json_everywhere_is_retried(remote_images, make_worker, cheap_ids):
     ids = cheap_ids[:3]
-    with AntennaTestServer(remote_images, visibility_timeout=2.0) as server:
+    with AntennaTestServer(remote_images, visibility_timeout=60.0) as server:
         server.add_job(65, "moth_binary", ids)
         for path, method in ((r"/jobs$", "GET"), (r"/tasks/$", "POST"), (r"/result/$", "POST")):
             server.inject("malformed_json", path, method=method, times=1)

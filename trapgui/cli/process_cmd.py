@@ -145,7 +145,8 @@ def run(args, ctx) -> int:
     cutoff = args.cutoff_hour if args.cutoff_hour is not None else settings.night_cutoff_hour
     report = scan_folder(ctx.db, args.folder, cutoff_hour=cutoff)
     print("\n".join(scan_summary(report)))
-    engine = Engine(ctx.db, store, spec, devices=args.device or settings.device)
+    engine = Engine(ctx.db, store, spec, devices=args.device or settings.device,
+                    tracking=settings.tracking_params())
     queued = engine.enqueue_deployment(report.deployment_id, requeue=args.requeue,
                                        retry_failed=args.retry_failed)
     print(f"Models: {spec.display_name}; {queued} image{'s' if queued != 1 else ''} newly "
@@ -185,6 +186,7 @@ def run(args, ctx) -> int:
         print(f"  {summary.failed_earlier} image{'s' if summary.failed_earlier != 1 else ''} "
               "of this folder failed in earlier runs (`trapgui nights` lists them); "
               "`--retry-failed` tries them again.")
+    print_individuals(ctx, report.deployment_id, engine.pipeline_id, summary.tracking)
     if summary.status == "cancelled":
         print("Run the same command again to process the rest.")
         return 130
@@ -195,6 +197,31 @@ def run(args, ctx) -> int:
             deployment_ids=[report.deployment_id], pipeline_id=engine.pipeline_id))
         print(f"Exported {out.rows} detections to {printable(out.path)}")
     return 0 if summary.status == "finished" else 1
+
+
+def print_individuals(ctx, deployment_id: int, pipeline_id: int, tracking) -> None:
+    """The individuals this folder's nights now hold (``db.counts``, at the settings'
+    thresholds), after the tracking that ended the run."""
+    from trapgui.db.counts import count_individuals_per_night
+    from trapgui.db.export_queries import ExportScope, Thresholds, untracked_detections
+
+    if tracking is not None:
+        for problem in tracking.problems:
+            print(f"  warning: {printable(problem)}")
+    thresholds = Thresholds(ctx.settings.detection_threshold,
+                            ctx.settings.classification_threshold)
+    scope = ExportScope.of([deployment_id])
+    per_night = count_individuals_per_night(ctx.db, scope, pipeline_id, thresholds)
+    individuals = sum(c.individuals for c in per_night.values())
+    nights = len(per_night)
+    tracked = f" ({tracking.describe()})" if tracking is not None and tracking.nights else ""
+    print(f"Individuals: {individuals} in {nights} night{'s' if nights != 1 else ''}, "
+          f"counted at detection score {thresholds.detection:.2f}, fixtures left out"
+          f"{tracked}; `trapgui nights` lists them per night.")
+    untracked = untracked_detections(ctx.db, scope, pipeline_id, thresholds.detection)
+    if untracked:
+        print(f"  {untracked} detection{'s' if untracked != 1 else ''} belong to no individual "
+              "yet (nights not fully processed); they are tracked when their night is done.")
 
 
 def _main_thread() -> bool:

@@ -58,7 +58,8 @@ class TerminalProgress:
                 return
             done = p.done + p.failed if isinstance(p, RunProgress) else p.done
             finished = p.total is not None and done >= p.total
-            text = tqdm.format_meter(done, p.total, time.monotonic() - self._started(),
+            started = self._started()  # first: a first event must not see a negative time
+            text = tqdm.format_meter(done, p.total, time.monotonic() - started,
                                      prefix=label, unit=self.unit, unit_scale=self.unit_scale,
                                      postfix=_postfix(p) or None, ncols=100)
             if text != self._last_text and (finished or time.monotonic() - self._last_plain

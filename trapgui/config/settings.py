@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from trapgui.core.errors import UserInputError
+from trapgui.core.tracking_params import TrackingParams
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +53,8 @@ class Settings:
     # send the token over plain http:// to a host other than this computer (a trusted lab
     # network without https); off, the token goes only over https or to localhost
     remote_allow_insecure_http: bool = False
+    # tracking (detections -> individuals): every TrackingParams field, see docs/tracking.md
+    tracking: dict[str, Any] = field(default_factory=lambda: TrackingParams().to_dict())
     # anything we do not know (written by a newer version) is round-tripped untouched
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -69,7 +74,23 @@ class Settings:
             problems.append("Remote batch timeout cannot be negative.")
         if not self.remote_base_url.startswith(("http://", "https://")):
             problems.append("Server URL must start with http:// or https://.")
+        try:
+            self.tracking_params()
+        except UserInputError as exc:
+            problems.append(str(exc))
         return problems
+
+    def tracking_params(self) -> TrackingParams:
+        """The tracking group as the tracker takes it (defaults for keys not set); raises
+        UserInputError for invalid values."""
+        if not isinstance(self.tracking, dict):
+            raise UserInputError("Invalid tracking settings: they must be a group of values.")
+        defaults = TrackingParams().to_dict()
+        for key, value in self.tracking.items():
+            if key in defaults and not _same_kind(defaults[key], value):
+                raise UserInputError(f"Invalid tracking settings: {key} must be "
+                                     f"{type(defaults[key]).__name__}, not {value!r}.")
+        return TrackingParams.from_dict(self.tracking)
 
     def add_recent_folder(self, folder: str, limit: int = 10) -> None:
         self.recent_folders = [folder] + [f for f in self.recent_folders if f != folder]
@@ -94,6 +115,8 @@ def load_settings(path: Path) -> Settings:
         if key not in known:
             extra[key] = value
             continue
+        if key == "tracking":  # a group: read key by key below
+            continue
         default = getattr(defaults, key)
         if value is None and "None" not in str(known[key].type):
             log.warning("Setting %s is empty; using %r.", key, default)
@@ -109,7 +132,26 @@ def load_settings(path: Path) -> Settings:
                         "; ".join(problems), default)
             continue
         values[key] = value
+    if isinstance(raw.get("tracking"), dict):
+        values["tracking"] = _tracking_group(raw["tracking"])
     return Settings(**values, extra=extra)
+
+
+def _tracking_group(raw: dict) -> dict[str, Any]:
+    """The file's tracking values over the defaults, one key at a time (a bad value falls
+    back to its default alone); keys a newer version wrote are kept."""
+    group = TrackingParams().to_dict()
+    for key, value in raw.items():
+        if key not in group:
+            group[key] = value
+            continue
+        problems = Settings(tracking={**TrackingParams().to_dict(), key: value}).validate()
+        if problems:
+            log.warning("Tracking setting %s=%r is invalid (%s); using %r.", key, value,
+                        "; ".join(problems), group[key])
+            continue
+        group[key] = value
+    return group
 
 
 def _same_kind(default: Any, value: Any) -> bool:

@@ -108,6 +108,8 @@ class RunSummary:
     posted: int | None = None  # remote runs: results the server has
     unposted: int = 0  # remote runs: results kept locally, posted at the next start
     error: str | None = None  # why a crashed run stopped, in one sentence
+    # the tracking that followed the run (pipeline.tracking_job.TrackingSummary), if any
+    tracking: Any = None
 
 
 @dataclass(frozen=True, slots=True)

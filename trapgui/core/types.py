@@ -55,6 +55,9 @@ class DetectionResult:
     score: float
     detector: str  # catalogue key
     classifications: list[ClassificationResult] = field(default_factory=list)
+    # appearance embedding for tracking (float16 little-endian bytes, see core.embedding_kind)
+    embedding: bytes | None = None
+    sharpness: float | None = None  # crop sharpness, to choose an occurrence's best crop
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ from sqlalchemy import Integer, and_, case, distinct, false, func, or_, select
 from trapgui.core.file_names import from_stored, to_stored
 from trapgui.core.types import ImageState, JobState, Rank
 from trapgui.db.database import Database
+from trapgui.db.export_queries import counted_detection_filters
 from trapgui.db.tables import Deployment, Detection, Image, Job, Night, PipelineConfig
 
 
@@ -103,10 +104,13 @@ def find_deployment(db: Database, folder: str | Path) -> DeploymentRow | None:
 
 def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
                  pipeline_id: int | None = None, *, min_score: float = 0.0,
-                 min_label_score: float = 0.0) -> list[NightRow]:
+                 min_label_score: float = 0.0, counted_only: bool = False) -> list[NightRow]:
     """Every night of the chosen traps (all when None), dated nights first, then "undated",
     with counts for ``pipeline_id`` (None: any pipeline) at the given thresholds: the one query
-    behind every per-night count the app shows."""
+    behind every per-night count the app shows. ``images`` are the files on disk now (readable
+    or not; ``missing`` apart), ``processed``/``failed`` the images whose job of the pipeline is
+    done or failed/failed, ``detections`` those scoring at least ``min_score`` and, with
+    ``counted_only``, not of a fixture (the detections ``db.counts`` and the exports count)."""
     dep_filter = [] if deployment_ids is None else [Image.deployment_id.in_(list(deployment_ids))]
     group = (Image.deployment_id, Image.night_id)
     on_disk = Image.state != ImageState.MISSING.value
@@ -125,11 +129,15 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
         labelled = case((and_(Detection.top_score >= min_label_score,
                               Detection.top_rank != Rank.BINARY.value), Detection.top_label))
         det = select(*group, func.count(Detection.id), func.count(distinct(labelled))).join(
-            Detection, Detection.image_id == Image.id).where(Detection.score >= min_score,
-                                                             *dep_filter)
+            Detection, Detection.image_id == Image.id).where(*dep_filter)
+        if counted_only:
+            det = det.where(*counted_detection_filters(pipeline_id, min_score))
+        else:
+            det = det.where(Detection.score >= min_score)
+            if pipeline_id is not None:
+                det = det.where(Detection.pipeline_id == pipeline_id)
         if pipeline_id is not None:
             jobs = jobs.where(Job.pipeline_id == pipeline_id)
-            det = det.where(Detection.pipeline_id == pipeline_id)
         processed = {(r[0], r[1]): (r[2], r[3]) for r in s.execute(jobs.group_by(*group))}
         detections = {(r[0], r[1]): (r[2], r[3]) for r in s.execute(det.group_by(*group))}
     rows = []

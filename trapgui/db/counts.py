@@ -72,12 +72,20 @@ class NightEffort:
         return (self.end - self.start).total_seconds() / 3600.0
 
 
-def count_individuals(db: Database, scope: ExportScope, pipeline_id: int | None,
-                      thresholds: Thresholds) -> list[TaxonNightCount]:
-    """Individuals per (trap, night, taxon) at ``thresholds``; taxa with none are absent (the
-    caller adds zeros over the nights it shows)."""
-    if pipeline_id is None:
-        return []
+@dataclass(frozen=True, slots=True)
+class NightCount:
+    """All taxa of one trap-night together (the nights overview, ``trapgui nights``)."""
+
+    deployment_id: int
+    night_id: int
+    individuals: int  # = the sum of the night's TaxonNightCount.individuals
+    detections: int  # their detections at the detection threshold
+    max_n: int  # most individuals (of any taxa) in one image
+
+
+def _counted(scope: ExportScope, pipeline_id: int, thresholds: Thresholds):
+    """(occurrence, trap, night, taxon, rank, method, image) of every counted detection of a
+    counted individual: the one base of every count here."""
     label, rank, method = final_labels.accepted_label(thresholds.label)
     occ = (select(Occurrence.id.label("occ"), Occurrence.deployment_id.label("dep"),
                   Occurrence.night_id.label("night"), label.label("label"),
@@ -89,9 +97,18 @@ def count_individuals(db: Database, scope: ExportScope, pipeline_id: int | None,
                   Detection.score >= thresholds.detection,
                   Detection.occurrence_id.is_not(None))
            .subquery())
-    joined = (select(occ.c.occ, occ.c.dep, occ.c.night, occ.c.label, occ.c.rank,
-                     occ.c.method, det.c.img)
-              .join(det, det.c.occ == occ.c.occ).subquery())
+    return (select(occ.c.occ, occ.c.dep, occ.c.night, occ.c.label, occ.c.rank,
+                   occ.c.method, det.c.img)
+            .join(det, det.c.occ == occ.c.occ).subquery())
+
+
+def count_individuals(db: Database, scope: ExportScope, pipeline_id: int | None,
+                      thresholds: Thresholds) -> list[TaxonNightCount]:
+    """Individuals per (trap, night, taxon) at ``thresholds``; taxa with none are absent (the
+    caller adds zeros over the nights it shows)."""
+    if pipeline_id is None:
+        return []
+    joined = _counted(scope, pipeline_id, thresholds)
     keys = (joined.c.dep, joined.c.night, joined.c.label, joined.c.rank)
     totals = select(*keys, func.count(distinct(joined.c.occ)),
                     func.count(distinct(case((joined.c.method == final_labels.HUMAN,
@@ -109,6 +126,27 @@ def count_individuals(db: Database, scope: ExportScope, pipeline_id: int | None,
                            peaks.get(tuple(r[:4]), 0)) for r in rows]
     out.sort(key=lambda c: (c.deployment_id, c.night_id, c.label is None, c.label or ""))
     return out
+
+
+def count_individuals_per_night(db: Database, scope: ExportScope, pipeline_id: int | None,
+                                thresholds: Thresholds) -> dict[tuple[int, int], NightCount]:
+    """(trap, night) -> all taxa together, from the same base as :func:`count_individuals`
+    (its individuals and detections are the sums of that function's rows; MaxN is of all
+    taxa in one image). Nights without individuals are absent."""
+    if pipeline_id is None:
+        return {}
+    joined = _counted(scope, pipeline_id, thresholds)
+    keys = (joined.c.dep, joined.c.night)
+    totals = select(*keys, func.count(distinct(joined.c.occ)), func.count()).group_by(*keys)
+    per_image = (select(*keys, func.count(distinct(joined.c.occ)).label("n"))
+                 .group_by(*keys, joined.c.img).subquery())
+    peaks_q = select(per_image.c.dep, per_image.c.night, func.max(per_image.c.n)).group_by(
+        per_image.c.dep, per_image.c.night)
+    with db.session() as s:
+        peaks = {(r[0], r[1]): int(r[2]) for r in s.execute(peaks_q)}
+        rows = s.execute(totals).all()
+    return {(r[0], r[1]): NightCount(r[0], r[1], int(r[2]), int(r[3]), peaks.get((r[0], r[1]), 0))
+            for r in rows}
 
 
 def night_effort(db: Database, scope: ExportScope, pipeline_id: int | None) -> list[NightEffort]:

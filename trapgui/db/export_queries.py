@@ -163,6 +163,12 @@ def pipeline_id_by_name(db: Database, name: str) -> int:
     return rows[name]
 
 
+def pipeline_name(db: Database, pipeline_id: int) -> str:
+    with db.session() as s:
+        return s.execute(select(PipelineConfig.name).where(
+            PipelineConfig.id == pipeline_id)).scalar_one()
+
+
 # ---- streams -----------------------------------------------------------------------------------
 def _stream(session, statement):
     """Rows of ``statement`` in partitions of PARTITION, on the session's connection (plain

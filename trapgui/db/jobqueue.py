@@ -71,6 +71,12 @@ def get_or_create_pipeline(db: Database, key: str, name: str, config: dict) -> i
         ).scalar_one()
 
 
+def pipeline_id_for_key(db: Database, key: str) -> int | None:
+    """The registered configuration with this key, or None (nothing was run with it)."""
+    with db.session() as s:
+        return s.execute(select(PipelineConfig.id).where(PipelineConfig.key == key)).scalar()
+
+
 def _chunks(items: Sequence, size: int = _CHUNK):
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -302,7 +308,8 @@ def _insert_results(session, pipeline_id: int, run_id: int | None,
                    "run_id": run_id, "x1": det.box.x1, "y1": det.box.y1, "x2": det.box.x2,
                    "y2": det.box.y2, "score": det.score, "detector": det.detector,
                    "binary_label": None, "binary_score": None, "top_label": None,
-                   "top_score": None, "top_rank": None}
+                   "top_score": None, "top_rank": None, "embedding": det.embedding,
+                   "sharpness": det.sharpness}
             best_rank = -1
             for c in det.classifications:
                 cls_rows.append({"detection_id": next_id, "model": c.model, "rank": c.rank.value

@@ -89,11 +89,27 @@ def add_trap_metadata(conn: Connection) -> None:
                              (str(uuid.uuid4()), dep_id))
 
 
+def add_tracking_details(conn: Connection) -> None:
+    """Tracking as a job: each detection's crop sharpness; an occurrence's fixture evidence
+    for other nights (``fixture_candidate``) and whether its fixture flag is a person's
+    decision (``fixture_reviewed``)."""
+    detections = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(detections)")}
+    if "sharpness" not in detections:
+        conn.exec_driver_sql("ALTER TABLE detections ADD COLUMN sharpness FLOAT")
+    occurrences = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(occurrences)")}
+    if "fixture_reviewed" not in occurrences:
+        conn.exec_driver_sql("ALTER TABLE occurrences ADD COLUMN fixture_reviewed BOOLEAN "
+                             "NOT NULL DEFAULT 0")
+    if "fixture_candidate" not in occurrences:
+        conn.exec_driver_sql("ALTER TABLE occurrences ADD COLUMN fixture_candidate JSON")
+
+
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, add_occurrences),
     (3, key_remote_tasks_by_job_and_pipeline),
     (4, count_interruptions),
     (5, add_trap_metadata),
+    (6, add_tracking_details),
 ]
 
-LATEST_VERSION = 5
+LATEST_VERSION = 6

@@ -210,6 +210,8 @@ class Detection(Base):
     )
     # appearance embedding for tracking: float16 values, little-endian (see tracking docs)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # crop sharpness (ml.appearance.crop_sharpness; only ratios between crops mean something)
+    sharpness: Mapped[float | None] = mapped_column(Float)
 
 
 class Occurrence(Base):
@@ -244,6 +246,13 @@ class Occurrence(Base):
     # left out of counts; a person can unflag it
     fixture: Mapped[bool] = mapped_column(Boolean, default=False)
     fixture_reason: Mapped[str | None] = mapped_column(Text)
+    # True: ``fixture`` is a person's decision (kept by every re-tracking; the occurrence is
+    # pinned with it); False: the machine's flag
+    fixture_reviewed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # the occurrence sat still in nearly every image of its night: what other nights of the
+    # trap compare with to flag fixtures ({"box": relative median box, "presence",
+    # "n_images", "reference_distance", "embedding": mean, or null}); NULL: not a candidate
+    fixture_candidate: Mapped[dict | None] = mapped_column(JSON)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(16), default="machine")  # machine | human
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)

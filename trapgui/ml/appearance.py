@@ -252,6 +252,14 @@ class FeatureClassifier:
 
     __call__ = forward
 
+    def take_features(self) -> torch.Tensor:
+        """The features of the wrapped network's last forward, however it was called
+        (``model(x)`` or a wrapper's own ``predict``): ``(N, feature_dim)``; cleared once taken."""
+        features, self._caught = self._caught, None
+        if features is None:
+            raise RuntimeError(f"{type(self.model).__name__}'s forward did not use its final linear layer")
+        return features.reshape(features.shape[0], -1)
+
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         return self.projection(features)
 

@@ -174,7 +174,7 @@ class DevicePool:
                         models.detector, models.binary, models.species, models.order,
                         classification_batch_size=spec.classification_batch_size,
                         top_k=spec.top_k, score_floor=spec.detection_score_floor,
-                        crop_fill=spec.crop_fill)
+                        crop_fill=spec.crop_fill, embeddings=getattr(spec, "embeddings", True))
                 out[i] = by_key
             except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
                 errors.append(exc)

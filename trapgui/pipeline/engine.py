@@ -8,18 +8,21 @@ a :class:`~trapgui.pipeline.device_pool.DevicePool` over the queue source and si
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from collections.abc import Callable, Iterable
 
 from trapgui.core.jobs import Emit, JobControl, LogLine, RunSummary, safe_emit
 from trapgui.core.processes import pid_alive, worker_pid
+from trapgui.core.tracking_params import TrackingParams
 from trapgui.db import catalogue_queries, jobqueue
 from trapgui.pipeline.device_pool import DevicePool, lower_thread_priority
 from trapgui.pipeline.flight_recorder import FlightRecorder
 from trapgui.pipeline.model_set import registry_loader
 from trapgui.pipeline.queue_source import CatalogueSink, QueueSource
 from trapgui.pipeline.spec import PipelineSpec
+from trapgui.pipeline.tracking_job import track_after_run
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +30,12 @@ log = logging.getLogger(__name__)
 class Engine:
     def __init__(self, db, store, spec: PipelineSpec, devices="auto", *,
                  model_loader: Callable | None = None, thread_factory: Callable | None = None,
-                 low_priority: bool = False):
+                 low_priority: bool = False, tracking: TrackingParams | None = None,
+                 track: bool = True):
         """``model_loader(device) -> ModelSet`` replaces the catalogue loader (tests);
-        ``low_priority`` runs the device workers and decoders below the window's priority."""
+        ``low_priority`` runs the device workers and decoders below the window's priority;
+        ``tracking``: the tracker's settings for the tracking that ends every run (``track``
+        False leaves it to ``trapgui track``)."""
         self.db = db
         self.store = store
         self.spec = spec
@@ -38,6 +44,8 @@ class Engine:
         self._load = lambda _key, device: loader(device)
         self.thread_factory = thread_factory
         self.low_priority = low_priority
+        self.tracking = tracking
+        self.track = track
         self.pipeline_key = spec.key
         self.pipeline_id = jobqueue.get_or_create_pipeline(
             db, self.pipeline_key, spec.display_name, spec.result_config())
@@ -102,6 +110,11 @@ class Engine:
                                 notes=list(summary.notes))
         if outcome.error is not None:  # re-raised once claims are released and the run recorded
             raise outcome.error
+        if self.track and not control.cancelled:
+            # nights whose processing is complete (a cancelled run leaves them to the next
+            # run or `trapgui track`: they are found by their detections in no occurrence)
+            summary = dataclasses.replace(summary, tracking=track_after_run(
+                self.db, self.pipeline_id, sink.run_id, self.tracking, emit, control))
         return summary
 
     def _take_over_dead_processes(self, emit: Emit) -> None:

@@ -6,6 +6,12 @@ pixels, all boxes cut from the full-resolution tensors in one roi_align call (``
 the binary classifier on every crop, species/order classifiers only on its positives, in
 sub-batches of at most ``classification_batch_size``; on out-of-memory the sub-batch is
 halved and retried.
+
+Embeddings for tracking come without a second pass: the penultimate features of the
+classifier that sees every crop (the binary one), caught during its normal forward
+(``ml.appearance.FeatureClassifier``) and projected to 128 values; with no classifier (or one
+without a final linear layer), the cheap appearance descriptor of the same stacked crops.
+Stored as float16 bytes with each detection, with the crop's sharpness.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trapgui.core.embedding_kind import EMBEDDING_DIM, PROJECTION_SEED, embedding_kind
 from trapgui.core.geometry import Box
 from trapgui.core.types import ClassificationResult, DetectionResult, ImageResult
+from trapgui.ml.appearance import FeatureClassifier, appearance_descriptors, crop_sharpness
 from trapgui.ml.crops import clean_boxes, stack_crops
 
 log = logging.getLogger(__name__)
+
+DESCRIPTOR_CROP = 64  # crop side for the appearance descriptor (it works at 64 px)
 
 
 @dataclass
@@ -62,7 +72,7 @@ def describe_error(exc: BaseException) -> str:
 class BatchProcessor:
     def __init__(self, detector, binary=None, species=None, order=None, *,
                  classification_batch_size: int = 64, top_k: int = 5,
-                 score_floor: float = 0.0, crop_fill: float = 0.0):
+                 score_floor: float = 0.0, crop_fill: float = 0.0, embeddings: bool = True):
         self.detector = detector
         self.binary = binary
         self.followers = [c for c in (order, species) if c is not None]
@@ -76,6 +86,18 @@ class BatchProcessor:
         if binary is not None and not binary.info.positive_labels:
             log.warning("Binary classifier %s names no positive labels: every crop passes.",
                         binary.info.key)
+        # the classifier that sees every crop gives the embeddings (one space for the night)
+        self.embeddings = bool(embeddings)
+        self._feature_model = binary if binary is not None else (self.followers[0] if self.followers else None)
+        self._features: FeatureClassifier | None = None
+        if self.embeddings and self._feature_model is not None:
+            try:
+                self._features = FeatureClassifier(self._feature_model.model, EMBEDDING_DIM,
+                                                   PROJECTION_SEED)
+            except (AttributeError, TypeError) as exc:  # no network / no final linear layer
+                # (catalogue classifiers all have one: this is for hand-made test models)
+                log.warning("%s gives no features (%s); embeddings come from the appearance "
+                            "descriptor", self._feature_model.info.key, exc)
 
     @property
     def classifiers(self) -> list:
@@ -89,6 +111,13 @@ class BatchProcessor:
     def detection_batch_limit(self) -> int | None:
         """Images per detector call after out-of-memory halvings (None = not limited)."""
         return self._detect_batch
+
+    @property
+    def embedding_kind(self) -> str | None:
+        """What the stored embeddings are (``core.embedding_kind``); None: none are made."""
+        if not self.embeddings:
+            return None
+        return embedding_kind(self._feature_model.info.key if self._features else None)
 
     @property
     def detection_max_side(self) -> int | None:
@@ -137,7 +166,36 @@ class BatchProcessor:
             crop_boxes.append(clipped.to(self.device) * im.scale)
         if flat and self.classifiers:
             self._classify_all(full, crop_boxes, flat, [out[i] for i in good], keep_scores)
+        elif flat and self.embeddings:  # no classifier cuts crops: cut small ones for the descriptor
+            batch = stack_crops(full, crop_boxes, DESCRIPTOR_CROP)
+            self._attach_appearance(batch.crops, self._flat_rows(flat, batch.owner), flat, None, None)
         return out
+
+    @staticmethod
+    def _flat_rows(flat, owner: torch.Tensor) -> list[int]:
+        """Flat detection index of each crop of a stack_crops batch over every box."""
+        index, offsets = {}, {}
+        for g, (pos, _) in enumerate(flat):
+            index[(pos, offsets.get(pos, 0))] = g
+            offsets[pos] = offsets.get(pos, 0) + 1
+        return [index[(p, r)] for p, r in owner.tolist()]
+
+    def _attach_appearance(self, crops, rows, flat, info, features) -> None:
+        """Embeddings (projected classifier features, else the descriptor of ``crops``) and
+        the sharpness of each crop, onto its detection."""
+        if not rows:
+            return
+        mean, std = (info.mean, info.std) if info is not None else (None, None)
+        if features is not None:
+            vectors = self._features.embed(features)
+        else:
+            vectors = appearance_descriptors(crops, mean, std)
+        vectors = vectors.cpu().numpy().astype("<f2")
+        sharp = crop_sharpness(crops, mean, std).cpu().tolist()
+        for row, g in enumerate(rows):
+            det = flat[g][1]
+            det.embedding = vectors[row].tobytes()
+            det.sharpness = float(sharp[row])
 
     def _detection_input(self, t: torch.Tensor) -> tuple[torch.Tensor, float]:
         x = t.to(torch.float32).div_(255.0) if t.dtype == torch.uint8 else t.to(torch.float32)
@@ -167,9 +225,12 @@ class BatchProcessor:
                 self._note(f"out of memory in detection, batch {n} -> {self._detect_batch}")
         return outputs
 
-    def _predict(self, clf, crops: torch.Tensor, want_logits: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Sub-batches of at most classification_batch_size; halves on OOM."""
-        probs, logits = [], []
+    def _predict(self, clf, crops: torch.Tensor, want_logits: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Sub-batches of at most classification_batch_size; halves on OOM. Also returns the
+        penultimate features of the same forward when ``clf`` gives the embeddings."""
+        probs, logits, features = [], [], []
+        catch = self._features if clf is self._feature_model else None
         start = 0
         while start < crops.shape[0]:
             n = min(self.classification_batch_size, crops.shape[0] - start)
@@ -181,6 +242,8 @@ class BatchProcessor:
                 else:
                     p = clf.predict(chunk).float()
                     lg = torch.log(p.clamp_min(1e-30)) if want_logits else None
+                if catch is not None:
+                    features.append(catch.take_features())
                 probs.append(p)
                 if lg is not None:
                     logits.append(lg.float())
@@ -192,7 +255,8 @@ class BatchProcessor:
                 self.classification_batch_size = max(1, n // 2)
                 self._note(f"out of memory classifying with {clf.info.key}, "
                            f"batch {n} -> {self.classification_batch_size}")
-        return torch.cat(probs), (torch.cat(logits) if logits else None)
+        return (torch.cat(probs), (torch.cat(logits) if logits else None),
+                torch.cat(features) if features else None)
 
     def _classify_all(self, full, crop_boxes, flat, outs: list[ProcessedImage], keep_scores: bool):
         everyone = list(range(len(flat)))
@@ -255,8 +319,10 @@ class BatchProcessor:
         crops, got = self._crops(clf, full, crop_boxes, flat, rows, cache)
         if not got:  # zero crops: no forward call
             return None, got
-        probs, logits = self._predict(clf, crops, keep_scores)
+        probs, logits, features = self._predict(clf, crops, keep_scores)
         info = clf.info
+        if clf is self._feature_model and self.embeddings:
+            self._attach_appearance(crops, got, flat, info, features)
         k = min(self.top_k, probs.shape[1])
         top_p, top_i = probs.topk(k, dim=1)
         top_p, top_i = top_p.cpu().tolist(), top_i.cpu().tolist()

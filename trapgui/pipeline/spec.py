@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from trapgui.core.embedding_kind import embedding_kind
 from trapgui.db.jobqueue import pipeline_key
 
 # Bump when the engine's output for the same models and settings changes (e.g. crop method),
@@ -27,6 +28,8 @@ class PipelineSpec:
     crop_fill: float = 0.0  # value (in [0, 1] pixel units) outside the image for "pad" crops
     lease_s: float = 300.0
     name: str | None = None
+    # appearance embeddings for tracking (off: tracking by box geometry alone; benchmarks)
+    embeddings: bool = True
 
     def __post_init__(self):
         for attr in ("detection_batch_size", "classification_batch_size", "top_k",
@@ -62,7 +65,15 @@ class PipelineSpec:
             "top_k": self.top_k,
             "detection_score_floor": self.detection_score_floor,
             "crop_fill": self.crop_fill,
+            # stored embeddings of different kinds never meet in one night's tracking
+            "embedding": self.embedding_kind,
         }
+
+    @property
+    def embedding_kind(self) -> str | None:
+        """The embeddings this pipeline stores: features of the classifier that sees every
+        crop (as ``pipeline.processor.BatchProcessor`` chooses it), else the descriptor."""
+        return embedding_kind(self.binary or self.order or self.species) if self.embeddings else None
 
     @property
     def key(self) -> str:

@@ -86,4 +86,5 @@ def build_worker(db, store, paths: AppPaths, settings: Settings, connection: Con
     client = AntennaClient(connection.base_url, connection.token,
                            allow_insecure_http=connection.allow_insecure_http)
     return RemoteWorker(client, db, store, pipelines, paths.cache_dir, config,
-                        cutoff_hour=settings.night_cutoff_hour)
+                        cutoff_hour=settings.night_cutoff_hour,
+                        tracking=settings.tracking_params())

@@ -22,7 +22,9 @@ from pathlib import Path
 from trapgui.core.errors import AuthenticationError, RemoteError, TrapguiError
 from trapgui.core.jobs import Emit, JobControl, LogLine, RunSummary, safe_emit
 from trapgui.pipeline.device_pool import DevicePool
+from trapgui.core.tracking_params import TrackingParams
 from trapgui.pipeline.model_set import ModelSet, registry_loader
+from trapgui.pipeline.tracking_job import track_after_run
 from trapgui.remote.client import AntennaClient
 from trapgui.remote.local_images import RemoteImageCatalogue
 from trapgui.remote.outbox import Outbox, ResultPoster
@@ -39,9 +41,11 @@ log = logging.getLogger(__name__)
 class RemoteWorker:
     def __init__(self, client: AntennaClient, db, store, pipelines: Sequence[RemotePipeline],
                  cache_dir: Path, config: WorkerConfig | None = None, *,
-                 model_loader: Callable | None = None, cutoff_hour: int = 12):
+                 model_loader: Callable | None = None, cutoff_hour: int = 12,
+                 tracking: TrackingParams | None = None, track: bool = True):
         """``model_loader(pipeline, device, store, config) -> ModelSet`` replaces the
-        catalogue loader (tests)."""
+        catalogue loader (tests). ``tracking``: the tracker's settings for the nights of the
+        "remote" traps this run wrote (``track`` False: none)."""
         if not pipelines:
             raise TrapguiError("Choose at least one pipeline to process.")
         self.client = client
@@ -50,6 +54,8 @@ class RemoteWorker:
         self.pipelines = {p.slug: p for p in pipelines}
         self.config = config or WorkerConfig()
         self.model_loader = model_loader
+        self.tracking = tracking
+        self.track = track
         self.outbox = Outbox(db, client.base_url)
         self.images = RemoteImageCatalogue(db, cache_dir, client.base_url, cutoff_hour)
         self.poster = ResultPoster(client, self.outbox, on_posted=self._count_posted)
@@ -104,6 +110,8 @@ class RemoteWorker:
             poster.join(timeout=self.config.final_post_timeout_s)
         if sink.run_ids:
             sink.end(outcome.status, outcome.notes)
+            if self.track and not control.aborted:
+                self._track(sink, emit)
         if not control.aborted:
             self._final_flush(errors)
         error = source.last_error if source.last_error and control.aborted else None
@@ -112,6 +120,15 @@ class RemoteWorker:
         status = "crashed" if error else outcome.status
         emit(pool.progress())
         return self._summary(status, outcome, started, error)
+
+    def _track(self, sink: RemoteSink, emit: Emit) -> None:
+        """The remote images are catalogued in "remote" traps' nights like a folder's: track
+        the nights this run wrote (after the results are safe; never fails the run)."""
+        for slug, run_id in sink.run_ids.items():
+            try:
+                track_after_run(self.db, sink.pipeline_ids[slug], run_id, self.tracking, emit)
+            except TrapguiError as exc:
+                emit(LogLine("warning", f"Tracking the images of {slug} failed: {exc}"))
 
     def _post_loop(self, stop: threading.Event, control: JobControl, errors: list[str]) -> None:
         """Posts as results arrive; the waits between retries end when ``stop`` is set."""

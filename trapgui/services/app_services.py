@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from trapgui.services.remote_service import RemoteService
     from trapgui.services.results_service import ResultsService
     from trapgui.services.trap_service import TrapService
+    from trapgui.services.tracking_service import TrackingService
 
 T = TypeVar("T")
 
@@ -104,6 +105,12 @@ class Services:
         from trapgui.services.trap_service import TrapService
 
         return self._once("traps", lambda: TrapService(self))
+
+    @cached_property
+    def tracking(self) -> TrackingService:
+        from trapgui.services.tracking_service import TrackingService
+
+        return self._once("tracking", lambda: TrackingService(self))
 
     def available(self, name: str) -> bool:
         """Whether the part ``name`` (``services.<name>``) is in this build, without importing

@@ -60,7 +60,8 @@ class CatalogueService:
         rows = catalogue_queries.nights_table(
             self._db, pipeline_id=pipeline_id,
             min_score=settings.detection_threshold,
-            min_label_score=settings.classification_threshold)
+            min_label_score=settings.classification_threshold,
+            counted_only=pipeline_id is not None)  # fixtures left out, as in db.counts
         by_dep: dict[int, list[NightRow]] = {}
         for row in rows:
             by_dep.setdefault(row.deployment_id, []).append(row)
