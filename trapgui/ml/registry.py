@@ -5,10 +5,12 @@ tests and benchmarks (the real weights cannot be downloaded everywhere)."""
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.models.detection.image_list import ImageList
 
 from trapgui.core.errors import ModelError
 from trapgui.ml.architectures import DETECTOR_MAX_SIZE, build_architecture
@@ -21,36 +23,66 @@ DEFAULT_RANDOM_CLASSES = 100  # for "as many as the label map" models without a 
 
 
 class FasterRCNNDetector:
-    """A torchvision Faster R-CNN behind the Detector protocol. torchvision's own transform
-    resizes (shorter side 800, longer at most 1333) and normalises; boxes come back in the
-    pixels of the tensors passed in."""
+    """A torchvision Faster R-CNN behind the Detector protocol, fed exactly as its publisher's
+    app and training feed it: the full-resolution image, normalised and resized by the
+    model's own ``GeneralizedRCNNTransform`` (shorter side 800, longer at most 1333, bilinear
+    without antialiasing). Reducing the image first (Pillow draft, an antialiased reduction)
+    shows the model a different picture and gives different boxes, so this detector asks for
+    full-resolution input (``full_resolution_input``) and takes uint8 tensors as decoded.
+    Boxes come back in the pixels of the tensors passed in."""
+
+    full_resolution_input = True  # the decoder must not reduce the image (see above)
+    accepts_uint8 = True  # converted here one image at a time (a 4K float image is 106 MB)
 
     def __init__(self, spec: ModelSpec, model: nn.Module, device: torch.device):
         self.key = spec.key
         self.name = spec.name
         self.device = device
         self.score_threshold = float(spec.score_threshold if spec.score_threshold is not None else 0.5)
-        # torchvision never looks at more than 1333 px on the longer side, so decoding
-        # larger is wasted work.
+        # torchvision never looks at more than 1333 px on the longer side (its own resize)
         self.working_max_side: int | None = DETECTOR_MAX_SIZE
         self.model = model.to(device).eval()
 
     def detect(self, images: list[torch.Tensor]) -> list[DetectorOutput]:
+        """``GeneralizedRCNN.forward`` in eval mode, with the same transform steps in the same
+        order, one image at a time so that only one full-resolution float image exists at
+        once (torchvision's own forward holds every image of the batch as float twice)."""
         if not images:
             return []
-        batch = [_as_unit_float(img.to(self.device, non_blocking=True)) for img in images]
+        model = self.model
+        transform = model.transform
+        originals, resized = [], []
         with torch.inference_mode():
-            outputs = self.model(batch)
+            for img in images:
+                img = img.to(self.device, non_blocking=True)
+                originals.append((int(img.shape[-2]), int(img.shape[-1])))
+                if img.dtype == torch.uint8:
+                    x = _normalise_in_place(transform, img.float().div_(255.0))
+                else:
+                    x = transform.normalize(img.float())
+                x, _ = transform.resize(x, None)
+                resized.append(x)
+                del x
+            sizes = [(int(x.shape[-2]), int(x.shape[-1])) for x in resized]
+            batch = ImageList(transform.batch_images(resized, size_divisible=transform.size_divisible),
+                              sizes)
+            del resized
+            features = model.backbone(batch.tensors)
+            if isinstance(features, torch.Tensor):
+                features = OrderedDict([("0", features)])
+            proposals, _ = model.rpn(batch, features)
+            detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
+            outputs = transform.postprocess(detections, batch.image_sizes, originals)
         return [DetectorOutput(boxes=out["boxes"].float(), scores=out["scores"].float())
                 for out in outputs]
 
 
-def _as_unit_float(img: torch.Tensor) -> torch.Tensor:
-    # The protocol says float in [0, 1]; a uint8 tensor passed by mistake would otherwise be
-    # read as 0..255 and silently give garbage boxes.
-    if img.dtype == torch.uint8:
-        return img.float().div_(255.0)
-    return img.float()
+def _normalise_in_place(transform, x: torch.Tensor) -> torch.Tensor:
+    """``transform.normalize`` (``(x - mean) / std``) without a second full-size tensor: the
+    same two operations per element, so the same values."""
+    mean = torch.as_tensor(transform.image_mean, dtype=x.dtype, device=x.device)
+    std = torch.as_tensor(transform.image_std, dtype=x.dtype, device=x.device)
+    return x.sub_(mean[:, None, None]).div_(std[:, None, None])
 
 
 class TorchClassifier:

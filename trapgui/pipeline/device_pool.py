@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from trapgui.core.jobs import (BatchCommitted, Emit, ItemFailed, JobControl, LogLine,
                                RunProgress, safe_emit)
 from trapgui.ml.devices import DeviceChoice, resolve_devices
+from trapgui.pipeline.batch_size_cache import BatchSizeCache
+from trapgui.pipeline.batch_tuning import BatchTuner
 from trapgui.pipeline.device_worker import DeviceWorker
 from trapgui.pipeline.loader import Decoder
 from trapgui.pipeline.model_set import ModelSet
@@ -74,7 +76,11 @@ class DevicePool:
 
     def __init__(self, source: WorkSource, sink: ResultSink, specs: Mapping[str, PipelineSpec],
                  model_loader: ModelLoader, *, devices="auto", batch_size: int | None = None,
-                 low_priority: bool = False, thread_factory: Callable | None = None):
+                 low_priority: bool = False, thread_factory: Callable | None = None,
+                 batch_size_cache: BatchSizeCache | None = None):
+        """``batch_size`` (images per batch) overrides the specs'; a spec whose batch sizes
+        are None has them measured per device on first use and kept in ``batch_size_cache``
+        (default: ``batch_sizes.json`` in the data folder)."""
         self.source = source
         self.sink = sink
         self.specs = dict(specs)
@@ -82,6 +88,7 @@ class DevicePool:
         self.devices = devices
         first = next(iter(self.specs.values()))
         self.batch_size = batch_size or first.detection_batch_size
+        self.batch_size_cache = batch_size_cache
         self.low_priority = low_priority
         self.thread_factory = thread_factory or _thread
         self._lock = threading.Lock()
@@ -105,7 +112,7 @@ class DevicePool:
         tag = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._workers = [DeviceWorker(
             name=f"{tag}:{c.label}", choice=c, processors=p, source=self.source,
-            put=writer.put, control=control, batch_size=self.batch_size,
+            put=writer.put, control=control, batch_size=self._images_per_batch(c),
             want_scores=self.sink.wants_scores,
             log_line=lambda level, msg: emit(LogLine(level, msg)))
             for c, p in zip(choices, processors)]
@@ -167,14 +174,19 @@ class DevicePool:
             try:
                 self._emit(LogLine("info", f"Loading models on {choice.label} ({choice.name})."))
                 by_key = {}
+                plans = {}
                 for key, spec in self.specs.items():
                     models = self.model_loader(key, choice.device)
                     sets.setdefault(key, models)
+                    plan = plans[key] = self._plan(models, choice, spec)
                     by_key[key] = BatchProcessor(
                         models.detector, models.binary, models.species, models.order,
-                        classification_batch_size=spec.classification_batch_size,
-                        top_k=spec.top_k, score_floor=spec.detection_score_floor,
+                        classification_batch_size=spec.classification_batch_size or 64,
+                        classification_batch_sizes=plan.classification if plan else None,
+                        top_k=spec.top_k, score_floor=spec.storage_floor,
+                        classification_floor=spec.classification_floor,
                         crop_fill=spec.crop_fill)
+                choice.batch_plans = {k: p.as_record() for k, p in plans.items() if p}
                 out[i] = by_key
             except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
                 errors.append(exc)
@@ -189,6 +201,25 @@ class DevicePool:
             raise errors[0]
         self.sink.begin(sets, choices)
         return out  # type: ignore[return-value]
+
+    def _plan(self, models: ModelSet, choice: DeviceChoice, spec: PipelineSpec):
+        """The batch sizes of one pipeline on one device: the spec's, else measured once (or
+        read from the cache). None when the spec fixes both."""
+        if not spec.tunes_batch_sizes:
+            return None
+        tuner = BatchTuner(self.batch_size_cache,
+                           log_line=lambda level, msg: self._emit(LogLine(level, msg)))
+        return tuner.plan(models, choice.device, choice.threads,
+                          detection=spec.detection_batch_size,
+                          classification=spec.classification_batch_size)
+
+    def _images_per_batch(self, choice: DeviceChoice) -> int:
+        """Images per claimed batch on this device: the pool's fixed size, else the tuned
+        detection batch of its (first) pipeline, else the spec's."""
+        if self.batch_size:
+            return self.batch_size
+        sizes = [p["detection"] for p in choice.batch_plans.values()]
+        return max(sizes) if sizes else 4
 
     def _supervise(self) -> None:
         last = time.monotonic()

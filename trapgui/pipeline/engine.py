@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from trapgui.core.jobs import Emit, JobControl, LogLine, RunSummary, safe_emit
 from trapgui.core.processes import pid_alive, worker_pid
 from trapgui.db import catalogue_queries, jobqueue
+from trapgui.pipeline.batch_size_cache import BatchSizeCache
 from trapgui.pipeline.device_pool import DevicePool, lower_thread_priority
 from trapgui.pipeline.flight_recorder import FlightRecorder
 from trapgui.pipeline.model_set import registry_loader
@@ -27,9 +28,11 @@ log = logging.getLogger(__name__)
 class Engine:
     def __init__(self, db, store, spec: PipelineSpec, devices="auto", *,
                  model_loader: Callable | None = None, thread_factory: Callable | None = None,
-                 low_priority: bool = False):
+                 low_priority: bool = False, batch_size_cache: BatchSizeCache | None = None):
         """``model_loader(device) -> ModelSet`` replaces the catalogue loader (tests);
-        ``low_priority`` runs the device workers and decoders below the window's priority."""
+        ``low_priority`` runs the device workers and decoders below the window's priority;
+        ``batch_size_cache`` keeps the batch sizes measured when the spec leaves them to be
+        tuned (default: ``batch_sizes.json`` in the data folder)."""
         self.db = db
         self.store = store
         self.spec = spec
@@ -38,6 +41,7 @@ class Engine:
         self._load = lambda _key, device: loader(device)
         self.thread_factory = thread_factory
         self.low_priority = low_priority
+        self.batch_size_cache = batch_size_cache
         self.pipeline_key = spec.key
         self.pipeline_id = jobqueue.get_or_create_pipeline(
             db, self.pipeline_key, spec.display_name, spec.result_config())
@@ -87,7 +91,8 @@ class Engine:
                              else None, recorder=recorder)
         sink = CatalogueSink(self.db, self.pipeline_id, source, self.spec, self.store)
         pool = DevicePool(source, sink, {"": self.spec}, self._load, devices=self.devices,
-                          low_priority=self.low_priority, thread_factory=self.thread_factory)
+                          low_priority=self.low_priority, thread_factory=self.thread_factory,
+                          batch_size_cache=self.batch_size_cache)
         outcome = pool.run(emit, control)
         summary = RunSummary(
             run_id=sink.run_id, pipeline_id=self.pipeline_id, status=outcome.status,
