@@ -134,7 +134,9 @@ class BatchTuner:
             plan = BatchPlan(detection=detection or 1)
             measuring = []
             detector = models.detector
-            if detection is None:
+            if detector is None:  # classification only (the on-demand job)
+                pass
+            elif detection is None:
                 if _one_image_at_a_time(detector, device):
                     plan.detection = DETECTION_SIZES.get(device.type, (1, 2, 4))[-1]
                     plan.source[detector.key] = "one image at a time on this device"
