@@ -38,6 +38,14 @@ class TunedEntry:
     measured: dict[str, float]  # batch size (as text) -> images or crops per second
 
     @property
+    def device_label(self) -> str:
+        """Short: "cpu, 2 threads", "cuda:0 (NVIDIA RTX A5000, sm_86)"."""
+        if self.device.startswith("cpu (") and self.device.endswith(")"):
+            threads = self.device[:-1].rsplit(", ", 1)[-1]
+            return f"cpu, {threads}"
+        return self.device
+
+    @property
     def unit(self) -> str:
         return "images" if self.role == "detection" else "crops"
 
