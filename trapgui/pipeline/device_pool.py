@@ -77,10 +77,11 @@ class DevicePool:
     def __init__(self, source: WorkSource, sink: ResultSink, specs: Mapping[str, PipelineSpec],
                  model_loader: ModelLoader, *, devices="auto", batch_size: int | None = None,
                  low_priority: bool = False, thread_factory: Callable | None = None,
-                 batch_size_cache: BatchSizeCache | None = None):
+                 batch_size_cache: BatchSizeCache | None = None, profile: bool = False):
         """``batch_size`` (images per batch) overrides the specs'; a spec whose batch sizes
         are None has them measured per device on first use and kept in ``batch_size_cache``
-        (default: ``batch_sizes.json`` in the data folder)."""
+        (default: ``batch_sizes.json`` in the data folder). ``profile``: time every stage
+        (device steps synchronised; benchmarks) into :attr:`stage_seconds`."""
         self.source = source
         self.sink = sink
         self.specs = dict(specs)
@@ -89,6 +90,8 @@ class DevicePool:
         first = next(iter(self.specs.values()))
         self.batch_size = batch_size or first.detection_batch_size
         self.batch_size_cache = batch_size_cache
+        self.profile = profile
+        self._stage_dicts: list[dict[str, float]] = []
         self.low_priority = low_priority
         self.thread_factory = thread_factory or _thread
         self._lock = threading.Lock()
@@ -108,12 +111,13 @@ class DevicePool:
         decoder = Decoder.for_processors(next(iter(processors[0].values())),
                                          pin_memory=any(c.device.type == "cuda" for c in choices))
         self.source.start(decoder, control)
-        writer = ResultWriter(self.sink, self._written, self._write_failed)
+        writer = ResultWriter(self.sink, self._written, self._write_failed,
+                              stage_seconds=self._stage_dict())
         tag = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._workers = [DeviceWorker(
             name=f"{tag}:{c.label}", choice=c, processors=p, source=self.source,
             put=writer.put, control=control, batch_size=self._images_per_batch(c),
-            want_scores=self.sink.wants_scores,
+            want_scores=self.sink.wants_scores, stage_seconds=self._stage_dict(),
             log_line=lambda level, msg: emit(LogLine(level, msg)))
             for c, p in zip(choices, processors)]
         self._started = time.monotonic()
@@ -185,7 +189,7 @@ class DevicePool:
                         classification_batch_sizes=plan.classification if plan else None,
                         top_k=spec.top_k, score_floor=spec.storage_floor,
                         classification_floor=spec.classification_floor,
-                        crop_fill=spec.crop_fill)
+                        crop_fill=spec.crop_fill, stage_seconds=self._stage_dict())
                 choice.batch_plans = {k: p.as_record() for k, p in plans.items() if p}
                 out[i] = by_key
             except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
@@ -201,6 +205,26 @@ class DevicePool:
             raise errors[0]
         self.sink.begin(sets, choices)
         return out  # type: ignore[return-value]
+
+    def _stage_dict(self) -> dict[str, float] | None:
+        """A dict one thread accumulates its stage times into (``profile`` only)."""
+        if not self.profile:
+            return None
+        with self._lock:
+            self._stage_dicts.append({})
+            return self._stage_dicts[-1]
+
+    @property
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds per stage, summed over threads (``profile=True``): ``detector``, ``crops``,
+        ``classifier KEY`` (device worker), ``waiting for decoded images`` (device worker),
+        ``writes`` (writer thread)."""
+        total: dict[str, float] = {}
+        with self._lock:
+            for d in self._stage_dicts:
+                for k, v in d.items():
+                    total[k] = total.get(k, 0.0) + v
+        return total
 
     def _plan(self, models: ModelSet, choice: DeviceChoice, spec: PipelineSpec):
         """The batch sizes of one pipeline on one device: the spec's, else measured once (or
