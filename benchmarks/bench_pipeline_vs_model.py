@@ -1,21 +1,25 @@
-"""End-to-end engine images/s vs bare model forward images/s, same models, batch sizes and
-device, measured in one run.
+"""`trapgui process` end to end against the bare models' time for the same boxes, in one run.
 
-Bare: only the forward passes, on inputs prepared beforehand (images decoded, converted and
-reduced to the detector's working size; crops cut and normalised): detector forward per
-detection batch + classifier forward per sub-batch of the same crops.
-Pipeline: ``Engine.run`` over a real SQLite queue from the JPEG files: claims, decode pool,
-device reduction, detection, box mapping, stacked crops, binary classifier, writer commits.
+Models: the realistic benchmark weights (--weights, made with ../shared/bench-weights/) of
+MobileNet Faster R-CNN 2023 + moth/non-moth ResNet-50 + Quebec-Vermont timm ResNet-50,
+installed in a fresh data folder with the shipped settings (only the three models and the
+device chosen). Images: --images copies of the shared 4096x2160 trap images.
 
-Models: --detector (default the built-in detector; a catalogue Faster R-CNN key uses random
-weights in the published format, and then --score-floor matters: a random Faster R-CNN gives
-box_detections_per_img=500 boxes per image) and the published moth/non-moth ResNet-50 with
-random weights (fixed seed).
+1. First use: one `trapgui process` that also measures the batch sizes (reported apart).
+2. The boxes: what that run stored and classified (read from its catalogue).
+3. Rounds, alternating:
+   - bare: only the models' forward passes on inputs prepared beforehand: the detector as
+     its publisher calls it (``model([float image])``: torchvision's transform inside), on
+     the same images in batches of the measured size; the binary classifier on exactly the
+     crops the run classified with it, the species classifier on exactly its crops, in
+     sub-batches of the measured sizes. Decoding, float conversion and cropping are
+     excluded. Run on a worker thread with the engine's torch thread count.
+   - pipeline: `trapgui process FOLDER --requeue` in a new process: interpreter and torch
+     start-up, scan, queue, model loading, decoding, detection, crops, classifiers, database
+     writes, all of it (wall time of the process).
 
-Also prints the decode measurement behind the loader's choice (draft-reduced JPEG decode vs
-full decode + reduction).
-
-    .venv/bin/python benchmarks/bench_pipeline_vs_model.py [--images 8] [--side 0] [--rounds 2]
+    .venv/bin/python benchmarks/bench_pipeline_vs_model.py [--weights DIR] [--images 20]
+        [--rounds 2] [--device cpu]
 """
 
 from __future__ import annotations
@@ -28,174 +32,171 @@ import threading
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import torch  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from bench_weights import (BINARY, DETECTOR, SPECIES, copy_trap, load_average,  # noqa: E402
+                           set_up_app, trapgui_process)
 from trapgui.db import open_database  # noqa: E402
+from trapgui.db.tables import Classification, Detection, Image  # noqa: E402
+from trapgui.ml import registry  # noqa: E402
 from trapgui.ml.crops import stack_crops  # noqa: E402
 from trapgui.ml.devices import resolve_devices  # noqa: E402
-from trapgui.ml.registry import install_random_weights  # noqa: E402
 from trapgui.ml.store import ModelStore  # noqa: E402
-from trapgui.pipeline.engine import Engine  # noqa: E402
+from trapgui.pipeline.batch_size_cache import BatchSizeCache  # noqa: E402
+from trapgui.pipeline.batch_tuning import cache_key, device_identity  # noqa: E402
 from trapgui.pipeline.loader import decode_image  # noqa: E402
-from trapgui.pipeline.model_set import registry_loader  # noqa: E402
-from trapgui.pipeline.processor import BatchProcessor  # noqa: E402
-from trapgui.pipeline.spec import PipelineSpec  # noqa: E402
-from trapgui.scan.indexer import scan_folder  # noqa: E402
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "trap-images"
-BINARY = "moth_binary_resnet50_2024"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent.parent / "bench-weights"
 
 
-def copy_images(dst: Path, n: int, side: int) -> list[Path]:
-    from tests.image_files import save_downscaled
-
-    sources = sorted(p for p in SHARED.rglob("*.jpg") if "DSLR" not in p.parts)
-    dst.mkdir(parents=True)
-    out = []
-    for i in range(n):
-        src = sources[i % len(sources)]
-        target = dst / f"{i:04d}-{src.name}"
-        if side:
-            save_downscaled(src, target, side)
-        else:
-            shutil.copy2(src, target)
-        out.append(target)
+def stored_boxes(db_path: Path):
+    """Per image path: (all stored boxes, binary-classified boxes, species-classified boxes)."""
+    db = open_database(db_path)
+    try:
+        with db.session() as s:
+            rows = s.execute(select(Image.rel_path, Detection.id, Detection.x1, Detection.y1,
+                                    Detection.x2, Detection.y2, Detection.binary_label)
+                             .join(Image, Image.id == Detection.image_id)
+                             .order_by(Image.rel_path, Detection.id)).all()
+            species = set(s.execute(select(Classification.detection_id)
+                                    .where(Classification.model == SPECIES)).scalars())
+    finally:
+        db.close()
+    out: dict[str, tuple[list, list, list]] = {}
+    for rel, det_id, *box, binary in rows:
+        stored, binary_boxes, species_boxes = out.setdefault(rel, ([], [], []))
+        stored.append(box)
+        if binary is not None:
+            binary_boxes.append(box)
+        if det_id in species:
+            species_boxes.append(box)
     return out
 
 
-def decode_choice(path: Path, max_side: int) -> None:
-    """Detection-only runs: Pillow draft (DCT-domain reduction) vs full decode + resize."""
-    def timed(fn, reps=3):
-        best = float("inf")
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - t)
-        return best
+class Bare:
+    """The models' forward passes only, on prepared inputs, with the run's batch sizes."""
 
-    full = decode_image(0, str(path))
-    draft_s = timed(lambda: decode_image(0, str(path), max_side=max_side, full_resolution=False))
-    full_s = timed(lambda: decode_image(0, str(path)))
-    x = full.tensor.float() / 255
-    f = max_side / max(x.shape[-2:])
-    size = (round(x.shape[-2] * f), round(x.shape[-1] * f))
-    resize_s = timed(lambda: F.interpolate(x[None], size=size, mode="bilinear", antialias=True))
-    print(f"decode {full.orig_size[0]}x{full.orig_size[1]} for a {max_side}px detector: draft "
-          f"{draft_s * 1000:.0f} ms; full {full_s * 1000:.0f} ms + reduce on CPU "
-          f"{resize_s * 1000:.0f} ms")
+    def __init__(self, store, device, threads, files):
+        self.device, self.threads, self.files = device, threads, files
+        self.detector = registry.load_detector(DETECTOR, device, store)
+        self.binary = registry.load_classifier(BINARY, device, store)
+        self.species = registry.load_classifier(SPECIES, device, store)
+        self.images = [decode_image(i, str(f)).tensor for i, f in enumerate(files)]
 
+    def prepare(self, boxes, sizes) -> None:
+        """Crops of exactly the run's boxes, grouped by detection batch as the run groups them."""
+        files = self.files
+        self.det_batch, self.bin_batch, self.sp_batch = sizes
+        info = self.binary.info
+        self.crops = []  # per detection batch: (binary crops, species crops)
+        for start in range(0, len(files), self.det_batch):
+            part = range(start, min(start + self.det_batch, len(files)))
+            cut = []
+            for k in (1, 2):
+                cut.append(stack_crops(
+                    [self.images[i] for i in part],
+                    [torch.tensor(boxes[files[i].name][k], dtype=torch.float32).reshape(-1, 4)
+                     for i in part], info.input_size, info.resize_mode, info.mean,
+                    info.std).crops)
+            self.crops.append(tuple(cut))
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--images", type=int, default=8)
-    ap.add_argument("--side", type=int, default=0, help="downscale copies (0 = full size)")
-    ap.add_argument("--detector", default="builtin")
-    ap.add_argument("--score-floor", type=float, default=0.0)
-    ap.add_argument("--batch-size", type=int, default=2)
-    ap.add_argument("--classification-batch-size", type=int, default=64)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--rounds", type=int, default=2)
-    args = ap.parse_args()
-
-    tmp = Path(tempfile.mkdtemp(prefix="trapgui-bench-"))
-    try:
-        run(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def run(args, tmp: Path) -> None:
-    files = copy_images(tmp / "trap", args.images, args.side)
-    store = ModelStore(tmp / "models")
-    install_random_weights(store, BINARY, seed=0)
-    if args.detector != "builtin":
-        install_random_weights(store, args.detector, seed=0)
-    spec = PipelineSpec(detector=args.detector, binary=BINARY,
-                        detection_batch_size=args.batch_size,
-                        classification_batch_size=args.classification_batch_size,
-                        detection_score_floor=args.score_floor, loader_threads=2)
-    choice = resolve_devices(args.device)[0][0]
-    torch.set_num_threads(choice.threads or torch.get_num_threads())
-    models = registry_loader(store, spec)(choice.device)
-    processor = BatchProcessor(models.detector, models.binary, classification_batch_size=
-                               spec.classification_batch_size, score_floor=spec.detection_score_floor)
-    if processor.detection_max_side:
-        decode_choice(files[0], processor.detection_max_side)
-
-    # ---- bare model: inputs prepared beforehand, only forwards timed --------------------
-    decoded = [decode_image(i, str(f)) for i, f in enumerate(files)]
-    det_inputs = [processor._detection_input(d.tensor.to(choice.device))[0] for d in decoded]
-    bs, cbs = spec.detection_batch_size, spec.classification_batch_size
-    crops_per_batch = []
-    with torch.inference_mode():
-        results = processor.process(decoded)  # the boxes the pipeline will classify
-        for start in range(0, len(decoded), bs):
-            part = range(start, min(start + bs, len(decoded)))
-            boxes = [torch.tensor([d.box.as_tuple() for d in results[i].detections]).reshape(-1, 4)
-                     for i in part]
-            crops_per_batch.append(stack_crops(
-                [decoded[i].tensor.to(choice.device) for i in part], boxes,
-                models.binary.info.input_size, models.binary.info.resize_mode,
-                models.binary.info.mean, models.binary.info.std).crops)
-    n_crops = sum(len(c) for c in crops_per_batch)
-    per_image = [len(r.detections) for r in results]
-    print(f"{len(files)} images ({decoded[0].orig_size[0]}x{decoded[0].orig_size[1]}), "
-          f"detector={args.detector} (floor {args.score_floor}), binary={BINARY} (random "
-          f"weights), detections per image: min {min(per_image)} / mean "
-          f"{sum(per_image) / len(per_image):.1f} / max {max(per_image)}, {n_crops} crops; "
-          f"device={choice.label} threads={choice.threads}; batch {bs}, classification batch {cbs}")
-    del decoded
-
-    def bare() -> float:
-        """In a worker thread set up as the engine's device worker is (own torch thread
-        count, inference mode): on an oversubscribed CPU the main thread's OpenMP pool is
-        several times slower, which would flatter the pipeline."""
+    def run(self) -> dict[str, float]:
         out = []
-        worker = threading.Thread(target=lambda: out.append(bare_forwards()))
+        worker = threading.Thread(target=lambda: out.append(self._forwards()))
         worker.start()
         worker.join()
         return out[0]
 
-    def bare_forwards() -> float:
-        if choice.threads:
-            torch.set_num_threads(choice.threads)
-        t = time.perf_counter()
+    def _forwards(self) -> dict[str, float]:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        times = {"detector": 0.0, "binary": 0.0, "species": 0.0}
         with torch.inference_mode():
-            for k, start in enumerate(range(0, len(det_inputs), bs)):
-                models.detector.detect(det_inputs[start:start + bs])
-                crops = crops_per_batch[k]
-                for c in range(0, len(crops), cbs):
-                    models.binary.predict(crops[c:c + cbs])
-        if choice.device.type == "cuda":
-            torch.cuda.synchronize()
-        return len(det_inputs) / (time.perf_counter() - t)
+            for k, start in enumerate(range(0, len(self.images), self.det_batch)):
+                batch = [x.to(self.device).float().div_(255.0)
+                         for x in self.images[start:start + self.det_batch]]
+                t = time.perf_counter()
+                self.detector.model(batch)  # the publisher's call: its transform inside
+                times["detector"] += time.perf_counter() - t
+                del batch
+                for name, clf, crops, n in (("binary", self.binary, self.crops[k][0], self.bin_batch),
+                                            ("species", self.species, self.crops[k][1], self.sp_batch)):
+                    t = time.perf_counter()
+                    for c in range(0, len(crops), n):
+                        clf.predict(crops[c:c + n])
+                    times[name] += time.perf_counter() - t
+        times["total"] = sum(times.values())
+        return times
 
-    db = open_database(tmp / "catalogue.sqlite3")
-    dep = scan_folder(db, tmp / "trap").deployment_id
-    engine = Engine(db, store, spec, devices=args.device,
-                    model_loader=lambda device: models)  # same model objects as bare
 
-    def pipeline() -> float:
-        engine.enqueue_deployment(dep, requeue=True)
-        summary = engine.run()
-        assert summary.done == len(files), summary
-        return summary.images_per_s
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
+                    help="folder of the benchmark weights (default: %(default)s)")
+    ap.add_argument("--images", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="trapgui-bench-"))
+    try:
+        run(args, root)
+    finally:
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
+
+def run(args, root: Path) -> None:
+    print(f"load average at start: {load_average()}")
+    set_up_app(root, args.weights, device=args.device)
+    files = copy_trap(root / "trap", args.images)
+    first, output = trapgui_process(root, root / "trap")
+    print(f"first use: `trapgui process` {first:.1f} s (includes measuring the batch sizes)")
+    for line in output.splitlines():
+        if "Batch sizes for" in line or "done" in line:
+            print("  " + line.strip())
+    boxes = stored_boxes(root / "data" / "trapgui.sqlite3")
+    n_stored = sum(len(v[0]) for v in boxes.values())
+    n_bin = sum(len(v[1]) for v in boxes.values())
+    n_sp = sum(len(v[2]) for v in boxes.values())
+    choice = resolve_devices(args.device)[0][0]
+    identity = device_identity(choice.device, choice.threads)
+    store = ModelStore(root / "data" / "models")
+    cache = BatchSizeCache(root / "data" / "batch_sizes.json")
+    bare = Bare(store, choice.device, choice.threads, files)
+    sizes = []
+    for model, role in ((bare.detector, "detection"), (bare.binary, "classification"),
+                        (bare.species, "classification")):
+        entry = cache.get(cache_key(identity, model, role))
+        sizes.append(entry.batch_size if entry else {"detection": 4}.get(role, 64))
+    bare.prepare(boxes, tuple(sizes))
+    print(f"{len(files)} images 4096x2160; boxes stored {n_stored}, classified by the binary "
+          f"model {n_bin}, by the species model {n_sp}; device {identity}; batch sizes "
+          f"(measured): detector {sizes[0]}, binary {sizes[1]}, species {sizes[2]}")
     rows = []
     for r in range(args.rounds):
-        b = bare()
-        p = pipeline()
-        rows.append((b, p))
-        print(f"round {r + 1}: bare model {b:.3f} images/s, pipeline {p:.3f} images/s "
-              f"-> {100 * p / b:.1f} %")
-    b = sum(x for x, _ in rows) / len(rows)
-    p = sum(y for _, y in rows) / len(rows)
-    print(f"mean: bare model {b:.3f} images/s, pipeline {p:.3f} images/s -> pipeline is "
-          f"{100 * p / b:.1f} % of bare model")
-    db.close()
+        times = bare.run()
+        wall, _ = trapgui_process(root, root / "trap", "--requeue")
+        rows.append((times["total"], wall))
+        print(f"round {r + 1}: bare models {times['total']:.1f} s (detector "
+              f"{times['detector']:.1f}, binary {times['binary']:.1f}, species "
+              f"{times['species']:.1f}); `trapgui process` {wall:.1f} s -> "
+              f"{wall / times['total']:.3f}x  [load {load_average()}]")
+    ratios = [w / b for b, w in rows]
+    print(f"ratio pipeline / bare models: mean {sum(ratios) / len(ratios):.3f}x, "
+          f"min {min(ratios):.3f}x, max {max(ratios):.3f}x over {len(rows)} rounds; "
+          f"per image: bare {sum(b for b, _ in rows) / len(rows) / len(files):.2f} s, "
+          f"pipeline {sum(w for _, w in rows) / len(rows) / len(files):.2f} s")
+    check = stored_boxes(root / "data" / "trapgui.sqlite3")
+    same = sum(len(v[1]) for v in check.values()) == n_bin and \
+        sum(len(v[2]) for v in check.values()) == n_sp
+    print("same boxes classified in every run: " + ("yes" if same else "NO"))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def fast_settings(services):
     s.detector, s.binary_classifier, s.species_classifier, s.order_classifier = (
         "builtin", None, None, None)
     s.device = "cpu"
+    s.auto_batch_sizes = False  # these tests count on batches of 2 images
     s.detection_batch_size = 2
     services.save_settings()
     return s

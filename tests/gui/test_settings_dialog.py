@@ -74,3 +74,33 @@ def test_restore_defaults(qtbot, services):
     assert dialog.det_batch.value() == 32
     dialog.defaults_button.click()
     assert dialog.det_batch.value() == 4 and dialog.combos["detector"].currentData() == "builtin"
+
+
+def test_floors_and_measured_batch_sizes(qtbot, services):
+    from trapgui.pipeline.batch_size_cache import TunedEntry
+
+    services.processing.batch_size_cache().put("k", TunedEntry(
+        "cpu (Test CPU, 2 threads)", "moth_binary_resnet50_2024", "classification", 16, 33.0,
+        "2025-01-01T00:00:00+00:00", {"8": 30.0, "16": 33.0}))
+    dialog = _dialog(qtbot, services)
+    assert dialog.auto_batch.isChecked() and not dialog.det_batch.isEnabled()
+    qtbot.waitUntil(lambda: "16 crops" in dialog.tuned.text(), timeout=60_000)
+    assert "cpu, 2 threads" in dialog.tuned.text()
+    # the detector's own floors are the defaults, shown as such
+    qtbot.waitUntil(lambda: dialog.storage_floor.specialValueText() == "default (0.20)",
+                    timeout=60_000)
+    assert dialog.storage_floor.text() == "default (0.20)"
+    dialog.combos["detector"].setCurrentIndex(
+        dialog.combos["detector"].findData("fasterrcnn_mobilenet_v3_2023"))
+    assert dialog.classification_floor.text() == "default (0.50)"
+    assert dialog.edited_settings().storage_floor is None
+    dialog.auto_batch.setChecked(False)
+    assert dialog.det_batch.isEnabled() and dialog.tuned.isHidden()
+    dialog.classification_floor.setValue(0.3)
+    dialog.ok_button.click()
+    on_disk = load_settings(services.paths.settings_file)
+    assert on_disk.auto_batch_sizes is False and on_disk.storage_floor is None
+    assert on_disk.classification_floor == 0.3
+    spec = services.processing.spec()
+    assert (spec.storage_floor, spec.classification_floor) == (0.1, 0.3)
+    assert spec.detection_batch_size == 4  # fixed sizes now

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from trapgui.cli.argtypes import positive_int
+from trapgui.cli.argtypes import positive_int, unit_interval
 from trapgui.core.errors import ModelError, UserInputError
 from trapgui.core.safe_text import printable
 
@@ -32,9 +32,18 @@ def register(subparsers) -> None:
                    "detection only. Default: the classifier settings")
     p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N, mps, or a comma "
                    "list (default: the device setting)")
-    p.add_argument("--batch-size", type=positive_int, metavar="N", help="images per detection batch")
+    p.add_argument("--batch-size", type=positive_int, metavar="N", help="images per detection "
+                   "batch (default: measured once per device and model, or the setting)")
     p.add_argument("--classification-batch-size", type=positive_int, metavar="N",
-                   help="crops per classifier forward pass (lower it if memory runs out)")
+                   help="crops per classifier forward pass (lower it if memory runs out; "
+                   "default: measured once per device and model, or the setting)")
+    p.add_argument("--storage-floor", type=unit_interval, metavar="S",
+                   help="store boxes the detector scores at least S (default: the detector's "
+                   "own floor from the model catalogue, or the setting)")
+    p.add_argument("--classification-floor", type=unit_interval, metavar="S",
+                   help="classify the stored boxes scoring at least S; the others are "
+                   "classified later, on demand, if a lower detection threshold is chosen "
+                   "(default: the detector's, or the setting)")
     p.add_argument("--loader-threads", type=positive_int, metavar="N", help="image decode threads")
     p.add_argument("--top-k", type=positive_int, metavar="K", help="labels kept per classifier")
     p.add_argument("--cutoff-hour", type=int, metavar="H", help="night cut-off hour (0-23)")
@@ -73,8 +82,10 @@ def build_spec(args, settings, catalogue):
             overrides[slot] = key
     for flag, field in (("batch_size", "detection_batch_size"),
                         ("classification_batch_size", "classification_batch_size"),
-                        ("loader_threads", "loader_threads"), ("top_k", "top_k")):
-        if getattr(args, flag) is not None:
+                        ("loader_threads", "loader_threads"), ("top_k", "top_k"),
+                        ("storage_floor", "storage_floor"),
+                        ("classification_floor", "classification_floor")):
+        if getattr(args, flag, None) is not None:
             overrides[field] = getattr(args, flag)
     return PipelineSpec.from_settings(settings, **overrides)
 
@@ -145,12 +156,21 @@ def run(args, ctx) -> int:
     cutoff = args.cutoff_hour if args.cutoff_hour is not None else settings.night_cutoff_hour
     report = scan_folder(ctx.db, args.folder, cutoff_hour=cutoff)
     print("\n".join(scan_summary(report)))
+    from trapgui.pipeline.batch_size_cache import CACHE_FILE, BatchSizeCache
+
     engine = Engine(ctx.db, store, spec, devices=args.device or settings.device,
-                    tracking=settings.tracking_params())
+                    tracking=settings.tracking_params(),
+                    batch_size_cache=BatchSizeCache(ctx.paths.data_dir / CACHE_FILE))
     queued = engine.enqueue_deployment(report.deployment_id, requeue=args.requeue,
                                        retry_failed=args.retry_failed)
     print(f"Models: {spec.display_name}; {queued} image{'s' if queued != 1 else ''} newly "
           "queued.")
+    if spec.has_classifiers and spec.classification_floor > spec.storage_floor:
+        print(f"Boxes scoring {spec.storage_floor:g} or more are stored; those scoring "
+              f"{spec.classification_floor:g} or more are classified (the others on demand).")
+    else:
+        print(f"Boxes scoring {spec.storage_floor:g} or more are stored"
+              + (" and classified." if spec.has_classifiers else "."))
     bar = TerminalProgress("Processing", quiet=args.quiet)
     control = JobControl()
     interrupts = []

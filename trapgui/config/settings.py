@@ -29,8 +29,16 @@ class Settings:
     order_classifier: str | None = None
     # processing
     device: str = "auto"  # "auto", "cpu", "cuda:0", "mps", ...
+    # True: batch sizes measured per device and model on first use (cached in the data
+    # folder); False: the two sizes below
+    auto_batch_sizes: bool = True
     detection_batch_size: int = 4
     classification_batch_size: int = 64
+    # detector scores: boxes below the storage floor are not stored, stored boxes below the
+    # classification floor are classified only on demand; None = the detector's defaults
+    # (model catalogue). Both change what is stored (a new model configuration).
+    storage_floor: float | None = None
+    classification_floor: float | None = None
     loader_threads: int = 2
     top_k: int = 5
     # thresholds (all scores are stored, so these only filter views and exports)
@@ -70,6 +78,12 @@ class Settings:
         for name in ("detection_threshold", "classification_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name.replace('_', ' ').capitalize()} must be between 0 and 1.")
+        for name in ("storage_floor", "classification_floor"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0.0 <= value <= 1.0):
+                problems.append(f"{name.replace('_', ' ').capitalize()} must be between 0 and 1 "
+                                "(or empty for the detector's default).")
         if self.remote_batch_timeout_s < 0:
             problems.append("Remote batch timeout cannot be negative.")
         if not self.remote_base_url.startswith(("http://", "https://")):

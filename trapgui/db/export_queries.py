@@ -18,6 +18,7 @@ from trapgui.core.errors import UserInputError
 from trapgui.core.types import JobState
 from trapgui.db import final_labels
 from trapgui.db.database import Database
+from trapgui.db.unclassified import CLASSIFY_BELOW_FLOOR, floors_of
 from trapgui.db.tables import (
     Deployment,
     Detection,
@@ -210,6 +211,12 @@ def image_rows(session, scope: ExportScope, pipeline_id: int | None, *,
     return _stream(session, q)
 
 
+def scope_images(scope: ExportScope):
+    """A select of the scope's image ids (for ``IN``: any size); None for everything."""
+    where = image_filters(scope)
+    return select(Image.id).where(*where) if where else None
+
+
 def count_images(db: Database, scope: ExportScope, *, dated_only: bool = False) -> int:
     with db.session() as s:
         return int(s.execute(select(func.count()).select_from(Image).where(
@@ -344,7 +351,8 @@ def provenance(db: Database, scope: ExportScope, pipeline_id: int | None) -> dic
         run_ids = select(Job.run_id).join(Image, Image.id == Job.image_id).where(
             Job.pipeline_id == pipeline_id, Job.state == JobState.DONE.value,
             Job.run_id.is_not(None), *image_filters(scope)).distinct()
-        runs = s.execute(select(ProcessingRun).where(ProcessingRun.id.in_(run_ids))
+        runs = s.execute(select(ProcessingRun).where(ProcessingRun.id.in_(run_ids),
+                                                     _not_a_classification_job())
                          .order_by(ProcessingRun.id)).scalars().all() \
             if pipeline_id is not None else []
         out_runs = [{
@@ -353,9 +361,29 @@ def provenance(db: Database, scope: ExportScope, pipeline_id: int | None) -> dic
             "settings": r.settings, "devices": r.devices, "app_version": r.app_version,
             "images_done": r.images_done, "images_failed": r.images_failed,
             "notes": r.notes} for r in runs]
+        # on-demand classification of boxes below the classification floor: runs of their own
+        # (no job points at them), listed beside the processing runs
+        jobs = s.execute(select(ProcessingRun).where(
+            ProcessingRun.pipeline_id == pipeline_id,
+            func.json_extract(ProcessingRun.settings, "$.task") == CLASSIFY_BELOW_FLOOR)
+            .order_by(ProcessingRun.id)).scalars().all() if pipeline_id is not None else []
+        out_jobs = [{
+            "id": r.id, "started_at": _utc_text(r.started_at), "ended_at": _utc_text(r.ended_at),
+            "status": r.status, "models": r.models, "settings": r.settings,
+            "devices": r.devices, "app_version": r.app_version, "images_done": r.images_done,
+            "images_failed": r.images_failed, "notes": r.notes} for r in jobs]
     pipeline = None if config is None else {
         "id": config.id, "name": config.name, "key": config.key, "config": config.config}
-    return {"pipeline": pipeline, "processing_runs": out_runs}
+    storage, classification = floors_of(config.config if config is not None else None)
+    floors = None if config is None else {"storage_floor": storage,
+                                          "classification_floor": classification}
+    return {"pipeline": pipeline, "floors": floors, "processing_runs": out_runs,
+            "classification_jobs": out_jobs}
+
+
+def _not_a_classification_job():
+    task = func.json_extract(ProcessingRun.settings, "$.task")
+    return or_(task.is_(None), task != CLASSIFY_BELOW_FLOOR)
 
 
 def _utc_text(when: dt.datetime | None) -> str | None:

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 from trapgui.db.database import Database
-from trapgui.db.export_queries import ExportScope, Thresholds, provenance
+from trapgui.db import unclassified
+from trapgui.db.export_queries import ExportScope, Thresholds, provenance, scope_images
 from trapgui.db.trap_metadata import list_traps
 from trapgui.export.atomic import atomic_file
 from trapgui.version import __version__
@@ -30,7 +31,7 @@ COUNTING_RULES = (
 def build_about(db: Database, fmt: str, scope: ExportScope, pipeline_id: int | None,
                 thresholds: Thresholds | None, *, counts_individuals: bool) -> dict:
     traps = list_traps(db, scope.deployment_ids)
-    return {
+    about = {
         "about_version": ABOUT_VERSION,
         "format": fmt,
         "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -52,6 +53,35 @@ def build_about(db: Database, fmt: str, scope: ExportScope, pipeline_id: int | N
         "rows": {},
         "notes": [],
     }
+    about["floors"] = floors_about(db, scope, pipeline_id, about.get("floors"), thresholds)
+    return about
+
+
+def floors_about(db: Database, scope: ExportScope, pipeline_id: int | None, floors: dict | None,
+                 thresholds: Thresholds | None) -> dict | None:
+    """The configuration's two floors and what they mean at the export's detection threshold:
+    boxes below the storage floor were never stored; stored boxes below the classification
+    floor have no labels until they are classified on demand."""
+    if floors is None:
+        return None
+    out = dict(floors)
+    out["meaning"] = (f"Boxes scoring below {floors['storage_floor']:g} were not stored; boxes "
+                      f"scoring {floors['classification_floor']:g} or more were classified "
+                      "when processed, the others only if classified later on demand.")
+    if thresholds is not None:
+        cover = unclassified.coverage(db, pipeline_id, thresholds.detection,
+                                      scope_images(scope))
+        out["detection_threshold"] = thresholds.detection
+        out["unclassified_detections"] = cover.unclassified
+        if cover.unclassified:
+            out["meaning"] += (f" {cover.unclassified} detections at or above the detection "
+                               f"threshold ({thresholds.detection:g}) are not classified yet: "
+                               "they count as not identified.")
+        if cover.below_storage_floor:
+            out["meaning"] += (f" The detection threshold is below the storage floor: boxes "
+                               f"scoring under {floors['storage_floor']:g} are not in the "
+                               "catalogue at all.")
+    return out
 
 
 def _local(when: dt.datetime | None) -> str | None:

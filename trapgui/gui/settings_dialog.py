@@ -1,4 +1,5 @@
-"""Settings: models (from the catalogue), device, batch sizes, thresholds, night cut-off hour,
+"""Settings: models (from the catalogue), device, batch sizes (measured per device and model,
+or fixed), the detector's storage and classification floors, thresholds, night cut-off hour,
 user data folder and database location. Validated with ``Settings.validate`` plus checks of
 the paths; saved atomically to the platform's settings file."""
 
@@ -8,14 +9,15 @@ import copy
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from trapgui.config import Settings
 from trapgui.gui.job_runner import job_runner
 
 NONE = "__none__"
+DEFAULT_FLOOR = -0.01  # a floor spin box at this value means "the detector's default"
 ROLES = (("detector", "detector", "Detector", "Finds insects on the image"),
          ("binary_classifier", "binary", "Moth filter", "Tells moths from other insects; "
           "species models then run on moths only"),
@@ -65,17 +67,36 @@ class SettingsDialog(QDialog):
             self.device.addItem(s.device, s.device)
         self.device.setCurrentIndex(self.device.findData(s.device))
         form.addRow("Device", self.device)
+        self.auto_batch = QCheckBox("Measure the best batch sizes", self)
+        self.auto_batch.setToolTip("On first use of a model on a device, time it at a few batch "
+                                   "sizes (a few seconds) and keep the fastest for later runs")
+        self.auto_batch.setChecked(s.auto_batch_sizes)
         self.det_batch = self._spin(1, 256, s.detection_batch_size,
                                     "Images per detector batch (lower it if a GPU runs out of "
                                     "memory; trapgui also halves it itself)")
         self.cls_batch = self._spin(1, 4096, s.classification_batch_size,
                                     "Crops per classifier batch")
+        self.tuned = QLabel("", self)
+        self.tuned.setObjectName("tunedBatchSizes")
+        self.tuned.setStyleSheet("color: palette(dark); font-size: 11px;")
+        self.auto_batch.toggled.connect(self._batch_mode)
+        self.storage_floor = self._floor_spin(s.storage_floor, "Boxes the detector scores below "
+                                              "this are not stored at all (default: the "
+                                              "detector's own floor)")
+        self.classification_floor = self._floor_spin(
+            s.classification_floor, "Stored boxes scoring below this are not classified when "
+            "processed; lower the detection threshold below it and they are classified on "
+            "demand, in the background (default: the detector's own floor)")
+        self._floor_defaults: dict = {}
+        self.combos["detector"].currentIndexChanged.connect(self._show_floor_defaults)
         self.loaders = self._spin(1, 64, s.loader_threads, "Threads decoding images ahead of "
                                   "the device")
         self.top_k = self._spin(1, 50, s.top_k, "How many candidate labels are stored per "
                                 "detection")
+        form.addRow(self.auto_batch)
         form.addRow("Detection batch size", self.det_batch)
         form.addRow("Classification batch size", self.cls_batch)
+        form.addRow(self.tuned)
         form.addRow("Image loader threads", self.loaders)
         form.addRow("Labels kept per detection", self.top_k)
 
@@ -91,6 +112,8 @@ class SettingsDialog(QDialog):
         self.cutoff.setSuffix(":00")
         form.addRow("Detection threshold", self.det_threshold)
         form.addRow("Classification threshold", self.cls_threshold)
+        form.addRow("Store boxes from score", self.storage_floor)
+        form.addRow("Classify boxes from score", self.classification_floor)
         form.addRow("Night starts at", self.cutoff)
 
         folders = QGroupBox("Folders (take effect at the next start)", self)
@@ -132,6 +155,11 @@ class SettingsDialog(QDialog):
                               f"The model catalogue could not be read: {exc}"), context=self)
         job_runner().call(services.device_names, self._fill_devices, lambda exc: None,
                           context=self)
+        job_runner().call(services.processing.floor_defaults, self._fill_floor_defaults,
+                          lambda exc: None, context=self)
+        job_runner().call(services.processing.tuned_batch_sizes, self._fill_tuned,
+                          lambda exc: self.tuned.setText(""), context=self)
+        self._batch_mode(self.auto_batch.isChecked())
 
     # ---- widgets ------------------------------------------------------------------------
     def _spin(self, lo, hi, value, tip) -> QSpinBox:
@@ -149,6 +177,50 @@ class SettingsDialog(QDialog):
         spin.setValue(value)
         spin.setToolTip(tip)
         return spin
+
+    def _floor_spin(self, value, tip) -> QDoubleSpinBox:
+        spin = self._dspin(DEFAULT_FLOOR if value is None else value, tip)
+        spin.setRange(DEFAULT_FLOOR, 1.0)
+        spin.setSpecialValueText("default (0.00)")  # the detector's, once the catalogue is read
+        spin.setValue(DEFAULT_FLOOR if value is None else value)
+        return spin
+
+    def _batch_mode(self, auto: bool) -> None:
+        self.det_batch.setEnabled(not auto)
+        self.cls_batch.setEnabled(not auto)
+        self.tuned.setVisible(auto)
+
+    def _fill_tuned(self, entries: list) -> None:
+        if not entries:
+            self.tuned.setText("Not measured on this computer yet: the next run\n"
+                               "measures them (a few seconds per model).")
+            self.adjustSize()
+            return
+        lines = []
+        for device in dict.fromkeys(e.device_label for e in entries):
+            lines.append(f"Measured on {device}:")
+            lines += [f"   {e.model}: {e.batch_size} {e.unit}" for e in entries
+                      if e.device_label == device]
+        self.tuned.setText("\n".join(lines))
+        self.tuned.setToolTip("Measured on this computer and kept for later runs:\n"
+                              + "\n".join(sorted({e.device for e in entries})))
+        self.adjustSize()
+
+    def _fill_floor_defaults(self, defaults: dict) -> None:
+        self._floor_defaults = dict(defaults)
+        self._show_floor_defaults()
+
+    def _show_floor_defaults(self, *_args) -> None:
+        floors = self._floor_defaults.get(self.combos["detector"].currentData())
+        if floors is None:
+            return
+        self.storage_floor.setSpecialValueText(f"default ({floors[0]:.2f})")
+        self.classification_floor.setSpecialValueText(f"default ({floors[1]:.2f})")
+
+    @staticmethod
+    def _floor_value(spin: QDoubleSpinBox):
+        value = round(spin.value(), 4)
+        return None if value <= DEFAULT_FLOOR + 1e-9 else value
 
     def _path_row(self, form, label, value, placeholder, folder, tip) -> QLineEdit:
         edit = QLineEdit(value or "", self)
@@ -209,8 +281,12 @@ class SettingsDialog(QDialog):
             if index >= 0:
                 combo.setCurrentIndex(index)
         self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.auto_batch.setChecked(s.auto_batch_sizes)
         self.det_batch.setValue(s.detection_batch_size)
         self.cls_batch.setValue(s.classification_batch_size)
+        self.storage_floor.setValue(DEFAULT_FLOOR if s.storage_floor is None else s.storage_floor)
+        self.classification_floor.setValue(DEFAULT_FLOOR if s.classification_floor is None
+                                           else s.classification_floor)
         self.loaders.setValue(s.loader_threads)
         self.top_k.setValue(s.top_k)
         self.det_threshold.setValue(s.detection_threshold)
@@ -226,8 +302,11 @@ class SettingsDialog(QDialog):
             value = self.combos[attr].currentData()
             setattr(new, attr, None if value in (None, NONE) else value)
         new.device = self.device.currentData()
+        new.auto_batch_sizes = self.auto_batch.isChecked()
         new.detection_batch_size = self.det_batch.value()
         new.classification_batch_size = self.cls_batch.value()
+        new.storage_floor = self._floor_value(self.storage_floor)
+        new.classification_floor = self._floor_value(self.classification_floor)
         new.loader_threads = self.loaders.value()
         new.top_k = self.top_k.value()
         new.detection_threshold = round(self.det_threshold.value(), 4)

@@ -1,8 +1,9 @@
 """Cutting detection boxes out of images and resizing them for a classifier, on the device.
 
-``stack_crops`` does every box of every image of a batch in ONE ``torchvision.ops.roi_align``
-call (no PIL, no JPEG round trip), then normalises. ``crop_one`` is the reference path (one box
-of one image at a time, same resize method) that tests and benchmarks compare against.
+``stack_crops`` cuts every box of a batch with one ``torchvision.ops.roi_align`` call per image
+(no PIL, no JPEG round trip; one image converted to float at a time), then normalises.
+``crop_one`` is the reference path (one box of one image at a time, same resize method) that
+tests and benchmarks compare against.
 
 Resize method: roi_align with ``aligned=True`` (pixel i covers [i, i+1)) and adaptive sampling
 (``sampling_ratio=0``: ceil(box side / output side) samples per bin and axis), which averages
@@ -20,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 MIN_BOX_SIDE = 1.0  # pixels, after clipping to the image
@@ -85,32 +85,6 @@ def _as_float(image: torch.Tensor) -> torch.Tensor:
     return image.to(torch.float32)
 
 
-def _batch_tensor(images: Sequence[torch.Tensor]) -> torch.Tensor:
-    """One float (B, 3, Hmax, Wmax) tensor, filled once (uint8 images are converted while
-    copied). Smaller images are padded at the bottom/right by repeating their last row/column,
-    which is exactly what roi_align reads for samples within one pixel past an image's edge,
-    so a stretch crop of a smaller image is identical to cropping it alone. (In "pad" mode,
-    output pixels whose centre is outside the image get ``fill``; the few that straddle the
-    right/bottom edge of a smaller image may average edge pixels where a lone image would
-    average zeros.)"""
-    if len(images) == 1:  # no copy for a float image (the per-crop reference path)
-        return _as_float(images[0])[None]
-    h = max(int(im.shape[-2]) for im in images)
-    w = max(int(im.shape[-1]) for im in images)
-    out = torch.empty((len(images), 3, h, w), dtype=torch.float32, device=images[0].device)
-    for i, im in enumerate(images):
-        ih, iw = int(im.shape[-2]), int(im.shape[-1])
-        region = out[i, :, :ih, :iw]
-        region.copy_(im)
-        if im.dtype == torch.uint8:
-            region.div_(255.0)
-        if ih < h:
-            out[i, :, ih:, :iw] = out[i, :, ih - 1:ih, :iw]
-        if iw < w:
-            out[i, :, :, iw:] = out[i, :, :, iw - 1:iw]
-    return out
-
-
 def _inside_mask(rois: torch.Tensor, sizes: torch.Tensor, size: int) -> torch.Tensor:
     """(M, 1, S, S) True where an output pixel's centre falls inside its own image."""
     steps = (torch.arange(size, device=rois.device, dtype=torch.float32) + 0.5) / size
@@ -131,7 +105,9 @@ def _normalise(crops: torch.Tensor, mean: Sequence[float], std: Sequence[float])
 def stack_crops(images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], size: int,
                 mode: str = "stretch", mean: Sequence[float] = (0.0, 0.0, 0.0),
                 std: Sequence[float] = (1.0, 1.0, 1.0), fill: float = 0.0) -> CropBatch:
-    """All boxes of all images → (M, 3, size, size) normalised crops in one roi_align call.
+    """All boxes of all images → (M, 3, size, size) normalised crops, one roi_align call per
+    image (only one image is ever converted to float: a 4K image is 106 MB as float32, a
+    whole batch at once was 4-8x that; and an image's crops never depend on its batch-mates).
 
     images: (3, H, W) tensors (uint8 or float in [0, 1]) on one device, sizes may differ.
     boxes: per image, (N_i, 4) x1 y1 x2 y2 in that tensor's pixels."""
@@ -140,7 +116,7 @@ def stack_crops(images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], s
     if len(images) != len(boxes):
         raise ValueError("one box tensor per image is needed")
     device = images[0].device if images else torch.device("cpu")
-    rois, owners, sizes, skipped = [], [], [], []
+    parts, owners, skipped = [], [], []
     for i, (image, b) in enumerate(zip(images, boxes)):
         h, w = int(image.shape[-2]), int(image.shape[-1])
         clipped, keep, reasons = clean_boxes(b.to(device), w, h)
@@ -151,18 +127,19 @@ def stack_crops(images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], s
         kept = clipped[idx]
         if mode == "pad":
             kept = square_boxes(kept)
-        rois.append(torch.cat([torch.full((kept.shape[0], 1), float(i), device=device), kept], 1))
+        rois = torch.cat([torch.zeros((kept.shape[0], 1), device=device), kept], 1)
+        crops = roi_align(_as_float(image)[None], rois, output_size=(size, size),
+                          spatial_scale=1.0, sampling_ratio=0, aligned=True)
+        if mode == "pad":
+            sizes = torch.tensor([[w, h]], dtype=torch.float32, device=device)
+            crops = torch.where(_inside_mask(rois, sizes.expand(kept.shape[0], 2), size),
+                                crops, torch.full_like(crops, fill))
+        parts.append(crops)
         owners.append(torch.stack([torch.full_like(idx, i), idx], dim=1).cpu())
-        sizes.append(torch.tensor([[w, h]], dtype=torch.float32, device=device).expand(kept.shape[0], 2))
-    if not rois:
+    if not parts:
         return CropBatch(torch.zeros((0, 3, size, size), device=device),
                          torch.zeros((0, 2), dtype=torch.int64), skipped)
-    all_rois = torch.cat(rois)  # one concatenation of a list, never a growing tensor
-    crops = roi_align(_batch_tensor(images), all_rois, output_size=(size, size),
-                      spatial_scale=1.0, sampling_ratio=0, aligned=True)
-    if mode == "pad":
-        mask = _inside_mask(all_rois, torch.cat(sizes), size)
-        crops = torch.where(mask, crops, torch.full_like(crops, fill))
+    crops = torch.cat(parts) if len(parts) > 1 else parts[0]  # one concatenation of a list
     return CropBatch(_normalise(crops, mean, std), torch.cat(owners), skipped)
 
 

@@ -57,6 +57,8 @@ class DeviceChoice:
     label: str  # unique per worker: "cuda:0", "cpu", "cpu#2"
     name: str
     threads: int | None = None  # torch threads for a CPU worker
+    # pipeline key -> the batch sizes its worker uses (``pipeline.batch_tuning.BatchPlan``)
+    batch_plans: dict = field(default_factory=dict)
 
 
 def cpu_threads() -> int:

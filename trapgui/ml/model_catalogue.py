@@ -56,6 +56,11 @@ class ModelSpec:
     labels_sha256: str | None = None
     size_bytes: int | None = None  # None: unknown until the server says
     score_threshold: float | None = None  # detectors: the publisher's "keep" threshold
+    # detectors: boxes scoring below ``storage_floor`` are not stored; stored boxes scoring
+    # below ``classification_floor`` are stored unclassified (classified on demand when a
+    # user lowers the detection threshold below it). None: store / classify everything.
+    storage_floor: float | None = None
+    classification_floor: float | None = None
     resize_mode: str = "stretch"  # classifiers: "stretch" to a square or "pad" to square first
     positive_labels: frozenset[str] = field(default_factory=frozenset)
     antenna_slugs: tuple[str, ...] = ()
@@ -161,10 +166,31 @@ class ModelCatalogue:
         return [s for s in self if s.is_classifier and (rank is None or s.rank == rank)]
 
 
+def detector_floors(key: str, catalogue: "ModelCatalogue | None" = None) -> tuple[float, float]:
+    """(storage floor, classification floor) the catalogue gives detector ``key``; (0, 0) =
+    store and classify every box, for a detector the catalogue does not know (tests) or that
+    names no floors. The classification floor is never below the storage floor."""
+    try:
+        spec = (catalogue or load_model_catalogue()).get(key)
+    except ModelError:
+        return 0.0, 0.0
+    storage = spec.storage_floor or 0.0
+    return storage, max(storage, spec.classification_floor or 0.0)
+
+
 def _filename(url: str | None) -> str | None:
     if not url:
         return None
     return url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+
+
+def _floor(entry: dict, name: str) -> float | None:
+    value = entry.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"model {entry['key']}: {name} must be a number between 0 and 1")
+    return float(value)
 
 
 def _spec_from_entry(entry: dict, norms: dict) -> ModelSpec:
@@ -199,6 +225,8 @@ def _spec_from_entry(entry: dict, norms: dict) -> ModelSpec:
         labels_sha256=(entry.get("labels_sha256") or None),
         size_bytes=entry.get("size_bytes"),
         score_threshold=entry.get("score_threshold"),
+        storage_floor=_floor(entry, "storage_floor"),
+        classification_floor=_floor(entry, "classification_floor"),
         resize_mode=resize_mode,
         positive_labels=frozenset(entry.get("positive_labels") or ()),
         antenna_slugs=tuple(entry.get("antenna_slugs") or ()),

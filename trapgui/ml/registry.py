@@ -5,15 +5,18 @@ tests and benchmarks (the real weights cannot be downloaded everywhere)."""
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.models.detection.image_list import ImageList
 
 from trapgui.core.errors import ModelError
 from trapgui.ml.architectures import DETECTOR_MAX_SIZE, build_architecture
 from trapgui.ml.architectures_weights import build_with_weights, write_label_map
 from trapgui.ml.base import ClassifierInfo, DetectorOutput
+from trapgui.ml.detector_input import detector_input, reference_input
 from trapgui.ml.model_catalogue import BUILTIN_KEY, RESIZE_MODES, ModelSpec, load_model_catalogue
 from trapgui.ml.store import ModelStore
 
@@ -21,36 +24,73 @@ DEFAULT_RANDOM_CLASSES = 100  # for "as many as the label map" models without a 
 
 
 class FasterRCNNDetector:
-    """A torchvision Faster R-CNN behind the Detector protocol. torchvision's own transform
-    resizes (shorter side 800, longer at most 1333) and normalises; boxes come back in the
-    pixels of the tensors passed in."""
+    """A torchvision Faster R-CNN behind the Detector protocol, fed exactly as its publisher's
+    app and training feed it: the full-resolution image, normalised and resized by the
+    model's own ``GeneralizedRCNNTransform`` (shorter side 800, longer at most 1333, bilinear
+    without antialiasing). Reducing the image first (Pillow draft, an antialiased reduction)
+    shows the model a different picture and gives different boxes, so this detector asks for
+    full-resolution input (``full_resolution_input``) and takes uint8 tensors as decoded.
+    Boxes come back in the pixels of the tensors passed in."""
 
-    def __init__(self, spec: ModelSpec, model: nn.Module, device: torch.device):
+    full_resolution_input = True  # the decoder must not reduce the image (see above)
+    accepts_uint8 = True  # converted here one image at a time (a 4K float image is 106 MB)
+
+    def __init__(self, spec: ModelSpec, model: nn.Module, device: torch.device, *,
+                 exact_transform: bool = False):
+        """``exact_transform``: torchvision's own transform steps on a full-resolution float
+        image; otherwise ``ml.detector_input`` computes the same input from the uint8 image
+        (same sample positions and weights, float rounding aside) at a fraction of the cost
+        and memory."""
         self.key = spec.key
         self.name = spec.name
         self.device = device
         self.score_threshold = float(spec.score_threshold if spec.score_threshold is not None else 0.5)
-        # torchvision never looks at more than 1333 px on the longer side, so decoding
-        # larger is wasted work.
+        # torchvision never looks at more than 1333 px on the longer side (its own resize)
         self.working_max_side: int | None = DETECTOR_MAX_SIZE
+        self.exact_transform = exact_transform
         self.model = model.to(device).eval()
 
     def detect(self, images: list[torch.Tensor]) -> list[DetectorOutput]:
+        """``GeneralizedRCNN.forward`` in eval mode, with the same transform steps in the same
+        order, one image at a time so that at most one full-resolution float image exists at
+        once (torchvision's own forward holds every image of the batch as float, twice).
+        Images are batched only with images of the same resized size: torchvision pads a
+        batch to its largest image, which changes the detections of the smaller ones (an
+        image's boxes must not depend on its batch-mates)."""
         if not images:
             return []
-        batch = [_as_unit_float(img.to(self.device, non_blocking=True)) for img in images]
+        transform = self.model.transform
+        prepare = reference_input if self.exact_transform else detector_input
+        originals, inputs = [], []
         with torch.inference_mode():
-            outputs = self.model(batch)
+            for img in images:
+                img = img.to(self.device, non_blocking=True)
+                originals.append((int(img.shape[-2]), int(img.shape[-1])))
+                inputs.append(prepare(img, transform))
+            groups: dict[tuple[int, int], list[int]] = {}
+            for i, x in enumerate(inputs):
+                groups.setdefault((int(x.shape[-2]), int(x.shape[-1])), []).append(i)
+            outputs: list[DetectorOutput | None] = [None] * len(images)
+            for positions in groups.values():
+                found = self._forward([inputs[i] for i in positions],
+                                      [originals[i] for i in positions])
+                for i, out in zip(positions, found):
+                    outputs[i] = out
+        return outputs  # type: ignore[return-value]
+
+    def _forward(self, inputs: list[torch.Tensor], originals: list[tuple[int, int]]):
+        model, transform = self.model, self.model.transform
+        sizes = [(int(x.shape[-2]), int(x.shape[-1])) for x in inputs]
+        batch = ImageList(transform.batch_images(inputs, size_divisible=transform.size_divisible),
+                          sizes)
+        features = model.backbone(batch.tensors)
+        if isinstance(features, torch.Tensor):
+            features = OrderedDict([("0", features)])
+        proposals, _ = model.rpn(batch, features)
+        detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
+        outputs = transform.postprocess(detections, batch.image_sizes, originals)
         return [DetectorOutput(boxes=out["boxes"].float(), scores=out["scores"].float())
                 for out in outputs]
-
-
-def _as_unit_float(img: torch.Tensor) -> torch.Tensor:
-    # The protocol says float in [0, 1]; a uint8 tensor passed by mistake would otherwise be
-    # read as 0..255 and silently give garbage boxes.
-    if img.dtype == torch.uint8:
-        return img.float().div_(255.0)
-    return img.float()
 
 
 class TorchClassifier:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from trapgui.core.jobs import (BatchCommitted, Emit, ItemFailed, JobControl, LogLine,
                                RunProgress, safe_emit)
 from trapgui.ml.devices import DeviceChoice, resolve_devices
+from trapgui.pipeline.batch_size_cache import BatchSizeCache
+from trapgui.pipeline.batch_tuning import BatchTuner
 from trapgui.pipeline.device_worker import DeviceWorker
 from trapgui.pipeline.loader import Decoder
 from trapgui.pipeline.model_set import ModelSet
@@ -74,7 +76,12 @@ class DevicePool:
 
     def __init__(self, source: WorkSource, sink: ResultSink, specs: Mapping[str, PipelineSpec],
                  model_loader: ModelLoader, *, devices="auto", batch_size: int | None = None,
-                 low_priority: bool = False, thread_factory: Callable | None = None):
+                 low_priority: bool = False, thread_factory: Callable | None = None,
+                 batch_size_cache: BatchSizeCache | None = None, profile: bool = False):
+        """``batch_size`` (images per batch) overrides the specs'; a spec whose batch sizes
+        are None has them measured per device on first use and kept in ``batch_size_cache``
+        (default: ``batch_sizes.json`` in the data folder). ``profile``: time every stage
+        (device steps synchronised; benchmarks) into :attr:`stage_seconds`."""
         self.source = source
         self.sink = sink
         self.specs = dict(specs)
@@ -82,6 +89,9 @@ class DevicePool:
         self.devices = devices
         first = next(iter(self.specs.values()))
         self.batch_size = batch_size or first.detection_batch_size
+        self.batch_size_cache = batch_size_cache
+        self.profile = profile
+        self._stage_dicts: list[dict[str, float]] = []
         self.low_priority = low_priority
         self.thread_factory = thread_factory or _thread
         self._lock = threading.Lock()
@@ -101,12 +111,13 @@ class DevicePool:
         decoder = Decoder.for_processors(next(iter(processors[0].values())),
                                          pin_memory=any(c.device.type == "cuda" for c in choices))
         self.source.start(decoder, control)
-        writer = ResultWriter(self.sink, self._written, self._write_failed)
+        writer = ResultWriter(self.sink, self._written, self._write_failed,
+                              stage_seconds=self._stage_dict())
         tag = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._workers = [DeviceWorker(
             name=f"{tag}:{c.label}", choice=c, processors=p, source=self.source,
-            put=writer.put, control=control, batch_size=self.batch_size,
-            want_scores=self.sink.wants_scores,
+            put=writer.put, control=control, batch_size=self._images_per_batch(c),
+            want_scores=self.sink.wants_scores, stage_seconds=self._stage_dict(),
             log_line=lambda level, msg: emit(LogLine(level, msg)))
             for c, p in zip(choices, processors)]
         self._started = time.monotonic()
@@ -167,14 +178,20 @@ class DevicePool:
             try:
                 self._emit(LogLine("info", f"Loading models on {choice.label} ({choice.name})."))
                 by_key = {}
+                plans = {}
                 for key, spec in self.specs.items():
                     models = self.model_loader(key, choice.device)
                     sets.setdefault(key, models)
+                    plan = plans[key] = self._plan(models, choice, spec)
                     by_key[key] = BatchProcessor(
                         models.detector, models.binary, models.species, models.order,
-                        classification_batch_size=spec.classification_batch_size,
-                        top_k=spec.top_k, score_floor=spec.detection_score_floor,
-                        crop_fill=spec.crop_fill, embeddings=getattr(spec, "embeddings", True))
+                        classification_batch_size=spec.classification_batch_size or 64,
+                        classification_batch_sizes=plan.classification if plan else None,
+                        top_k=spec.top_k, score_floor=spec.storage_floor,
+                        classification_floor=spec.classification_floor,
+                        crop_fill=spec.crop_fill, stage_seconds=self._stage_dict(),
+                        embeddings=getattr(spec, "embeddings", True))
+                choice.batch_plans = {k: p.as_record() for k, p in plans.items() if p}
                 out[i] = by_key
             except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
                 errors.append(exc)
@@ -189,6 +206,45 @@ class DevicePool:
             raise errors[0]
         self.sink.begin(sets, choices)
         return out  # type: ignore[return-value]
+
+    def _stage_dict(self) -> dict[str, float] | None:
+        """A dict one thread accumulates its stage times into (``profile`` only)."""
+        if not self.profile:
+            return None
+        with self._lock:
+            self._stage_dicts.append({})
+            return self._stage_dicts[-1]
+
+    @property
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds per stage, summed over threads (``profile=True``): ``detector``, ``crops``,
+        ``classifier KEY`` (device worker), ``waiting for decoded images`` (device worker),
+        ``writes`` (writer thread)."""
+        total: dict[str, float] = {}
+        with self._lock:
+            for d in self._stage_dicts:
+                for k, v in d.items():
+                    total[k] = total.get(k, 0.0) + v
+        return total
+
+    def _plan(self, models: ModelSet, choice: DeviceChoice, spec: PipelineSpec):
+        """The batch sizes of one pipeline on one device: the spec's, else measured once (or
+        read from the cache). None when the spec fixes both."""
+        if not spec.tunes_batch_sizes:
+            return None
+        tuner = BatchTuner(self.batch_size_cache,
+                           log_line=lambda level, msg: self._emit(LogLine(level, msg)))
+        return tuner.plan(models, choice.device, choice.threads,
+                          detection=spec.detection_batch_size,
+                          classification=spec.classification_batch_size)
+
+    def _images_per_batch(self, choice: DeviceChoice) -> int:
+        """Images per claimed batch on this device: the pool's fixed size, else the tuned
+        detection batch of its (first) pipeline, else the spec's."""
+        if self.batch_size:
+            return self.batch_size
+        sizes = [p["detection"] for p in choice.batch_plans.values()]
+        return max(sizes) if sizes else 4
 
     def _supervise(self) -> None:
         last = time.monotonic()

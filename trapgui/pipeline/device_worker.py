@@ -26,7 +26,8 @@ class DeviceWorker:
     def __init__(self, *, name: str, choice: DeviceChoice, processors: dict[str, BatchProcessor],
                  source: WorkSource, put: Callable[[WorkBatch, list[ProcessedImage]], None],
                  control: JobControl, batch_size: int, want_scores: bool,
-                 log_line: Callable[[str, str], None]):
+                 log_line: Callable[[str, str], None],
+                 stage_seconds: dict[str, float] | None = None):
         self.name = name  # unique per process and run: queue claims are made in this name
         self.choice = choice
         self.processors = processors  # pipeline key -> processor
@@ -36,6 +37,7 @@ class DeviceWorker:
         self.batch_size = batch_size
         self.want_scores = want_scores
         self._log_line = log_line
+        self._stage_seconds = stage_seconds  # time waiting for decoding, when profiling
         self.finished = threading.Event()
         self.error: BaseException | None = None
         self.started_at: float | None = None
@@ -111,6 +113,10 @@ class DeviceWorker:
         start = time.perf_counter()
         try:
             images = batch.images()
+            if self._stage_seconds is not None:
+                self._stage_seconds["waiting for decoded images"] = (
+                    self._stage_seconds.get("waiting for decoded images", 0.0)
+                    + time.perf_counter() - start)
             self.state = "working"
             out: list[ProcessedImage | None] = [None] * len(images)
             groups: dict[str, list[int]] = {}

@@ -17,6 +17,7 @@ from trapgui.core.jobs import Emit, JobControl, LogLine, RunSummary, safe_emit
 from trapgui.core.processes import pid_alive, worker_pid
 from trapgui.core.tracking_params import TrackingParams
 from trapgui.db import catalogue_queries, jobqueue
+from trapgui.pipeline.batch_size_cache import BatchSizeCache
 from trapgui.pipeline.device_pool import DevicePool, lower_thread_priority
 from trapgui.pipeline.flight_recorder import FlightRecorder
 from trapgui.pipeline.model_set import registry_loader
@@ -30,12 +31,16 @@ log = logging.getLogger(__name__)
 class Engine:
     def __init__(self, db, store, spec: PipelineSpec, devices="auto", *,
                  model_loader: Callable | None = None, thread_factory: Callable | None = None,
-                 low_priority: bool = False, tracking: TrackingParams | None = None,
+                 low_priority: bool = False, batch_size_cache: BatchSizeCache | None = None,
+                 profile: bool = False, tracking: TrackingParams | None = None,
                  track: bool = True):
         """``model_loader(device) -> ModelSet`` replaces the catalogue loader (tests);
         ``low_priority`` runs the device workers and decoders below the window's priority;
-        ``tracking``: the tracker's settings for the tracking that ends every run (``track``
-        False leaves it to ``trapgui track``)."""
+        ``batch_size_cache`` keeps the batch sizes measured when the spec leaves them to be
+        tuned (default: ``batch_sizes.json`` in the data folder); ``profile`` times every
+        stage of a run into :attr:`stage_seconds` (benchmarks); ``tracking``: the tracker's
+        settings for the tracking that ends every run (``track`` False leaves it to
+        ``trapgui track``)."""
         self.db = db
         self.store = store
         self.spec = spec
@@ -46,6 +51,9 @@ class Engine:
         self.low_priority = low_priority
         self.tracking = tracking
         self.track = track
+        self.batch_size_cache = batch_size_cache
+        self.profile = profile
+        self.stage_seconds: dict[str, float] = {}  # the last run's, with ``profile``
         self.pipeline_key = spec.key
         self.pipeline_id = jobqueue.get_or_create_pipeline(
             db, self.pipeline_key, spec.display_name, spec.result_config())
@@ -95,8 +103,10 @@ class Engine:
                              else None, recorder=recorder)
         sink = CatalogueSink(self.db, self.pipeline_id, source, self.spec, self.store)
         pool = DevicePool(source, sink, {"": self.spec}, self._load, devices=self.devices,
-                          low_priority=self.low_priority, thread_factory=self.thread_factory)
+                          low_priority=self.low_priority, thread_factory=self.thread_factory,
+                          batch_size_cache=self.batch_size_cache, profile=self.profile)
         outcome = pool.run(emit, control)
+        self.stage_seconds = pool.stage_seconds
         summary = RunSummary(
             run_id=sink.run_id, pipeline_id=self.pipeline_id, status=outcome.status,
             done=outcome.done, failed=outcome.failed, detections=outcome.detections,

@@ -1,22 +1,30 @@
 """The device-side step: decoded images in, ``ImageResult``s out (no database, no threads).
 
-Shared by the engine's device workers and the remote-jobs worker. Per batch: detection on
-images reduced on the device to the detector's working size, boxes mapped back to original
-pixels, all boxes cut from the full-resolution tensors in one roi_align call (``ml.crops``),
-the binary classifier on every crop, species/order classifiers only on its positives, in
-sub-batches of at most ``classification_batch_size``; on out-of-memory the sub-batch is
-halved and retried.
+Shared by the engine's device workers, the remote-jobs worker and the on-demand
+classification job. Per batch: detection (published Faster R-CNNs get the full-resolution
+image and resize it with their own transform, exactly as their publishers do; other
+detectors get the image reduced on the device to their working size), boxes mapped back to
+original pixels; boxes below the storage floor dropped; those at or above the classification
+floor cut from the full-resolution tensors (``ml.crops``), the binary classifier on every
+crop, species/order classifiers only on its positives, in sub-batches of at most the
+classifier's batch size; on out-of-memory the sub-batch is halved and retried. Boxes between
+the two floors are returned without classifications ("not classified yet").
+
+Every classifier forward pass goes through :meth:`BatchProcessor._predict` (one place: the
+tracking work takes embeddings from it).
 
 Embeddings for tracking come without a second pass: the penultimate features of the
 classifier that sees every crop (the binary one), caught during its normal forward
 (``ml.appearance.FeatureClassifier``) and projected to 128 values; with no classifier (or one
 without a final linear layer), the cheap appearance descriptor of the same stacked crops.
-Stored as float16 bytes with each detection, with the crop's sharpness.
+Stored as float16 bytes with each detection, with the crop's sharpness. Boxes below the
+classification floor get neither.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,17 +78,34 @@ def describe_error(exc: BaseException) -> str:
 
 
 class BatchProcessor:
+    """``score_floor``: the storage floor; ``classification_floor``: stored boxes scoring below
+    it are not classified. ``classification_batch_sizes``: per classifier key (tuned), else
+    ``classification_batch_size``. ``detector`` may be None for classification only
+    (:meth:`classify_detections`), then ``device`` says where. ``stage_seconds``: a dict to
+    accumulate time per stage into (benchmarks; synchronises the device, so off by default)."""
+
     def __init__(self, detector, binary=None, species=None, order=None, *,
                  classification_batch_size: int = 64, top_k: int = 5,
-                 score_floor: float = 0.0, crop_fill: float = 0.0, embeddings: bool = True):
+                 score_floor: float = 0.0, crop_fill: float = 0.0,
+                 classification_floor: float | None = None,
+                 classification_batch_sizes: dict[str, int] | None = None,
+                 device: str | torch.device | None = None,
+                 stage_seconds: dict[str, float] | None = None, embeddings: bool = True):
         self.detector = detector
         self.binary = binary
         self.followers = [c for c in (order, species) if c is not None]
         self.classification_batch_size = max(1, int(classification_batch_size))
+        self.classification_batch_sizes = {k: max(1, int(v)) for k, v in
+                                           (classification_batch_sizes or {}).items()}
         self.top_k = max(1, int(top_k))
         self.score_floor = float(score_floor)
+        self.classification_floor = max(self.score_floor, float(classification_floor or 0.0))
         self.crop_fill = float(crop_fill)
-        self.device = torch.device(detector.device)
+        if device is None:
+            device = detector.device if detector is not None else (
+                self.classifiers[0].device if self.classifiers else "cpu")
+        self.device = torch.device(device)
+        self.stage_seconds = stage_seconds
         self.notes: list[str] = []
         self._detect_batch: int | None = None  # lowered after an OOM
         if binary is not None and not binary.info.positive_labels:
@@ -121,7 +146,26 @@ class BatchProcessor:
 
     @property
     def detection_max_side(self) -> int | None:
+        """How far the image may be reduced before detection (None: not at all)."""
+        if self.full_resolution_detection:
+            return None
         return getattr(self.detector, "working_max_side", None)
+
+    @property
+    def full_resolution_detection(self) -> bool:
+        """The detector reduces the image itself (published Faster R-CNNs: their own
+        transform on the full-resolution image is the reference)."""
+        return bool(getattr(self.detector, "full_resolution_input", False))
+
+    def batch_size_for(self, clf) -> int:
+        return self.classification_batch_sizes.get(clf.info.key, self.classification_batch_size)
+
+    def _timed(self, stage: str, started: float) -> None:
+        if self.stage_seconds is not None:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.stage_seconds[stage] = (self.stage_seconds.get(stage, 0.0)
+                                         + time.perf_counter() - started)
 
     # -- public -------------------------------------------------------------------------
     def process(self, images: list[DecodedImage]) -> list[ImageResult]:
@@ -129,6 +173,30 @@ class BatchProcessor:
 
     def process_with_scores(self, images: list[DecodedImage]) -> list[ProcessedImage]:
         return self._run(images, keep_scores=True)
+
+    @torch.inference_mode()
+    def classify_detections(self, images: list[DecodedImage],
+                            detections: list[list[DetectionResult]]) -> int:
+        """Classify given (stored) detections of decoded images, whatever their score: their
+        ``classifications`` are filled in place exactly as a run would have (the on-demand
+        job for boxes below the classification floor). Boxes in original-image pixels.
+        Returns how many detections were classified (a crop that cannot be cut is not)."""
+        outs, flat, full, crop_boxes = [], [], [], []
+        for im, dets in zip(images, detections):
+            if im.error is not None or im.tensor is None or not dets:
+                continue
+            pos = len(full)
+            full.append(im.tensor.to(self.device, non_blocking=True))
+            result = ImageResult(im.image_id, detections=list(dets))
+            outs.append(ProcessedImage(result))
+            boxes = torch.tensor([d.box.as_tuple() for d in dets], dtype=torch.float32)
+            crop_boxes.append(boxes.to(self.device) * im.scale)
+            flat.extend((pos, d, r) for r, d in enumerate(dets))
+        if not flat or not self.classifiers:
+            return 0
+        before = [len(d.classifications) for _, d, _ in flat]
+        self._classify_all(full, crop_boxes, flat, outs, keep_scores=False)
+        return sum(len(d.classifications) > n for (_, d, _), n in zip(flat, before))
 
     # -- steps --------------------------------------------------------------------------
     @torch.inference_mode()
@@ -138,6 +206,7 @@ class BatchProcessor:
                 if im.error is None and im.tensor is not None]
         if not good:
             return out
+        started = time.perf_counter()
         full = [images[i].tensor.to(self.device, non_blocking=True) for i in good]
         det_inputs, det_scales = [], []
         for i, t in zip(good, full):
@@ -146,8 +215,12 @@ class BatchProcessor:
             det_scales.append(images[i].scale * factor)
         outputs = self._detect(det_inputs)
         del det_inputs
+        self._timed("detector", started)
         crop_boxes: list[torch.Tensor] = []
-        flat: list[tuple[int, DetectionResult]] = []  # (position in `good`, detection)
+        # (position in `good`, detection, its row in that image's detections): the ones
+        # at or above the classification floor, in crop order
+        flat: list[tuple[int, DetectionResult, int]] = []
+        key = getattr(self.detector, "key", "detector")
         for pos, (i, o, s) in enumerate(zip(good, outputs, det_scales)):
             im = images[i]
             w, h = im.orig_size
@@ -158,12 +231,15 @@ class BatchProcessor:
             clipped, keep, _ = clean_boxes(boxes, w, h)
             out[i].result.skipped_boxes = int((~keep).sum())
             clipped, scores = clipped[keep], scores[keep]
-            key = getattr(self.detector, "key", "detector")
-            for b, sc in zip(clipped.cpu().tolist(), scores.cpu().tolist()):
+            classify = (scores >= self.classification_floor).cpu().tolist()
+            detections = out[i].result.detections
+            for b, sc, c in zip(clipped.cpu().tolist(), scores.cpu().tolist(), classify):
                 det = DetectionResult(Box(*b), float(sc), key)
-                out[i].result.detections.append(det)
-                flat.append((pos, det))
-            crop_boxes.append(clipped.to(self.device) * im.scale)
+                if c:
+                    flat.append((pos, det, len(detections)))
+                detections.append(det)
+            chosen = torch.tensor(classify, dtype=torch.bool, device=clipped.device)
+            crop_boxes.append(clipped[chosen].to(self.device) * im.scale)
         if flat and self.classifiers:
             self._classify_all(full, crop_boxes, flat, [out[i] for i in good], keep_scores)
         elif flat and self.embeddings:  # no classifier cuts crops: cut small ones for the descriptor
@@ -175,7 +251,7 @@ class BatchProcessor:
     def _flat_rows(flat, owner: torch.Tensor) -> list[int]:
         """Flat detection index of each crop of a stack_crops batch over every box."""
         index, offsets = {}, {}
-        for g, (pos, _) in enumerate(flat):
+        for g, (pos, *_) in enumerate(flat):
             index[(pos, offsets.get(pos, 0))] = g
             offsets[pos] = offsets.get(pos, 0) + 1
         return [index[(p, r)] for p, r in owner.tolist()]
@@ -198,6 +274,8 @@ class BatchProcessor:
             det.sharpness = float(sharp[row])
 
     def _detection_input(self, t: torch.Tensor) -> tuple[torch.Tensor, float]:
+        if self.full_resolution_detection and getattr(self.detector, "accepts_uint8", False):
+            return t, 1.0  # converted by the detector one image at a time
         x = t.to(torch.float32).div_(255.0) if t.dtype == torch.uint8 else t.to(torch.float32)
         side = self.detection_max_side
         h, w = int(x.shape[-2]), int(x.shape[-1])
@@ -227,13 +305,14 @@ class BatchProcessor:
 
     def _predict(self, clf, crops: torch.Tensor, want_logits: bool
                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Sub-batches of at most classification_batch_size; halves on OOM. Also returns the
-        penultimate features of the same forward when ``clf`` gives the embeddings."""
+        """Every classifier forward pass of trapgui: sub-batches of at most the classifier's
+        batch size; halves it on OOM. Also returns the penultimate features of the same
+        forward when ``clf`` gives the embeddings."""
         probs, logits, features = [], [], []
         catch = self._features if clf is self._feature_model else None
         start = 0
         while start < crops.shape[0]:
-            n = min(self.classification_batch_size, crops.shape[0] - start)
+            n = min(self.batch_size_for(clf), crops.shape[0] - start)
             chunk = crops[start:start + n]
             try:
                 if want_logits and hasattr(clf, "predict_logits"):
@@ -252,9 +331,13 @@ class BatchProcessor:
                 if not is_out_of_memory(exc) or n == 1:
                     raise
                 _free_cache(self.device)
-                self.classification_batch_size = max(1, n // 2)
+                smaller = max(1, n // 2)
+                if clf.info.key in self.classification_batch_sizes:
+                    self.classification_batch_sizes[clf.info.key] = smaller
+                else:
+                    self.classification_batch_size = smaller
                 self._note(f"out of memory classifying with {clf.info.key}, "
-                           f"batch {n} -> {self.classification_batch_size}")
+                           f"batch {n} -> {smaller}")
         return (torch.cat(probs), (torch.cat(logits) if logits else None),
                 torch.cat(features) if features else None)
 
@@ -310,16 +393,20 @@ class BatchProcessor:
         """Position of each flat detection within its own image's box tensor."""
         counters: dict[int, int] = {}
         result = []
-        for pos, _ in flat:
+        for pos, *_ in flat:
             result.append(counters.get(pos, 0))
             counters[pos] = result[-1] + 1
         return result
 
     def _classify(self, clf, full, crop_boxes, flat, rows, outs, keep_scores, cache):
+        started = time.perf_counter()
         crops, got = self._crops(clf, full, crop_boxes, flat, rows, cache)
+        self._timed("crops", started)
         if not got:  # zero crops: no forward call
             return None, got
+        started = time.perf_counter()
         probs, logits, features = self._predict(clf, crops, keep_scores)
+        self._timed(f"classifier {clf.info.key}", started)
         info = clf.info
         if clf is self._feature_model and self.embeddings:
             self._attach_appearance(crops, got, flat, info, features)
@@ -333,17 +420,16 @@ class BatchProcessor:
                 n = len(o.result.detections)
                 o.scores.setdefault(info.key, [None] * n)
                 o.logits.setdefault(info.key, [None] * n)
-        offsets = self._offsets(flat) if keep_scores else None
         for row, g in enumerate(got):
-            pos, det = flat[g]
+            pos, det, index = flat[g]
             labels = [info.labels[j] for j in top_i[row]]
             det.classifications.append(ClassificationResult(
                 model=info.key, rank=info.rank, label=labels[0], score=float(top_p[row][0]),
                 top_labels=labels, top_scores=[float(x) for x in top_p[row]]))
             if keep_scores:
-                outs[pos].scores[info.key][offsets[g]] = probs_np[row]
+                outs[pos].scores[info.key][index] = probs_np[row]
                 if logits_np is not None:
-                    outs[pos].logits[info.key][offsets[g]] = logits_np[row]
+                    outs[pos].logits[info.key][index] = logits_np[row]
         return probs, got
 
     def _note(self, text: str) -> None:

@@ -145,13 +145,26 @@ class CatalogueSink:
         self.run_id: int | None = None
 
     def begin(self, model_sets: dict, devices: list) -> None:
+        """The run record: models, devices with the batch sizes each used (measured, cached
+        or from the settings), the settings including both floors."""
         models = next(iter(model_sets.values()))
+        batch_sizes = {c.label: self._batch_sizes(c) for c in devices}
         self.run_id = jobqueue.start_run(
             self.db, self.pipeline_id, models=models.describe(self.store),
-            devices=[{"device": c.label, "name": c.name, "threads": c.threads} for c in devices],
-            settings={**self.spec.as_dict(),
+            devices=[{"device": c.label, "name": c.name, "threads": c.threads,
+                      "batch_sizes": batch_sizes[c.label]} for c in devices],
+            settings={**self.spec.as_dict(), "batch_sizes": batch_sizes,
                       "process": {"host": socket.gethostname(), "pid": os.getpid()}},
             app_version=__version__)
+
+    def _batch_sizes(self, choice) -> dict:
+        plans = getattr(choice, "batch_plans", None) or {}
+        if plans:
+            return next(iter(plans.values()))
+        keys = [k for k in (self.spec.binary, self.spec.order, self.spec.species) if k]
+        return {"detection": self.spec.detection_batch_size,
+                "classification": {k: self.spec.classification_batch_size for k in keys},
+                "source": {k: "settings" for k in [self.spec.detector, *keys]}}
 
     def write(self, batch: WorkBatch, results: Sequence[ProcessedImage]) -> int:
         written = jobqueue.complete(self.db, self.pipeline_id, self.run_id, batch.worker,

@@ -14,17 +14,25 @@ RESULT_FORMAT = 1
 
 @dataclass(frozen=True)
 class PipelineSpec:
+    """``detection_batch_size`` / ``classification_batch_size`` None: tuned per device and
+    model by a short measurement on first use (``pipeline.batch_tuning``), cached.
+
+    Floors (detector scores): boxes below ``storage_floor`` are not stored; stored boxes below
+    ``classification_floor`` are stored without classifications ("not classified yet": a
+    background job classifies them when a user lowers the detection threshold below the
+    floor). None: the detector's defaults from the model catalogue. Both change what is
+    stored, so both are part of the pipeline configuration key."""
+
     detector: str = "builtin"
     binary: str | None = None
     species: str | None = None
     order: str | None = None
-    detection_batch_size: int = 4
-    classification_batch_size: int = 64
+    detection_batch_size: int | None = 4
+    classification_batch_size: int | None = 64
     top_k: int = 5
     loader_threads: int = 2
-    # Boxes scoring below this are not stored (all others are, so view thresholds can change
-    # without re-running).
-    detection_score_floor: float = 0.0
+    storage_floor: float | None = None
+    classification_floor: float | None = None
     crop_fill: float = 0.0  # value (in [0, 1] pixel units) outside the image for "pad" crops
     lease_s: float = 300.0
     name: str | None = None
@@ -34,25 +42,53 @@ class PipelineSpec:
     def __post_init__(self):
         for attr in ("detection_batch_size", "classification_batch_size", "top_k",
                      "loader_threads"):
-            if int(getattr(self, attr)) < 1:
+            value = getattr(self, attr)
+            if value is None and attr.endswith("batch_size"):
+                continue
+            if int(value) < 1:
                 raise ValueError(f"{attr} must be at least 1")
-        if not 0.0 <= self.detection_score_floor <= 1.0:
-            raise ValueError("detection_score_floor must be between 0 and 1")
+        for attr in ("storage_floor", "classification_floor"):
+            value = getattr(self, attr)
+            if value is not None and not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{attr} must be between 0 and 1")
+        from trapgui.ml.model_catalogue import detector_floors
+
+        storage, classification = detector_floors(self.detector)
+        storage = storage if self.storage_floor is None else float(self.storage_floor)
+        classification = (classification if self.classification_floor is None
+                          else float(self.classification_floor))
+        # a box is classified only if it is stored, and without classifiers nothing is: one
+        # canonical value per behaviour, so equal behaviours share a configuration key
+        if not self.has_classifiers:
+            classification = storage
+        object.__setattr__(self, "storage_floor", storage)
+        object.__setattr__(self, "classification_floor", max(storage, classification))
 
     @classmethod
     def from_settings(cls, settings, **overrides) -> "PipelineSpec":
+        auto = getattr(settings, "auto_batch_sizes", False)
         values = dict(
             detector=settings.detector,
             binary=settings.binary_classifier,
             species=settings.species_classifier,
             order=settings.order_classifier,
-            detection_batch_size=settings.detection_batch_size,
-            classification_batch_size=settings.classification_batch_size,
+            detection_batch_size=None if auto else settings.detection_batch_size,
+            classification_batch_size=None if auto else settings.classification_batch_size,
             top_k=settings.top_k,
             loader_threads=settings.loader_threads,
+            storage_floor=getattr(settings, "storage_floor", None),
+            classification_floor=getattr(settings, "classification_floor", None),
         )
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def has_classifiers(self) -> bool:
+        return any((self.binary, self.species, self.order))
+
+    @property
+    def tunes_batch_sizes(self) -> bool:
+        return self.detection_batch_size is None or self.classification_batch_size is None
 
     def result_config(self) -> dict:
         """Everything that changes what is stored (batch sizes and threads do not)."""
@@ -63,7 +99,8 @@ class PipelineSpec:
             "species": self.species,
             "order": self.order,
             "top_k": self.top_k,
-            "detection_score_floor": self.detection_score_floor,
+            "storage_floor": self.storage_floor,
+            "classification_floor": self.classification_floor,
             "crop_fill": self.crop_fill,
             # stored embeddings of different kinds never meet in one night's tracking
             "embedding": self.embedding_kind,

@@ -42,10 +42,12 @@ class RemotePipeline:
 
     def spec(self, *, classification_batch_size: int = 64, top_k: int = 5,
              detection_batch_size: int = 4) -> PipelineSpec:
+        # the server gets every stored box with its classifications (nothing is classified
+        # later on demand for it): the detector's storage floor, no classification floor
         return PipelineSpec(detector=self.detector, binary=self.binary, species=self.species,
                             order=self.order, detection_batch_size=detection_batch_size,
                             classification_batch_size=classification_batch_size, top_k=top_k,
-                            name=f"Antenna {self.slug}")
+                            classification_floor=0.0, name=f"Antenna {self.slug}")
 
 
 def resolve_pipeline(slug: str, catalogue: ModelCatalogue | None = None, *,

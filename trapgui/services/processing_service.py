@@ -4,6 +4,12 @@ itself as a job. Wraps :class:`trapgui.pipeline.engine.Engine`.
 ``run_job(scope)`` returns a job ``(emit, control) -> RunSummary``; the caller runs it on a
 thread of its own (the GUI's job runner). Pause and cancel live only in that job's
 ``JobControl``. torch is imported when a run starts, never at import time.
+
+Floors: a run stores boxes from the detector's storage floor and classifies those from its
+classification floor. For the detection threshold control the GUI asks
+:meth:`ProcessingService.classification_coverage` (off the GUI thread) how many boxes at the
+threshold are "not classified yet", and runs :meth:`classify_below_floor_job` (a
+``core.jobs`` job) to classify them on demand.
 """
 
 from __future__ import annotations
@@ -25,6 +31,89 @@ class ProcessingService:
 
     def pipeline_key_for_settings(self) -> str:
         return self.spec().key
+
+    def floors(self) -> tuple[float, float]:
+        """(storage floor, classification floor) the settings give: the detector's defaults
+        from the model catalogue unless the settings override them. No torch."""
+        spec = self.spec()
+        return spec.storage_floor, spec.classification_floor
+
+    def floor_defaults(self) -> dict[str, tuple[float, float]]:
+        """Detector key -> (storage floor, classification floor) from the model catalogue
+        (the Settings dialog's "detector's default"). No torch."""
+        from trapgui.ml.model_catalogue import detector_floors, load_model_catalogue
+
+        catalogue = load_model_catalogue()
+        return {spec.key: detector_floors(spec.key, catalogue) for spec in catalogue.detectors()}
+
+    def batch_size_cache(self):
+        from trapgui.pipeline.batch_size_cache import CACHE_FILE, BatchSizeCache
+
+        return BatchSizeCache(self._services.paths.data_dir / CACHE_FILE)
+
+    def tuned_batch_sizes(self) -> list:
+        """The batch sizes measured on this computer for the settings' models (every device),
+        as ``pipeline.batch_size_cache.TunedEntry``: what the Settings dialog shows. Reads a
+        small JSON file; no torch."""
+        spec = self.spec()
+        keys = [k for k in (spec.detector, spec.binary, spec.order, spec.species) if k]
+        return self.batch_size_cache().entries(keys)
+
+    def forget_tuned_batch_sizes(self) -> None:
+        """Measure again at the next run (a new GPU driver, a busy machine at the time)."""
+        self.batch_size_cache().clear()
+
+    # ---- boxes below the classification floor ---------------------------------------------
+    def classification_coverage(self, detection_threshold: float, *,
+                                night_ids=(), deployment_id: int | None = None,
+                                pipeline_id: int | None = None):
+        """For the detection threshold control: ``db.unclassified.ClassificationCoverage`` of
+        the settings' model configuration (or ``pipeline_id``) at this threshold, over these
+        nights (or this trap, or everything): ``unclassified`` boxes show as "not classified
+        yet" until :meth:`classify_below_floor_job` has run. One indexed count; call it off
+        the GUI thread."""
+        from trapgui.db import unclassified
+
+        pid = pipeline_id if pipeline_id is not None else self._pipeline_id()
+        return unclassified.coverage(self._services.db, pid, detection_threshold,
+                                     self._image_scope(night_ids, deployment_id))
+
+    def classify_below_floor_job(self, detection_threshold: float, *, night_ids=(),
+                                 deployment_id: int | None = None,
+                                 pipeline_id: int | None = None):
+        """A ``core.jobs`` job ``(emit, control) -> pipeline.classify_below_floor.
+        ClassifySummary`` that classifies the stored boxes scoring at least
+        ``detection_threshold`` that were not classified (below the classification floor), of
+        these nights / this trap / everything. Emits ``RunProgress`` (images),
+        ``BatchCommitted`` (refresh those images), ``ItemFailed`` and ``LogLine``. Raises
+        UserInputError when nothing was processed with the settings' models yet."""
+        from trapgui.pipeline.classify_below_floor import ClassifyBelowFloor
+
+        pid = pipeline_id if pipeline_id is not None else self._pipeline_id()
+        if pid is None:
+            raise UserInputError("Nothing has been processed with the current models yet.",
+                                 hint="Process the images first.")
+        services = self._services
+        job = ClassifyBelowFloor(services.db, services.models.store, pid, detection_threshold,
+                                 image_ids=self._image_scope(night_ids, deployment_id),
+                                 devices=services.settings.device,
+                                 loader_threads=services.settings.loader_threads,
+                                 batch_size_cache=self.batch_size_cache())
+        return job
+
+    def _image_scope(self, night_ids, deployment_id):
+        from trapgui.db.export_queries import ExportScope, scope_images
+
+        if night_ids:
+            return scope_images(ExportScope.of(night_ids=list(night_ids)))
+        if deployment_id is not None:
+            return scope_images(ExportScope.of(deployment_ids=[deployment_id]))
+        return None
+
+    def _pipeline_id(self) -> int | None:
+        from trapgui.db.catalogue_queries import pipeline_id_for_key
+
+        return pipeline_id_for_key(self._services.db, self.pipeline_key_for_settings())
 
     def unfinished(self) -> int:
         """Images still queued (pending, or claimed by a run that was interrupted) for the
@@ -61,7 +150,9 @@ class ProcessingService:
 
             services = self._services
             engine = Engine(services.db, services.models.store, self.spec(),
-                            devices=services.settings.device, low_priority=True)
+                            devices=services.settings.device, low_priority=True,
+                            batch_size_cache=self.batch_size_cache(),
+                            tracking=services.settings.tracking_params())
             control.raise_if_cancelled("Processing was cancelled before it started.")
             planned, image_ids = self._queue(engine, scope)
             emit(planned)
