@@ -16,6 +16,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+CLUSTER_MODES = ("off", "address", "local", "slurm", "pbs")
+
 
 @dataclass
 class Settings:
@@ -50,6 +52,13 @@ class Settings:
     # send the token over plain http:// to a host other than this computer (a trusted lab
     # network without https); off, the token goes only over https or to localhost
     remote_allow_insecure_http: bool = False
+    # processing on a Dask cluster: off (this computer), address (a running scheduler),
+    # local (a cluster of worker processes here), slurm or pbs (dask-jobqueue batch jobs with
+    # the settings of cluster_config_file, default <config folder>/cluster.toml)
+    cluster_mode: str = "off"
+    cluster_address: str = ""  # tcp://host:8786
+    cluster_local_workers: int = 2
+    cluster_config_file: str | None = None
     # anything we do not know (written by a newer version) is round-tripped untouched
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -67,6 +76,10 @@ class Settings:
                 problems.append(f"{name.replace('_', ' ').capitalize()} must be between 0 and 1.")
         if self.remote_batch_timeout_s < 0:
             problems.append("Remote batch timeout cannot be negative.")
+        if self.cluster_mode not in CLUSTER_MODES:
+            problems.append(f"Cluster mode must be one of {', '.join(CLUSTER_MODES)}.")
+        if self.cluster_local_workers < 1:
+            problems.append("Local cluster workers must be at least 1.")
         if not self.remote_base_url.startswith(("http://", "https://")):
             problems.append("Server URL must start with http:// or https://.")
         return problems
