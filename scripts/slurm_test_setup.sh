@@ -24,7 +24,21 @@ slurmd_port=${TRAPGUI_SLURMD_PORT:-16818}
 
 skip() { echo "skip: $*"; exit 77; }
 
+kill_tree() {  # a process and everything it started, children first
+    local child
+    for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$child"; done
+    kill -9 "$1" 2>/dev/null
+}
+
 stop_all() {
+    # jobs first, while slurmd can still end them (their processes do not die with slurmd)
+    if [[ -f $state/slurm.conf && -f $state/slurmctld.pid ]]; then
+        SLURM_CONF="$state/slurm.conf" scancel --user="$(id -un)" >/dev/null 2>&1
+        for _ in $(seq 60); do
+            [[ -z $(SLURM_CONF="$state/slurm.conf" squeue -h 2>/dev/null) ]] && break
+            sleep 0.5
+        done
+    fi
     for name in slurmd slurmctld munged; do
         pidfile="$state/$name.pid"
         [[ -f $pidfile ]] || continue
@@ -35,6 +49,23 @@ stop_all() {
             kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
         fi
         rm -f "$pidfile"
+    done
+    # whatever is left of a job: step daemons work in our log folder, job processes carry
+    # our SLURM_CONF and a job id (the test process has the first only)
+    local proc pid env cwd
+    for proc in /proc/[0-9]*; do
+        pid=${proc#/proc/}
+        [[ $pid == "$$" ]] && continue
+        cwd=$(readlink "$proc/cwd" 2>/dev/null)
+        if [[ $cwd == "$state" || $cwd == "$state/"* ]]; then
+            kill_tree "$pid"
+            continue
+        fi
+        env=$( { tr '\0' '\n' <"$proc/environ"; } 2>/dev/null)
+        if grep -qxF "SLURM_CONF=$state/slurm.conf" <<<"$env" \
+                && grep -q "^SLURM_JOB_ID=" <<<"$env"; then
+            kill_tree "$pid"
+        fi
     done
 }
 

@@ -101,9 +101,28 @@ class JobqueueSettings:
             out.append("with gpus = 1, processes must be 1 (one Dask worker per GPU)")
         if self.processes > self.cores:
             out.append("processes cannot be more than cores")
-        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[kKmMgGtT]i?[bB]?\s*", self.memory or ""):
+        size = memory_bytes(self.memory)
+        if size is None:
             out.append(f"memory '{self.memory}' is not a size such as 16GB")
+        elif size / max(1, self.processes) < MIN_WORKER_MEMORY:
+            # Dask pauses a worker above 80 % of its limit; torch and the models alone take
+            # about 1 GB, so a smaller worker would sit paused and never take a batch
+            out.append(f"memory '{self.memory}' leaves less than 3GB per worker (torch and the "
+                       "models need about 1-2GB, images and crops the rest)")
         return out
+
+
+MIN_WORKER_MEMORY = 3 * 10**9
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def memory_bytes(text: str) -> int | None:
+    """``16GB``, ``16 GiB``, ``800M`` as bytes (Dask's and the schedulers' spelling)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*", (text or "").lower())
+    if not match:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2) or ""])
 
 
 EXAMPLE = """\

@@ -134,17 +134,50 @@ def _start_cluster(target: ClusterTarget, jobqueue: JobqueueSettings | None):
         raise ClusterError(f"Could not set up {target.description} "
                            f"({describe_error(exc)}).") from exc
     try:
-        cluster.scale(jobs=jobqueue.jobs)
-        # scale() submits in the background and only logs a refused job; waiting for the
-        # submission here turns `sbatch: error: invalid partition` into a sentence
-        correct = getattr(cluster, "_correct_state", None)
-        if correct is not None:
-            cluster.sync(correct)
+        _submit_jobs(cluster, jobqueue.jobs)
     except Exception as exc:
-        cluster.close()
+        _close_refused(cluster)
         raise ClusterError(f"Could not submit the {target.kind.upper()} jobs of the Dask "
-                           f"workers ({describe_error(exc)}).") from exc
+                           f"workers ({_submission_error(exc)}).") from exc
     return cluster
+
+
+def _submit_jobs(cluster, jobs: int) -> None:
+    """What ``cluster.scale(jobs=N)`` does, waiting for the submissions: scale() submits in
+    the background and only logs a refused job, so `sbatch: error: invalid partition` would
+    never reach the user; here it is raised."""
+    try:
+        spec, new_spec, correct = (cluster.worker_spec, cluster.new_worker_spec,
+                                   cluster._correct_state)
+    except AttributeError:  # another dask-jobqueue: its own scale, unchecked
+        cluster.scale(jobs=jobs)
+        return
+    while len(spec) < jobs:
+        spec.update(new_spec())
+    cluster.sync(correct)
+
+
+def _close_refused(cluster) -> None:
+    """Close a cluster whose jobs were refused (jobs never started cannot be closed)."""
+    try:
+        for name, job in list(getattr(cluster, "workers", {}).items()):
+            if str(getattr(job, "status", "")).endswith("created"):
+                cluster.workers.pop(name, None)
+                cluster.worker_spec.pop(name, None)
+                getattr(cluster, "_created", set()).discard(job)
+    except Exception:  # noqa: BLE001 - best effort; close() reports the rest
+        pass
+    try:
+        cluster.close()
+    except Exception as exc:  # noqa: BLE001 - the refusal is what the user needs to read
+        log.warning("Closing the refused Dask cluster failed: %s", describe_error(exc))
+
+
+def _submission_error(exc: BaseException) -> str:
+    """The scheduler's own words (`sbatch: error: ...`) rather than the whole command dump."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    said = [line for line in lines if ": error:" in line or line.lower().startswith("qsub:")]
+    return "; ".join(said) if said else describe_error(exc)
 
 
 def attach(client, target: ClusterTarget | None = None) -> ClusterConnection:

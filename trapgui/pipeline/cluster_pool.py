@@ -82,6 +82,7 @@ class ClusterPool:
         self._bad: dict[str, str] = {}  # worker address -> why its models did not load
         self._scheduler_workers: dict[str, dict] = {}
         self._busy: set[str] = set()
+        self._said_paused: set[str] = set()
         self._batch_worker: dict[int, str] = {}  # id(batch) -> worker address
         self._done = self._failed = self._detections = 0
         self._notes: list[str] = []
@@ -273,6 +274,15 @@ class ClusterPool:
             return
         self._scheduler_workers = dict(info.get("workers", {}))
         self._busy = {w for w, keys in processing.items() if keys}
+        for address, worker in self._scheduler_workers.items():
+            if worker.get("status") == "paused" and address not in self._said_paused:
+                self._said_paused.add(address)
+                limit = worker.get("memory_limit") or 0
+                self._emit(LogLine("warning", (
+                    f"Dask worker {address} on {worker.get('host', '?')} is paused: it uses "
+                    "more than Dask's pause fraction of its memory limit"
+                    + (f" ({limit / 2**30:.1f} GiB)" if limit else "") + " and takes no "
+                    "batches until it has memory again; give the workers more memory.")))
 
     def _capacity(self) -> int:
         if self.max_in_flight:
@@ -428,7 +438,8 @@ class ClusterPool:
                 rate, done = 0.0, 0
             else:
                 state = ("stopped" if gone else "working" if address in self._busy else
-                         "paused" if self._control.paused else "idle")
+                         "paused" if self._control.paused or info.get("status") == "paused"
+                         else "idle")
                 name = f"{s.report.host}: {s.report.device_name}"
                 elapsed = now - s.first_seen
                 rate, done = (s.images_done / elapsed if elapsed > 0 else 0.0), s.images_done
