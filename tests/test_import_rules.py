@@ -26,7 +26,9 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "ml": ({"core", "config", "ml"},
            {"torch", "torchvision", "PIL", "numpy", "requests", "urllib3", "tenacity", "timm"}),
     "pipeline": ({"core", "config", "db", "scan", "ml", "export", "tracking", "pipeline"},
-                 {"torch", "torchvision", "PIL", "numpy", "sqlalchemy", "tenacity"}),
+                 {"torch", "torchvision", "PIL", "numpy", "sqlalchemy", "tenacity",
+                  # the cluster executor (pipeline/cluster_*.py), imported only when used
+                  "dask", "distributed", "dask_jobqueue"}),
     "remote": ({"core", "config", "db", "scan", "ml", "pipeline", "remote"},
                {"requests", "urllib3", "tenacity", "PIL", "numpy", "torch", "sqlalchemy",
                 "keyring"}),

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from trapgui.cli.argtypes import positive_int, unit_interval
 from trapgui.core.errors import ModelError, UserInputError
@@ -52,6 +53,15 @@ def register(subparsers) -> None:
     p.add_argument("--retry-failed", action="store_true",
                    help="try again the images that failed with these models (after a crash, "
                    "or once an unreadable file was replaced)")
+    p.add_argument("--cluster", metavar="WHERE",
+                   help="process on a Dask cluster: the address of a running scheduler "
+                   "(tcp://host:8786), local:N (N worker processes here), slurm or pbs "
+                   "(workers as batch jobs, settings in --cluster-config); off = this "
+                   "computer. Default: the cluster setting (off). The images and the models "
+                   "folder must be at the same paths on the workers")
+    p.add_argument("--cluster-config", metavar="FILE",
+                   help="SLURM / PBS settings (TOML: queue, cores, memory, gpus, walltime, "
+                   "jobs); default: cluster.toml in the config folder")
     p.add_argument("--export", metavar="OUT.csv", help="write this deployment's detections here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -153,14 +163,26 @@ def run(args, ctx) -> int:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
     check_installed(spec, store)
+    cluster = _cluster_choice(args, ctx)  # a bad --cluster is said before a long scan
+    if cluster is None:
+        from trapgui.pipeline.batch_size_cache import CACHE_FILE, BatchSizeCache
+
+        engine = Engine(ctx.db, store, spec, devices=args.device or settings.device,
+                        tracking=settings.tracking_params(),
+                        batch_size_cache=BatchSizeCache(ctx.paths.data_dir / CACHE_FILE))
+    else:
+        from trapgui.pipeline.cluster_config import default_config_file
+        from trapgui.services.cluster_service import make_engine
+
+        value, config = cluster
+        # a first `--cluster slurm` finds an example settings file to edit where it looks
+        engine = make_engine(ctx.db, store, spec, value, config,
+                             worker_device=args.device or "auto",
+                             write_example=config == default_config_file(ctx.paths.config_dir),
+                             tracking=settings.tracking_params())
     cutoff = args.cutoff_hour if args.cutoff_hour is not None else settings.night_cutoff_hour
     report = scan_folder(ctx.db, args.folder, cutoff_hour=cutoff)
     print("\n".join(scan_summary(report)))
-    from trapgui.pipeline.batch_size_cache import CACHE_FILE, BatchSizeCache
-
-    engine = Engine(ctx.db, store, spec, devices=args.device or settings.device,
-                    tracking=settings.tracking_params(),
-                    batch_size_cache=BatchSizeCache(ctx.paths.data_dir / CACHE_FILE))
     queued = engine.enqueue_deployment(report.deployment_id, requeue=args.requeue,
                                        retry_failed=args.retry_failed)
     print(f"Models: {spec.display_name}; {queued} image{'s' if queued != 1 else ''} newly "
@@ -172,6 +194,7 @@ def run(args, ctx) -> int:
         print(f"Boxes scoring {spec.storage_floor:g} or more are stored"
               + (" and classified." if spec.has_classifiers else "."))
     bar = TerminalProgress("Processing", quiet=args.quiet)
+    emit = bar if cluster is None else _ClusterLines(bar)
     control = JobControl()
     interrupts = []
 
@@ -192,7 +215,7 @@ def run(args, ctx) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
         # only this folder's images: other traps queued with the same models stay queued
-        summary = engine.run(bar, control, image_ids=image_ids(ctx.db, report.deployment_id))
+        summary = engine.run(emit, control, image_ids=image_ids(ctx.db, report.deployment_id))
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -242,6 +265,43 @@ def print_individuals(ctx, deployment_id: int, pipeline_id: int, tracking) -> No
     if untracked:
         print(f"  {untracked} detection{'s' if untracked != 1 else ''} belong to no individual "
               "yet (nights not fully processed); they are tracked when their night is done.")
+
+
+def _cluster_choice(args, ctx):
+    """(--cluster value, settings file) of a cluster run, or None to process here."""
+    from trapgui.services.cluster_service import choice_from_settings, config_file
+
+    if args.cluster is None:
+        choice = choice_from_settings(ctx.settings, ctx.paths.config_dir)
+        if choice is None:
+            return None
+        args.cluster, args.cluster_config = choice.value, choice.config_file
+        return _cluster_choice(args, ctx)
+    if args.cluster.strip().lower() in ("off", "none", "no"):
+        return None
+    if not getattr(args, "verbose", False):
+        # Dask logs every worker joining and leaving at INFO on the terminal (its own
+        # handler); read at Dask's import, and inherited by local worker processes
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+    config = (Path(args.cluster_config).expanduser() if args.cluster_config
+              else config_file(ctx.settings, ctx.paths.config_dir))
+    return args.cluster, config
+
+
+class _ClusterLines:
+    """A cluster run's events on the terminal: the bar, plus its info lines (the dashboard
+    address, workers joining), which a local run keeps quiet."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def __call__(self, event) -> None:
+        from trapgui.core.jobs import LogLine
+
+        if isinstance(event, LogLine) and event.level == "info":
+            self.bar.message(printable(event.message))
+        else:
+            self.bar(event)
 
 
 def _main_thread() -> bool:

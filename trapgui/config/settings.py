@@ -19,6 +19,8 @@ from trapgui.core.tracking_params import TrackingParams
 
 log = logging.getLogger(__name__)
 
+CLUSTER_MODES = ("off", "address", "local", "slurm", "pbs")
+
 
 @dataclass
 class Settings:
@@ -63,6 +65,13 @@ class Settings:
     remote_allow_insecure_http: bool = False
     # tracking (detections -> individuals): every TrackingParams field, see docs/tracking.md
     tracking: dict[str, Any] = field(default_factory=lambda: TrackingParams().to_dict())
+    # processing on a Dask cluster: off (this computer), address (a running scheduler),
+    # local (a cluster of worker processes here), slurm or pbs (dask-jobqueue batch jobs with
+    # the settings of cluster_config_file, default <config folder>/cluster.toml)
+    cluster_mode: str = "off"
+    cluster_address: str = ""  # tcp://host:8786
+    cluster_local_workers: int = 2
+    cluster_config_file: str | None = None
     # anything we do not know (written by a newer version) is round-tripped untouched
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -86,6 +95,10 @@ class Settings:
                                 "(or empty for the detector's default).")
         if self.remote_batch_timeout_s < 0:
             problems.append("Remote batch timeout cannot be negative.")
+        if self.cluster_mode not in CLUSTER_MODES:
+            problems.append(f"Cluster mode must be one of {', '.join(CLUSTER_MODES)}.")
+        if self.cluster_local_workers < 1:
+            problems.append("Local cluster workers must be at least 1.")
         if not self.remote_base_url.startswith(("http://", "https://")):
             problems.append("Server URL must start with http:// or https://.")
         try:

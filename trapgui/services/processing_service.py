@@ -149,10 +149,11 @@ class ProcessingService:
             from trapgui.pipeline.engine import Engine
 
             services = self._services
-            engine = Engine(services.db, services.models.store, self.spec(),
-                            devices=services.settings.device, low_priority=True,
-                            batch_size_cache=self.batch_size_cache(),
-                            tracking=services.settings.tracking_params())
+            engine = self._cluster_engine() or Engine(
+                services.db, services.models.store, self.spec(),
+                devices=services.settings.device, low_priority=True,
+                batch_size_cache=self.batch_size_cache(),
+                tracking=services.settings.tracking_params())
             control.raise_if_cancelled("Processing was cancelled before it started.")
             planned, image_ids = self._queue(engine, scope)
             emit(planned)
@@ -178,3 +179,42 @@ class ProcessingService:
                                  hint="Select a trap or nights that contain images.")
         queued = engine.enqueue_images(ids, requeue=scope.requeue)
         return RunPlanned(scope.description, name, len(ids), queued), ids
+
+    # ---- on a Dask cluster (Settings ▸ Process on a cluster) ---------------------------
+    def _cluster_engine(self):
+        from trapgui.services import cluster_service
+
+        services = self._services
+        choice = cluster_service.choice_from_settings(services.settings,
+                                                      services.paths.config_dir)
+        if choice is None:
+            return None
+        return cluster_service.make_engine(services.db, services.models.store, self.spec(),
+                                           choice.value, choice.config_file,
+                                           tracking=services.settings.tracking_params())
+
+    def test_cluster(self, mode: str | None = None, address: str | None = None, *,
+                     local_workers: int | None = None, config_file: str | None = None,
+                     timeout_s: float = 60.0, cancelled=lambda: False):
+        """Test connection: the workers, threads, memory, GPUs and dashboard of the cluster
+        the arguments (else the settings) choose, as a ``cluster_service.ClusterInfo``.
+        Blocks (seconds to minutes): call it from a background thread."""
+        import dataclasses
+
+        from trapgui.services import cluster_service
+
+        settings = dataclasses.replace(
+            self._services.settings, cluster_mode=mode or self._services.settings.cluster_mode,
+            **{k: v for k, v in (("cluster_address", address),
+                                 ("cluster_local_workers", local_workers),
+                                 ("cluster_config_file", config_file)) if v is not None})
+        try:
+            choice = cluster_service.choice_from_settings(settings,
+                                                          self._services.paths.config_dir)
+        except UserInputError as exc:
+            return cluster_service.ClusterInfo(False, str(exc), mode=settings.cluster_mode)
+        if choice is None:
+            return cluster_service.ClusterInfo(False, "Processing on a cluster is off.",
+                                               mode="off")
+        return cluster_service.test_cluster(choice.value, choice.config_file,
+                                            timeout_s=timeout_s, cancelled=cancelled)
