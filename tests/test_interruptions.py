@@ -25,7 +25,7 @@ from trapgui.db.tables import Deployment, Detection, Job, ProcessingRun
 from trapgui.db.tables import Image as ImageRow
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(1800)  # 20+ processes that import torch, on a busy machine
 
 
 def _cmd(db_path, folder):
@@ -59,7 +59,7 @@ def test_twenty_sigkills_then_a_normal_run_give_the_uninterrupted_results(tmp_pa
     src = make_tiny_trap(tmp_path / "src", side=320, limit=12,
                          folders=("vermont", "sequential", "panama"))
     folder = tmp_path / "trap"
-    for copy in range(3):  # 36 images: long enough a run for kills to land at random in it
+    for copy in range(2):  # 24 images: long enough a run for kills to land at random in it
         for f in sorted(src.glob("*.jpg")):
             dst = folder / f"c{copy}" / f.name
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,10 @@ def test_twenty_sigkills_then_a_normal_run_give_the_uninterrupted_results(tmp_pa
             except (OSError, ValueError):
                 pass
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, processing_s))  # a random moment of its processing
+        # a random moment of its processing: a quarter of the whole work at most, so that most
+        # kills land mid-batch while each image is caught by only a few (an image stopped from
+        # outside MAX_INTERRUPTIONS times is given up on, which is not what this tests)
+        time.sleep(rng.uniform(0.0, processing_s / 4))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
