@@ -65,7 +65,7 @@ def test_two_ids_that_collided_are_two_images_in_the_catalogue(remote_images, ma
         server.add_job(31, "moth_binary", ["a/b", "a_b"])
         worker, _ = make_worker(server, batch_size=2, download_threads=2)
         summary = worker.run()
-        assert summary.error is None and summary.failures == 0
+        assert summary.error is None and summary.failed == 0
         answers = server.answers(31)
         assert sorted(server.state.jobs[31].tasks[t].image_id for t in answers) == ["a/b", "a_b"]
     with db.session() as s:

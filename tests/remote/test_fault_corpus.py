@@ -12,7 +12,7 @@ import zlib
 import pytest
 
 from tests.remote.antenna_test_server import AntennaTestServer
-from trapgui.core.jobs import LogLine as Log
+from trapgui.core.jobs import ItemFailed, LogLine
 from trapgui.remote.downloader import UNREACHABLE
 
 pytestmark = pytest.mark.timeout(240)
@@ -38,7 +38,8 @@ def _run(worker, limit_s: float):
 
 
 def _warnings(events) -> str:
-    return " ".join(e.message for e in events if isinstance(e, Log))
+    return " ".join((e.message if isinstance(e, LogLine) else f"{e.name}: {e.reason}")
+                   for e in events if isinstance(e, (LogLine, ItemFailed)))
 
 
 def test_slow_drip_image_and_api_bodies(remote_images, make_worker, cheap_ids):

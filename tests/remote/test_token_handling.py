@@ -19,7 +19,7 @@ from tests.remote.antenna_test_server import SIGNATURE
 from tests.remote.processes import REPO
 from tests.remote.test_parts import _link_models
 from trapgui.core.errors import UserInputError
-from trapgui.core.jobs import LogLine as Log
+from trapgui.core.jobs import ItemFailed, LogLine
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -294,7 +294,8 @@ def test_presigned_urls_never_reach_logs_events_or_error_results(server, make_wo
     summary = worker.run()
     assert summary.error is None and summary.done + summary.failed == 6 and summary.posted == 6
     assert server.state.jobs[51].tasks  # the URLs handed out did carry the signature
-    texts = [captured_logs.text] + [e.message for e in events if isinstance(e, Log)]
+    texts = [captured_logs.text] + [(e.message if isinstance(e, LogLine) else f"{e.name}: {e.reason}")
+                   for e in events if isinstance(e, (LogLine, ItemFailed))]
     # error results (a success result carries source_images[].url by contract: it goes back
     # to the server that handed the URL out)
     errors = [r["error"] for answers in server.answers(51).values() for _, r in answers
