@@ -13,7 +13,7 @@ import sys
 import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.cluster_helpers import (START_TIMEOUT_S, exactly_once, job_states, results_by_image,
                                    wait_for)
@@ -21,7 +21,7 @@ from tests.cluster_models import BrokenModels, TinyModels
 from tests.pipeline_helpers import make_tiny_trap
 from trapgui.core.jobs import BatchCommitted, EventLog, ItemFailed, LogLine, RunProgress, run_job
 from trapgui.db import open_database
-from trapgui.db.tables import Job, ProcessingRun
+from trapgui.db.tables import Detection, Image, Job, Occurrence, ProcessingRun
 from trapgui.ml.devices import cpu_threads
 from trapgui.ml.store import ModelStore
 from trapgui.pipeline.cluster_config import ClusterError
@@ -72,48 +72,92 @@ def _cluster_engine(db, store, client, spec=SPEC, **kw):
     return ClusterEngine(db, store, spec, client, **kw)
 
 
-def test_cluster_results_equal_the_in_process_engine(tmp_path, trap, store, client):
-    """Same decoder, same BatchProcessor, same batches (claimed in job order, two images
-    each), same torch thread count: the arithmetic is the same, so every box, score, label and
-    top-k score is equal to the last bit."""
-    db_here, dep_here = _catalogue(tmp_path / "here.sqlite3", trap)
-    db_dask, dep_dask = _catalogue(tmp_path / "dask.sqlite3", trap)
+@pytest.fixture(scope="module")
+def both_runs(tmp_path_factory, trap_src, client):
+    """The same folder processed by the in-process engine and on the cluster (both track
+    their nights at the end, as every run does): (here, dask) as (db, engine, summary, events)."""
+    folder = tmp_path_factory.mktemp("both")
+    store = ModelStore(folder / "models")
+    db_here, dep_here = _catalogue(folder / "here.sqlite3", trap_src)
+    db_dask, dep_dask = _catalogue(folder / "dask.sqlite3", trap_src)
     try:
         here = Engine(db_here, store, SPEC, devices="cpu", model_loader=TinyModels())
         here.enqueue_deployment(dep_here)
-        local = run_job(here.job(), None)
+        local = run_job(here.job(), EventLog())
         dask = _cluster_engine(db_dask, store, client, torch_threads=cpu_threads())
         dask.enqueue_deployment(dep_dask)
         events = EventLog()
         summary = run_job(dask.job(), events)
-
-        assert local.status == summary.status == "finished"
-        assert summary.done == local.done == 8 and summary.failed == 0
-        assert summary.detections == local.detections > 0
-        expected = results_by_image(db_here, here.pipeline_id)
-        got = results_by_image(db_dask, dask.pipeline_id)
-        assert got == expected
-        classified = [d for dets in got.values() for d in dets if d[-1]]
-        assert classified and any(len(d[-1]) == 2 for d in classified)  # binary + species
-        exactly_once(db_dask, dask.pipeline_id)
-
-        # the run as a local run reports it: progress per Dask worker, commits, the record
-        devices = {d.device for p in events.of(RunProgress) for d in p.devices}
-        assert devices and all(d.startswith("dask:tcp://127.0.0.1:") for d in devices)
-        assert sum(len(b.image_ids) for b in events.of(BatchCommitted)) == 8
-        final = events.of(RunProgress)[-1]
-        assert final.done == 8 and final.total == 8 and final.detections == summary.detections
-        lines = [e.message for e in events.of(LogLine)]
-        assert any("Dask dashboard" in m or "serves no dashboard" in m for m in lines), lines
-        with db_dask.session() as s:
-            run = s.execute(select(ProcessingRun)).scalar_one()
-        assert run.status == "finished" and run.images_done == 8
-        assert run.settings["cluster"]["address"].startswith("tcp://127.0.0.1:")
-        assert all(d["device"].startswith("dask:") for d in run.devices)
-        assert set(run.models) == {"builtin", "darkness_binary", "tiny_species"}
+        yield (db_here, here, local, None), (db_dask, dask, summary, events)
     finally:
         db_here.close()
         db_dask.close()
+
+
+def test_cluster_results_equal_the_in_process_engine(both_runs):
+    """Same decoder, same BatchProcessor, same batches (claimed in job order, two images
+    each), same torch thread count: the arithmetic is the same, so every box, score, label and
+    top-k score is equal to the last bit."""
+    (db_here, here, local, _), (db_dask, dask, summary, events) = both_runs
+    assert local.status == summary.status == "finished"
+    assert summary.done == local.done == 8 and summary.failed == 0
+    assert summary.detections == local.detections > 0
+    expected = results_by_image(db_here, here.pipeline_id)
+    got = results_by_image(db_dask, dask.pipeline_id)
+    assert got == expected
+    classified = [d for dets in got.values() for d in dets if d[-1]]
+    assert classified and any(len(d[-1]) == 2 for d in classified)  # binary + species
+    exactly_once(db_dask, dask.pipeline_id)
+
+    # the run as a local run reports it: progress per Dask worker, commits, the record
+    devices = {d.device for p in events.of(RunProgress) for d in p.devices}
+    assert devices and all(d.startswith("dask:tcp://127.0.0.1:") for d in devices)
+    assert sum(len(b.image_ids) for b in events.of(BatchCommitted)) == 8
+    final = events.of(RunProgress)[-1]
+    assert final.done == 8 and final.total == 8 and final.detections == summary.detections
+    lines = [e.message for e in events.of(LogLine)]
+    assert any("Dask dashboard" in m or "serves no dashboard" in m for m in lines), lines
+    with db_dask.session() as s:
+        run = s.execute(select(ProcessingRun)).scalar_one()
+    assert run.status == "finished" and run.images_done == 8
+    assert run.settings["cluster"]["address"].startswith("tcp://127.0.0.1:")
+    assert all(d["device"].startswith("dask:") for d in run.devices)
+    assert set(run.models) == {"builtin", "darkness_binary", "tiny_species"}
+
+
+def test_a_cluster_run_tracks_its_nights_as_an_in_process_run(both_runs):
+    """Tracking runs here, where the catalogue is, once the run's results are in: the same
+    nights, the same individuals, made of the same detections (embeddings computed on the
+    workers, by the same forward)."""
+    (db_here, here, local, _), (db_dask, dask, summary, _) = both_runs
+    assert summary.tracking is not None and local.tracking is not None
+    assert len(summary.tracking.nights) == len(local.tracking.nights) >= 1
+    assert summary.tracking.occurrences == local.tracking.occurrences > 0
+    assert not summary.tracking.problems
+    here_tracks, dask_tracks = (_tracks(db, e.pipeline_id) for db, e in
+                                ((db_here, here), (db_dask, dask)))
+    assert len(dask_tracks) == summary.tracking.occurrences
+    assert dask_tracks == here_tracks
+    with db_dask.session() as s:
+        untracked = s.execute(select(func.count()).select_from(Detection).where(
+            Detection.pipeline_id == dask.pipeline_id,
+            Detection.occurrence_id.is_(None))).scalar()
+    assert untracked == 0
+
+
+def _tracks(db, pipeline_id):
+    """Each occurrence as its label, fixture flag and the (image, box) of its detections."""
+    with db.session() as s:
+        paths = dict(s.execute(select(Image.id, Image.rel_path)).all())
+        occ = {o.id: (o.label, o.fixture) for o in s.execute(
+            select(Occurrence).where(Occurrence.pipeline_id == pipeline_id)).scalars()}
+        members: dict[int, list] = {}
+        for d in s.execute(select(Detection).where(Detection.pipeline_id == pipeline_id,
+                                                   Detection.occurrence_id.is_not(None))
+                           ).scalars():
+            members.setdefault(d.occurrence_id, []).append(
+                (paths[d.image_id], d.x1, d.y1, d.x2, d.y2))
+    return sorted((*occ[o], tuple(sorted(m))) for o, m in members.items())
 
 
 def test_unreadable_image_fails_with_a_reason_naming_the_worker(tmp_path, trap, store, client):

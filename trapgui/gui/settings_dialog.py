@@ -1,7 +1,8 @@
 """Settings: models (from the catalogue), device, batch sizes (measured per device and model,
 or fixed), the detector's storage and classification floors, thresholds, night cut-off hour,
-user data folder and database location. Validated with ``Settings.validate`` plus checks of
-the paths; saved atomically to the platform's settings file."""
+user data folder, database location and processing on a cluster (``gui.cluster_settings``).
+Validated with ``Settings.validate`` plus checks of the paths; saved atomically to the
+platform's settings file."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from trapgui.config import Settings
+from trapgui.gui.cluster_settings import ClusterSettingsGroup
 from trapgui.gui.job_runner import job_runner
 
 NONE = "__none__"
@@ -125,6 +127,8 @@ class SettingsDialog(QDialog):
                                       str(services.paths.db_path), folder=False,
                                       tip="The catalogue of traps, images and results")
 
+        self.cluster = ClusterSettingsGroup(services, s, self)
+
         self.problems = QLabel("", self)
         self.problems.setObjectName("settingsProblems")
         self.problems.setWordWrap(True)
@@ -147,6 +151,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(models)
         layout.addLayout(columns)
         layout.addWidget(folders)
+        layout.addWidget(self.cluster)
         layout.addWidget(self.problems)
         layout.addWidget(buttons)
         # lambdas: touching services.models on this thread would import torch here
@@ -294,6 +299,7 @@ class SettingsDialog(QDialog):
         self.cutoff.setValue(s.night_cutoff_hour)
         self.data_dir.setText(s.data_dir or "")
         self.db_path.setText(s.db_path or "")
+        self.cluster.show_settings(s)
 
     # ---- result -------------------------------------------------------------------------
     def edited_settings(self) -> Settings:
@@ -314,10 +320,11 @@ class SettingsDialog(QDialog):
         new.night_cutoff_hour = self.cutoff.value()
         new.data_dir = self.data_dir.text().strip() or None
         new.db_path = self.db_path.text().strip() or None
+        self.cluster.apply_to(new)
         return new
 
     def problems_of(self, new: Settings) -> list[str]:
-        problems = new.validate()
+        problems = new.validate() + self.cluster.problems_of(new)
         if not new.detector:
             problems.append("Choose a detector.")
         if new.data_dir and Path(new.data_dir).expanduser().is_file():
