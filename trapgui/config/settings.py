@@ -55,6 +55,8 @@ class Settings:
     remote_allow_insecure_http: bool = False
     # tracking (detections -> individuals): every TrackingParams field, see docs/tracking.md
     tracking: dict[str, Any] = field(default_factory=lambda: TrackingParams().to_dict())
+    # review: the name recorded with every label a person gives (identifiedBy in exports)
+    reviewer_name: str = ""
     # anything we do not know (written by a newer version) is round-tripped untouched
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -113,7 +113,8 @@ def _query(flt: ExportFilter):
          .join(Image, Image.id == Detection.image_id)
          .join(Deployment, Deployment.id == Image.deployment_id)
          .outerjoin(Night, Night.id == Image.night_id)
-         .outerjoin(Occurrence, Occurrence.id == Detection.occurrence_id))
+         .outerjoin(Occurrence, Occurrence.id == Detection.occurrence_id)
+         .outerjoin(final_labels.review_occurrence(), final_labels.review_join()))
     if flt.nights is not None:
         q = q.where(Night.date.in_(list(flt.nights)))
     if flt.night_ids is not None:
