@@ -21,6 +21,7 @@ import datetime as dt
 from typing import NamedTuple
 
 from sqlalchemy import case, literal, null, or_, select
+from sqlalchemy.orm import aliased
 
 from trapgui.db.tables import Detection, Occurrence, PipelineConfig, ProcessingRun
 
@@ -77,7 +78,8 @@ def occurrence_columns() -> list:
             Occurrence.label_score.label("fl_score"),
             case((human, literal(HUMAN)), else_=literal(MACHINE)).label("fl_method"),
             case((human, Occurrence.identified_by), else_=None).label("fl_by"),
-            case((human, Occurrence.identified_at), else_=Occurrence.updated_at).label("fl_at"),
+            case((human, Occurrence.identified_at), else_=None).label("fl_at"),
+            Occurrence.updated_at.label("fl_machine_at"),
             Occurrence.pipeline_id.label("fl_pipeline"), null().label("fl_run"),
             Occurrence.label.label("fl_machine_label"),
             Occurrence.label_rank.label("fl_machine_rank"),
@@ -89,19 +91,19 @@ def detection_columns() -> list:
     ``review_occurrence()`` (a reviewed occurrence's label is its detections' label)."""
     occ = review_occurrence()
     human = _human(occ)
-    return [case((human, occ.c.review_label), else_=Detection.top_label).label("fl_label"),
-            case((human, occ.c.review_rank), else_=Detection.top_rank).label("fl_rank"),
+    return [case((human, occ.review_label), else_=Detection.top_label).label("fl_label"),
+            case((human, occ.review_rank), else_=Detection.top_rank).label("fl_rank"),
             Detection.top_score.label("fl_score"),
             case((human, literal(HUMAN)), else_=literal(MACHINE)).label("fl_method"),
-            case((human, occ.c.identified_by), else_=None).label("fl_by"),
-            case((human, occ.c.identified_at), else_=None).label("fl_at"),
+            case((human, occ.identified_by), else_=None).label("fl_by"),
+            case((human, occ.identified_at), else_=None).label("fl_at"),
             Detection.pipeline_id.label("fl_pipeline"), Detection.run_id.label("fl_run"),
             Detection.top_label.label("fl_machine_label"),
             Detection.top_rank.label("fl_machine_rank"),
             Detection.top_score.label("fl_machine_score")]
 
 
-_REVIEW_OCC = Occurrence.__table__.alias("review_occ")
+_REVIEW_OCC = aliased(Occurrence, name="review_occ")
 
 
 def review_occurrence():
@@ -111,7 +113,7 @@ def review_occurrence():
 
 
 def review_join():
-    return _REVIEW_OCC.c.id == Detection.occurrence_id
+    return _REVIEW_OCC.id == Detection.occurrence_id
 
 
 def accepted_label(min_label_score: float):
@@ -128,7 +130,7 @@ def accepted_label(min_label_score: float):
 def detection_label_at_least(min_label_score: float):
     """WHERE clause: the detection's final label counts at this classification threshold
     (needs the ``review_occurrence()`` join)."""
-    return or_(Detection.top_score >= min_label_score, _human(_REVIEW_OCC.c))
+    return or_(Detection.top_score >= min_label_score, _human(_REVIEW_OCC))
 
 
 # ---- Python half ------------------------------------------------------------------------------
@@ -187,7 +189,8 @@ class LabelResolver:
             if by is None:
                 by = self._by[key] = self.describe_model(
                     self.model_key(row.fl_pipeline, rank), row.fl_run, row.fl_pipeline)
-        when = _utc(row.fl_at) if row.fl_at else self.run_time(row.fl_run, row.fl_pipeline)
+        machine_at = getattr(row, "fl_machine_at", None)
+        when = _utc(machine_at) if machine_at else self.run_time(row.fl_run, row.fl_pipeline)
         return FinalLabel(label, rank, score, MACHINE, by or None,
                           when if label is not None else None, label, rank, score)
 

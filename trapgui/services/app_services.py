@@ -86,7 +86,6 @@ class Services:
     @cached_property
     def results(self) -> ResultsService:
         from trapgui.services.results_service import ResultsService
-    from trapgui.services.review_service import ReviewService
 
         return self._once("results", lambda: ResultsService(self))
 
