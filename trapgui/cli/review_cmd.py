@@ -116,8 +116,11 @@ def register(subparsers) -> None:
     u.set_defaults(func=run_undo)
 
     h = sub.add_parser("history", help="list the latest review actions",
-                       description="The latest review actions, newest first.")
-    h.add_argument("--limit", type=int, default=20, metavar="N")
+                       description="The latest review actions, newest first: number, time "
+                       "(UTC), reviewer and what was done; undone ones are marked. "
+                       "`trapgui review undo` takes back the newest one not yet undone.")
+    h.add_argument("--limit", type=int, default=20, metavar="N",
+                   help="how many actions to list (default 20)")
     h.set_defaults(func=run_history)
 
     a = sub.add_parser("agreement", help="how often the reviewer agreed with the machine",
@@ -217,8 +220,8 @@ def run_list(args, ctx) -> int:
     from trapgui.db import occurrence_store
 
     review = _review(ctx)
-    pid = _pipeline(ctx, args)
     nights = _nights(ctx, args)
+    pid = _pipeline(ctx, args)
     with ctx.db.session() as session:
         dates = occurrence_store.night_dates(session, nights)
     cells = [LIST_HEADERS]
@@ -256,8 +259,8 @@ def run_confirm(args, ctx) -> int:
             raise UserInputError("Give occurrence ids or --label with --night, not both.")
         if not args.night:
             raise UserInputError("Bulk confirmation needs the night (--night YYYY-MM-DD).")
-        pid = _pipeline(ctx, args)
         nights = _nights(ctx, args)
+        pid = _pipeline(ctx, args)
         if len(nights) != 1:
             raise UserInputError(f"{len(nights)} nights match; give --trap too so that "
                                  "exactly one does.")
@@ -355,8 +358,8 @@ def run_history(args, ctx) -> int:
 
 def run_agreement(args, ctx) -> int:
     review = _review(ctx)
-    pid = _pipeline(ctx, args)
     nights = _nights(ctx, args) if (args.night or args.trap) else None
+    pid = _pipeline(ctx, args)
     agreement = review.agreement(pid, nights)
     rows = agreement.csv_rows()
     if args.out is not None:
