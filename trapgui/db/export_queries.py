@@ -290,7 +290,8 @@ def occurrence_select(scope: ExportScope, pipeline_id: int | None, min_score: fl
     best = occurrence_best_scores(pipeline_id)
     best_det = Detection.__table__.alias("best_det")
     best_img = Image.__table__.alias("best_img")
-    where = occurrence_filters(scope, pipeline_id)
+    # a person's "not an insect" is no individual, in any export
+    where = [*occurrence_filters(scope, pipeline_id), final_labels.counted_occurrence()]
     if not include_fixtures:
         where.append(Occurrence.fixture.is_(False))
     if min_score is not None:

@@ -6,8 +6,9 @@ labels are the machine's: an occurrence's score-weighted vote (``occurrences.lab
 detection's deepest-rank label (``detections.top_label``). A person's review
 (``db.review_store``) overrides both: a confirmed or relabelled occurrence's final label is the
 reviewer's (method "human", at every threshold), and its detections carry it too; a rejected
-one ("not an insect") is counted nowhere (:func:`counted_occurrence`). The machine's label and
-score always travel beside it.
+one ("not an insect") is counted nowhere (:func:`counted_occurrence`); where its rows are
+listed at all (the detections CSV lists every detection) they have no label, method "human".
+The machine's label and score always travel beside it.
 
 Two halves, because exports stream hundreds of thousands of rows:
 - SQL column expressions, added to the export's own select (no query per row);
@@ -60,6 +61,11 @@ def _human(occ=Occurrence):
     return occ.review_state.in_(_LABELLED)
 
 
+def _decided(occ=Occurrence):
+    """A person decided (a label, or "not an insect": no label, by a person)."""
+    return occ.review_state.in_((*_LABELLED, _REJECTED))
+
+
 def counted_occurrence(occ=Occurrence):
     """WHERE clause: the occurrence is an insect to count (a person did not reject it)."""
     return or_(occ.review_state.is_(None), occ.review_state != _REJECTED)
@@ -72,13 +78,15 @@ def reviewed_occurrence(occ=Occurrence):
 
 def occurrence_columns() -> list:
     """Columns to add to a select over ``occurrences`` (it must include the table)."""
-    human = _human()
-    return [case((human, Occurrence.review_label), else_=Occurrence.label).label("fl_label"),
-            case((human, Occurrence.review_rank), else_=Occurrence.label_rank).label("fl_rank"),
+    human, decided = _human(), _decided()
+    return [case((human, Occurrence.review_label), (decided, None),
+                 else_=Occurrence.label).label("fl_label"),
+            case((human, Occurrence.review_rank), (decided, None),
+                 else_=Occurrence.label_rank).label("fl_rank"),
             Occurrence.label_score.label("fl_score"),
-            case((human, literal(HUMAN)), else_=literal(MACHINE)).label("fl_method"),
-            case((human, Occurrence.identified_by), else_=None).label("fl_by"),
-            case((human, Occurrence.identified_at), else_=None).label("fl_at"),
+            case((decided, literal(HUMAN)), else_=literal(MACHINE)).label("fl_method"),
+            case((decided, Occurrence.identified_by), else_=None).label("fl_by"),
+            case((decided, Occurrence.identified_at), else_=None).label("fl_at"),
             Occurrence.updated_at.label("fl_machine_at"),
             Occurrence.pipeline_id.label("fl_pipeline"), null().label("fl_run"),
             Occurrence.label.label("fl_machine_label"),
@@ -90,13 +98,13 @@ def detection_columns() -> list:
     """Columns to add to a select over ``detections`` that outer-joins its occurrence as
     ``review_occurrence()`` (a reviewed occurrence's label is its detections' label)."""
     occ = review_occurrence()
-    human = _human(occ)
-    return [case((human, occ.review_label), else_=Detection.top_label).label("fl_label"),
-            case((human, occ.review_rank), else_=Detection.top_rank).label("fl_rank"),
+    human, decided = _human(occ), _decided(occ)
+    return [case((human, occ.review_label), (decided, None), else_=Detection.top_label).label("fl_label"),
+            case((human, occ.review_rank), (decided, None), else_=Detection.top_rank).label("fl_rank"),
             Detection.top_score.label("fl_score"),
-            case((human, literal(HUMAN)), else_=literal(MACHINE)).label("fl_method"),
-            case((human, occ.identified_by), else_=None).label("fl_by"),
-            case((human, occ.identified_at), else_=None).label("fl_at"),
+            case((decided, literal(HUMAN)), else_=literal(MACHINE)).label("fl_method"),
+            case((decided, occ.identified_by), else_=None).label("fl_by"),
+            case((decided, occ.identified_at), else_=None).label("fl_at"),
             Detection.pipeline_id.label("fl_pipeline"), Detection.run_id.label("fl_run"),
             Detection.top_label.label("fl_machine_label"),
             Detection.top_rank.label("fl_machine_rank"),

@@ -464,6 +464,32 @@ def agreement_rows(db: Database, pipeline_id: int | None,
         return [(r[0], r[1], r[2], int(r[3])) for r in s.execute(q)]
 
 
+def human_identifications(db: Database, pipeline_id: int | None,
+                          night_ids: Sequence[int] | None = None) -> dict[tuple[int, str], dict]:
+    """(night, the person's label) -> {"by": reviewer names, "machine": {machine label when
+    reviewed: occurrences}}: who identified a night's records of a taxon (Darwin Core's
+    identifiedBy) and what the machine had said."""
+    q = (select(Occurrence.night_id, Occurrence.review_label, Occurrence.identified_by,
+                Occurrence.reviewed_machine_label, func.count())
+         .where(Occurrence.review_state.in_(LABELLED_STATES), Occurrence.merged_into.is_(None),
+                Occurrence.night_id.is_not(None))
+         .group_by(Occurrence.night_id, Occurrence.review_label, Occurrence.identified_by,
+                   Occurrence.reviewed_machine_label))
+    if pipeline_id is not None:
+        q = q.where(Occurrence.pipeline_id == pipeline_id)
+    if night_ids is not None:
+        q = q.where(Occurrence.night_id.in_(list(night_ids)))
+    out: dict[tuple[int, str], dict] = {}
+    with db.session() as s:
+        for night, label, by, machine, n in s.execute(q):
+            entry = out.setdefault((night, label), {"by": set(), "machine": {}})
+            if by:
+                entry["by"].add(by)
+            key = machine or "(no label)"
+            entry["machine"][key] = entry["machine"].get(key, 0) + int(n)
+    return out
+
+
 # ---- helpers --------------------------------------------------------------------------------
 def clean_label(label: str) -> str:
     text = " ".join(str(label or "").split())
