@@ -384,8 +384,10 @@ def history(db: Database, night_id: int | None = None, limit: int = 50) -> list[
 
 # ---- reads ----------------------------------------------------------------------------------
 def review_rows(db: Database, pipeline_id: int, night_id: int, *,
-                unreviewed_only: bool = False) -> list[ReviewRow]:
-    """The night's occurrences that have detections, in order of first sight."""
+                unreviewed_only: bool = False,
+                occurrence_ids: Sequence[int] | None = None) -> list[ReviewRow]:
+    """The night's occurrences that have detections, in order of first sight (only
+    ``occurrence_ids`` when given: the rows an action changed)."""
     best = (select(Detection.occurrence_id.label("occ"), func.max(Detection.score).label("best"))
             .join(Occurrence, Occurrence.id == Detection.occurrence_id)
             .where(Occurrence.pipeline_id == pipeline_id, Occurrence.night_id == night_id)
@@ -405,6 +407,8 @@ def review_rows(db: Database, pipeline_id: int, night_id: int, *,
          .order_by(Occurrence.first_seen, Occurrence.id))
     if unreviewed_only:
         q = q.where(Occurrence.review_state.is_(None), Occurrence.fixture_reviewed.is_(False))
+    if occurrence_ids is not None:
+        q = q.where(Occurrence.id.in_(sorted(set(occurrence_ids))[:_CHUNK]))
     with db.session() as s:
         rows = s.execute(q).all()
     return [ReviewRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],

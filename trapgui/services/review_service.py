@@ -88,6 +88,23 @@ class ReviewService:
         return review_store.review_rows(self._db, pipeline_id, night_id,
                                         unreviewed_only=unreviewed_only)
 
+    def rows(self, pipeline_id: int, night_id: int,
+             occurrence_ids: Sequence[int]) -> list[ReviewRow]:
+        """Fresh rows of the occurrences an action touched (the rest of the grid stays)."""
+        out: list[ReviewRow] = []
+        ids = sorted(set(occurrence_ids))
+        for i in range(0, len(ids), 900):
+            out += review_store.review_rows(self._db, pipeline_id, night_id,
+                                            occurrence_ids=ids[i:i + 900])
+        return out
+
+    def default_pipeline(self, night_id: int) -> int | None:
+        """The model configuration that processed most of the night's images (None: none)."""
+        from trapgui.db.export_queries import ExportScope, pipelines_in_scope
+
+        choices = pipelines_in_scope(self._db, ExportScope.of(None, [night_id]))
+        return choices[0].id if choices else None
+
     def occurrence_scope(self, occurrence_id: int) -> tuple[int, int]:
         return review_store.occurrence_scope(self._db, occurrence_id)
 
@@ -156,6 +173,13 @@ class ReviewService:
         total = [sum(t[i] for t in per.values()) for i in range(4)]
         return Agreement(taxa, tuple((m, h, n) for (m, h), n in sorted(confusion.items())),
                          TaxonAgreement("(all taxa)", *total))
+
+    def write_agreement_csv(self, path, pipeline_id: int | None,
+                            night_ids: Sequence[int] | None = None):
+        """The agreement table as a CSV file (atomic; labels safe for spreadsheets)."""
+        from trapgui.export.review_agreement import write_agreement_csv
+
+        return write_agreement_csv(self.agreement(pipeline_id, night_ids).csv_rows(), path)
 
     # ---- decisions (each one transaction, one undo step) ----------------------------------
     def confirm(self, occurrence_ids: Sequence[int], by: str | None = None) -> ReviewOutcome:
