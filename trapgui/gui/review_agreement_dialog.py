@@ -56,8 +56,11 @@ class ReviewAgreementDialog(QDialog):
         table.setHorizontalHeaderLabels(list(headers))
         table.verticalHeader().setVisible(False)
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        table.setSortingEnabled(True)
+        header = table.horizontalHeader()
+        for col, name in enumerate(headers):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch if "label" in name
+                                        else QHeaderView.ResizeMode.ResizeToContents)
+        table.setWordWrap(False)
         return table
 
     def _load(self) -> None:
@@ -86,7 +89,8 @@ class ReviewAgreementDialog(QDialog):
         self._fill(self.confusion, [c for c in agreement.confusion if c[0] != c[1]])
 
     def _fill(self, table: QTableWidget, rows) -> None:
-        table.setSortingEnabled(False)
+        """Most reviewed first (the service's order is by name)."""
+        rows = sorted(rows, key=lambda r: (-r[1 if table is self.taxa else 2], str(r[0])))
         table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, value in enumerate(row):
@@ -95,7 +99,6 @@ class ReviewAgreementDialog(QDialog):
                 if not isinstance(value, str):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 table.setItem(r, c, item)
-        table.setSortingEnabled(True)
 
     def _save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save agreement", "review-agreement.csv",

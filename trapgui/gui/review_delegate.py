@@ -46,7 +46,9 @@ class ReviewDelegate(QStyledItemDelegate):
         pal = option.palette
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(pal.highlight().color().lighter(170) if selected else pal.base().color())
+        fill = QColor(pal.highlight().color())
+        fill.setAlpha(60)  # the labels stay readable on a selected tile
+        painter.setBrush(fill if selected else pal.base().color())
         painter.drawRoundedRect(rect, 6, 6)
         state = state_of(r)
         colour = STATE_COLOURS.get(state, STATE_COLOURS[None])
