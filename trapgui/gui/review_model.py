@@ -30,6 +30,9 @@ class ReviewModel(QAbstractListModel):
         super().__init__(parent)
         self.rows: list = []
         self._all: list = []
+        self._at_all: dict[int, int] = {}
+        self._at_shown: dict[int, int] = {}
+        self.reviewed_count = 0
         self._crops: dict[int, QPixmap] = {}  # best detection id -> crop
         self._unreviewed_only = False
         self._sort = "time"
@@ -53,34 +56,44 @@ class ReviewModel(QAbstractListModel):
         shown.sort(key=SORTS[self._sort][1])
         self.beginResetModel()
         self.rows = shown
+        self._index()
         self.endResetModel()
+
+    def _index(self) -> None:
+        # id -> position, so an action's answer costs O(rows it touched), not O(night)
+        self._at_all = {r.id: k for k, r in enumerate(self._all)}
+        self._at_shown = {r.id: k for k, r in enumerate(self.rows)}
+        self.reviewed_count = sum(1 for r in self._all if r.reviewed)
 
     def update_rows(self, fresh: Iterable, gone: Iterable[int] = ()) -> None:
         """Rows an action changed, in place; ``gone``: occurrences no longer listed (merged
         away, or without detections). New ones (a split) are appended."""
         by_id = {r.id: r for r in fresh}
         gone = set(gone) - set(by_id)
-        listed = {r.id for r in self._all}
-        self._all = ([by_id.get(r.id, r) for r in self._all if r.id not in gone]
-                     + [r for i, r in by_id.items() if i not in listed])
-        shown = {r.id for r in self.rows}
-        if gone & shown or any(i not in shown for i in by_id):
+        if gone or any(i not in self._at_shown for i in by_id):
+            self._all = ([by_id.get(r.id, r) for r in self._all if r.id not in gone]
+                         + [r for i, r in by_id.items() if i not in self._at_all])
+            shown = self._at_shown
             self.beginResetModel()
             self.rows = ([by_id.get(r.id, r) for r in self.rows if r.id not in gone]
                          + [r for i, r in by_id.items() if i not in shown])
+            self._index()
             self.endResetModel()
             return
-        for row, r in enumerate(self.rows):
-            if r.id in by_id:
-                self.rows[row] = by_id[r.id]
-                index = self.index(row)
-                self.dataChanged.emit(index, index)
+        for occ_id, r in by_id.items():
+            k = self._at_all[occ_id]
+            self.reviewed_count += int(r.reviewed) - int(self._all[k].reviewed)
+            self._all[k] = r
+            row = self._at_shown[occ_id]
+            self.rows[row] = r
+            index = self.index(row)
+            self.dataChanged.emit(index, index)
 
     def all_rows(self) -> list:
         return list(self._all)
 
     def row_of(self, occurrence_id: int) -> int:
-        return next((k for k, r in enumerate(self.rows) if r.id == occurrence_id), -1)
+        return self._at_shown.get(occurrence_id, -1)
 
     # ---- crops --------------------------------------------------------------------------
     def set_crop(self, detection_id: int, pixmap: QPixmap) -> None:

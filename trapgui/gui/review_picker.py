@@ -16,17 +16,13 @@ class RelabelPicker(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Relabel")
         self.setModal(True)
-        self._by_text = {c.text: c for c in choices}
-        self._by_label = {c.label.lower(): c for c in choices}
-        what = f"{count} occurrences" if count != 1 else "this occurrence"
-        self.prompt = QLabel(f"New label for {what} (species, genus, family, order, or your "
-                             "own morphospecies such as “Noctuidae sp. A”):", self)
+        self.prompt = QLabel("", self)
         self.prompt.setWordWrap(True)
         self.edit = QLineEdit(initial, self)
         self.edit.setObjectName("relabelEdit")
         self.edit.setPlaceholderText("Start typing a name…")
-        self.completer = QCompleter(QStringListModel(sorted(self._by_text, key=str.lower), self),
-                                    self)
+        self._names = QStringListModel(self)
+        self.completer = QCompleter(self._names, self)
         self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.completer.setFilterMode(Qt.MatchFlag.MatchContains)
         self.completer.setMaxVisibleItems(12)
@@ -47,7 +43,22 @@ class RelabelPicker(QDialog):
         layout.addWidget(self.edit)
         layout.addWidget(self.hint)
         layout.addWidget(buttons)
+        self.set_choices(choices)
+        self.start(initial, count)
         self.resize(460, self.sizeHint().height())
+
+    def set_choices(self, choices) -> None:
+        self.choices = choices
+        self._by_text = {c.text: c for c in choices}
+        self._by_label = {c.label.lower(): c for c in choices}
+        self._names.setStringList(sorted(self._by_text, key=str.lower))
+
+    def start(self, typed: str, count: int) -> None:
+        """Ready for the next occurrences: ``typed`` already in the field."""
+        what = f"{count} occurrences" if count != 1 else "this occurrence"
+        self.prompt.setText(f"New label for {what} (species, genus, family, order, or your "
+                            "own morphospecies such as “Noctuidae sp. A”):")
+        self.edit.setText(typed)
         self._update()
 
     def resolve(self) -> tuple[str, str | None, bool]:

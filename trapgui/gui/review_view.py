@@ -46,6 +46,7 @@ class ReviewView(QWidget):
         self._crops_asked: set[int] = set()
         self._crops_in_flight = 0
         self.picker: RelabelPicker | None = None
+        self._picking: list[int] = []
 
         self.title = QLabel("Select one night on the left to review its individuals.", self)
         self.title.setObjectName("reviewTitle")
@@ -182,7 +183,8 @@ class ReviewView(QWidget):
     def _update_title(self, reviewer: str | None = None) -> None:
         if reviewer is not None:
             self._reviewer = reviewer
-        rows = self.model.all_rows()
+        rows = self.model.rows or self.model.all_rows()
+        total = len(self.model.all_rows())
         if self._pipeline is None:
             self.title.setText("Nothing to review in this night yet: process its images first.")
             return
@@ -190,9 +192,9 @@ class ReviewView(QWidget):
             self.title.setText("No individuals in this night (`Processing ▸ Process` finds and "
                                "tracks them).")
             return
-        done = sum(1 for r in rows if r.reviewed)
-        self.title.setText(f"<b>{len(rows):,} individuals</b> · {done:,} reviewed · "
-                           f"{len(rows) - done:,} to go · reviewer: "
+        done = self.model.reviewed_count
+        self.title.setText(f"<b>{total:,} individuals</b> · {done:,} reviewed · "
+                           f"{total - done:,} to go · reviewer: "
                            f"<b>{getattr(self, '_reviewer', '')}</b> (Tools ▸ Settings)")
 
     def _fill_bulk_labels(self) -> None:
@@ -268,10 +270,16 @@ class ReviewView(QWidget):
         ids = self.selected_ids()
         if not ids:
             return
+        if self.picker is None:  # one picker, kept: its completer is built once per choice list
+            self.picker = RelabelPicker(self._choices, self)
+            self.picker.chosen.connect(lambda label, rank: self._relabel_ids(
+                self._picking, label, rank))
+            self.picker.finished.connect(lambda _r: self.grid.setFocus())
+        elif self.picker.choices is not self._choices:
+            self.picker.set_choices(self._choices)
+        self._picking = ids
         # taxon names start with a capital: "n" starts "Noctuidae"
-        self.picker = RelabelPicker(self._choices, self, typed[:1].upper() + typed[1:], len(ids))
-        self.picker.chosen.connect(lambda label, rank: self._relabel_ids(ids, label, rank))
-        self.picker.finished.connect(lambda _r: self.grid.setFocus())
+        self.picker.start(typed[:1].upper() + typed[1:], len(ids))
         self.picker.open()
         self.picker.edit.setFocus()
         self.picker.edit.end(False)
@@ -336,8 +344,7 @@ class ReviewView(QWidget):
                 if row >= 0:
                     self.grid.setCurrentIndex(self.model.index(row))
                     self.grid.scrollTo(self.model.index(row))
-            self._fill_bulk_labels()
-            self._update_title()
+            self._update_title()  # the bulk labels are the machine's: review never changes them
         if choices is not None:
             self._choices = choices
         self.status.setText(outcome.summary + ("." if not outcome.summary.endswith(".") else "")
