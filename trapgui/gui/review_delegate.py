@@ -56,8 +56,7 @@ class ReviewDelegate(QStyledItemDelegate):
         crop_rect = QRect(rect.left() + PAD - 2, rect.top() + PAD - 2, CROP, CROP)
         crop = index.data(CROP_ROLE)
         if crop is not None and not crop.isNull():
-            scaled = crop.scaled(CROP, CROP, Qt.AspectRatioMode.KeepAspectRatio,
-                                 Qt.TransformationMode.SmoothTransformation)
+            scaled = crop  # scaled once when it arrived (ReviewView), never per paint
             painter.drawPixmap(crop_rect.left() + (CROP - scaled.width()) // 2,
                                crop_rect.top() + (CROP - scaled.height()) // 2, scaled)
         else:

@@ -229,6 +229,9 @@ class ReviewView(QWidget):
 
             def done(image, det=det) -> None:
                 self._crops_in_flight -= 1
+                if image.width() > CROP or image.height() > CROP:
+                    image = image.scaled(CROP, CROP, Qt.AspectRatioMode.KeepAspectRatio,
+                                         Qt.TransformationMode.SmoothTransformation)
                 self.model.set_crop(det, QPixmap.fromImage(image))
                 self._pump_crops()
 
