@@ -134,6 +134,27 @@ def test_filter_sort_and_bulk_confirm(qtbot, services, view, night):
     assert all(_occ(services, i).review_state is None for i in expected)
 
 
+def test_merge_the_selected_by_keyboard_and_undo(qtbot, services, view):
+    from PySide6.QtCore import QItemSelectionModel
+
+    total = len(view.model.rows)
+    a, b = view.model.rows[4], view.model.rows[5]
+    select = view.grid.selectionModel()
+    select.setCurrentIndex(view.model.index(4), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+    select.select(view.model.index(5), QItemSelectionModel.SelectionFlag.Select)
+    assert view.selected_ids() == [a.id, b.id]
+    out = _press(qtbot, view, Qt.Key.Key_M)
+    assert out.kind == "merge"
+    assert _occ(services, b.id).merged_into == a.id
+    assert _occ(services, a.id).n_detections == a.n_detections + b.n_detections
+    assert len(view.model.rows) == total - 1 and view.model.row_of(b.id) == -1
+    assert view.model.rows[view.grid.currentIndex().row()].id == a.id
+    _press(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert _occ(services, b.id).merged_into is None
+    assert _occ(services, a.id).n_detections == a.n_detections
+    assert view.model.row_of(b.id) >= 0 and len(view.model.rows) == total
+
+
 def test_crops_come_from_the_photographs_off_the_gui_thread(qtbot, view):
     first = view.model.rows[0]
     qtbot.waitUntil(lambda: view.model.has_crop(first.best_detection_id), timeout=60_000)

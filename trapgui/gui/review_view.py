@@ -26,7 +26,8 @@ from trapgui.gui.review_picker import RelabelPicker
 
 CROPS_IN_FLIGHT = 3
 KEYS_HELP = ("Enter confirm · Delete/R not an insect · F fixture · type a name or L to relabel · "
-             "arrows next/previous · Ctrl+Z undo · Shift/Ctrl+click several")
+             "M merge the selected into one · arrows next/previous · Ctrl+Z undo · "
+             "Shift/Ctrl+click several")
 
 
 class ReviewView(QWidget):
@@ -120,6 +121,7 @@ class ReviewView(QWidget):
         self.grid.fixtureRequested.connect(self.mark_fixture)
         self.grid.relabelRequested.connect(self.open_picker)
         self.grid.undoRequested.connect(self.undo)
+        self.grid.mergeRequested.connect(self.merge_selected)
         undo = QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self)
         undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         undo.activated.connect(self.undo)
@@ -293,6 +295,21 @@ class ReviewView(QWidget):
                   ids=ids, refresh_choices=True)
 
     @Slot()
+    def merge_selected(self) -> None:
+        """The selected occurrences are one individual: merged into the current one (else the
+        first selected)."""
+        ids = self.selected_ids()
+        if len(ids) < 2:
+            self.status.setText("Select two or more occurrences (Shift/Ctrl+click) to merge them.")
+            return
+        current = self.grid.currentIndex()
+        target = self.model.rows[current.row()].id if current.isValid() else ids[0]
+        target = target if target in ids else ids[0]
+        others = [i for i in ids if i != target]
+        self._act(lambda review, _ids: review.merge(target, others), ids=ids, advance=False,
+                  focus_result=True)
+
+    @Slot()
     def confirm_all_of_label(self) -> None:
         label = self.bulk_label.currentText()
         if not label or self._night is None or self._pipeline is None:
@@ -343,7 +360,8 @@ class ReviewView(QWidget):
         if gen == self._generation:
             self.model.update_rows(rows, gone=touched - {r.id for r in rows})
             if focus and outcome.occurrence_ids:
-                row = self.model.row_of(outcome.occurrence_ids[0])
+                row = next((r for r in map(self.model.row_of, outcome.occurrence_ids)
+                            if r >= 0), -1)
                 if row >= 0:
                     self.grid.setCurrentIndex(self.model.index(row))
                     self.grid.scrollTo(self.model.index(row))
