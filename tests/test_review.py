@@ -268,3 +268,39 @@ def test_a_catalogue_of_schema_6_migrates(tmp_path):
     finally:
         db.close()
     open_database(old).close()  # opens again: the migration ran once
+
+
+def test_a_box_drawn_by_a_person_and_a_false_box_deleted(night):
+    cat, db = night, night.db
+    ids = _by_identity(cat)
+    start = _state(db)
+    with db.session() as s:
+        image = s.execute(select(Image.id).order_by(Image.captured_at)).scalars().first()
+        det_b = s.execute(select(Detection.id).where(Detection.occurrence_id == ids["moth-b"])
+                          .order_by(Detection.id)).scalars().first()
+    base = _counts(cat)[("moth", "binary")]
+    # a missed insect in the first frame: a detection made by a person, a new individual
+    out = review_store.add_box(db, image, cat.pipeline_id, (1500, 600, 1560, 660), ME)
+    (new,) = out.created_ids
+    with db.session() as s:
+        det = s.execute(select(Detection).where(Detection.occurrence_id == new)).scalars().one()
+    assert (det.detector, det.score, det.image_id) == ("human", 1.0, image)
+    assert _occ(db, new).created_by == "human" and _occ(db, new).n_detections == 1
+    counts = _counts(cat)
+    assert counts[(None, None)] == (1, 0, 1)  # an individual nobody labelled yet
+    # a false box: moth-b's first detection counts nowhere any more
+    review_store.delete_box(db, det_b, ME)
+    assert _counts(cat)[("moth", "binary")] == (base[0], 0, base[2] - 1)
+    # re-tracking keeps both decisions
+    track_catalogue_nights(db, cat.pipeline_id, [cat.nights[N1]])
+    assert _counts(cat)[("moth", "binary")] == (base[0], 0, base[2] - 1)
+    assert _counts(cat)[(None, None)] == (1, 0, 1)
+    with pytest.raises(UserInputError, match="too small"):
+        review_store.add_box(db, image, cat.pipeline_id, (5, 5, 6, 6), ME)
+    with pytest.raises(UserInputError, match="Image 999999 is not in the catalogue"):
+        review_store.add_box(db, 999_999, cat.pipeline_id, (1, 1, 50, 50), ME)
+    # undo the box deletion and the box: back to the start, the drawn detection gone
+    review_store.undo(db)
+    review_store.undo(db)
+    after = _state(db)
+    assert after[1] == start[1] and [o[:3] for o in after[0]] == [o[:3] for o in start[0]]

@@ -21,7 +21,8 @@ from trapgui.pipeline.tracking_job import track_catalogue_nights
 
 REPO = Path(__file__).resolve().parent.parent
 N1 = dt.date(2022, 6, 21)
-ACTIONS = ("list", "confirm", "set", "reject", "fixture", "merge", "split", "move", "undo",
+ACTIONS = ("list", "confirm", "set", "reject", "fixture", "merge", "split", "move", "add-box",
+           "delete-box", "undo",
            "history", "agreement")
 
 
@@ -159,3 +160,27 @@ def test_bad_input_is_one_sentence(tracked, capsys, tmp_path):
     assert code == 0, err
     assert "2 occurrences labelled" in out
     assert _occ(db, ids["moth-b"]).review_rank == "morphospecies"
+
+
+def test_add_and_delete_a_box(tracked, capsys):
+    (cat, ids), db = tracked, tracked[0].db
+    path = str(db.path)
+    with db.session() as s:
+        from trapgui.db.tables import Image
+
+        image = s.execute(select(Image.id).order_by(Image.id)).scalars().first()
+        det = s.execute(select(Detection.id).where(Detection.occurrence_id == ids["moth-c"])
+                        .order_by(Detection.id)).scalars().first()
+    code, out, err = cli(capsys, "--db", path, "review", "add-box", str(image), "--box",
+                         "1500,600,1560,660", "--by", "J. Smith")
+    assert code == 0, err
+    assert "a box drawn by a person" in out
+    with pytest.raises(SystemExit) as exit_:  # argparse's own usage error, exit code 2
+        cli(capsys, "--db", path, "review", "add-box", str(image), "--box", "1,2,3")
+    assert exit_.value.code == 2 and "is not a box like" in capsys.readouterr().err
+    code, out, err = cli(capsys, "--db", path, "review", "delete-box", str(det))
+    assert code == 0, err
+    assert f"detection {det} deleted as a false box" in out
+    assert _occ(db, ids["moth-c"]).n_detections == 5
+    code, out, _ = cli(capsys, "--db", path, "review", "undo")
+    assert code == 0 and _occ(db, ids["moth-c"]).n_detections == 6

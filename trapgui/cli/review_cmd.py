@@ -1,4 +1,5 @@
-"""`trapgui review list|confirm|set|reject|fixture|merge|split|move|undo|history|agreement`:
+"""`trapgui review list|confirm|set|reject|fixture|merge|split|move|add-box|delete-box|undo|
+history|agreement`:
 a person's review from the command line, with the rules of the window (``services.review``):
 every decision is saved at once, recorded with the reviewer's name and time, keeps the
 machine's label beside it, survives re-tracking, and can be undone.
@@ -109,6 +110,28 @@ def register(subparsers) -> None:
     _by(mv)
     mv.set_defaults(func=run_move)
 
+    ab = sub.add_parser("add-box", help="add a box a person drew around a missed insect",
+                        description="A missed insect: the box (original image pixels) becomes "
+                        "a detection made by a person (detector \"human\") of a new occurrence, "
+                        "or of the occurrence given.")
+    ab.add_argument("image", type=int, metavar="IMAGE_ID")
+    ab.add_argument("--box", required=True, type=_box, metavar="X1,Y1,X2,Y2",
+                    help="the box in the image's pixels")
+    ab.add_argument("--occurrence", type=int, metavar="OCCURRENCE_ID",
+                    help="add it to this occurrence (default: a new one)")
+    ab.add_argument("--pipeline", metavar="NAME", help="the model configuration (default: the "
+                    "one that processed the image)")
+    _by(ab)
+    ab.set_defaults(func=run_add_box)
+
+    db_ = sub.add_parser("delete-box", help="delete a false box (a stain, a shadow)",
+                         description="A false box: the detection is taken out of its "
+                         "occurrence and counted nowhere (re-tracking keeps it out; undo "
+                         "restores it).")
+    db_.add_argument("detection", type=int, metavar="DETECTION_ID")
+    _by(db_)
+    db_.set_defaults(func=run_delete_box)
+
     u = sub.add_parser("undo", help="undo the latest review action",
                        description="Undo the latest review action not yet undone (of the night "
                        "given with --night and --trap, else of any night).")
@@ -145,6 +168,19 @@ def _scope_args(p, pipeline: bool = True) -> None:
 def _by(p) -> None:
     p.add_argument("--by", metavar="NAME", help="the reviewer's name (default: the settings' "
                    "reviewer name, else the login name)")
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    import argparse
+
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a box like 100,200,180,260 "
+                                         "(x1,y1,x2,y2 in pixels)")
+    return values  # type: ignore[return-value]
 
 
 def _date(text: str) -> dt.date:
@@ -331,6 +367,21 @@ def run_split(args, ctx) -> int:
 
 def run_move(args, ctx) -> int:
     return _done(_review(ctx).move_detection(args.detection, args.target, args.by))
+
+
+def run_add_box(args, ctx) -> int:
+    review = _review(ctx)
+    if args.pipeline:
+        from trapgui.db.export_queries import pipeline_id_by_name
+
+        pipeline = pipeline_id_by_name(ctx.db, args.pipeline)
+    else:
+        pipeline = review.image_pipeline(args.image)
+    return _done(review.add_box(args.image, pipeline, args.box, args.occurrence, args.by))
+
+
+def run_delete_box(args, ctx) -> int:
+    return _done(_review(ctx).delete_box(args.detection, args.by))
 
 
 def run_undo(args, ctx) -> int:

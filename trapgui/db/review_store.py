@@ -280,8 +280,86 @@ def move_detection(db: Database, detection_id: int, target_id: int, by: str) -> 
                            by)
 
 
+HUMAN_DETECTOR = "human"  # the detector of a box a person drew
+
+
+def add_box(db: Database, image_id: int, pipeline_id: int,
+            box: tuple[float, float, float, float], by: str,
+            occurrence_id: int | None = None) -> ReviewOutcome:
+    """A missed insect: a person's box on an image becomes a detection (detector "human",
+    score 1) of a new occurrence made by a person (pinned, not yet labelled), or of
+    ``occurrence_id`` (same night and model configuration). Undo removes both."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    with db.write_session() as s:
+        image = s.execute(select(Image.night_id, Image.deployment_id, Image.width, Image.height,
+                                 Image.captured_at).where(Image.id == image_id)).first()
+        if image is None:
+            raise UserInputError(f"Image {image_id} is not in the catalogue.")
+        night, dep, width, height, captured = image
+        if night is None or captured is None:
+            raise UserInputError("That image has no capture time (an undated image): it "
+                                 "belongs to no night, so a box there makes no individual.")
+        x1, x2 = sorted((max(0.0, x1), min(float(width or x2), x2)))
+        y1, y2 = sorted((max(0.0, y1), min(float(height or y2), y2)))
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            raise UserInputError("The box is too small (or outside the image): draw it around "
+                                 "the insect.")
+        now = time.time()
+        rows, created = {}, []
+        if occurrence_id is None:
+            occurrence_id = (s.execute(select(func.max(Occurrence.id))).scalar() or 0) + 1
+            s.execute(insert(Occurrence).values(
+                id=occurrence_id, pipeline_id=pipeline_id, deployment_id=dep, night_id=night,
+                n_detections=0, fixture=False, fixture_reviewed=False, pinned=True,
+                created_by="human", updated_at=now))
+            created.append(occurrence_id)
+        rows = _load(s, [occurrence_id])
+        target = rows[occurrence_id]
+        if (target.pipeline_id, target.night_id) != (pipeline_id, night):
+            raise UserInputError(f"Occurrence {occurrence_id} is of another night or model "
+                                 "configuration than the image.")
+        det_id = (s.execute(select(func.max(Detection.id))).scalar() or 0) + 1
+        s.execute(insert(Detection).values(
+            id=det_id, image_id=image_id, pipeline_id=pipeline_id, x1=x1, y1=y1, x2=x2, y2=y2,
+            score=1.0, detector=HUMAN_DETECTOR, occurrence_id=occurrence_id))
+        new = {occurrence_id: dict(pinned=True)}
+        outcome = _membership(s, "add box", rows, new, [], created, now,
+                              f"a box drawn by a person: detection {det_id} of occurrence "
+                              f"{occurrence_id}", by, created_detections=[det_id])
+        return outcome
+
+
+def delete_box(db: Database, detection_id: int, by: str) -> ReviewOutcome:
+    """A false box (a stain, a shadow): the detection leaves its occurrence for one of its own,
+    rejected as not an insect by a person, so it counts nowhere and re-tracking never puts it
+    back (undo restores it where it was)."""
+    with db.write_session() as s:
+        det = s.execute(select(Detection.occurrence_id, Detection.pipeline_id, Image.night_id,
+                               Image.deployment_id)
+                        .join(Image, Image.id == Detection.image_id)
+                        .where(Detection.id == detection_id)).first()
+        if det is None:
+            raise UserInputError(f"Detection {detection_id} is not in the catalogue.")
+        source, pipeline_id, night, dep = det
+        if night is None:
+            raise UserInputError("That detection is of an undated image: it belongs to no "
+                                 "night's individuals.")
+        now = time.time()
+        new_id = (s.execute(select(func.max(Occurrence.id))).scalar() or 0) + 1
+        s.execute(insert(Occurrence).values(
+            id=new_id, pipeline_id=pipeline_id, deployment_id=dep, night_id=night,
+            n_detections=0, fixture=False, fixture_reviewed=False, pinned=True,
+            created_by="human", updated_at=now, review_state=REJECTED, identified_by=by,
+            identified_at=_utc(now)))
+        rows = _load(s, [source] if source is not None else [])
+        new = {source: dict(pinned=True)} if source is not None else {}
+        return _membership(s, "delete box", rows or {new_id: _load(s, [new_id])[new_id]}, new,
+                           [[detection_id, source, new_id]], [new_id], now,
+                           f"detection {detection_id} deleted as a false box", by)
+
+
 def _membership(s, kind, rows, new: dict[int, dict], moves, created, now, text,
-                by) -> ReviewOutcome:
+                by, created_detections=()) -> ReviewOutcome:
     conn = s.connection()
     if moves:
         conn.exec_driver_sql("UPDATE detections SET occurrence_id = ? WHERE id = ?",
@@ -294,8 +372,9 @@ def _membership(s, kind, rows, new: dict[int, dict], moves, created, now, text,
     refresh_summaries(s, [*new, *created])
     ids = sorted(set(new) | set(created))
     return _record(s, kind, rows, ids, {"occurrences": changes, "detections": moves,
-                                        "created": list(created)}, text, now, tuple(created),
-                   by)
+                                        "created": list(created),
+                                        "created_detections": list(created_detections)},
+                   text, now, tuple(created), by)
 
 
 def refresh_summaries(s, occurrence_ids: Iterable[int]) -> None:
@@ -350,6 +429,10 @@ def undo(db: Database, *, night_id: int | None = None,
             s.execute(update(Occurrence).where(Occurrence.id == int(occ_id)).values(**values))
             touched.append(int(occ_id))
         created = [int(i) for i in ch.get("created") or []]
+        drawn = [int(i) for i in ch.get("created_detections") or []]
+        if drawn:  # boxes a person drew: gone again
+            s.execute(delete(Detection).where(Detection.id.in_(drawn),
+                                              Detection.detector == HUMAN_DETECTOR))
         refresh_summaries(s, touched)
         for occ_id in created:
             if s.execute(select(Detection.id).where(Detection.occurrence_id == occ_id)).first() is None:
@@ -426,6 +509,16 @@ def occurrence_scope(db: Database, occurrence_id: int) -> tuple[int, int]:
     if row is None:
         raise UserInputError(f"Occurrence {occurrence_id} is not in the catalogue.")
     return row[0], row[1]
+
+
+def image_night(db: Database, image_id: int) -> int:
+    with db.session() as s:
+        row = s.execute(select(Image.night_id).where(Image.id == image_id)).first()
+    if row is None:
+        raise UserInputError(f"Image {image_id} is not in the catalogue.")
+    if row[0] is None:
+        raise UserInputError(f"Image {image_id} has no capture time: it belongs to no night.")
+    return row[0]
 
 
 def frame_detections(db: Database, occurrence_id: int) -> list[int]:

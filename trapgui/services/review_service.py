@@ -105,6 +105,16 @@ class ReviewService:
         choices = pipelines_in_scope(self._db, ExportScope.of(None, [night_id]))
         return choices[0].id if choices else None
 
+    def image_pipeline(self, image_id: int) -> int:
+        """The model configuration that processed the image (the most images of its night)."""
+        from trapgui.db.export_queries import ExportScope, pipelines_in_scope
+
+        night = review_store.image_night(self._db, image_id)
+        choices = pipelines_in_scope(self._db, ExportScope.of(None, [night]))
+        if not choices:
+            raise UserInputError(f"Image {image_id} is not processed yet: process it first.")
+        return choices[0].id
+
     def occurrence_scope(self, occurrence_id: int) -> tuple[int, int]:
         return review_store.occurrence_scope(self._db, occurrence_id)
 
@@ -224,6 +234,16 @@ class ReviewService:
     def move_detection(self, detection_id: int, target_id: int,
                        by: str | None = None) -> ReviewOutcome:
         return review_store.move_detection(self._db, detection_id, target_id, self.reviewer(by))
+
+    def add_box(self, image_id: int, pipeline_id: int, box: tuple[float, float, float, float],
+                occurrence_id: int | None = None, by: str | None = None) -> ReviewOutcome:
+        """A missed insect: a person's box becomes a detection (method "human")."""
+        return review_store.add_box(self._db, image_id, pipeline_id, box, self.reviewer(by),
+                                    occurrence_id)
+
+    def delete_box(self, detection_id: int, by: str | None = None) -> ReviewOutcome:
+        """A false box: counted nowhere from now on (undoable)."""
+        return review_store.delete_box(self._db, detection_id, self.reviewer(by))
 
     def undo(self, night_id: int | None = None, action_id: int | None = None) -> ReviewOutcome:
         return review_store.undo(self._db, night_id=night_id, action_id=action_id)
