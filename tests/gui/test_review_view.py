@@ -155,6 +155,24 @@ def test_merge_the_selected_by_keyboard_and_undo(qtbot, services, view):
     assert view.model.row_of(b.id) >= 0 and len(view.model.rows) == total
 
 
+def test_split_at_a_frame_by_keyboard(qtbot, services, view):
+    row = next(r for r in view.model.rows if r.n_detections >= 4)
+    view.grid.setCurrentIndex(view.model.index(view.model.row_of(row.id)))
+    qtbot.keyClick(view.grid, Qt.Key.Key_S)
+    dialog = view.splitter
+    qtbot.waitUntil(lambda: dialog.model.rowCount() == row.n_detections, timeout=60_000)
+    dialog.list.setCurrentIndex(dialog.model.index(2))
+    with qtbot.waitSignal(view.actionApplied, timeout=60_000) as blocker:
+        qtbot.keyClick(dialog.list, Qt.Key.Key_Return)
+    out = blocker.args[0]
+    (new,) = out.created_ids
+    assert _occ(services, row.id).n_detections == 2
+    assert _occ(services, new).n_detections == row.n_detections - 2
+    assert view.model.row_of(new) >= 0  # the new individual is in the grid, not yet reviewed
+    _press(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert _occ(services, row.id).n_detections == row.n_detections
+
+
 def test_crops_come_from_the_photographs_off_the_gui_thread(qtbot, view):
     first = view.model.rows[0]
     qtbot.waitUntil(lambda: view.model.has_crop(first.best_detection_id), timeout=60_000)

@@ -65,9 +65,9 @@ class ReviewAgreementDialog(QDialog):
 
     def _load(self) -> None:
         self._generation += 1
-        gen, review, pipeline, nights = (self._generation, self._services.review, self._pipeline,
-                                         self.scope.currentData())
-        job_runner().call(lambda: review.agreement(pipeline, nights),
+        gen, services, pipeline, nights = (self._generation, self._services, self._pipeline,
+                                           self.scope.currentData())
+        job_runner().call(lambda: services.review.agreement(pipeline, nights),
                           lambda a: self._show(gen, a),
                           lambda exc: self.summary.setText(f"Could not read the review: {exc}"),
                           context=self, name="review: agreement")
@@ -107,8 +107,8 @@ class ReviewAgreementDialog(QDialog):
             self.save_to(path)
 
     def save_to(self, path: str) -> None:
-        review, pipeline, nights = self._services.review, self._pipeline, self.scope.currentData()
-        job_runner().call(lambda: review.write_agreement_csv(path, pipeline, nights),
+        services, pipeline, nights = self._services, self._pipeline, self.scope.currentData()
+        job_runner().call(lambda: services.review.write_agreement_csv(path, pipeline, nights),
                           lambda out: self.summary.setText(f"Saved to {out}."),
                           lambda exc: show_error(self, "Agreement not saved", exc),
                           context=self, name="review: agreement CSV")

@@ -1,8 +1,9 @@
 """The review grid: a QListView of best crops driven from the keyboard.
 
 Enter confirms, Delete or R rejects as "not an insect", F marks a fixture, M merges the
-selected occurrences into one individual, L (or typing any other letter) opens the relabel
-picker with that letter typed, the arrows move, Shift/Ctrl select several. The grid only says what was asked (signals); the review view acts.
+selected occurrences into one individual, S splits the current one at a frame, L (or typing
+any other letter) opens the relabel picker with that letter typed, the arrows move,
+Shift/Ctrl select several. The grid only says what was asked (signals); the review view acts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ReviewGrid(QListView):
     relabelRequested = Signal(str)  # what was typed so far
     undoRequested = Signal()
     mergeRequested = Signal()
+    splitRequested = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -58,6 +60,8 @@ class ReviewGrid(QListView):
             self.fixtureRequested.emit()
         elif key == Qt.Key.Key_M and mods == Qt.KeyboardModifier.NoModifier:
             self.mergeRequested.emit()
+        elif key == Qt.Key.Key_S and mods == Qt.KeyboardModifier.NoModifier:
+            self.splitRequested.emit()
         elif key == Qt.Key.Key_L and mods == Qt.KeyboardModifier.NoModifier:
             self.relabelRequested.emit("")
         elif plain and event.text() and event.text().isalpha():

@@ -26,7 +26,8 @@ from trapgui.gui.review_picker import RelabelPicker
 
 CROPS_IN_FLIGHT = 3
 KEYS_HELP = ("Enter confirm · Delete/R not an insect · F fixture · type a name or L to relabel · "
-             "M merge the selected into one · arrows next/previous · Ctrl+Z undo · "
+             "M merge the selected into one · S split at a frame · arrows next/previous · "
+             "Ctrl+Z undo · "
              "Shift/Ctrl+click several")
 
 
@@ -48,6 +49,7 @@ class ReviewView(QWidget):
         self._crops_in_flight = 0
         self.picker: RelabelPicker | None = None
         self._picking: list[int] = []
+        self.splitter = None
 
         self.title = QLabel("Select one night on the left to review its individuals.", self)
         self.title.setObjectName("reviewTitle")
@@ -122,6 +124,7 @@ class ReviewView(QWidget):
         self.grid.relabelRequested.connect(self.open_picker)
         self.grid.undoRequested.connect(self.undo)
         self.grid.mergeRequested.connect(self.merge_selected)
+        self.grid.splitRequested.connect(self.open_split)
         undo = QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self)
         undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         undo.activated.connect(self.undo)
@@ -157,11 +160,14 @@ class ReviewView(QWidget):
         if self._night is None:
             return
         self._generation += 1
-        gen, night, review = self._generation, self._night, self._services.review
+        # services.review is touched on the runner's thread only: its first use imports
+        # SQLAlchemy, which must not happen on the GUI thread
+        gen, night, services = self._generation, self._night, self._services
         self._crop_queue.clear()
         self.title.setText("Loading the night's individuals…")
 
         def query():
+            review = services.review
             pipeline = review.default_pipeline(night)
             rows = review.night_rows(pipeline, night) if pipeline is not None else []
             return pipeline, rows, review.taxon_choices(pipeline), review.reviewer()
@@ -310,6 +316,22 @@ class ReviewView(QWidget):
                   focus_result=True)
 
     @Slot()
+    def open_split(self) -> None:
+        """Split the current occurrence at a frame the person picks."""
+        from trapgui.gui.review_split_dialog import ReviewSplitDialog
+
+        current = self.grid.currentIndex()
+        if not current.isValid():
+            return
+        occ = self.model.rows[current.row()].id
+        self.splitter = ReviewSplitDialog(self._services, occ, self)
+        self.splitter.chosen.connect(lambda det: self._act(
+            lambda review, _ids: review.split(occ, at_detection=det), ids=[occ], advance=False,
+            focus_result=True))
+        self.splitter.finished.connect(lambda _r: self.grid.setFocus())
+        self.splitter.open()
+
+    @Slot()
     def confirm_all_of_label(self) -> None:
         label = self.bulk_label.currentText()
         if not label or self._night is None or self._pipeline is None:
@@ -332,9 +354,10 @@ class ReviewView(QWidget):
         ids = self.selected_ids() if ids is None else ids
         if self._night is None or self._pipeline is None or (ids == [] and advance):
             return
-        pipeline, night, review = self._pipeline, self._night, self._services.review
+        pipeline, night, services = self._pipeline, self._night, self._services
 
         def work():
+            review = services.review
             outcome = fn(review, ids)
             touched = set(outcome.occurrence_ids) | set(ids) | set(outcome.created_ids)
             choices = review.taxon_choices(pipeline) if refresh_choices else None

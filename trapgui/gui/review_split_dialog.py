@@ -1,0 +1,115 @@
+"""Split one occurrence in two: its detections in frame order as crops; the person picks the
+first frame of the second individual. Detections and crops are read on the job runner."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QLabel, QListView,
+                               QVBoxLayout)
+
+from trapgui.gui.image_loader import load_crop
+from trapgui.gui.job_runner import job_runner
+
+THUMB = 112
+
+
+class _Frames(QAbstractListModel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.frames: list = []  # OccurrenceDetectionRow, frame order
+        self.crops: dict[int, QPixmap] = {}
+
+    def set_frames(self, frames) -> None:
+        self.beginResetModel()
+        self.frames = list(frames)
+        self.endResetModel()
+
+    def set_crop(self, row: int, pixmap: QPixmap) -> None:
+        self.crops[row] = pixmap
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.frames)
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        f = self.frames[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            when = f"{f.captured:%H:%M:%S}" if f.captured else "?"
+            return f"{index.row() + 1}. {when}"
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.crops.get(index.row())
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"Detection {f.detection_id} · score {f.score:.2f}"
+        return None
+
+
+class ReviewSplitDialog(QDialog):
+    chosen = Signal(int)  # the first detection of the second individual
+    framesLoaded = Signal(int)
+
+    def __init__(self, services, occurrence_id: int, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Split occurrence {occurrence_id}")
+        self._services = services
+        self.info = QLabel("Reading its frames…", self)
+        self.info.setWordWrap(True)
+        self.model = _Frames(self)
+        self.list = QListView(self)
+        self.list.setModel(self.model)
+        self.list.setViewMode(QListView.ViewMode.IconMode)
+        self.list.setFlow(QListView.Flow.LeftToRight)
+        self.list.setWrapping(False)
+        self.list.setMovement(QListView.Movement.Static)
+        self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.setUniformItemSizes(True)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setFixedHeight(THUMB + 2 * self.fontMetrics().height() + 24)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
+        self.split = buttons.addButton("Split here", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.split.setEnabled(False)
+        self.split.clicked.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        self.list.selectionModel().currentChanged.connect(lambda cur, _prev: self.split.setEnabled(
+            cur.isValid() and cur.row() > 0))
+        self.list.activated.connect(lambda _i: self._accept())
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.info)
+        layout.addWidget(self.list)
+        layout.addWidget(buttons)
+        self.resize(720, self.sizeHint().height())
+        job_runner().call(lambda: services.tracking.occurrence_detections(occurrence_id),
+                          self._loaded,
+                          lambda exc: self.info.setText(f"Its frames could not be read: {exc}"),
+                          context=self, name="review: frames")
+
+    def _loaded(self, frames) -> None:
+        self.model.set_frames(frames)
+        if len(frames) < 2:
+            self.info.setText("It has a single frame: there is nothing to split.")
+        else:
+            self.info.setText(f"{len(frames)} frames. Choose the first frame of the second "
+                              "individual (Enter or “Split here”); frames before it stay.")
+            self.list.setCurrentIndex(self.model.index(len(frames) // 2))
+        self.list.setFocus()
+        for row, f in enumerate(frames):
+            job_runner().call(lambda f=f: load_crop(f.image_path, f.box, THUMB),
+                              lambda image, row=row: self.model.set_crop(row, QPixmap.fromImage(image)),
+                              lambda _exc: None, context=self, name="review: frame crop")
+        self.framesLoaded.emit(len(frames))
+
+    def selected_detection(self) -> int | None:
+        index = self.list.currentIndex()
+        if not index.isValid() or index.row() == 0:
+            return None
+        return self.model.frames[index.row()].detection_id
+
+    def _accept(self) -> None:
+        detection = self.selected_detection()
+        if detection is None:
+            return
+        self.chosen.emit(detection)
+        self.accept()
