@@ -171,6 +171,18 @@ def test_split_at_a_frame_by_keyboard(qtbot, services, view):
     assert view.model.row_of(new) >= 0  # the new individual is in the grid, not yet reviewed
     _press(qtbot, view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert _occ(services, row.id).n_detections == row.n_detections
+    # the same frames: one box is no insect
+    view.grid.setCurrentIndex(view.model.index(view.model.row_of(row.id)))
+    qtbot.keyClick(view.grid, Qt.Key.Key_S)
+    dialog = view.splitter
+    qtbot.waitUntil(lambda: dialog.model.rowCount() == row.n_detections, timeout=60_000)
+    dialog.list.setCurrentIndex(dialog.model.index(0))
+    with qtbot.waitSignal(view.actionApplied, timeout=60_000) as blocker:
+        qtbot.mouseClick(dialog.delete, Qt.MouseButton.LeftButton)
+    assert blocker.args[0].kind == "delete box"
+    assert _occ(services, row.id).n_detections == row.n_detections - 1
+    (gone,) = blocker.args[0].created_ids
+    assert _occ(services, gone).review_state == "rejected"
 
 
 def test_crops_come_from_the_photographs_off_the_gui_thread(qtbot, view):

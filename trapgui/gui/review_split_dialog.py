@@ -1,5 +1,6 @@
-"""Split one occurrence in two: its detections in frame order as crops; the person picks the
-first frame of the second individual. Detections and crops are read on the job runner."""
+"""An occurrence's frames: its detections in frame order as crops. The person picks the first
+frame of a second individual (split), or a box that is no insect at all (delete the false
+box). Detections and crops are read on the job runner."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class _Frames(QAbstractListModel):
 
 class ReviewSplitDialog(QDialog):
     chosen = Signal(int)  # the first detection of the second individual
+    deleteRequested = Signal(int)  # a false box's detection
     framesLoaded = Signal(int)
 
     def __init__(self, services, occurrence_id: int, parent=None):
@@ -71,10 +73,14 @@ class ReviewSplitDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
         self.split = buttons.addButton("Split here", QDialogButtonBox.ButtonRole.AcceptRole)
         self.split.setEnabled(False)
+        self.split.setToolTip("From this frame on, the detections are another individual")
         self.split.clicked.connect(self._accept)
+        self.delete = buttons.addButton("Delete this box", QDialogButtonBox.ButtonRole.ActionRole)
+        self.delete.setToolTip("The box shows no insect (a stain, a shadow): it counts nowhere")
+        self.delete.setEnabled(False)
+        self.delete.clicked.connect(self._delete)
         buttons.rejected.connect(self.reject)
-        self.list.selectionModel().currentChanged.connect(lambda cur, _prev: self.split.setEnabled(
-            cur.isValid() and cur.row() > 0))
+        self.list.selectionModel().currentChanged.connect(self._current_changed)
         self.list.activated.connect(lambda _i: self._accept())
         layout = QVBoxLayout(self)
         layout.addWidget(self.info)
@@ -100,6 +106,16 @@ class ReviewSplitDialog(QDialog):
                               lambda image, row=row: self.model.set_crop(row, QPixmap.fromImage(image)),
                               lambda _exc: None, context=self, name="review: frame crop")
         self.framesLoaded.emit(len(frames))
+
+    def _current_changed(self, current, _previous) -> None:
+        self.split.setEnabled(current.isValid() and current.row() > 0)
+        self.delete.setEnabled(current.isValid() and len(self.model.frames) > 1)
+
+    def _delete(self) -> None:
+        index = self.list.currentIndex()
+        if index.isValid():
+            self.deleteRequested.emit(self.model.frames[index.row()].detection_id)
+            self.accept()
 
     def selected_detection(self) -> int | None:
         index = self.list.currentIndex()

@@ -26,7 +26,8 @@ from trapgui.gui.review_picker import RelabelPicker
 
 CROPS_IN_FLIGHT = 3
 KEYS_HELP = ("Enter confirm · Delete/R not an insect · F fixture · type a name or L to relabel · "
-             "M merge the selected into one · S split at a frame · arrows next/previous · "
+             "M merge the selected into one · S its frames: split, delete a false box · "
+             "arrows next/previous · "
              "Ctrl+Z undo · "
              "Shift/Ctrl+click several")
 
@@ -327,6 +328,9 @@ class ReviewView(QWidget):
         self.splitter = ReviewSplitDialog(self._services, occ, self)
         self.splitter.chosen.connect(lambda det: self._act(
             lambda review, _ids: review.split(occ, at_detection=det), ids=[occ], advance=False,
+            focus_result=True))
+        self.splitter.deleteRequested.connect(lambda det: self._act(
+            lambda review, _ids: review.delete_box(det), ids=[occ], advance=False,
             focus_result=True))
         self.splitter.finished.connect(lambda _r: self.grid.setFocus())
         self.splitter.open()
