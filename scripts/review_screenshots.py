@@ -9,6 +9,7 @@ view's own actions, then:
     review.png             the grid mid-review (confirmed, relabelled, rejected, fixture)
     review-relabel.png     the type-ahead relabel picker
     review-agreement.png   the agreement dialog
+    review-split.png       an occurrence's frames (split at a frame, delete a false box)
 
 A temporary database and settings folder are used; the user's own are never touched.
 """
@@ -107,9 +108,20 @@ def main() -> int:
     app.processEvents()
     dialog.grab().save(str(args.out / "review-agreement.png"))
     dialog.close()
+
+    multi = next(k for k, r in enumerate(view.model.rows) if r.n_detections >= 5)
+    grid.setCurrentIndex(view.model.index(multi))
+    view.open_split()
+    splitter = view.splitter
+    wait(app, lambda: splitter.model.rowCount() >= 5
+         and len(splitter.model.crops) == splitter.model.rowCount(), timeout=120)
+    app.processEvents()
+    splitter.grab().save(str(args.out / "review-split.png"))
+    splitter.reject()
     job_runner().wait(30)
     services.close()
-    print(f"saved review.png, review-relabel.png, review-agreement.png in {args.out}")
+    print(f"saved review.png, review-relabel.png, review-agreement.png, review-split.png in "
+          f"{args.out}")
     _ = Qt
     return 0
 

@@ -5,7 +5,7 @@ box). Detections and crops are read on the job runner."""
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QLabel, QListView,
                                QVBoxLayout)
 
@@ -42,7 +42,11 @@ class _Frames(QAbstractListModel):
             when = f"{f.captured:%H:%M:%S}" if f.captured else "?"
             return f"{index.row() + 1}. {when}"
         if role == Qt.ItemDataRole.DecorationRole:
-            return self.crops.get(index.row())
+            crop = self.crops.get(index.row())
+            if crop is None:  # a blank of the crop's size until it is decoded
+                crop = QPixmap(THUMB, THUMB)
+                crop.fill(QColor("#e8e8e8"))
+            return crop
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"Detection {f.detection_id} · score {f.score:.2f}"
         return None
@@ -67,9 +71,11 @@ class ReviewSplitDialog(QDialog):
         self.list.setWrapping(False)
         self.list.setMovement(QListView.Movement.Static)
         self.list.setIconSize(QSize(THUMB, THUMB))
-        self.list.setUniformItemSizes(True)
+        line = self.fontMetrics().height()
+        self.list.setGridSize(QSize(THUMB + 18, THUMB + 2 * line + 10))
+        self.list.setSpacing(4)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.list.setFixedHeight(THUMB + 2 * self.fontMetrics().height() + 24)
+        self.list.setFixedHeight(THUMB + 2 * line + 34)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
         self.split = buttons.addButton("Split here", QDialogButtonBox.ButtonRole.AcceptRole)
         self.split.setEnabled(False)
