@@ -15,7 +15,7 @@ from tests.tracking_catalogue import add_frames, make_catalogue
 from trapgui.core.errors import UserInputError
 from trapgui.core.geometry import Box
 from trapgui.core.types import ClassificationResult, DetectionResult, ImageResult, Rank
-from trapgui.db import jobqueue, open_database, review_store
+from trapgui.db import jobqueue, open_database, review_queries, review_store
 from trapgui.db.counts import count_individuals, count_individuals_per_night
 from trapgui.db.export_queries import ExportScope, Thresholds
 from trapgui.db.migrations import LATEST_VERSION
@@ -86,10 +86,10 @@ def test_label_decisions_keep_the_machine_label_beside_and_undo_restores_them(ni
     row = _occ(db, b)
     assert (row.review_state, row.review_label, row.review_rank, row.label) == \
         ("relabelled", "Noctuidae sp. A", "morphospecies", "moth")
-    assert review_store.morphospecies(db) == [("Noctuidae sp. A", "morphospecies")]
+    assert review_queries.morphospecies(db) == [("Noctuidae sp. A", "morphospecies")]
     # the same name again is the existing morphospecies, not a second one
     review_store.relabel(db, [c], "Noctuidae  sp. A ", None, ME)
-    assert len(review_store.morphospecies(db)) == 1 and _occ(db, c).review_label == "Noctuidae sp. A"
+    assert len(review_queries.morphospecies(db)) == 1 and _occ(db, c).review_label == "Noctuidae sp. A"
     review_store.reject(db, [c], ME)
     assert _occ(db, c).review_state == "rejected"
 
@@ -99,7 +99,7 @@ def test_label_decisions_keep_the_machine_label_beside_and_undo_restores_them(ni
     assert _state(db) == start
     with pytest.raises(UserInputError, match="Nothing to undo"):
         review_store.undo(db)
-    history = review_store.history(db)
+    history = review_queries.history(db)
     assert [h[1] for h in history] == ["reject", "relabel", "relabel", "confirm"]
     assert all(h[5] for h in history) and history[-1][3] == ME
 
@@ -214,7 +214,7 @@ def test_merge_split_and_move_are_undoable_track_corrections(night):
     assert _occ(db, b).n_detections == 0
     with pytest.raises(UserInputError, match="merged into occurrence"):
         review_store.confirm(db, [b], ME)
-    frames = review_store.frame_detections(db, c)
+    frames = review_queries.frame_detections(db, c)
     out = review_store.split(db, c, frames[3], ME)
     (new,) = out.created_ids
     assert _occ(db, c).n_detections == 3 and _occ(db, new).n_detections == 3
@@ -264,7 +264,7 @@ def test_a_catalogue_of_schema_6_migrates(tmp_path):
             row = s.execute(select(Occurrence.label, Occurrence.review_state,
                                    Occurrence.merged_into)).one()
         assert tuple(row) == ("moth", None, None)
-        assert review_store.morphospecies(db) == [] and review_store.history(db) == []
+        assert review_queries.morphospecies(db) == [] and review_queries.history(db) == []
     finally:
         db.close()
     open_database(old).close()  # opens again: the migration ran once

@@ -64,7 +64,7 @@ def test_every_action_has_help(capsys):
 
 
 def test_set_creates_a_morphospecies_and_list_shows_both_labels(tracked, capsys):
-    (cat, ids), db = tracked, tracked[0].db
+    ids, db = tracked[1], tracked[0].db
     path = str(db.path)
     a, b = ids["moth-a"], ids["moth-b"]
     code, out, err = cli(capsys, "--db", path, "review", "set", str(a), "--label",
@@ -98,7 +98,7 @@ def test_set_creates_a_morphospecies_and_list_shows_both_labels(tracked, capsys)
 
 
 def test_reject_merge_split_undo_and_agreement(tracked, capsys, tmp_path):
-    (cat, ids), db = tracked, tracked[0].db
+    ids, db = tracked[1], tracked[0].db
     path = str(db.path)
     a, b, c = ids["moth-a"], ids["moth-b"], ids["moth-c"]
     assert cli(capsys, "--db", path, "review", "reject", str(c))[0] == 0
@@ -136,7 +136,7 @@ def test_reject_merge_split_undo_and_agreement(tracked, capsys, tmp_path):
 
 
 def test_bad_input_is_one_sentence(tracked, capsys, tmp_path):
-    (cat, ids), db = tracked, tracked[0].db
+    ids, db = tracked[1], tracked[0].db
     path = str(db.path)
     for argv, text in (
             (["set", "424242", "--label", "x"], "Occurrence 424242 is not in the catalogue"),
@@ -163,7 +163,7 @@ def test_bad_input_is_one_sentence(tracked, capsys, tmp_path):
 
 
 def test_add_and_delete_a_box(tracked, capsys):
-    (cat, ids), db = tracked, tracked[0].db
+    ids, db = tracked[1], tracked[0].db
     path = str(db.path)
     with db.session() as s:
         from trapgui.db.tables import Image

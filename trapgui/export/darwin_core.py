@@ -28,7 +28,7 @@ from trapgui.core.errors import UserInputError
 from trapgui.core.local_time import iso
 from trapgui.core.taxa import taxon_for
 from trapgui.db import counts as db_counts
-from trapgui.db import review_store
+from trapgui.db import review_queries
 from trapgui.db.final_labels import HUMAN, LabelResolver
 from trapgui.export.about import build_about, sidecar_path, write_about
 from trapgui.export.atomic import CsvWriter, atomic_file, check_file_target, number
@@ -83,7 +83,7 @@ def export_darwin_core(run: ExportRun, out: str | Path,
         raise UserInputError("Nothing to export: no night of the selection has processed images.")
     counts = db_counts.count_individuals(run.db, run.scope, run.pipeline_id, run.thresholds)
     # who identified the individuals a person labelled, and what the machine had said
-    humans = (review_store.human_identifications(run.db, run.pipeline_id,
+    humans = (review_queries.human_identifications(run.db, run.pipeline_id,
                                                  sorted({e.night_id for e in efforts}))
               if any(c.human_identified for c in counts) else {})
     run.warn_untracked()

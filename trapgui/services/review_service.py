@@ -1,6 +1,7 @@
-"""A person's review of occurrences (issue 14): the typed facade over ``db.review_store`` for
-the window and ``trapgui review``. Every method blocks on SQLite: the window calls them
-through its job runner. Results are plain frozen dataclasses.
+"""A person's review of occurrences (issue 14): the typed facade over ``db.review_store``
+(decisions) and ``db.review_queries`` (reads) for the window and ``trapgui review``. Every
+method blocks on SQLite: the window calls them through its job runner. Results are plain
+frozen dataclasses.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from dataclasses import dataclass
 
 from trapgui.core.errors import TrapguiError, UserInputError
 from trapgui.core.insect_orders import INSECT_ORDERS, OTHER_ARTHROPOD_ORDERS
-from trapgui.db import review_store
-from trapgui.db.review_store import REJECTED, ReviewOutcome, ReviewRow
+from trapgui.db import review_queries, review_store
+from trapgui.db.review_queries import REJECTED, ReviewRow
+from trapgui.db.review_store import ReviewOutcome
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ class ReviewService:
     # ---- reads ----------------------------------------------------------------------------
     def night_rows(self, pipeline_id: int, night_id: int, *,
                    unreviewed_only: bool = False) -> list[ReviewRow]:
-        return review_store.review_rows(self._db, pipeline_id, night_id,
+        return review_queries.review_rows(self._db, pipeline_id, night_id,
                                         unreviewed_only=unreviewed_only)
 
     def rows(self, pipeline_id: int, night_id: int,
@@ -94,7 +96,7 @@ class ReviewService:
         out: list[ReviewRow] = []
         ids = sorted(set(occurrence_ids))
         for i in range(0, len(ids), 900):
-            out += review_store.review_rows(self._db, pipeline_id, night_id,
+            out += review_queries.review_rows(self._db, pipeline_id, night_id,
                                             occurrence_ids=ids[i:i + 900])
         return out
 
@@ -109,14 +111,14 @@ class ReviewService:
         """The model configuration that processed the image (the most images of its night)."""
         from trapgui.db.export_queries import ExportScope, pipelines_in_scope
 
-        night = review_store.image_night(self._db, image_id)
+        night = review_queries.image_night(self._db, image_id)
         choices = pipelines_in_scope(self._db, ExportScope.of(None, [night]))
         if not choices:
             raise UserInputError(f"Image {image_id} is not processed yet: process it first.")
         return choices[0].id
 
     def occurrence_scope(self, occurrence_id: int) -> tuple[int, int]:
-        return review_store.occurrence_scope(self._db, occurrence_id)
+        return review_queries.occurrence_scope(self._db, occurrence_id)
 
     def taxon_choices(self, pipeline_id: int | None = None) -> list[TaxonChoice]:
         """What the relabel picker offers: the installed classifiers' labels, insect orders,
@@ -127,13 +129,13 @@ class ReviewService:
             if label and label not in seen:
                 seen[label] = TaxonChoice(label, rank, source)
 
-        for name, rank in review_store.morphospecies(self._db):
+        for name, rank in review_queries.morphospecies(self._db):
             add(name, rank, "morphospecies")
         for label in self._model_labels():
             add(label, "species", "model")
         for label in (*INSECT_ORDERS, *OTHER_ARTHROPOD_ORDERS):
             add(label, "order", "order")
-        for label, rank in review_store.machine_labels(self._db, pipeline_id).items():
+        for label, rank in review_queries.machine_labels(self._db, pipeline_id).items():
             if rank != "binary":
                 add(label, rank, "catalogue")
         return sorted(seen.values(), key=lambda c: c.label.lower())
@@ -153,10 +155,10 @@ class ReviewService:
                 if c.source != "morphospecies"}
 
     def frame_detections(self, occurrence_id: int) -> list[int]:
-        return review_store.frame_detections(self._db, occurrence_id)
+        return review_queries.frame_detections(self._db, occurrence_id)
 
     def history(self, night_id: int | None = None, limit: int = 50) -> list[tuple]:
-        return review_store.history(self._db, night_id, limit)
+        return review_queries.history(self._db, night_id, limit)
 
     def agreement(self, pipeline_id: int | None,
                   night_ids: Sequence[int] | None = None) -> Agreement:
@@ -164,7 +166,7 @@ class ReviewService:
         confirmed, changed, rejected; and what it was changed to."""
         per: dict[str, list[int]] = {}
         confusion: dict[tuple[str, str], int] = {}
-        for machine, state, human, n in review_store.agreement_rows(self._db, pipeline_id,
+        for machine, state, human, n in review_queries.agreement_rows(self._db, pipeline_id,
                                                                      night_ids):
             key = machine or "(no label)"
             counts = per.setdefault(key, [0, 0, 0, 0])
