@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "trapgui.cli.trap_cmd",
     "trapgui.cli.process_cmd",
     "trapgui.cli.track_cmd",
+    "trapgui.cli.review_cmd",
     "trapgui.cli.models_cmd",
     "trapgui.cli.worker_cmd",
 ]

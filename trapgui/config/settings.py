@@ -72,6 +72,8 @@ class Settings:
     cluster_address: str = ""  # tcp://host:8786
     cluster_local_workers: int = 2
     cluster_config_file: str | None = None
+    # review: the name recorded with every label a person gives (identifiedBy in exports)
+    reviewer_name: str = ""
     # anything we do not know (written by a newer version) is round-tripped untouched
     extra: dict[str, Any] = field(default_factory=dict)
 

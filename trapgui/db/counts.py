@@ -11,6 +11,8 @@ everywhere. Rules, documented in docs/exports.md:
   at least *t*; its detections counted are those scoring at least *t*;
 - its taxon is its final label (``db.final_labels``) when that label counts at the
   classification threshold, else ``None``: an individual nobody identified;
+- a person's review wins: an occurrence they rejected (not an insect) is left out, one they
+  identified counts with all its detections at every threshold;
 - MaxN is the most individuals of the taxon in any one image of the night.
 """
 
@@ -27,6 +29,7 @@ from trapgui.db.database import Database
 from trapgui.db.export_queries import (
     ExportScope,
     Thresholds,
+    counted_detection_filters,
     image_filters,
     night_filters,
     occurrence_filters,
@@ -90,11 +93,11 @@ def _counted(scope: ExportScope, pipeline_id: int, thresholds: Thresholds):
     occ = (select(Occurrence.id.label("occ"), Occurrence.deployment_id.label("dep"),
                   Occurrence.night_id.label("night"), label.label("label"),
                   rank.label("rank"), method.label("method"))
-           .where(*occurrence_filters(scope, pipeline_id), Occurrence.fixture.is_(False))
+           .where(*occurrence_filters(scope, pipeline_id), Occurrence.fixture.is_(False),
+                  final_labels.counted_occurrence())
            .subquery())
     det = (select(Detection.occurrence_id.label("occ"), Detection.image_id.label("img"))
-           .where(Detection.pipeline_id == pipeline_id,
-                  Detection.score >= thresholds.detection,
+           .where(*counted_detection_filters(pipeline_id, thresholds.detection),
                   Detection.occurrence_id.is_not(None))
            .subquery())
     return (select(occ.c.occ, occ.c.dep, occ.c.night, occ.c.label, occ.c.rank,

@@ -224,8 +224,19 @@ def count_images(db: Database, scope: ExportScope, *, dated_only: bool = False) 
 
 
 def fixture_occurrences(pipeline_id: int | None):
-    """The ids of fixture occurrences (screws, stains...): left out of every count."""
-    q = select(Occurrence.id).where(Occurrence.fixture.is_(True))
+    """The ids of fixture occurrences (screws, stains...) and of those a person rejected as
+    not an insect: left out of every count."""
+    q = select(Occurrence.id).where(or_(Occurrence.fixture.is_(True),
+                                        ~final_labels.counted_occurrence()))
+    if pipeline_id is not None:
+        q = q.where(Occurrence.pipeline_id == pipeline_id)
+    return q
+
+
+def reviewed_occurrences(pipeline_id: int | None):
+    """The ids of occurrences a person identified: they count at every detection threshold
+    (a person saw the insect; a threshold must not take that back)."""
+    q = select(Occurrence.id).where(final_labels.reviewed_occurrence())
     if pipeline_id is not None:
         q = q.where(Occurrence.pipeline_id == pipeline_id)
     return q
@@ -238,7 +249,8 @@ def counted_detection_filters(pipeline_id: int | None, min_score: float | None) 
     if pipeline_id is not None:
         where.append(Detection.pipeline_id == pipeline_id)
     if min_score is not None:
-        where.append(Detection.score >= min_score)
+        where.append(or_(Detection.score >= min_score,
+                         Detection.occurrence_id.in_(reviewed_occurrences(pipeline_id))))
     return where
 
 
@@ -255,6 +267,7 @@ def detection_select(scope: ExportScope, pipeline_id: int | None, min_score: flo
                 *final_labels.detection_columns())
          .join(Image, Image.id == Detection.image_id)
          .join(Deployment, Deployment.id == Image.deployment_id)
+         .outerjoin(final_labels.review_occurrence(), final_labels.review_join())
          .where(*image_filters(scope, dated_only=dated_only), *where)
          # the same order as image_rows (MegaDetector merges the two streams on it)
          .order_by(Deployment.name, Deployment.id, Image.captured_at.is_(None),
@@ -284,11 +297,12 @@ def occurrence_select(scope: ExportScope, pipeline_id: int | None, min_score: fl
     best = occurrence_best_scores(pipeline_id)
     best_det = Detection.__table__.alias("best_det")
     best_img = Image.__table__.alias("best_img")
-    where = occurrence_filters(scope, pipeline_id)
+    # a person's "not an insect" is no individual, in any export
+    where = [*occurrence_filters(scope, pipeline_id), final_labels.counted_occurrence()]
     if not include_fixtures:
         where.append(Occurrence.fixture.is_(False))
     if min_score is not None:
-        where.append(best.c.best >= min_score)
+        where.append(or_(best.c.best >= min_score, final_labels.reviewed_occurrence()))
     q = (select(Occurrence.id, Occurrence.deployment_id, Occurrence.night_id, Night.date,
                 Occurrence.first_seen, Occurrence.last_seen, Occurrence.n_detections,
                 Occurrence.fixture, Occurrence.fixture_reason, Occurrence.pinned,

@@ -104,12 +104,41 @@ def add_tracking_details(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE occurrences ADD COLUMN fixture_candidate JSON")
 
 
+_REVIEW_COLUMNS = (
+    ("review_state", "VARCHAR(16)"),
+    ("review_label", "VARCHAR(255)"),
+    ("review_rank", "VARCHAR(32)"),
+    ("identified_by", "VARCHAR(255)"),
+    ("identified_at", "DATETIME"),
+    ("reviewed_machine_label", "VARCHAR(255)"),
+    ("reviewed_machine_rank", "VARCHAR(16)"),
+    ("reviewed_machine_score", "FLOAT"),
+    ("merged_into", "INTEGER"),
+)
+
+
+def add_review(conn: Connection) -> None:
+    """Review (issue 14): a person's label beside the machine's on every occurrence, the
+    morphospecies reviewers create, and the log of review actions (every one undoable)."""
+    from trapgui.db.tables import Morphospecies, ReviewAction
+
+    columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(occurrences)")}
+    for name, sql_type in _REVIEW_COLUMNS:
+        if name not in columns:
+            conn.exec_driver_sql(f"ALTER TABLE occurrences ADD COLUMN {name} {sql_type}")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_occurrences_review_state "
+                         "ON occurrences (review_state)")
+    Morphospecies.__table__.create(conn, checkfirst=True)
+    ReviewAction.__table__.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, add_occurrences),
     (3, key_remote_tasks_by_job_and_pipeline),
     (4, count_interruptions),
     (5, add_trap_metadata),
     (6, add_tracking_details),
+    (7, add_review),
 ]
 
-LATEST_VERSION = 6
+LATEST_VERSION = 7

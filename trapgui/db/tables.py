@@ -256,6 +256,47 @@ class Occurrence(Base):
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(16), default="machine")  # machine | human
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # a person's review (db.review_store; db.final_labels reads it): NULL not reviewed,
+    # "confirmed" (the machine's label), "relabelled", "rejected" (not an insect)
+    review_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    review_label: Mapped[str | None] = mapped_column(String(255))
+    review_rank: Mapped[str | None] = mapped_column(String(32))
+    identified_by: Mapped[str | None] = mapped_column(String(255))
+    identified_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # UTC, naive
+    # the machine's label when the person decided (``label`` goes on following re-tracking)
+    reviewed_machine_label: Mapped[str | None] = mapped_column(String(255))
+    reviewed_machine_rank: Mapped[str | None] = mapped_column(String(16))
+    reviewed_machine_score: Mapped[float | None] = mapped_column(Float)
+    # a person merged this occurrence into another one (it keeps no detections)
+    merged_into: Mapped[int | None] = mapped_column(Integer)
+
+
+class Morphospecies(Base):
+    """A taxon a reviewer made up ("Noctuidae sp. A"): offered by the relabel picker."""
+
+    __tablename__ = "morphospecies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    rank: Mapped[str] = mapped_column(String(32), default="morphospecies")
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ReviewAction(Base):
+    """One review step a person can undo: what every touched occurrence and detection was
+    before and became (``changes``: {"occurrences": {id: {"before": {...}, "after": {...}}},
+    "detections": [[id, from, to], ...], "created": [ids]})."""
+
+    __tablename__ = "review_actions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # confirm | relabel | reject | fixture | merge...
+    pipeline_id: Mapped[int | None] = mapped_column(Integer)
+    night_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    changes: Mapped[dict] = mapped_column(JSON)
+    by: Mapped[str | None] = mapped_column(String(255))
+    at: Mapped[float] = mapped_column(Float, default=0.0)
+    undone: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class Classification(Base):

@@ -235,7 +235,7 @@ class _Writer:
                 label = resolver.resolve(r)
                 kind, name, comment = self._type(label, t.label)
                 tags = _tags(("label", label.label), ("rank", label.rank),
-                             ("detections", r.detections))
+                             ("detections", r.detections), *_machine_tags(label))
                 obs.row([f"occ{r.id}", run.traps[r.deployment_id].uid, None, f"occ{r.id}",
                          iso(start), iso(end), "event", kind, None, name, 1, None, None, None,
                          f"occ{r.id}", None, None, None, None, None, None, None,
@@ -285,7 +285,7 @@ class _Writer:
                 kind, name, comment = self._type(label, t.label)
                 occ = f"occ{r.occurrence_id}" if r.occurrence_id else ""
                 tags = _tags(("label", label.label), ("rank", label.rank),
-                             ("detectionScore", "%.4g" % r.score))
+                             ("detectionScore", "%.4g" % r.score), *_machine_tags(label))
                 has_label = label.label is not None
                 obs.raw_row((
                     f"d{r.id}", uids[r.deployment_id], f"m{r.image_id}", occ, when_text,
@@ -358,6 +358,14 @@ def _probability(label) -> str:
     if label.score is None or label.label is None:
         return ""
     return _fraction(min(max(label.score, 0.0), 1.0))
+
+
+def _machine_tags(label) -> tuple:
+    """A reviewer's label keeps the machine's beside it (Camtrap DP has no column for it)."""
+    if label.method != "human" or label.machine_label is None:
+        return ()
+    score = None if label.machine_score is None else "%.4g" % label.machine_score
+    return (("machineLabel", label.machine_label), ("machineScore", score))
 
 
 def _tags(*pairs) -> str | None:

@@ -113,7 +113,8 @@ def _query(flt: ExportFilter):
          .join(Image, Image.id == Detection.image_id)
          .join(Deployment, Deployment.id == Image.deployment_id)
          .outerjoin(Night, Night.id == Image.night_id)
-         .outerjoin(Occurrence, Occurrence.id == Detection.occurrence_id))
+         .outerjoin(Occurrence, Occurrence.id == Detection.occurrence_id)
+         .outerjoin(final_labels.review_occurrence(), final_labels.review_join()))
     if flt.nights is not None:
         q = q.where(Night.date.in_(list(flt.nights)))
     if flt.night_ids is not None:
@@ -280,6 +281,8 @@ def _row(r, classes: dict[str, tuple], names: _ModelNames,
     cells += [escape_cell(final.label or ""), _num(final.score, 6), final.rank or "",
               escape_cell(names.pipelines.get(pipeline_id, "")), str(run_id or ""),
               str(occurrence_id or ""), "true" if fixture else "false",
-              final.method if final.label else "", escape_cell(final.identified_by or ""),
+              # human without a label: a reviewer rejected it as not an insect
+              final.method if final.label or final.method == "human" else "",
+              escape_cell(final.identified_by or ""),
               escape_cell(final.machine_label or ""), _num(final.machine_score, 6)]
     return cells

@@ -28,6 +28,7 @@ from trapgui.core.errors import UserInputError
 from trapgui.core.local_time import iso
 from trapgui.core.taxa import taxon_for
 from trapgui.db import counts as db_counts
+from trapgui.db import review_queries
 from trapgui.db.final_labels import HUMAN, LabelResolver
 from trapgui.export.about import build_about, sidecar_path, write_about
 from trapgui.export.atomic import CsvWriter, atomic_file, check_file_target, number
@@ -81,6 +82,10 @@ def export_darwin_core(run: ExportRun, out: str | Path,
     if not efforts:
         raise UserInputError("Nothing to export: no night of the selection has processed images.")
     counts = db_counts.count_individuals(run.db, run.scope, run.pipeline_id, run.thresholds)
+    # who identified the individuals a person labelled, and what the machine had said
+    humans = (review_queries.human_identifications(run.db, run.pipeline_id,
+                                                 sorted({e.night_id for e in efforts}))
+              if any(c.human_identified for c in counts) else {})
     run.warn_untracked()
     with run.db.session() as s:
         resolver = LabelResolver(s)
@@ -114,7 +119,8 @@ def export_darwin_core(run: ExportRun, out: str | Path,
         with _entry(zf, "occurrence.csv") as text:
             w = CsvWriter(text)
             w.header([t for t, _ in OCCURRENCE_TERMS])
-            for row in _occurrence_rows(run, efforts, counts, event_ids, resolver, options):
+            for row in _occurrence_rows(run, efforts, counts, event_ids, resolver, options,
+                                        humans):
                 w.row(row)
                 rows["occurrences"] += 1
             run.check_cancel()
@@ -189,7 +195,7 @@ def _protocol(run: ExportRun, trap, pipeline: str) -> str:
 
 
 def _occurrence_rows(run: ExportRun, efforts, counts, event_ids, resolver: LabelResolver,
-                     options: DwcOptions):
+                     options: DwcOptions, humans: dict):
     by_event: dict[int, dict[_TaxonKey, list]] = defaultdict(lambda: defaultdict(list))
     for c in counts:
         if c.night_id not in event_ids:
@@ -205,7 +211,7 @@ def _occurrence_rows(run: ExportRun, efforts, counts, event_ids, resolver: Label
         event_id = event_ids[e.night_id]
         groups = by_event.get(e.night_id, {})
         for key in sorted(groups, key=lambda k: (k.name == "", k.name)):
-            yield from _present(event_id, key, groups[key], run, resolver)
+            yield from _present(event_id, key, groups[key], run, resolver, humans)
         if options.absences == "observed" and e.fully_processed:
             for key in observed:
                 if key not in groups:
@@ -216,7 +222,7 @@ def _occurrence_rows(run: ExportRun, efforts, counts, event_ids, resolver: Label
 
 
 def _present(event_id: str, key: _TaxonKey, group: list, run: ExportRun,
-             resolver: LabelResolver):
+             resolver: LabelResolver, humans: dict):
     individuals = sum(c.individuals for c in group)
     human = sum(c.human_identified for c in group)
     detections = sum(c.detections for c in group)
@@ -236,11 +242,32 @@ def _present(event_id: str, key: _TaxonKey, group: list, run: ExportRun,
     for method, n in (("machine", individuals - human), (HUMAN, human)):
         if n <= 0:
             continue
+        if method == HUMAN:
+            by, id_text = _reviewers(humans, group)
+        else:
+            by = " | ".join(models) if identified else None
+            id_text = id_remarks
         yield [event_id, f"{event_id}:{key.name or 'unidentified'}:{method}",
                "HumanObservation" if method == HUMAN else "MachineObservation", "present", n,
-               key.name or None, key.rank, "Animalia", verbatim, key.qualifier,
-               " | ".join(models) if method != HUMAN and identified else None,
-               id_remarks if method != HUMAN else "identified by a reviewer", remarks]
+               key.name or None, key.rank, "Animalia", verbatim, key.qualifier, by, id_text,
+               remarks]
+
+
+def _reviewers(humans: dict, group: list) -> tuple[str | None, str]:
+    """identifiedBy (the reviewers) and identificationRemarks (what the machine had said)
+    of a taxon's human-identified individuals of one night."""
+    names: set[str] = set()
+    machine: dict[str, int] = {}
+    for c in group:
+        entry = humans.get((c.night_id, c.label))
+        if entry is None:
+            continue
+        names |= entry["by"]
+        for label, n in entry["machine"].items():
+            machine[label] = machine.get(label, 0) + n
+    said = "; ".join(f"{label} ({n})" for label, n in sorted(machine.items()))
+    return (" | ".join(sorted(names)) or None,
+            "identified by a reviewer" + (f"; machine label when reviewed: {said}" if said else ""))
 
 
 def meta_xml() -> str:

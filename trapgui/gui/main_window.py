@@ -73,6 +73,9 @@ class MainWindow(QMainWindow):
                                       "Species (or orders) above the threshold, per night")
         self.viewer = self._add_view("image_viewer", "ImageViewer", "Image",
                                      "The image with its detection boxes")
+        self.review = self._add_view("review_view", "ReviewView", "Review",
+                                     "Confirm, relabel or reject one night's individuals "
+                                     "from the keyboard")
         self.remote = None
         if services.available("remote"):
             remote_cls = _optional("remote_tab", "RemoteTab")

@@ -117,6 +117,12 @@ class SettingsDialog(QDialog):
         form.addRow("Store boxes from score", self.storage_floor)
         form.addRow("Classify boxes from score", self.classification_floor)
         form.addRow("Night starts at", self.cutoff)
+        self.reviewer = QLineEdit(s.reviewer_name, self)
+        self.reviewer.setObjectName("reviewerName")
+        self.reviewer.setPlaceholderText("your name, e.g. A. Smith")
+        self.reviewer.setToolTip("Recorded with every label you give in Review "
+                                 "(identifiedBy in exports); empty: your login name")
+        form.addRow("Reviewer name", self.reviewer)
 
         folders = QGroupBox("Folders (take effect at the next start)", self)
         form = QFormLayout(folders)
@@ -297,6 +303,7 @@ class SettingsDialog(QDialog):
         self.det_threshold.setValue(s.detection_threshold)
         self.cls_threshold.setValue(s.classification_threshold)
         self.cutoff.setValue(s.night_cutoff_hour)
+        self.reviewer.setText(s.reviewer_name)
         self.data_dir.setText(s.data_dir or "")
         self.db_path.setText(s.db_path or "")
         self.cluster.show_settings(s)
@@ -318,6 +325,7 @@ class SettingsDialog(QDialog):
         new.detection_threshold = round(self.det_threshold.value(), 4)
         new.classification_threshold = round(self.cls_threshold.value(), 4)
         new.night_cutoff_hour = self.cutoff.value()
+        new.reviewer_name = " ".join(self.reviewer.text().split())
         new.data_dir = self.data_dir.text().strip() or None
         new.db_path = self.db_path.text().strip() or None
         self.cluster.apply_to(new)

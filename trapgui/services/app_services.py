@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from trapgui.services.processing_service import ProcessingService
     from trapgui.services.remote_service import RemoteService
     from trapgui.services.results_service import ResultsService
+    from trapgui.services.review_service import ReviewService
     from trapgui.services.trap_service import TrapService
     from trapgui.services.tracking_service import TrackingService
 
@@ -111,6 +112,12 @@ class Services:
         from trapgui.services.tracking_service import TrackingService
 
         return self._once("tracking", lambda: TrackingService(self))
+
+    @cached_property
+    def review(self) -> ReviewService:
+        from trapgui.services.review_service import ReviewService
+
+        return self._once("review", lambda: ReviewService(self))
 
     def available(self, name: str) -> bool:
         """Whether the part ``name`` (``services.<name>``) is in this build, without importing

@@ -1,0 +1,229 @@
+"""Review mode: how long a big night takes to open, and the GUI thread's longest stall while a
+person reviews 1,000 occurrences from the keyboard.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_review.py \
+        [--occurrences 5000] [--actions 1000] [--opens 3]
+
+Goals (issue 14): a night with 5,000 occurrences opens in <= 1 s; each review action <= 50 ms
+on the GUI thread. A temporary catalogue holds one synthetic night (one detection per
+occurrence, crops cut from a real shared photograph when ../shared is there). The actions go
+through the review view as key presses (QTest) on its grid, the real handlers: Enter
+(confirm), Delete (reject), a type-ahead relabel every tenth (the picker opened by typing,
+the name typed, Enter), Ctrl+Z (undo); each is saved through the services before the next.
+Figures: a 10 ms QTimer heartbeat's longest gap over 10 ms (GUI-thread stall) during the
+actions and, for comparison, with the view idle; the time spent in each key press and in
+each saved action's GUI-thread update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+SEQUENTIAL = REPO.parent / "shared" / "trap-images" / "sequential"
+IDLE_S = 3.0
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[int(q * (len(values) - 1))] if values else float("nan")
+
+
+class Heartbeat:
+    def __init__(self, interval_ms=10):
+        from PySide6.QtCore import QTimer
+
+        self.interval = interval_ms
+        self.gaps: list[float] = []
+        self.last = time.perf_counter()
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._beat)
+
+    def start(self):
+        self.gaps, self.cpu, self.last = [], [], time.perf_counter()
+        self.last_cpu = time.thread_time()
+        self.timer.start()
+
+    def stop(self):
+        self.timer.stop()
+        return [g - self.interval for g in self.gaps]
+
+    def busy_stalls(self, over_ms=50.0) -> list[float]:
+        """Gaps in which the GUI thread itself ran (its CPU time) more than ``over_ms``: work
+        on the GUI thread, as opposed to waiting for a core or for the GIL."""
+        return [c for c in self.cpu if c > over_ms]
+
+    def _beat(self):
+        now, cpu = time.perf_counter(), time.thread_time()
+        self.gaps.append((now - self.last) * 1000)
+        self.cpu.append((cpu - self.last_cpu) * 1000)
+        self.last, self.last_cpu = now, cpu
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--occurrences", type=int, default=5000)
+    ap.add_argument("--actions", type=int, default=1000)
+    ap.add_argument("--opens", type=int, default=3)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="trapgui-bench-review-"))
+    os.environ["TRAPGUI_CONFIG_DIR"] = str(tmp / "config")
+    os.environ["TRAPGUI_DATA_DIR"] = str(tmp / "data")
+
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+    from sqlalchemy import update
+
+    from tests.gui.review_fixtures import build_synthetic
+    from trapgui.db.tables import Deployment, Image
+    from trapgui.gui.collector import GuiThreadCollector, freeze_long_lived_objects
+    from trapgui.gui.job_runner import job_runner
+    from trapgui.gui.review_view import ReviewView
+    from trapgui.services.app_services import Services
+
+    app = QApplication.instance() or QApplication(["trapgui"])
+    collector = GuiThreadCollector()
+    services = Services.create()
+    services.settings.reviewer_name = "Bench Reviewer"
+    t0 = time.perf_counter()
+    pipeline, night = build_synthetic(services.db, args.occurrences)
+    photo = sorted(SEQUENTIAL.glob("*.jpg"))[:1]
+    if photo:  # crops cut from a real 4096 x 2160 photograph
+        with services.db.write_session() as s:
+            s.execute(update(Deployment).values(path=str(SEQUENTIAL)))
+            s.execute(update(Image).values(rel_path=photo[0].name))
+    print(f"catalogue: {args.occurrences} occurrences in one night, built in "
+          f"{time.perf_counter() - t0:.1f} s; crops from "
+          f"{photo[0].name if photo else 'a missing file (no photograph)'}")
+    services.review.night_rows(pipeline, night)  # SQLite's page cache warm, as after a look
+
+    view = ReviewView(services)
+    view.resize(1280, 860)
+    view.show()
+    app.processEvents()
+
+    def run_until(start, done_signal, timeout_s=120):
+        loop = QEventLoop()
+        done_signal.connect(loop.quit)
+        QTimer.singleShot(0, start)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+        done_signal.disconnect(loop.quit)
+
+    # ---- open: selection -> rows listed -> first paint ------------------------------------
+    opens, paints = [], []
+    for k in range(args.opens):
+        view._night = None
+        started = time.perf_counter()
+        run_until(lambda: view.set_selection(None, [night]), view.loaded)
+        listed = time.perf_counter()
+        view.grid.viewport().repaint()
+        painted = time.perf_counter()
+        opens.append(painted - started)
+        paints.append((painted - listed) * 1000)
+        assert view.model.rowCount() == args.occurrences, view.model.rowCount()
+    print(f"open a night of {args.occurrences:,} occurrences (selection to painted grid): "
+          f"median {statistics.median(opens):.3f} s, max {max(opens):.3f} s over {args.opens} "
+          f"(goal <= 1 s); first paint {statistics.median(paints):.1f} ms")
+
+    # as the app does once it has started (gui.launch): the long-lived objects out of the
+    # collector's full scans, or a full collection walks them all on the GUI thread
+    freeze_long_lived_objects()
+
+    # ---- idle baseline -------------------------------------------------------------------
+    beat = Heartbeat()
+    beat.start()
+    loop = QEventLoop()
+    QTimer.singleShot(int(IDLE_S * 1000), loop.quit)
+    loop.exec()
+    idle = beat.stop()
+
+    # ---- 1,000 actions from the keyboard -------------------------------------------------
+    view.grid.setFocus()
+    view.grid.setCurrentIndex(view.model.index(0))
+    press_ms, applied_ms, kinds = [], [], []
+    original = view._applied
+
+    def timed_applied(gen, result, focus):
+        t = time.perf_counter()
+        original(gen, result, focus)
+        applied_ms.append((time.perf_counter() - t) * 1000)
+
+    view._applied = timed_applied
+    state = {"n": 0, "started": 0.0}
+    finished = QEventLoop()
+
+    def press(key, modifier=Qt.KeyboardModifier.NoModifier):
+        t = time.perf_counter()
+        QTest.keyClick(view.grid, key, modifier)
+        press_ms.append((time.perf_counter() - t) * 1000)
+
+    def next_action(_outcome=None):
+        n = state["n"]
+        if n >= args.actions:
+            finished.quit()
+            return
+        state["n"] += 1
+        if n % 10 == 9:
+            kinds.append("relabel")
+            t = time.perf_counter()
+            QTest.keyClick(view.grid, Qt.Key.Key_N)  # opens the picker with "N"
+            QTest.keyClicks(view.picker.edit, "octuidae sp. B")
+            QTest.keyClick(view.picker.edit, Qt.Key.Key_Return)
+            press_ms.append((time.perf_counter() - t) * 1000)
+        elif n % 7 == 6:
+            kinds.append("undo")
+            press(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        elif n % 5 == 4:
+            kinds.append("reject")
+            press(Qt.Key.Key_Delete)
+        else:
+            kinds.append("confirm")
+            press(Qt.Key.Key_Return)
+
+    view.actionApplied.connect(lambda o: QTimer.singleShot(0, next_action))
+    beat.start()
+    state["started"] = time.perf_counter()
+    QTimer.singleShot(0, next_action)
+    QTimer.singleShot(600_000, finished.quit)
+    finished.exec()
+    elapsed = time.perf_counter() - state["started"]
+    stalls = beat.stop()
+    job_runner().wait(30)
+    done = state["n"]
+    print(f"{done} review actions ({', '.join(f'{kinds.count(k)} {k}' for k in ('confirm', 'reject', 'relabel', 'undo'))}) "
+          f"in {elapsed:.1f} s ({done / elapsed:.0f} actions/s, each saved before the next)")
+    print(f"GUI-thread stall (10 ms heartbeat) during the actions: longest {max(stalls):.1f} ms "
+          f"(goal <= 50 ms), p99 {pct(stalls, 0.99):.1f} ms, {sum(s > 50 for s in stalls)} over "
+          f"50 ms in {len(stalls)} beats")
+    busy = beat.busy_stalls()
+    print(f"  of which the GUI thread's own CPU time: longest {max(beat.cpu):.1f} ms, p99 "
+          f"{pct(beat.cpu, 0.99):.1f} ms, {len(busy)} gaps with over 50 ms of it (the rest of "
+          "a stall is waiting for a core or the GIL)")
+    print(f"same heartbeat, view idle {IDLE_S:.0f} s (machine noise): longest {max(idle):.1f} ms, "
+          f"p99 {pct(idle, 0.99):.1f} ms")
+    print(f"per key press (handler, GUI thread): max {max(press_ms):.1f} ms, p99 "
+          f"{pct(press_ms, 0.99):.1f} ms, median {statistics.median(press_ms):.2f} ms")
+    print(f"per saved action's grid update (GUI thread): max {max(applied_ms):.1f} ms, p99 "
+          f"{pct(applied_ms, 0.99):.1f} ms, median {statistics.median(applied_ms):.2f} ms")
+    reviewed = sum(1 for r in services.review.night_rows(pipeline, night) if r.reviewed)
+    print(f"catalogue after the run: {reviewed} occurrences reviewed, "
+          f"{len(services.review.history(night, limit=10_000))} actions logged")
+    view.close()
+    collector.stop()
+    services.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

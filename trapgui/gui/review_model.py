@@ -1,0 +1,144 @@
+"""The review grid's model: a plain-Python list of a night's occurrences (``ReviewRow``s of
+``services.review``) and their best crops, filtered and sorted in Python.
+
+Like the crop strip, it creates no Qt item objects: a reload resets the model over a new
+list, an action's answer replaces rows in place (``dataChanged``), so the grid keeps its
+cursor and the person's place. Reviewed occurrences stay visible under the "not yet
+reviewed" filter until the next reload: hiding what one just confirmed loses one's place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
+from PySide6.QtGui import QPixmap
+
+ROW_ROLE = Qt.ItemDataRole.UserRole + 1  # the ReviewRow
+CROP_ROLE = Qt.ItemDataRole.UserRole + 2  # its QPixmap, or None while loading
+
+SORTS = {
+    "time": ("First seen", lambda r: (r.first_seen is None, r.first_seen, r.id)),
+    "label": ("Label", lambda r: ((r.final_label or "~").lower(), -(r.machine_score or 0), r.id)),
+    "confidence": ("Confidence (lowest first)", lambda r: (r.machine_score if r.machine_score
+                                                           is not None else -1.0, r.id)),
+}
+
+
+class ReviewModel(QAbstractListModel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.rows: list = []
+        self._all: list = []
+        self._at_all: dict[int, int] = {}
+        self._at_shown: dict[int, int] = {}
+        self.reviewed_count = 0
+        self._crops: dict[int, QPixmap] = {}  # best detection id -> crop
+        self._unreviewed_only = False
+        self._sort = "time"
+        self.crop_wanted: Callable[[object], None] | None = None
+
+    # ---- contents -----------------------------------------------------------------------
+    def set_rows(self, rows: Sequence) -> None:
+        self._all = list(rows)
+        self._rebuild()
+
+    def set_filter(self, unreviewed_only: bool) -> None:
+        self._unreviewed_only = unreviewed_only
+        self._rebuild()
+
+    def set_sort(self, key: str) -> None:
+        self._sort = key if key in SORTS else "time"
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        shown = [r for r in self._all if not (self._unreviewed_only and r.reviewed)]
+        shown.sort(key=SORTS[self._sort][1])
+        self.beginResetModel()
+        self.rows = shown
+        self._index()
+        self.endResetModel()
+
+    def _index(self) -> None:
+        # id -> position, so an action's answer costs O(rows it touched), not O(night)
+        self._at_all = {r.id: k for k, r in enumerate(self._all)}
+        self._at_shown = {r.id: k for k, r in enumerate(self.rows)}
+        self.reviewed_count = sum(1 for r in self._all if r.reviewed)
+
+    def update_rows(self, fresh: Iterable, gone: Iterable[int] = ()) -> None:
+        """Rows an action changed, in place; ``gone``: occurrences no longer listed (merged
+        away, or without detections). New ones (a split) are appended."""
+        by_id = {r.id: r for r in fresh}
+        gone = set(gone) - set(by_id)
+        if gone or any(i not in self._at_shown for i in by_id):
+            self._all = ([by_id.get(r.id, r) for r in self._all if r.id not in gone]
+                         + [r for i, r in by_id.items() if i not in self._at_all])
+            shown = self._at_shown
+            self.beginResetModel()
+            self.rows = ([by_id.get(r.id, r) for r in self.rows if r.id not in gone]
+                         + [r for i, r in by_id.items() if i not in shown])
+            self._index()
+            self.endResetModel()
+            return
+        for occ_id, r in by_id.items():
+            k = self._at_all[occ_id]
+            self.reviewed_count += int(r.reviewed) - int(self._all[k].reviewed)
+            self._all[k] = r
+            row = self._at_shown[occ_id]
+            self.rows[row] = r
+            index = self.index(row)
+            self.dataChanged.emit(index, index)
+
+    def all_rows(self) -> list:
+        return list(self._all)
+
+    def row_of(self, occurrence_id: int) -> int:
+        return self._at_shown.get(occurrence_id, -1)
+
+    # ---- crops --------------------------------------------------------------------------
+    def set_crop(self, detection_id: int, pixmap: QPixmap) -> None:
+        self._crops[detection_id] = pixmap
+        for row, r in enumerate(self.rows):
+            if r.best_detection_id == detection_id:
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [CROP_ROLE])
+
+    def has_crop(self, detection_id: int | None) -> bool:
+        return detection_id in self._crops
+
+    # ---- QAbstractListModel -------------------------------------------------------------
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self.rows):
+            return None
+        r = self.rows[index.row()]
+        if role == ROW_ROLE:
+            return r
+        if role == CROP_ROLE:
+            crop = self._crops.get(r.best_detection_id)
+            if crop is None and self.crop_wanted is not None and r.best_detection_id is not None:
+                self.crop_wanted(r)  # painted, not loaded yet: ask for it (off the GUI thread)
+            return crop
+        if role == Qt.ItemDataRole.DisplayRole:
+            return r.final_label or "unidentified"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip(r)
+        return None
+
+
+def tooltip(r) -> str:
+    machine = (f"{r.machine_label} ({r.machine_score:.2f})" if r.machine_label and
+               r.machine_score is not None else r.machine_label or "no label")
+    lines = [f"Occurrence {r.id} · {r.n_detections} detection{'s' if r.n_detections != 1 else ''}",
+             f"Machine: {machine}"]
+    if r.review_state:
+        who = f" by {r.identified_by}" if r.identified_by else ""
+        lines.append(f"Review: {r.review_state}{who}"
+                     + (f" as {r.review_label}" if r.review_label else ""))
+    if r.fixture:
+        lines.append("Fixture" + (" (a person's decision)" if r.fixture_reviewed else ""))
+    if r.first_seen:
+        lines.append(f"First seen {r.first_seen:%H:%M:%S}")
+    return "\n".join(lines)
