@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.tracking_catalogue import add_frames, make_catalogue
 from trapgui.core.errors import UserInputError
@@ -304,3 +304,23 @@ def test_a_box_drawn_by_a_person_and_a_false_box_deleted(night):
     review_store.undo(db)
     after = _state(db)
     assert after[1] == start[1] and [o[:3] for o in after[0]] == [o[:3] for o in start[0]]
+
+
+def test_a_drawn_box_survives_processing_its_image_again(night):
+    """Re-queueing an image for the same models replaces the machine's boxes, not a person's."""
+    from trapgui.db import jobqueue
+
+    cat, db = night, night.db
+    with db.session() as s:
+        image = s.execute(select(Image.id).order_by(Image.captured_at)).scalars().first()
+    out = review_store.add_box(db, image, cat.pipeline_id, (1500, 600, 1560, 660), ME)
+    (new,) = out.created_ids
+    with db.session() as s:
+        machine_before = s.execute(select(func.count()).select_from(Detection).where(
+            Detection.image_id == image, Detection.detector != "human")).scalar()
+    assert machine_before > 0
+    jobqueue.enqueue(db, cat.pipeline_id, [image], requeue=True)
+    with db.session() as s:
+        kinds = s.execute(select(Detection.detector, Detection.occurrence_id).where(
+            Detection.image_id == image)).all()
+    assert kinds == [("human", new)]

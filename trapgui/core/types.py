@@ -68,3 +68,6 @@ class ImageResult:
     detections: list[DetectionResult] = field(default_factory=list)
     error: str | None = None
     skipped_boxes: int = 0  # degenerate boxes dropped before classification
+
+# the detector of a box a person drew: never deleted by re-processing, counted like any other
+HUMAN_DETECTOR = "human"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from trapgui.core.file_names import disk_path
-from trapgui.core.types import ImageResult, ImageState, JobState, Rank
+from trapgui.core.types import HUMAN_DETECTOR, ImageResult, ImageState, JobState, Rank
 from trapgui.db.database import Database
 from trapgui.db.tables import (
     Classification,
@@ -117,11 +117,13 @@ def enqueue(db: Database, pipeline_id: int, image_ids: Iterable[int], *, requeue
 
 
 def _delete_results(session, pipeline_id: int, image_ids: Sequence[int]) -> None:
-    det_ids = select(Detection.id).where(
-        Detection.pipeline_id == pipeline_id, Detection.image_id.in_(image_ids))
+    """The machine's results of these images, before they are processed again (boxes a
+    person drew stay: they are not the machine's to replace)."""
+    machine = (Detection.pipeline_id == pipeline_id, Detection.image_id.in_(image_ids),
+               Detection.detector != HUMAN_DETECTOR)
+    det_ids = select(Detection.id).where(*machine)
     session.execute(delete(Classification).where(Classification.detection_id.in_(det_ids)))
-    session.execute(delete(Detection).where(
-        Detection.pipeline_id == pipeline_id, Detection.image_id.in_(image_ids)))
+    session.execute(delete(Detection).where(*machine))
 
 
 def claim(db: Database, pipeline_id: int, worker: str, limit: int, lease_s: float,

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, insert, or_, select, update
 
 from trapgui.core.errors import UserInputError
+from trapgui.core.types import HUMAN_DETECTOR
 from trapgui.db import review_queries
 from trapgui.db.database import Database
 from trapgui.db.review_queries import CONFIRMED, REJECTED, RELABELLED
@@ -239,7 +240,6 @@ def move_detection(db: Database, detection_id: int, target_id: int, by: str) -> 
                            by)
 
 
-HUMAN_DETECTOR = "human"  # the detector of a box a person drew
 
 
 def add_box(db: Database, image_id: int, pipeline_id: int,
