@@ -110,6 +110,18 @@ def review_rows(db: Database, pipeline_id: int, night_id: int, *,
             for r in rows]
 
 
+def occurrence_embeddings(db: Database, pipeline_id: int,
+                          night_id: int) -> list[tuple[int, bytes]]:
+    """(occurrence, stored embedding) of every detection of the night's occurrences that has
+    one (the appearance sort)."""
+    q = (select(Detection.occurrence_id, Detection.embedding)
+         .join(Occurrence, Occurrence.id == Detection.occurrence_id)
+         .where(Occurrence.pipeline_id == pipeline_id, Occurrence.night_id == night_id,
+                Detection.embedding.is_not(None)))
+    with db.session() as s:
+        return [(r[0], r[1]) for r in s.execute(q)]
+
+
 def occurrence_scope(db: Database, occurrence_id: int) -> tuple[int, int]:
     """(pipeline, night) of an occurrence."""
     with db.session() as s:

@@ -22,6 +22,8 @@ SORTS = {
     "label": ("Label", lambda r: ((r.final_label or "~").lower(), -(r.machine_score or 0), r.id)),
     "confidence": ("Confidence (lowest first)", lambda r: (r.machine_score if r.machine_score
                                                            is not None else -1.0, r.id)),
+    # the key is the model's: the order comes from services.review.similarity_order
+    "appearance": ("Appearance (look-alikes together)", None),
 }
 
 
@@ -36,6 +38,7 @@ class ReviewModel(QAbstractListModel):
         self._crops: dict[int, QPixmap] = {}  # best detection id -> crop
         self._unreviewed_only = False
         self._sort = "time"
+        self._appearance: dict[int, int] = {}  # occurrence id -> place in the appearance order
         self.crop_wanted: Callable[[object], None] | None = None
 
     # ---- contents -----------------------------------------------------------------------
@@ -51,9 +54,24 @@ class ReviewModel(QAbstractListModel):
         self._sort = key if key in SORTS else "time"
         self._rebuild()
 
+    def set_appearance_order(self, occurrence_ids: Sequence[int]) -> None:
+        """The appearance sort's order (occurrences without an embedding follow, by time)."""
+        self._appearance = {occ: k for k, occ in enumerate(occurrence_ids)}
+        if self._sort == "appearance":
+            self._rebuild()
+
+    def has_appearance_order(self) -> bool:
+        return bool(self._appearance)
+
+    def _sort_key(self):
+        if self._sort != "appearance":
+            return SORTS[self._sort][1]
+        rank, by_time = self._appearance, SORTS["time"][1]
+        return lambda r: (r.id not in rank, rank.get(r.id, 0), *by_time(r))
+
     def _rebuild(self) -> None:
         shown = [r for r in self._all if not (self._unreviewed_only and r.reviewed)]
-        shown.sort(key=SORTS[self._sort][1])
+        shown.sort(key=self._sort_key())
         self.beginResetModel()
         self.rows = shown
         self._index()

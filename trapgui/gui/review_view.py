@@ -35,6 +35,7 @@ KEYS_HELP = ("Enter confirm · Delete/R not an insect · F fixture · type a nam
 class ReviewView(QWidget):
     actionApplied = Signal(object)  # the ReviewOutcome, once saved and shown
     loaded = Signal(int)  # occurrences listed
+    appearanceOrdered = Signal(int)  # occurrences with an embedding, once the order is shown
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -114,7 +115,7 @@ class ReviewView(QWidget):
         layout.addWidget(self.status)
 
         self.unreviewed.toggled.connect(self.model.set_filter)
-        self.sort.currentIndexChanged.connect(lambda _i: self.model.set_sort(self.sort.currentData()))
+        self.sort.currentIndexChanged.connect(lambda _i: self._sort_changed())
         self.bulk_button.clicked.connect(self.confirm_all_of_label)
         self.undo_button.clicked.connect(self.undo)
         self.reload_button.clicked.connect(self._load)
@@ -165,6 +166,7 @@ class ReviewView(QWidget):
         # SQLAlchemy, which must not happen on the GUI thread
         gen, night, services = self._generation, self._night, self._services
         self._crop_queue.clear()
+        self.model.set_appearance_order([])  # recomputed for what is read
         self.title.setText("Loading the night's individuals…")
 
         def query():
@@ -184,6 +186,8 @@ class ReviewView(QWidget):
         self.model.set_rows(rows)
         self._fill_bulk_labels()
         self._set_enabled(bool(rows))
+        if self.sort.currentData() == "appearance":
+            self._order_by_appearance()
         if rows:
             self.grid.setCurrentIndex(self.model.index(max(0, min(current, len(rows) - 1))))
         self._update_title(reviewer)
@@ -221,6 +225,39 @@ class ReviewView(QWidget):
         for w in (self.bulk_button, self.bulk_label, self.bulk_score, self.undo_button,
                   self.unreviewed, self.sort):
             w.setEnabled(on)
+
+    # ---- appearance order, off the GUI thread ----------------------------------------------
+    def _sort_changed(self) -> None:
+        key = self.sort.currentData()
+        self.model.set_sort(key)  # the appearance order follows when computed
+        if key == "appearance":
+            self._order_by_appearance()
+
+    def _order_by_appearance(self) -> None:
+        if self._night is None or self._pipeline is None:
+            return
+        gen, pipeline, night, services = self._generation, self._pipeline, self._night, \
+            self._services
+        self.status.setText("Ordering the night by appearance…")
+
+        def ordered(order) -> None:
+            if gen != self._generation:
+                return
+            self.model.set_appearance_order(order)
+            current = self.grid.currentIndex()
+            if current.isValid():
+                self.grid.scrollTo(current)
+            total = len(self.model.all_rows())
+            self.status.setText(
+                f"Ordered by appearance: look-alikes side by side ({len(order):,} of {total:,} "
+                "individuals have an embedding; the others follow by time)." if order else
+                "No embeddings in this night (process it with an embedding model to sort by "
+                "appearance): ordered by time.")
+            self.appearanceOrdered.emit(len(order))
+
+        job_runner().call(lambda: services.review.similarity_order(pipeline, night), ordered,
+                          lambda exc: self.status.setText(f"Not ordered by appearance: {exc}"),
+                          context=self, name="review: appearance order")
 
     # ---- crops, off the GUI thread --------------------------------------------------------
     def _want_crop(self, row) -> None:

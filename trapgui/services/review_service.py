@@ -100,6 +100,17 @@ class ReviewService:
                                             occurrence_ids=ids[i:i + 900])
         return out
 
+    def similarity_order(self, pipeline_id: int, night_id: int) -> list[int]:
+        """The night's occurrences with embeddings, look-alikes side by side (the mean of each
+        one's stored detection embeddings, hierarchical clustering's leaf order). Occurrences
+        without an embedding are not listed. Seconds for a large night: call it off the GUI
+        thread."""
+        from trapgui.tracking.similarity_order import mean_embeddings, similarity_order
+
+        ids, means = mean_embeddings(review_queries.occurrence_embeddings(self._db, pipeline_id,
+                                                                          night_id))
+        return similarity_order(ids, means)
+
     def default_pipeline(self, night_id: int) -> int | None:
         """The model configuration that processed most of the night's images (None: none)."""
         from trapgui.db.export_queries import ExportScope, pipelines_in_scope
