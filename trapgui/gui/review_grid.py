@@ -1,7 +1,8 @@
 """The review grid: a QListView of best crops driven from the keyboard.
 
 Enter confirms, Delete or R rejects as "not an insect", F marks a fixture, M merges the
-selected occurrences into one individual, S splits the current one at a frame, L (or typing
+selected occurrences into one individual, S opens the current one's frames (split, move,
+delete or draw a box), B draws a missed insect on its best frame, L (or typing
 any other letter) opens the relabel picker with that letter typed, the arrows move,
 Shift/Ctrl select several. The grid only says what was asked (signals); the review view acts.
 """
@@ -26,6 +27,7 @@ class ReviewGrid(QListView):
     undoRequested = Signal()
     mergeRequested = Signal()
     splitRequested = Signal()
+    boxRequested = Signal()  # B: draw a missed insect on the current one's best frame
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -62,6 +64,8 @@ class ReviewGrid(QListView):
             self.mergeRequested.emit()
         elif key == Qt.Key.Key_S and mods == Qt.KeyboardModifier.NoModifier:
             self.splitRequested.emit()
+        elif key == Qt.Key.Key_B and mods == Qt.KeyboardModifier.NoModifier:
+            self.boxRequested.emit()
         elif key == Qt.Key.Key_L and mods == Qt.KeyboardModifier.NoModifier:
             self.relabelRequested.emit("")
         elif plain and event.text() and event.text().isalpha():

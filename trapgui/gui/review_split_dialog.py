@@ -1,6 +1,7 @@
 """An occurrence's frames: its detections in frame order as crops. The person picks the first
-frame of a second individual (split), or a box that is no insect at all (delete the false
-box). Detections and crops are read on the job runner."""
+frame of a second individual (split), a box that is no insect at all (delete the false
+box), a frame of another individual (move it to that occurrence), or a frame where the
+detector missed an insect (draw its box). Detections and crops are read on the job runner."""
 
 from __future__ import annotations
 
@@ -55,11 +56,13 @@ class _Frames(QAbstractListModel):
 class ReviewSplitDialog(QDialog):
     chosen = Signal(int)  # the first detection of the second individual
     deleteRequested = Signal(int)  # a false box's detection
+    moveRequested = Signal(int)  # a detection of another individual
+    boxRequested = Signal(object)  # the frame (OccurrenceDetectionRow) to draw a missed box on
     framesLoaded = Signal(int)
 
     def __init__(self, services, occurrence_id: int, parent=None):
         super().__init__(parent)
-        self.setWindowTitle(f"Split occurrence {occurrence_id}")
+        self.setWindowTitle(f"Frames of occurrence {occurrence_id}")
         self._services = services
         self.info = QLabel("Reading its frames…", self)
         self.info.setWordWrap(True)
@@ -85,6 +88,15 @@ class ReviewSplitDialog(QDialog):
         self.delete.setToolTip("The box shows no insect (a stain, a shadow): it counts nowhere")
         self.delete.setEnabled(False)
         self.delete.clicked.connect(self._delete)
+        self.move = buttons.addButton("Move to…", QDialogButtonBox.ButtonRole.ActionRole)
+        self.move.setToolTip("This frame shows another individual: move its detection to "
+                             "another occurrence of the night")
+        self.move.setEnabled(False)
+        self.move.clicked.connect(self._move)
+        self.draw = buttons.addButton("Draw a missed box…", QDialogButtonBox.ButtonRole.ActionRole)
+        self.draw.setToolTip("The detector missed an insect on this frame: draw its box")
+        self.draw.setEnabled(False)
+        self.draw.clicked.connect(self._draw)
         buttons.rejected.connect(self.reject)
         self.list.selectionModel().currentChanged.connect(self._current_changed)
         self.list.activated.connect(lambda _i: self._accept())
@@ -92,7 +104,7 @@ class ReviewSplitDialog(QDialog):
         layout.addWidget(self.info)
         layout.addWidget(self.list)
         layout.addWidget(buttons)
-        self.resize(720, self.sizeHint().height())
+        self.resize(820, self.sizeHint().height())
         job_runner().call(lambda: services.tracking.occurrence_detections(occurrence_id),
                           self._loaded,
                           lambda exc: self.info.setText(f"Its frames could not be read: {exc}"),
@@ -106,6 +118,10 @@ class ReviewSplitDialog(QDialog):
             self.info.setText(f"{len(frames)} frames. Choose the first frame of the second "
                               "individual (Enter or “Split here”); frames before it stay.")
             self.list.setCurrentIndex(self.model.index(len(frames) // 2))
+        if len(frames) == 1:
+            self.info.setText("It has a single frame: nothing to split; move it to another "
+                              "occurrence or draw a box the detector missed.")
+            self.list.setCurrentIndex(self.model.index(0))
         self.list.setFocus()
         for row, f in enumerate(frames):
             job_runner().call(lambda f=f: load_crop(f.image_path, f.box, THUMB),
@@ -116,6 +132,24 @@ class ReviewSplitDialog(QDialog):
     def _current_changed(self, current, _previous) -> None:
         self.split.setEnabled(current.isValid() and current.row() > 0)
         self.delete.setEnabled(current.isValid() and len(self.model.frames) > 1)
+        self.move.setEnabled(current.isValid())
+        self.draw.setEnabled(current.isValid())
+
+    def _current_frame(self):
+        index = self.list.currentIndex()
+        return self.model.frames[index.row()] if index.isValid() else None
+
+    def _move(self) -> None:
+        frame = self._current_frame()
+        if frame is not None:
+            self.moveRequested.emit(frame.detection_id)
+            self.accept()
+
+    def _draw(self) -> None:
+        frame = self._current_frame()
+        if frame is not None:
+            self.boxRequested.emit(frame)
+            self.accept()
 
     def _delete(self) -> None:
         index = self.list.currentIndex()

@@ -26,7 +26,8 @@ from trapgui.gui.review_picker import RelabelPicker
 
 CROPS_IN_FLIGHT = 3
 KEYS_HELP = ("Enter confirm · Delete/R not an insect · F fixture · type a name or L to relabel · "
-             "M merge the selected into one · S its frames: split, delete a false box · "
+             "M merge the selected into one · S its frames: split, move one, delete a false "
+             "box · B draw a missed insect · "
              "arrows next/previous · "
              "Ctrl+Z undo · "
              "Shift/Ctrl+click several")
@@ -52,6 +53,8 @@ class ReviewView(QWidget):
         self.picker: RelabelPicker | None = None
         self._picking: list[int] = []
         self.splitter = None
+        self.mover = None
+        self.boxer = None
 
         self.title = QLabel("Select one night on the left to review its individuals.", self)
         self.title.setObjectName("reviewTitle")
@@ -127,6 +130,7 @@ class ReviewView(QWidget):
         self.grid.undoRequested.connect(self.undo)
         self.grid.mergeRequested.connect(self.merge_selected)
         self.grid.splitRequested.connect(self.open_split)
+        self.grid.boxRequested.connect(self.open_box_on_best)
         undo = QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self)
         undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         undo.activated.connect(self.undo)
@@ -369,8 +373,47 @@ class ReviewView(QWidget):
         self.splitter.deleteRequested.connect(lambda det: self._act(
             lambda review, _ids: review.delete_box(det), ids=[occ], advance=False,
             focus_result=True))
+        self.splitter.moveRequested.connect(lambda det: self.open_move(det, occ))
+        self.splitter.boxRequested.connect(lambda frame: self.open_box(
+            frame.image_id, frame.image_path, [frame.box], occ))
         self.splitter.finished.connect(lambda _r: self.grid.setFocus())
         self.splitter.open()
+
+    def open_move(self, detection_id: int, from_occurrence: int) -> None:
+        """Move one detection to another occurrence of the night, picked from a list."""
+        from trapgui.gui.review_move_dialog import ReviewMoveDialog
+
+        self.mover = ReviewMoveDialog(self.model.all_rows(), detection_id, from_occurrence, self)
+        self.mover.chosen.connect(lambda target: self._act(
+            lambda review, _ids: review.move_detection(detection_id, target),
+            ids=[from_occurrence, target], advance=False, focus_result=True))
+        self.mover.finished.connect(lambda _r: self.grid.setFocus())
+        self.mover.open()
+
+    @Slot()
+    def open_box_on_best(self) -> None:
+        current = self.grid.currentIndex()
+        if not current.isValid():
+            return
+        row = self.model.rows[current.row()]
+        if row.best_image_id is None or row.best_image_path is None:
+            self.status.setText("This occurrence has no frame to draw on.")
+            return
+        self.open_box(row.best_image_id, row.best_image_path,
+                      [row.best_box] if row.best_box else [], row.id)
+
+    def open_box(self, image_id: int, image_path: str, boxes, occurrence_id: int | None) -> None:
+        """Draw a box around an insect the detector missed on a frame: a detection by a person
+        of a new occurrence (or of ``occurrence_id`` when the person says so)."""
+        from trapgui.gui.review_box_dialog import ReviewBoxDialog
+
+        self.boxer = ReviewBoxDialog(image_id, image_path, boxes, occurrence_id, self)
+        pipeline = self._pipeline
+        self.boxer.boxDrawn.connect(lambda image, box, occ: self._act(
+            lambda review, _ids: review.add_box(image, pipeline, box, occurrence_id=occ),
+            ids=[occ] if occ is not None else [], advance=False, focus_result=True))
+        self.boxer.finished.connect(lambda _r: self.grid.setFocus())
+        self.boxer.open()
 
     @Slot()
     def confirm_all_of_label(self) -> None:
