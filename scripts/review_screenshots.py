@@ -9,7 +9,11 @@ view's own actions, then:
     review.png             the grid mid-review (confirmed, relabelled, rejected, fixture)
     review-relabel.png     the type-ahead relabel picker
     review-agreement.png   the agreement dialog
-    review-split.png       an occurrence's frames (split at a frame, delete a false box)
+    review-split.png       an occurrence's frames (split, move one, delete or draw a box)
+    review-move.png        moving one detection to another occurrence of the night
+    review-box.png         a box dragged around an insect the detector missed
+    review-appearance.png  the grid sorted by appearance (embeddings written for the shot:
+                           the shared night has none; look-alikes given similar vectors)
 
 A temporary database and settings folder are used; the user's own are never touched.
 """
@@ -117,13 +121,67 @@ def main() -> int:
          and len(splitter.model.crops) == splitter.model.rowCount(), timeout=120)
     app.processEvents()
     splitter.grab().save(str(args.out / "review-split.png"))
+    frame = splitter.model.frames[splitter.list.currentIndex().row()]
+    occ = view.model.rows[multi].id
     splitter.reject()
+
+    view.open_move(frame.detection_id, occ)
+    view.mover.filter.setText("Noctua")
+    app.processEvents()
+    view.mover.grab().save(str(args.out / "review-move.png"))
+    view.mover.reject()
+
+    view.open_box(frame.image_id, frame.image_path, occ)
+    boxer = view.boxer
+    wait(app, lambda: boxer.view.ready)
+    app.processEvents()
+    from PySide6.QtCore import QPointF, QRectF
+
+    r = boxer.scene.sceneRect()
+    boxer.view.rect_item.setRect(QRectF(QPointF(r.width() * 0.182, r.height() * 0.385),
+                                        QPointF(r.width() * 0.215, r.height() * 0.43)))
+    boxer.view.rect_item.setVisible(True)
+    boxer._drawn(None)
+    app.processEvents()
+    boxer.grab().save(str(args.out / "review-box.png"))
+    boxer.reject()
+
+    _appearance_shot(app, services, view, night, args.out)
     job_runner().wait(30)
     services.close()
-    print(f"saved review.png, review-relabel.png, review-agreement.png, review-split.png in "
-          f"{args.out}")
+    print(f"saved review.png, review-relabel.png, review-agreement.png, review-split.png, "
+          f"review-move.png, review-box.png, review-appearance.png in {args.out}")
     _ = Qt
     return 0
+
+
+def _appearance_shot(app, services, view, night, out) -> None:
+    """Embeddings for the shot: each machine label a direction, so look-alikes (by label)
+    group; then the grid sorted by appearance."""
+    import numpy as np
+    from sqlalchemy import select, update
+
+    from trapgui.db.tables import Detection, Occurrence
+    from trapgui.tracking import encode_embedding
+
+    rng = np.random.default_rng(5)
+    centres: dict = {}
+    with services.db.write_session() as s:
+        for det, label in s.execute(select(Detection.id, Occurrence.label)
+                                    .join(Occurrence, Occurrence.id == Detection.occurrence_id)
+                                    .where(Occurrence.night_id == night)).all():
+            c = centres.setdefault(label, rng.normal(size=64))
+            s.execute(update(Detection).where(Detection.id == det).values(
+                embedding=encode_embedding(c + 0.3 * rng.normal(size=64))))
+    got = []
+    view.appearanceOrdered.connect(got.append)
+    view.sort.setCurrentIndex(view.sort.findData("appearance"))
+    wait(app, lambda: got)
+    view.grid.setCurrentIndex(view.model.index(0))
+    wait(app, lambda: all(view.model.has_crop(r.best_detection_id)
+                          for r in view.model.rows[:24]), timeout=120)
+    app.processEvents()
+    view.grab().save(str(out / "review-appearance.png"))
 
 
 if __name__ == "__main__":

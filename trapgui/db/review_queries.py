@@ -122,6 +122,18 @@ def occurrence_embeddings(db: Database, pipeline_id: int,
         return [(r[0], r[1]) for r in s.execute(q)]
 
 
+def image_boxes(db: Database, image_id: int,
+                pipeline_id: int) -> list[tuple[int, int | None, tuple[float, float, float, float]]]:
+    """(detection, occurrence, box) of every detection of the model configuration on the image
+    (the boxes shown while a person draws a missed one)."""
+    q = (select(Detection.id, Detection.occurrence_id, Detection.x1, Detection.y1, Detection.x2,
+                Detection.y2)
+         .where(Detection.image_id == image_id, Detection.pipeline_id == pipeline_id)
+         .order_by(Detection.id))
+    with db.session() as s:
+        return [(r[0], r[1], (r[2], r[3], r[4], r[5])) for r in s.execute(q)]
+
+
 def occurrence_scope(db: Database, occurrence_id: int) -> tuple[int, int]:
     """(pipeline, night) of an occurrence."""
     with db.session() as s:

@@ -1,5 +1,5 @@
-"""Draw a box around an insect the detector missed: one frame of the night (decoded off the GUI
-thread), the boxes already on it, and a rectangle the person drags; Enter saves it as a
+"""Draw a box around an insect the detector missed: one frame of the night and the boxes
+already on it (decoded and read off the GUI thread), and a rectangle the person drags; Enter saves it as a
 detection with detector "human" (``services.review.add_box``, through the review view)."""
 
 from __future__ import annotations
@@ -82,12 +82,11 @@ class ReviewBoxDialog(QDialog):
     boxDrawn = Signal(int, object, object)  # image id, (x1, y1, x2, y2) original pixels, occ|None
     imageLoaded = Signal()
 
-    def __init__(self, image_id: int, image_path: str, boxes, occurrence_id: int | None = None,
-                 parent=None):
+    def __init__(self, services, pipeline_id: int, image_id: int, image_path: str,
+                 occurrence_id: int | None = None, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Draw a missed insect")
         self._image_id = image_id
-        self._boxes = list(boxes)  # boxes already on the frame, original pixels
         self._scale = 1.0  # displayed pixels per original pixel
         self.info = QLabel("Reading the frame…", self)
         self.info.setWordWrap(True)
@@ -110,23 +109,32 @@ class ReviewBoxDialog(QDialog):
         layout.addWidget(self.same)
         layout.addWidget(buttons)
         self.resize(900, 640)
-        job_runner().call(lambda: load_image(image_path, MAX_SIDE), self._loaded,
+
+        def read():
+            return load_image(image_path, MAX_SIDE), services.review.image_boxes(image_id,
+                                                                                 pipeline_id)
+
+        job_runner().call(read, self._loaded,
                           lambda exc: self.info.setText(f"The frame could not be read: {exc}"),
                           context=self, name="review: frame image")
 
-    def _loaded(self, loaded) -> None:
+    def _loaded(self, result) -> None:
+        loaded, boxes = result
         self._scale = loaded.scale
         self.scene.addItem(QGraphicsPixmapItem(QPixmap.fromImage(loaded.image)))
         self.scene.setSceneRect(QRectF(0, 0, loaded.image.width(), loaded.image.height()))
-        pen = QPen(QColor("#4fc3f7"), 1.5, Qt.PenStyle.DashLine)
-        pen.setCosmetic(True)
-        for x1, y1, x2, y2 in self._boxes:
-            s = self._scale
+        found = QPen(QColor("#4fc3f7"), 1.5, Qt.PenStyle.DashLine)
+        found.setCosmetic(True)
+        this = QPen(QColor("#4fc3f7"), 2.5)  # the occurrence the dialog was opened from
+        this.setCosmetic(True)
+        s = self._scale
+        for _det, occ, (x1, y1, x2, y2) in boxes:
+            pen = this if occ is not None and occ == self._occurrence else found
             self.scene.addRect(QRectF(x1 * s, y1 * s, (x2 - x1) * s, (y2 - y1) * s), pen)
         self.view.ready = True
         self.view.fit()
-        self.info.setText("Drag a rectangle around the insect the detector missed (dashed: the "
-                          "boxes it found), then Enter to save it.")
+        self.info.setText("Drag a rectangle around the insect the detector missed (blue: the "
+                          "boxes it found; solid: this occurrence's), then Enter to save it.")
         self.view.setFocus()
         self.imageLoaded.emit()
 

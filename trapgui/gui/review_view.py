@@ -375,7 +375,7 @@ class ReviewView(QWidget):
             focus_result=True))
         self.splitter.moveRequested.connect(lambda det: self.open_move(det, occ))
         self.splitter.boxRequested.connect(lambda frame: self.open_box(
-            frame.image_id, frame.image_path, [frame.box], occ))
+            frame.image_id, frame.image_path, occ))
         self.splitter.finished.connect(lambda _r: self.grid.setFocus())
         self.splitter.open()
 
@@ -399,16 +399,18 @@ class ReviewView(QWidget):
         if row.best_image_id is None or row.best_image_path is None:
             self.status.setText("This occurrence has no frame to draw on.")
             return
-        self.open_box(row.best_image_id, row.best_image_path,
-                      [row.best_box] if row.best_box else [], row.id)
+        self.open_box(row.best_image_id, row.best_image_path, row.id)
 
-    def open_box(self, image_id: int, image_path: str, boxes, occurrence_id: int | None) -> None:
+    def open_box(self, image_id: int, image_path: str, occurrence_id: int | None) -> None:
         """Draw a box around an insect the detector missed on a frame: a detection by a person
         of a new occurrence (or of ``occurrence_id`` when the person says so)."""
         from trapgui.gui.review_box_dialog import ReviewBoxDialog
 
-        self.boxer = ReviewBoxDialog(image_id, image_path, boxes, occurrence_id, self)
         pipeline = self._pipeline
+        if pipeline is None:
+            return
+        self.boxer = ReviewBoxDialog(self._services, pipeline, image_id, image_path,
+                                     occurrence_id, self)
         self.boxer.boxDrawn.connect(lambda image, box, occ: self._act(
             lambda review, _ids: review.add_box(image, pipeline, box, occurrence_id=occ),
             ids=[occ] if occ is not None else [], advance=False, focus_result=True))

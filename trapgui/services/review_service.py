@@ -111,6 +111,11 @@ class ReviewService:
                                                                           night_id))
         return similarity_order(ids, means)
 
+    def image_boxes(self, image_id: int, pipeline_id: int) -> list[tuple]:
+        """(detection, occurrence, (x1, y1, x2, y2)) of the model configuration's detections on
+        the image."""
+        return review_queries.image_boxes(self._db, image_id, pipeline_id)
+
     def default_pipeline(self, night_id: int) -> int | None:
         """The model configuration that processed most of the night's images (None: none)."""
         from trapgui.db.export_queries import ExportScope, pipelines_in_scope
