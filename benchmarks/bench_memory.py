@@ -17,6 +17,7 @@ store; default settings otherwise (floors, measured batch sizes: measured before
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import sys
@@ -102,6 +103,8 @@ def run(args, tmp: Path) -> None:
         measure = Engine(db, store, spec, devices="cpu", batch_size_cache=cache)
         measure.enqueue_images([1])  # first use: measures the batch sizes (not sampled)
         measure.run(image_ids=[1])
+        del measure  # its models and buffers are not part of the measured run
+        gc.collect()
     else:
         if args.binary:
             from trapgui.ml.registry import install_random_weights

@@ -26,6 +26,7 @@ from trapgui.gui.run_controller import RunController
 from trapgui.gui.scan_controller import ScanController
 from trapgui.gui.status_bar import StatusBar
 from trapgui.gui.trap_tree import TrapTree
+from trapgui.gui.unclassified_bar import UnclassifiedBar
 from trapgui.services.processing_types import RunScope
 
 log = logging.getLogger("trapgui.gui")
@@ -95,6 +96,8 @@ class MainWindow(QMainWindow):
         self.offer = ModelOfferBar(self)
         self.offer.openRequested.connect(self.open_model_manager)
         self.offer.dismissed.connect(lambda: self._ui.setValue("modelOfferDismissed", True))
+        self.unclassified = UnclassifiedBar(services, self)  # boxes below the classification floor
+        self.views.append(self.unclassified)
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.tabs)
@@ -103,6 +106,7 @@ class MainWindow(QMainWindow):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
         lay.addWidget(self.offer)
+        lay.addWidget(self.unclassified)
         lay.addWidget(self.stack, 1)
         self.setCentralWidget(centre)
 
@@ -251,6 +255,7 @@ class MainWindow(QMainWindow):
         self.controller.progress.connect(self.status.show_progress)
         # local and remote results land in the catalogue alike: views refresh live
         self.controller.committed.connect(self._results_committed)
+        self.unclassified.resultsChanged.connect(self._results_committed)
         self.controller.finished.connect(self._run_finished)
         self.controller.error.connect(self._run_error)
 

@@ -73,12 +73,15 @@ class ClassifyBelowFloor:
 
     ``image_ids`` (ids, or a select of them) limits it to some images (the nights on screen); ``devices`` as for the
     engine (the first usable one is used); ``model_loader(device) -> ModelSet`` replaces the
-    catalogue (tests); ``batch_images`` images are decoded and classified together."""
+    catalogue (tests); ``batch_images`` images are decoded and classified together;
+    ``classification_batch_size``: the settings' fixed size, or None to use the sizes measured
+    for this device (measuring them on first use), as a run does."""
 
     def __init__(self, db, store, pipeline_id: int, min_score: float, *,
                  image_ids: Sequence[int] | None = None, devices="auto",
                  model_loader: Callable | None = None, batch_images: int = 4,
-                 loader_threads: int = 2, batch_size_cache=None):
+                 loader_threads: int = 2, batch_size_cache=None,
+                 classification_batch_size: int | None = None):
         if not 0.0 <= float(min_score) <= 1.0:
             raise UserInputError(f"The detection threshold must be between 0 and 1, not {min_score}.")
         self.db = db
@@ -96,6 +99,7 @@ class ClassifyBelowFloor:
         self.batch_images = max(1, int(batch_images))
         self.loader_threads = max(1, int(loader_threads))
         self.batch_size_cache = batch_size_cache
+        self.classification_batch_size = classification_batch_size
 
     def __call__(self, emit: Emit | None = None, control: JobControl | None = None) -> ClassifySummary:
         emit = safe_emit(emit)
@@ -144,7 +148,7 @@ class ClassifyBelowFloor:
     def _processor(self, models: ModelSet, choice, emit) -> BatchProcessor:
         tuner = BatchTuner(self.batch_size_cache, log_line=lambda lv, msg: emit(LogLine(lv, msg)))
         plan = tuner.plan(models, choice.device, choice.threads, detection=1,
-                          classification=None)
+                          classification=self.classification_batch_size)
         return BatchProcessor(None, models.binary, models.species, models.order,
                               classification_batch_sizes=plan.classification,
                               top_k=int(self.config.get("top_k", 5)),

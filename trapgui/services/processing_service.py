@@ -98,7 +98,9 @@ class ProcessingService:
                                  image_ids=self._image_scope(night_ids, deployment_id),
                                  devices=services.settings.device,
                                  loader_threads=services.settings.loader_threads,
-                                 batch_size_cache=self.batch_size_cache())
+                                 batch_size_cache=self.batch_size_cache(),
+                                 # the settings' fixed size, or None: measured, as in a run
+                                 classification_batch_size=self.spec().classification_batch_size)
         return job
 
     def _image_scope(self, night_ids, deployment_id):
