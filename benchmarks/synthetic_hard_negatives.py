@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -126,9 +126,10 @@ class Base:
         """No labelled point and nothing placed in the box; with `clean` also no foreground
         (a timestamp or a frame screw may sit on the dark, grainy rim of the photo)."""
         x1, y1, x2, y2 = box
-        x1, y1, x2, y2 = x1 - margin, y1 - margin, x2 + margin, y2 + margin
         if x1 < 0 or y1 < 0 or x2 > self.w or y2 > self.h:
             return False
+        x1, y1 = max(0.0, x1 - margin), max(0.0, y1 - margin)
+        x2, y2 = min(float(self.w), x2 + margin), min(float(self.h), y2 + margin)
         s = self.scale
         region = self.free[int(y1 * s) : int(math.ceil(y2 * s)), int(x1 * s) : int(math.ceil(x2 * s))]
         if clean and (region.size == 0 or not region.all()):
@@ -447,7 +448,8 @@ def add_scale_bar(canvas: Canvas, rng: np.random.Generator, held_out: bool) -> l
         return []
     x0, y0 = spot
     font = _font_factory(held_out, rng)(font_size * SUPERSAMPLE)
-    ink = np.full(3, 0.06, np.float32)
+    # Printed ink is nearly but not exactly grey under a trap's lamp.
+    ink = (0.06 * (1.0 + rng.uniform(-0.25, 0.25, size=3))).astype(np.float32)
 
     def ruler(dr, k):
         t = max(2, int(length * 0.012))
@@ -597,13 +599,16 @@ def generate(split: str, variants: int = 2, seed: int | None = None) -> list[Syn
             negatives += add_scale_bar(canvas, rng, held_out)
             # Keep later items off what is already there.
             insects = [p for p in base.labels.insects]
+            sizes = list(base.labels.sizes)
             pasted = []
             moth = add_pale_winged_moth(canvas, rng)
             if moth is not None:
                 insects.append(moth[0])
+                sizes.append(max(moth[1][2] - moth[1][0], moth[1][3] - moth[1][1]))
                 pasted.append(("pale-winged moth", moth[1]))
             for point, box in add_touching_pair(canvas, rng, crops):
                 insects.append(point)
+                sizes.append(max(box[2] - box[0], box[3] - box[1]))
                 pasted.append(("touching moths", box))
             stem = Path(base.rel).stem
             name = f"synthetic-{split}/{Path(base.rel).parent.name}-{stem}-v{v}"
@@ -614,7 +619,7 @@ def generate(split: str, variants: int = 2, seed: int | None = None) -> list[Syn
                 image=image,
                 labels=Labels(name, base.w, base.h, True,
                               np.asarray(insects, np.float64).reshape(-1, 2),
-                              base.labels.unsure.copy()),
+                              base.labels.unsure.copy(), np.asarray(sizes, np.float64)),
                 negatives=negatives,
                 pasted=pasted,
             ))

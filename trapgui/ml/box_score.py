@@ -1,0 +1,44 @@
+"""The built-in detector's confidence: a logistic model on per-region features.
+
+The coefficients are fitted offline by benchmarks/fit_detector_score.py on the tuning split of
+the hand-labelled photos and their synthetic hard negatives (benchmarks/detector_scoring.py
+names the split), and pasted here; the fitting script prints this block. A score is then the
+model's estimate of the probability that the box is an insect, so 0.5 means "as likely as not"
+and a reliability table on held-out photos checks that it means that.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trapgui.ml.box_features import FEATURE_NAMES
+
+# fmt: off
+# --- fitted by benchmarks/fit_detector_score.py (do not edit by hand) ---
+SCORE_FEATURES = ('log_margin', 'log_area', 'contrast', 'dark_max', 'chroma_ratio', 'highlight', 'sharpness', 'texture', 'log_elongation', 'fill', 'box_fill', 'rectilinear', 'centre', 'border', 'row', 'contained')
+SCORE_CLIP_LOW = (-0.687089, -11.2008, 0.055471, 0.129872, 0, -0.180028, 0.228277, 0.21902, 0.0179253, 0.127051, 0.316526, 0.0128065, 0.179289, 0, 0, 0)
+SCORE_CLIP_HIGH = (2.26569, -4.70165, 0.739998, 1, 0.934459, 0.0446894, 0.474526, 0.927082, 1.60134, 0.768277, 1, 0.664635, 2.77915, 0.253906, 1, 0.262051)
+SCORE_MEAN = (0.389788, -8.84237, 0.283716, 0.52591, 0.272287, -0.0475445, 0.389502, 0.452613, 0.600998, 0.421161, 0.683901, 0.186136, 1.24471, 0.0995198, 0.0565111, 0.00739964)
+SCORE_SCALE = (0.906069, 1.78453, 0.170348, 0.262099, 0.272994, 0.052015, 0.0497751, 0.150779, 0.366362, 0.160606, 0.162299, 0.142619, 0.468552, 0.0744155, 0.230906, 0.0389137)
+SCORE_WEIGHTS = (0.435925, -0.0206176, 0.413211, 0.986897, 0.788181, -0.401662, 0.124591, 0.168132, -0.0696338, 0.0623066, -0.0807425, 0.158641, 0.535623, 0.27312, -0.129381, -0.177027)
+SCORE_BIAS = 0.170628
+# --- end of fitted block ---
+# fmt: on
+
+
+def insect_probability(values: torch.Tensor) -> torch.Tensor:
+    """values: (K, len(FEATURE_NAMES)) from `box_features.region_features` -> (K,) in [0, 1]."""
+    if values.shape[0] == 0:
+        return values.new_zeros(0)
+    columns = [FEATURE_NAMES.index(name) for name in SCORE_FEATURES]
+    x = values[:, columns].double()
+    # Measurements outside the range seen in fitting are held at its edge (1st/99th centile):
+    # a logistic model must not extrapolate a straight line into the unknown.
+    low = torch.tensor(SCORE_CLIP_LOW, dtype=torch.float64, device=values.device)
+    high = torch.tensor(SCORE_CLIP_HIGH, dtype=torch.float64, device=values.device)
+    x = torch.maximum(torch.minimum(x, high), low)
+    mean = torch.tensor(SCORE_MEAN, dtype=torch.float64, device=values.device)
+    scale = torch.tensor(SCORE_SCALE, dtype=torch.float64, device=values.device)
+    weights = torch.tensor(SCORE_WEIGHTS, dtype=torch.float64, device=values.device)
+    logit = ((x - mean) / scale) @ weights + SCORE_BIAS
+    return torch.sigmoid(logit).float()
