@@ -17,7 +17,11 @@ The cues, each a property of the object rather than of any one trap:
 - a bright centre in a round dark disc (rivet, dome screw, washer hole): darkness at the
   centroid against the region's mean, and the brightest pixel against the sheet;
 - text rows: other regions of the same height on the same baseline next to it;
-- nesting: how much of the box lies inside a bigger candidate's box.
+- nesting: how much of the box lies inside a bigger candidate's box;
+- thickness (the minor axis) and dominance: the region's area over the largest candidate's in
+  the same region of faint foreground. A leg, an antenna, a wing tip or a fragment of a wing is
+  a thin or small member of a faint region that holds its whole insect; an insect on clean
+  sheet is the largest thing in its own.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ FEATURE_NAMES = (
     "border",
     "row",
     "contained",
+    "log_minor",
+    "dominance",
 )
 
 # Per-pixel channels reduced over every region (sums and maxima).
@@ -139,6 +145,8 @@ def region_features(
         torch.minimum(st.x1, st.y1), torch.minimum(w - 1 - st.x2, h - 1 - st.y2)
     ) / max(h, w)
     row, contained = _pairwise(st, candidates)
+    weak = maxima[:, _WEAK].round().long()
+    dominance = _dominance(st, weak, candidates)
     values = torch.stack(
         [
             torch.log(margin.clamp(min=1e-3)),
@@ -157,10 +165,29 @@ def region_features(
             border,
             row,
             contained,
+            torch.log(st.minor.clamp(min=1.0)),
+            dominance,
         ],
         dim=1,
     )
-    return RegionFeatures(values=values.float(), weak=maxima[:, _WEAK].round().long())
+    return RegionFeatures(values=values.float(), weak=weak)
+
+
+def _dominance(st: ComponentStats, weak: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Area over the largest candidate area sharing the region's faint-foreground region (1 for
+    the largest, and for regions outside any faint region)."""
+    k = st.area.shape[0]
+    out = torch.ones(k, device=st.area.device)
+    sel = candidates & (weak >= 0)
+    if not bool(sel.any()):
+        return out
+    key = st.image * (int(weak.max()) + 1) + weak.clamp(min=0)
+    _, inverse = torch.unique(key[sel], return_inverse=True)
+    largest = torch.zeros(int(inverse.max()) + 1, device=st.area.device).scatter_reduce(
+        0, inverse, st.area[sel], reduce="amax", include_self=False
+    )
+    out[sel] = st.area[sel] / largest[inverse]
+    return out
 
 
 def _pairwise(st: ComponentStats, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
