@@ -28,7 +28,11 @@ sys.path.insert(0, str(REPO))
 from trapgui.ml.box_features import FEATURE_NAMES  # noqa: E402
 
 SCORE_FILE = REPO / "trapgui" / "ml" / "box_score.py"
-USED = FEATURE_NAMES  # every measurement; regularisation keeps the weak ones small
+# Every measurement but the darkest pixel: it is the strongest single separator on the tuning
+# photos (their FPs are faint grain, their insects dark somewhere), and with it the model
+# learnt that a flat pale insect, seen by its colour alone (a pale buff or yellow moth), is a
+# smudge. Mean contrast (darkness or colour distance) keeps the information without that bias.
+USED = tuple(n for n in FEATURE_NAMES if n != "dark_max")
 LAMBDAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 

@@ -28,7 +28,7 @@ from trapgui.ml.box_score import insect_probability
 from trapgui.ml.components import label_components, merge_overlapping_members
 from trapgui.ml.insect_splitting import split_touching
 from trapgui.ml.morphology import binary_close, binary_open
-from trapgui.ml.sheet_artefacts import KEPT, ArtefactParams, reject
+from trapgui.ml.sheet_artefacts import KEPT, PART, REASONS, ArtefactParams, reject
 from trapgui.ml.sheet_foreground import SheetParams, measure_foreground
 
 
@@ -145,13 +145,15 @@ class BuiltinDetector:
             return torch.minimum((b * factor).clamp(min=0), limit).float().contiguous()
 
         out = []
-        for boxes, scores, features in regions:
+        for boxes, scores, features, dropped, reasons in regions:
             b, s, f = self._finish(boxes, scores, features, self.params.min_score, wh, ww)
             result = ExplainedDetection(DetectorOutput(boxes=to_input(b), scores=s.float().contiguous()))
             if explain:
                 result.features = f
                 ab, as_, af = self._finish(boxes, scores, features, 0.0, wh, ww)
                 result.all_boxes, result.all_scores, result.all_features = to_input(ab), as_, af
+                result.rejected_boxes = to_input(dropped)
+                result.rejected_reasons = [REASONS[int(r)] for r in reasons]
             out.append(result)
         return out
 
@@ -232,8 +234,10 @@ class BuiltinDetector:
 
         boxes = torch.stack([st.x1, st.y1, st.x2 + 1, st.y2 + 1], dim=1)
         features = region_features(st, fg.darkness, margin, keep, h, w)
+        reason = torch.zeros_like(keep, dtype=torch.long)
         if p.artefact_rules:
-            keep &= reject(features, boxes, area, h, w, p.artefacts) == KEPT
+            reason = torch.where(keep, reject(features, boxes, area, h, w, p.artefacts), reason)
+            keep &= reason == KEPT
         # Parts of an insect (a wing tip beyond a pale wing) widen their host's box instead.
         host = host_of_parts(st, features, keep, p.part_share, p.part_area_ratio)
         is_part = keep & (host >= 0) & p.merge_parts
@@ -246,13 +250,17 @@ class BuiltinDetector:
             boxes[:, 2:] = boxes[:, 2:].scatter_reduce(
                 0, target[:, None].expand(-1, 2), boxes[is_part, 2:], reduce="amax"
             )
+        reason = torch.where(is_part, torch.full_like(reason, PART), reason)
+        part_boxes = torch.stack([st.x1, st.y1, st.x2 + 1, st.y2 + 1], dim=1)
         keep &= ~is_part
         score = insect_probability(features.values)
 
         out = []
         for i in range(bsz):
             sel = keep & (st.image == i)
-            out.append((boxes[sel], score[sel], features.values[sel]))
+            dropped = (reason > 0) & (st.image == i)
+            out.append((boxes[sel], score[sel], features.values[sel],
+                        part_boxes[dropped], reason[dropped]))
         return out
 
 
@@ -264,3 +272,6 @@ class ExplainedDetection:
     all_scores: torch.Tensor | None = None
     all_features: torch.Tensor | None = None
     feature_names: tuple[str, ...] = FEATURE_NAMES
+    # Regions the rules removed, and parts merged into their insect's box, with the reason.
+    rejected_boxes: torch.Tensor | None = None
+    rejected_reasons: list[str] = field(default_factory=list)

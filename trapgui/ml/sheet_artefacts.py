@@ -27,8 +27,8 @@ import torch
 
 from trapgui.ml.box_features import RegionFeatures
 
-KEPT, PRINTED, FIXTURE, TEXT, STAIN = range(5)
-REASONS = ("kept", "printed mark", "fixture", "burnt-in text", "stain")
+KEPT, PRINTED, FIXTURE, TEXT, STAIN, PART = range(6)
+REASONS = ("kept", "printed mark", "fixture", "burnt-in text", "stain", "part of an insect")
 
 
 @dataclass
