@@ -4,9 +4,12 @@ Each rule names a kind of object by properties it cannot help having (see `box_f
 the rules hold on sheets the detector has never seen:
 - printed marks (scale bars, rulers, printed cards, overlay strips): grey, very dark ink whose
   edges run in two perpendicular directions, on a region big enough for that to be measured;
-- fixtures (screws, rivets, washers): a grey, dark, geometrically perfect disc. Their bright
-  centre (a specular highlight, the sheet through a washer's hole) is mostly below the working
-  resolution; the perfect roundness of a turned metal part is not. Insects are never round to
+  or a printed line (a ruler's bar and ticks, a label whose glyphs merged): grey, dark, at least
+  three times as long as wide, filling its box, ink alternating with paper inside;
+- fixtures (screws, rivets, washers): a grey, dark, geometrically perfect disc, or a round ring
+  that is bright in the middle (a washer's hole the closing left open). The bright centre of
+  small ones (a specular highlight) is mostly below the working resolution; the perfect
+  roundness of a turned metal part is not. Insects are never round to
   within 20 % with a full outline: legs, heads and wings break it;
 - burnt-in text (the camera's timestamp): glyph-sized regions in a corner band that keep a
   margin from the frame and either line up with other glyphs or hold overlay fill brighter
@@ -38,11 +41,20 @@ class ArtefactParams:
     printed_dark: float = 0.45
     printed_min_side: float = 0.018  # of the longest image side: straight edges are only
     # measurable on regions much bigger than the pixel grid (a small speck is all right angles)
+    # A printed line (a ruler's bar with its ticks, a label such as "20 mm" whose glyphs the
+    # closing joined): grey, dark, long and straight-sided, ink alternating with paper inside.
+    line_chroma_ratio: float = 0.15
+    line_elongation: float = 3.0
+    line_box_fill: float = 0.6
+    line_texture: float = 0.6  # spread of darkness over its mean
     fixture_chroma_ratio: float = 0.15  # metal is grey
     fixture_elongation: float = 1.2
     fixture_fill: float = 0.87  # of a full ellipse's area / major axis^2 (pi / 4)
     fixture_dark: float = 0.45
     fixture_min_area: float = 16.0  # working pixels: below, a disc is a speck of any kind
+    # A washer or a ring rivet whose hole the closing left open: a round ring, bright inside.
+    ring_fill: float = 0.5
+    ring_centre: float = 0.5
     text_band: float = 0.08  # of the height from the top or the bottom ...
     text_side: float = 0.35  # ... and of the width from the left or the right: a corner
     text_max_height: float = 0.07  # glyphs are small: box height / image height
@@ -70,13 +82,22 @@ def reject(
         & (f["dark_max"] >= p.printed_dark)
         & (side >= p.printed_min_side * longest)
     )
-    fixture = (
+    printed |= (
+        (f["chroma_ratio"] <= p.line_chroma_ratio)
+        & (f["dark_max"] >= p.printed_dark)
+        & (f["log_elongation"] >= math.log(p.line_elongation))
+        & (f["box_fill"] >= p.line_box_fill)
+        & (f["texture"] >= p.line_texture)
+    )
+    round_grey_dark = (
         (f["chroma_ratio"] <= p.fixture_chroma_ratio)
         & (f["log_elongation"] <= math.log(p.fixture_elongation))
-        & (f["fill"] >= p.fixture_fill * math.pi / 4)
         & (f["dark_max"] >= p.fixture_dark)
         & (area >= p.fixture_min_area)
     )
+    disc = f["fill"] >= p.fixture_fill * math.pi / 4
+    ring = (f["fill"] >= p.ring_fill * math.pi / 4) & (f["centre"] <= p.ring_centre)
+    fixture = round_grey_dark & (disc | ring)
     x1, y1, x2, y2 = boxes.unbind(dim=1)
     cx = (x1 + x2) / 2
     in_corner = ((cx <= p.text_side * w) | (cx >= (1 - p.text_side) * w)) & (
