@@ -28,11 +28,15 @@ sys.path.insert(0, str(REPO))
 from trapgui.ml.box_features import FEATURE_NAMES  # noqa: E402
 
 SCORE_FILE = REPO / "trapgui" / "ml" / "box_score.py"
-# Every measurement but the darkest pixel: it is the strongest single separator on the tuning
-# photos (their FPs are faint grain, their insects dark somewhere), and with it the model
-# learnt that a flat pale insect, seen by its colour alone (a pale buff or yellow moth), is a
-# smudge. Mean contrast (darkness or colour distance) keeps the information without that bias.
-USED = tuple(n for n in FEATURE_NAMES if n != "dark_max")
+# Every measurement but two. The darkest pixel is the strongest single separator on the tuning
+# photos (their false boxes are faint grain, their insects dark somewhere); with it the model
+# learnt that a flat pale insect seen by its colour alone (a pale buff or yellow moth) is a
+# smudge, and mean contrast (darkness or colour distance) keeps the information without that
+# bias. The darkness at the centroid is the fixture cue (a ring's or a dome's bright middle):
+# a pale moth with a dark head has it too, and the fixture rule already uses it where it is
+# safe (only on round, grey, dark regions).
+EXCLUDED = ("dark_max", "centre")
+USED = tuple(n for n in FEATURE_NAMES if n not in EXCLUDED)
 LAMBDAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
