@@ -4,7 +4,9 @@
 
 Prints per-image box counts and detection time (ms/image, decode excluded). Overlays show each
 box (green: score >= the detector's keep threshold, orange: below), its score, and the count in
-the top-left corner, downscaled to 1600 px.
+the top-left corner, downscaled to 1600 px. With --rejected, regions the rejection rules removed
+(printed mark, fixture, burnt-in text, stain) and parts merged into their insect's box are drawn
+in red with the reason, so a person can see what the detector decided not to count and why.
 """
 
 from __future__ import annotations
@@ -33,13 +35,22 @@ def load(path: Path) -> torch.Tensor:
 
 
 def draw_overlay(
-    path: Path, boxes: torch.Tensor, scores: torch.Tensor, keep: float, out: Path
+    path: Path,
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    keep: float,
+    out: Path,
+    rejected: list[tuple[list[float], str]] = (),
 ) -> None:
     with Image.open(path) as im:
         im = im.convert("RGB")
         scale = min(1.0, OVERLAY_SIDE / max(im.size))
         im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
     draw = ImageDraw.Draw(im)
+    for box, reason in rejected:
+        x1, y1, x2, y2 = (v * scale for v in box)
+        draw.rectangle((x1, y1, x2, y2), outline=(230, 0, 0), width=1)
+        draw.text((x1 + 2, y2 + 1), reason, fill=(230, 0, 0))
     kept = 0
     for box, score in zip(boxes.tolist(), scores.tolist()):
         x1, y1, x2, y2 = (v * scale for v in box)
@@ -61,6 +72,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--match", default="", help="only images whose path contains this")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--rejected", action="store_true", help="draw what the rules removed")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     detector = BuiltinDetector(device=args.device)
@@ -78,14 +90,18 @@ def main() -> None:
         if detector.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        result = detector.detect([image])[0]
+        explained = detector.explain([image])[0] if args.rejected else None
+        result = explained.output if explained else detector.detect([image])[0]
         if detector.device.type == "cuda":
             torch.cuda.synchronize()
         ms = (time.perf_counter() - start) * 1000
         total_ms += ms
         name = f"{path.parent.name}_{path.stem}.png"
         boxes, scores = result.boxes.cpu(), result.scores.cpu()
-        draw_overlay(path, boxes, scores, detector.score_threshold, args.out / name)
+        rejected = []
+        if explained is not None:
+            rejected = list(zip(explained.rejected_boxes.cpu().tolist(), explained.rejected_reasons))
+        draw_overlay(path, boxes, scores, detector.score_threshold, args.out / name, rejected)
         kept = int((result.scores >= detector.score_threshold).sum())
         rel = str(path.relative_to(args.images))
         size = f"{image.shape[2]}x{image.shape[1]}"

@@ -49,6 +49,12 @@ INSECTS = [
 ]
 
 
+# A flat, uniformly faint grey ellipse with no darker core is what a smudge or a shadow looks
+# like; since issue 17 the detector still returns its box but scores it as doubtful (below the
+# keep threshold), so a lower threshold finds it.
+FAINT = {"low-contrast grey moth"}
+
+
 def _true_box(cx, cy, rx, ry) -> list[float]:
     return [cx - rx, cy - ry, cx + rx + 1, cy + ry + 1]
 
@@ -130,7 +136,8 @@ def test_output_types_and_bounds(synthetic_result):
 def test_every_drawn_insect_is_found_with_a_tight_box(detector, synthetic_result, insect):
     cx, cy, rx, ry, _, kind = insect
     target = _true_box(cx, cy, rx, ry)
-    iou, box = _best_match(_kept(detector, synthetic_result), target)
+    boxes = synthetic_result.boxes if kind in FAINT else _kept(detector, synthetic_result)
+    iou, box = _best_match(boxes, target)
     assert box is not None, f"{kind} not found"
     assert _contains(box, target), f"{kind}: box {box} cuts the insect {target}"
     # Boxes carry a margin of 10 % of the longer side plus 3 working pixels on every side.
@@ -141,7 +148,8 @@ def test_every_drawn_insect_is_found_with_a_tight_box(detector, synthetic_result
 
 def test_no_extra_boxes_and_fold_rejected(detector, synthetic_result):
     kept = _kept(detector, synthetic_result)
-    assert len(kept) == len(INSECTS), kept
+    assert len(kept) == len(INSECTS) - len(FAINT), kept
+    assert len(synthetic_result.boxes) == len(INSECTS), synthetic_result
     for box in synthetic_result.boxes.tolist():
         width, height = box[2] - box[0], box[3] - box[1]
         assert max(width, height) < 150, f"fold line reported as {box}"
@@ -213,7 +221,7 @@ def test_boxes_scale_with_input_size(synthetic):
     small_result, big_result = detector.detect([synthetic, big.clamp(0, 1)])
     small_kept = _kept(detector, small_result)
     big_kept = _kept(detector, big_result) / 2.0
-    assert len(small_kept) == len(INSECTS)
+    assert len(small_kept) == len(INSECTS) - len(FAINT)
     assert len(big_kept) == len(small_kept)
     for box in small_kept.tolist():
         iou, _ = _best_match(big_kept, box)

@@ -493,7 +493,13 @@ def test_hand_labels_cover_every_box():
 @pytest.mark.slow
 def test_hand_labels_match_what_the_detector_finds(shared_images):
     """The labelled boxes are the built-in detector's (default settings, full resolution), so
-    the real-frame evaluation can be reproduced; checked on the first frame."""
+    the real-frame evaluation can be reproduced; checked on the first frame.
+
+    They were drawn on the boxes of the detector before issue 17 (commit aec510d). Its
+    successor returns the same boxes for every insect, fragment and unsure speck, and no
+    longer returns some of the ones labelled "mark" (sheet texture, a dark dot: rejected by
+    its rules or scored below min_score): those may be missing, but where one is found its box is
+    the labelled one."""
     import json
     from pathlib import Path
 
@@ -513,13 +519,15 @@ def test_hand_labels_match_what_the_detector_finds(shared_images):
     finally:
         torch.set_num_threads(previous)
     found = out.boxes.numpy()
-    # away from the 0.2 floor, every labelled box is found again (a pixel of float noise allowed)
+    kinds = {name: obj["kind"] for name, obj in data["objects"].items()}
+    # every labelled box but the marks is found again (a pixel of float noise allowed)
     for b in frame["boxes"]:
-        if b["score"] < 0.3:
-            continue
         x1, y1, x2, y2 = b["box"]
         iw = np.clip(np.minimum(found[:, 2], x2) - np.maximum(found[:, 0], x1), 0, None)
         ih = np.clip(np.minimum(found[:, 3], y2) - np.maximum(found[:, 1], y1), 0, None)
         inter = iw * ih
         union = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1]) + (x2 - x1) * (y2 - y1) - inter
-        assert (inter / union).max() > 0.9, b
+        iou = inter / union
+        if kinds[b["object"]] == "mark" and not (iou > 0).any():
+            continue  # removed by the artefact rules
+        assert iou.max() > 0.9, b

@@ -17,9 +17,18 @@ import torch
 import torch.nn.functional as F
 
 from trapgui.ml.base import DetectorOutput
-from trapgui.ml.components import component_stats, label_components, merge_overlapping
+from trapgui.ml.box_features import (
+    FEATURE_NAMES,
+    host_of_parts,
+    region_features,
+    region_maps,
+    region_stats,
+)
+from trapgui.ml.box_score import insect_probability
+from trapgui.ml.components import label_components, merge_overlapping_members
 from trapgui.ml.insect_splitting import split_touching
 from trapgui.ml.morphology import binary_close, binary_open
+from trapgui.ml.sheet_artefacts import KEPT, PART, REASONS, ArtefactParams, reject
 from trapgui.ml.sheet_foreground import SheetParams, measure_foreground
 
 
@@ -31,8 +40,8 @@ class BuiltinDetectorParams:
     min_seed_pixels: int = 3  # a seed must be more than a hot pixel
     close_radius: int = 2  # working pixels: joins wing fragments of pale moths
     open_radius: int = 1  # removes legs, antennae, sheet fibres
-    min_length_fraction: float = 0.004  # major axis vs. longest side (~16 px at 4096)
-    min_area_fraction: float = 1.5e-5  # pixels vs. image area
+    min_length_fraction: float = 0.0033  # major axis vs. longest side (~14 px at 4096)
+    min_area_fraction: float = 1.0e-5  # pixels vs. image area
     # Small regions must stand out more than large ones: a speck of dirt or a clump of sheet
     # grain is small and faint, a small fly is small and dark, a pale moth is faint but large.
     # Required contrast = base * sqrt(1 + reference_area / area).
@@ -49,6 +58,7 @@ class BuiltinDetectorParams:
     min_sheet_level: float = 0.25
     max_sheet_noise: float = 0.12  # robust spread of relative darkness; trap sheets are < 0.03
     split: bool = True
+    split_min_core: float = 0.004  # a core of a touching insect: depth vs. longest side
     pad_fraction: float = 0.1  # of the box's longer side, on each side
     pad_pixels: float = 3.0  # working pixels, on each side
     merge_containment: float = 0.9  # of the smaller unpadded box inside the larger one
@@ -56,8 +66,19 @@ class BuiltinDetectorParams:
     # growth) would run the batch's worst-case iteration count for every image, and large
     # tensors fall out of cache; measured 2x slower per image at batch 4. Accelerators batch.
     cpu_chunk: int = 1
-    min_score: float = 0.2  # boxes below are not returned at all (margin ~0.7)
+    # Regions whose contrast margin (what `min_contrast`/`min_mean_score` demand for their
+    # size, see above) is below this are not considered at all; the rest are scored.
+    min_margin: float = 0.5
+    min_score: float = 0.05  # boxes whose insect probability is below are not returned
+    # Faint foreground that joins the parts of one insect (a pale wing between a wing tip and
+    # the body), in noise units, found at half the working resolution.
+    weak_threshold: float = 2.5
+    part_share: float = 0.6  # of a part's box inside its host's box
+    part_area_ratio: float = 0.35  # a part has at most this share of its host's area
+    artefact_rules: bool = True  # False: keep printed marks, fixtures, text, stains (analysis)
+    merge_parts: bool = True
     sheet: SheetParams = field(default_factory=SheetParams)
+    artefacts: ArtefactParams = field(default_factory=ArtefactParams)
 
 
 class BuiltinDetector:
@@ -69,16 +90,30 @@ class BuiltinDetector:
         self.score_threshold = score_threshold
         sheet_names = {f.name for f in fields(SheetParams)}
         sheet_kwargs = {k: params.pop(k) for k in list(params) if k in sheet_names}
-        known = {f.name for f in fields(BuiltinDetectorParams)}
+        artefact_names = {f.name for f in fields(ArtefactParams)}
+        artefact_kwargs = {k: params.pop(k) for k in list(params) if k in artefact_names}
+        known = {f.name for f in fields(BuiltinDetectorParams)} - {"sheet", "artefacts"}
         unknown = sorted(set(params) - known)
         if unknown:
             raise TypeError(f"unknown built-in detector parameter(s): {', '.join(unknown)}")
-        self.params = BuiltinDetectorParams(**params, sheet=SheetParams(**sheet_kwargs))
+        self.params = BuiltinDetectorParams(
+            **params, sheet=SheetParams(**sheet_kwargs), artefacts=ArtefactParams(**artefact_kwargs)
+        )
         self.working_max_side = self.params.working_max_side
 
     @torch.inference_mode()
     def detect(self, images: list[torch.Tensor]) -> list[DetectorOutput]:
-        results: list[DetectorOutput | None] = [None] * len(images)
+        return [e.output for e in self._run(images, explain=False)]
+
+    @torch.inference_mode()
+    def explain(self, images: list[torch.Tensor]) -> list[ExplainedDetection]:
+        """`detect` plus, per returned box, the measurements its score was computed from, and
+        every candidate box with its measurements whatever its score (for fitting the score
+        model offline: benchmarks/fit_detector_score.py)."""
+        return self._run(images, explain=True)
+
+    def _run(self, images: list[torch.Tensor], explain: bool) -> list[ExplainedDetection]:
+        results: list[ExplainedDetection | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images):
             if image.dim() != 3 or image.shape[0] != 3:
@@ -91,27 +126,69 @@ class BuiltinDetector:
             for start in range(0, len(indices), step):
                 part = indices[start : start + step]
                 batch = torch.stack([images[i] for i in part]).to(self.device, torch.float32)
-                for i, output in zip(part, self._detect_same_size(batch, h, w)):
+                for i, output in zip(part, self._detect_same_size(batch, h, w, explain)):
                     results[i] = output
         return results  # type: ignore[return-value]
 
-    def _detect_same_size(self, batch: torch.Tensor, h: int, w: int) -> list[DetectorOutput]:
+    def _detect_same_size(
+        self, batch: torch.Tensor, h: int, w: int, explain: bool
+    ) -> list[ExplainedDetection]:
         scale = min(1.0, self.params.working_max_side / max(h, w))
         wh, ww = max(8, round(h * scale)), max(8, round(w * scale))
         work = batch if (wh, ww) == (h, w) else F.interpolate(batch, size=(wh, ww), mode="area")
-        boxes, scores = self._detect_working(work.clamp(0.0, 1.0))
+        regions = self._detect_working(work.clamp(0.0, 1.0))
         sx, sy = w / ww, h / wh
         factor = torch.tensor([sx, sy, sx, sy], device=batch.device)
         limit = torch.tensor([w, h, w, h], device=batch.device, dtype=torch.float32)
+
+        def to_input(b: torch.Tensor) -> torch.Tensor:
+            return torch.minimum((b * factor).clamp(min=0), limit).float().contiguous()
+
         out = []
-        for b, s in zip(boxes, scores):
-            b = torch.minimum((b * factor).clamp(min=0), limit)
-            out.append(DetectorOutput(boxes=b.float().contiguous(), scores=s.float().contiguous()))
+        for boxes, scores, features, dropped, reasons in regions:
+            b, s, f = self._finish(boxes, scores, features, self.params.min_score, wh, ww)
+            result = ExplainedDetection(DetectorOutput(boxes=to_input(b), scores=s.float().contiguous()))
+            if explain:
+                result.features = f
+                ab, as_, af = self._finish(boxes, scores, features, 0.0, wh, ww)
+                result.all_boxes, result.all_scores, result.all_features = to_input(ab), as_, af
+                result.rejected_boxes = to_input(dropped)
+                result.rejected_reasons = [REASONS[int(r)] for r in reasons]
+            out.append(result)
         return out
+
+    def _finish(self, boxes, scores, features, min_score: float, h: int, w: int):
+        """One image's kept regions -> merged, padded boxes in descending score order."""
+        p = self.params
+        sel = scores >= min_score
+        boxes, scores, features = boxes[sel], scores[sel], features[sel]
+        order = torch.argsort(scores, descending=True, stable=True)
+        boxes, scores, features = boxes[order], scores[order], features[order]
+        b, s, member = merge_overlapping_members(boxes, scores, p.merge_containment)
+        f = features[member]
+        # Margin so a crop holds the whole insect (antennae and legs were opened away).
+        longer = torch.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+        pad = p.pad_fraction * longer + p.pad_pixels
+        limit = torch.tensor([w, h, w, h], device=b.device, dtype=torch.float32)
+        b = torch.minimum((b + torch.stack([-pad, -pad, pad, pad], dim=1)).clamp(min=0), limit)
+        order = torch.argsort(s, descending=True, stable=True)
+        return b[order].reshape(-1, 4), s[order], f[order]
+
+    def _weak_labels(self, score: torch.Tensor) -> torch.Tensor:
+        """Regions of faint foreground (B, 1, H, W) int64 (-1 = sheet), labelled at half the
+        working resolution: the parts of one insect lie in one of them."""
+        _, _, h, w = score.shape
+        small = F.avg_pool2d(score, 2, ceil_mode=True)
+        mask = binary_close((small > self.params.weak_threshold).float(), 1)[:, 0] > 0.5
+        labels = label_components(mask)
+        up = labels.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)[:, :h, :w]
+        return up[:, None]
 
     def _detect_working(
         self, images: torch.Tensor
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per image: unpadded boxes (working pixels), insect probabilities and features of the
+        regions that pass the shape filters and the artefact rules, parts merged into hosts."""
         p = self.params
         bsz, _, h, w = images.shape
         longest = max(h, w)
@@ -123,11 +200,10 @@ class BuiltinDetector:
         if p.split:
             labels = split_touching(
                 labels,
-                min_core_fraction=p.min_length_fraction,
+                min_core_fraction=p.split_min_core,
                 shape_mask=binary_close(raw, 1)[:, 0] > 0.5,
             )
-        values = torch.cat([fg.score, high, torch.maximum(fg.darkness, fg.chroma)], dim=1)
-        st = component_stats(labels, values)
+        st = region_stats(labels, region_maps(fg, high, self._weak_labels(fg.score)))
 
         area = st.area
         seeds = st.sums[:, 1]
@@ -150,26 +226,52 @@ class BuiltinDetector:
         is_sheet = (fg.sheet_level >= p.min_sheet_level) & (fg.sheet_noise <= p.max_sheet_noise)
         keep &= is_sheet[st.image]
         keep &= (foreground_fraction <= p.max_foreground_fraction)[st.image]
-
-        # Confidence grows with how far contrast and significance exceed what the size demands.
+        # How far contrast and significance exceed what the region's size demands.
         margin = torch.minimum(
             contrast / (p.min_contrast * smallness), mean_score / (p.min_mean_score * smallness)
         )
-        score = torch.sigmoid(4.0 * torch.log(margin.clamp(min=1e-3)))  # 0.5 where margin is 1
-        keep &= score >= p.min_score
+        keep &= margin >= p.min_margin
 
         boxes = torch.stack([st.x1, st.y1, st.x2 + 1, st.y2 + 1], dim=1)
-        limit = torch.tensor([w, h, w, h], device=images.device, dtype=torch.float32)
+        features = region_features(st, fg.darkness, margin, keep, h, w)
+        reason = torch.zeros_like(keep, dtype=torch.long)
+        if p.artefact_rules:
+            reason = torch.where(keep, reject(features, boxes, area, h, w, p.artefacts), reason)
+            keep &= reason == KEPT
+        # Parts of an insect (a wing tip beyond a pale wing) widen their host's box instead.
+        host = host_of_parts(st, features, keep, p.part_share, p.part_area_ratio)
+        is_part = keep & (host >= 0) & p.merge_parts
+        if bool(is_part.any()):
+            target = host[is_part]
+            boxes = boxes.clone()
+            boxes[:, :2] = boxes[:, :2].scatter_reduce(
+                0, target[:, None].expand(-1, 2), boxes[is_part, :2], reduce="amin"
+            )
+            boxes[:, 2:] = boxes[:, 2:].scatter_reduce(
+                0, target[:, None].expand(-1, 2), boxes[is_part, 2:], reduce="amax"
+            )
+        reason = torch.where(is_part, torch.full_like(reason, PART), reason)
+        part_boxes = torch.stack([st.x1, st.y1, st.x2 + 1, st.y2 + 1], dim=1)
+        keep &= ~is_part
+        score = insect_probability(features.values)
 
-        out_boxes, out_scores = [], []
+        out = []
         for i in range(bsz):
             sel = keep & (st.image == i)
-            b, s = merge_overlapping(boxes[sel], score[sel], p.merge_containment)
-            # Margin so a crop holds the whole insect (antennae and legs were opened away).
-            longer = torch.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
-            pad = p.pad_fraction * longer + p.pad_pixels
-            b = torch.minimum((b + torch.stack([-pad, -pad, pad, pad], dim=1)).clamp(min=0), limit)
-            order = torch.argsort(s, descending=True, stable=True)
-            out_boxes.append(b[order].reshape(-1, 4))
-            out_scores.append(s[order])
-        return out_boxes, out_scores
+            dropped = (reason > 0) & (st.image == i)
+            out.append((boxes[sel], score[sel], features.values[sel],
+                        part_boxes[dropped], reason[dropped]))
+        return out
+
+
+@dataclass
+class ExplainedDetection:
+    output: DetectorOutput
+    features: torch.Tensor | None = None  # (N, F) for output.boxes
+    all_boxes: torch.Tensor | None = None  # every candidate, whatever its score
+    all_scores: torch.Tensor | None = None
+    all_features: torch.Tensor | None = None
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    # Regions the rules removed, and parts merged into their insect's box, with the reason.
+    rejected_boxes: torch.Tensor | None = None
+    rejected_reasons: list[str] = field(default_factory=list)

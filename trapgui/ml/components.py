@@ -77,6 +77,8 @@ class ComponentStats:
     y2: torch.Tensor
     major: torch.Tensor  # float32 ellipse axis lengths (full, 4*sqrt(eigenvalue))
     minor: torch.Tensor
+    cx: torch.Tensor  # float32 centroid (pixel centres at integer coordinates)
+    cy: torch.Tensor
     sums: torch.Tensor  # (K, V) sums of the extra per-pixel values
     maxima: torch.Tensor  # (K, V) maxima of the extra per-pixel values
     inverse: torch.Tensor  # (B*H*W,) component index of each pixel, -1 for background
@@ -137,6 +139,8 @@ def component_stats(labels: torch.Tensor, values: torch.Tensor | None = None) ->
         y2=reduce(ys, "amax", -1.0),
         major=major,
         minor=minor,
+        cx=mx,
+        cy=my,
         sums=sums,
         maxima=maxima,
         inverse=inverse,
@@ -147,9 +151,19 @@ def merge_overlapping(
     boxes: torch.Tensor, scores: torch.Tensor, containment: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Merge boxes of one image where the intersection covers `containment` of the smaller box
-    (fragments of one insect, nested duplicates) into their union, keeping the best score.
+    (fragments of one insect, nested duplicates) into their union, keeping the best score."""
+    merged, best, _ = merge_overlapping_members(boxes, scores, containment)
+    return merged, best
+
+
+def merge_overlapping_members(
+    boxes: torch.Tensor, scores: torch.Tensor, containment: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`merge_overlapping`, also returning for every merged box the index (into the input) of
+    its best-scoring member, whose measurements then describe the merged box.
 
     Repeats until stable; the loop is over merge rounds, never over pixels."""
+    member = torch.arange(boxes.shape[0], device=boxes.device)
     while boxes.shape[0] > 1:
         x1 = torch.maximum(boxes[:, None, 0], boxes[None, :, 0])
         y1 = torch.maximum(boxes[:, None, 1], boxes[None, :, 1])
@@ -176,6 +190,13 @@ def merge_overlapping(
         best = torch.zeros(g, device=boxes.device).scatter_reduce(
             0, inverse, scores, reduce="amax", include_self=False
         )
+        # The member holding the best score (the first such, for determinism).
+        is_best = scores >= best[inverse]
+        position = torch.arange(boxes.shape[0], device=boxes.device)
+        candidate = torch.where(is_best, position, torch.full_like(position, boxes.shape[0]))
+        first = torch.full((g,), boxes.shape[0], dtype=torch.long, device=boxes.device)
+        first = first.scatter_reduce(0, inverse, candidate, reduce="amin", include_self=True)
+        member = member[first]
         boxes = torch.cat([mins, maxs], dim=1)
         scores = best
-    return boxes, scores
+    return boxes, scores, member
