@@ -105,11 +105,46 @@ def test_a_failing_image_is_listed_with_its_reason(qtbot, window, two_traps):
     assert "1 failed" in window.panel.failures_label.text()
 
 
-def test_missing_model_leads_to_the_model_manager(qtbot, window, two_traps):
+def test_a_missing_classifier_is_left_out_said_and_offered_while_the_run_goes_on(
+        qtbot, window, two_traps):
+    """Offline day one: the settings' classifiers are not installed. The run processes with the
+    built-in detector (as the CLI does), the panel says what is missing and what it would add,
+    and its button opens the model manager while the run goes on."""
     from PySide6.QtWidgets import QDialog, QMessageBox
 
     _scan(qtbot, window, [two_traps / "vermont"])
-    window.services.settings.species_classifier = "quebec_vermont_resnet50_2024"
+    settings = window.services.settings
+    settings.binary_classifier = "moth_binary_resnet50_2024"  # the default, never installed here
+    settings.species_classifier = "quebec_vermont_resnet50_2024"
+    panel = window.panel
+    window.tree.select_deployment(window.tree.summaries[0].id)
+    window.start_processing("trap")
+    qtbot.waitUntil(lambda: panel.left_out_label.isVisible(), timeout=120_000)
+    text = panel.left_out_label.text()
+    assert "'Moth / Non-Moth Classifier' is not installed" in text, text
+    assert "moth / non-moth labels" in text and "species names" in text
+    assert "model manager" in text and panel.left_out_button.isVisible()
+    panel.left_out_button.click()
+    qtbot.waitUntil(lambda: window.findChild(QDialog, "modelManager") is not None, timeout=5000)
+    manager = window.findChild(QDialog, "modelManager")
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=300_000)  # not stopped by it
+    summary = window.controller.last_summary
+    assert summary.status == "finished" and summary.done == 3
+    assert window.findChild(QMessageBox, "errorDialog") is None
+    # results, resume and views all speak of the pipeline that ran: builtin alone
+    assert window.services.processing.spec().binary is None
+    assert window.services.processing.spec().species is None
+    assert window.services.processing.unfinished() == 0
+    qtbot.waitUntil(lambda: manager.table.rowCount() > 3, timeout=60_000)
+    panel.grab().save(str(two_traps.parent / "left-out.png"))
+    manager.close()
+
+
+def test_a_missing_detector_leads_to_the_model_manager(qtbot, window, two_traps):
+    from PySide6.QtWidgets import QDialog, QMessageBox
+
+    _scan(qtbot, window, [two_traps / "vermont"])
+    window.services.settings.detector = "fasterrcnn_resnet50_2023"
     window.tree.select_deployment(window.tree.summaries[0].id)
     window.start_processing("trap")
     qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None,

@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self.tree_dock = self._dock("Traps and nights", "trapsDock", self.tree,
                                     Qt.DockWidgetArea.LeftDockWidgetArea)
         self.panel = ProcessingPanel(services, self.controller, self)
+        self.panel.modelsRequested.connect(self.open_model_manager)
         self.panel_dock = self._dock("Processing", "processingDock", self.panel,
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
         self.status = StatusBar(services, self)

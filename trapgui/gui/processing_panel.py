@@ -32,6 +32,7 @@ class ProcessingPanel(QWidget):
     "images" (with the chosen files) or "resume"."""
 
     startRequested = Signal(str, list)
+    modelsRequested = Signal(str)  # the model manager, with this model picked
 
     def __init__(self, services, controller, parent=None):
         super().__init__(parent)
@@ -103,6 +104,23 @@ class ProcessingPanel(QWidget):
         self.log_label.setWordWrap(True)
         self.log_label.setToolTip("The run's latest message (hover for its recent warnings)")
 
+        # the classifiers a run goes without (not installed): said, with the way to get them,
+        # while the run goes on
+        self.left_out_label = QLabel("", self)
+        self.left_out_label.setObjectName("leftOutLabel")
+        self.left_out_label.setWordWrap(True)
+        self.left_out_button = QPushButton("Get models…", self)
+        self.left_out_button.setObjectName("leftOutButton")
+        self.left_out_button.setToolTip("Open the model manager to download or import the "
+                                        "missing model (the run goes on meanwhile)")
+        self.left_out_button.clicked.connect(
+            lambda: self.modelsRequested.emit(self._left_out_key))
+        self._left_out_key = ""
+        notice = QHBoxLayout()
+        notice.addWidget(self.left_out_label, 1)
+        notice.addWidget(self.left_out_button, 0, Qt.AlignmentFlag.AlignTop)
+        self._show_left_out(())
+
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.pause_button)
@@ -115,6 +133,7 @@ class ProcessingPanel(QWidget):
         left.addWidget(self.counts)
         left.addWidget(self.devices)
         left.addWidget(self.log_label)
+        left.addLayout(notice)
         left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(self.failures_label)
@@ -168,6 +187,7 @@ class ProcessingPanel(QWidget):
         self._failures = 0
         self._warnings = []
         self._total = 0
+        self._show_left_out(())
         self.failures.clear()
         self.failures_label.setText("No failures")
         self.title.setText(f"Processing {description}" if description else "Processing")
@@ -176,8 +196,15 @@ class ProcessingPanel(QWidget):
         self.counts.setText("Preparing…")
         self.devices.setText("")
 
+    def _show_left_out(self, left_out) -> None:
+        self._left_out_key = left_out[0].key if left_out else ""
+        self.left_out_label.setText(left_out_text(left_out))
+        self.left_out_label.setVisible(bool(left_out))
+        self.left_out_button.setVisible(bool(left_out))
+
     @Slot(object)
     def _planned(self, plan) -> None:
+        self._show_left_out(getattr(plan, "left_out", ()))
         self.title.setText(f"{self.title.text()} — {plan.pipeline}")
         if plan.in_scope:
             self._total = plan.in_scope
@@ -251,6 +278,15 @@ class ProcessingPanel(QWidget):
             self.devices.setText("")
         notes = list(summary.notes) + ([summary.error] if summary.error else [])
         self.log_label.setText("; ".join(notes))
+
+
+def left_out_text(left_out) -> str:
+    """One sentence for the classifiers a run goes without."""
+    if len(left_out) == 1:
+        return left_out[0].sentence("get it in the model manager")
+    parts = ", ".join(f"'{m.name}' ({m.adds})" for m in left_out)
+    return (f"Not installed, so left out of this run: {parts}; get them in the model manager "
+            "and process again to add them.")
 
 
 def summary_text(summary) -> str:
