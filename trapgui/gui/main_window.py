@@ -83,12 +83,13 @@ class MainWindow(QMainWindow):
                 scroller.setWidget(self.remote)
                 scroller.setWidgetResizable(True)
                 scroller.setFrameShape(QFrame.Shape.NoFrame)
-                self.tabs.addTab(scroller, "Remote jobs")
+                self._remote_index = self.tabs.addTab(scroller, "Remote jobs")
                 self.tabs.setTabToolTip(self.tabs.count() - 1,
                                         "Process images for the Antenna platform")
 
-        self.empty = EmptyState(self)
+        self.empty = EmptyState(self, remote=self.remote is not None)
         self.empty.openRequested.connect(self.open_folder_dialog)
+        self.empty.remoteRequested.connect(self.show_remote_jobs)
         self.offer = ModelOfferBar(self)
         self.offer.openRequested.connect(self.open_model_manager)
         self.offer.dismissed.connect(lambda: self._ui.setValue("modelOfferDismissed", True))
@@ -183,6 +184,12 @@ class MainWindow(QMainWindow):
         self.cancel_action = self._action(run_menu, "&Cancel", self.controller.cancel, "Ctrl+.",
                                           "Stop after the batch in hand; the rest stays queued "
                                           "(a remote run posts what it finished)")
+        if self.remote is not None:
+            run_menu.addSeparator()
+            self.remote_action = self._action(
+                run_menu, "Remote (&Antenna) jobs…", self.show_remote_jobs, None,
+                "Process images for the Antenna platform: pull tasks, process them here and "
+                "post the results (no trap folder needed)")
         self.controller.stateChanged.connect(self._run_state_changed)
         self._run_state_changed("idle")
         view_menu = bar.addMenu("&View")
@@ -344,10 +351,21 @@ class MainWindow(QMainWindow):
     def _scans_done(self) -> None:
         self.status.hide_scan()
 
+    @Slot()
+    def show_remote_jobs(self) -> None:
+        """The Remote jobs tab, also before any trap exists (it needs none)."""
+        if self.remote is None:
+            return
+        self._remote_shown = True
+        self.stack.setCurrentWidget(self.tabs)
+        self.tabs.setCurrentIndex(self._remote_index)
+
+    _remote_shown = False
+
     @Slot(list)
     def _tree_loaded(self, summaries: list) -> None:
         has_traps = bool(summaries)
-        if has_traps or self.scanner.busy:
+        if has_traps or self.scanner.busy or self._remote_shown:
             self.stack.setCurrentWidget(self.tabs)
         else:
             self.stack.setCurrentWidget(self.empty)

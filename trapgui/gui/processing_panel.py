@@ -219,22 +219,29 @@ class ProcessingPanel(QWidget):
         if p.total is None:  # a remote job: the server does not say how many tasks it has
             self.bar.setRange(0, 0)
             rate = f"{p.rate:.2f} {p.unit}/s" if p.rate else f"– {p.unit}/s"
+            resent = f" ({p.resent:,} re-sent: the server gave them out again)" if p.resent else ""
             self.counts.setText(
-                f"{p.done:,} {p.unit} done · {p.failed:,} failed · {p.posted or 0:,} posted · "
-                f"{p.waiting_to_post:,} waiting to post · {p.detections:,} detections · "
-                f"{rate} · {eta}")
+                f"{p.done:,} {p.unit} done · {p.failed:,} failed · {p.posted or 0:,} posted"
+                f"{resent} · {p.waiting_to_post:,} waiting to post · "
+                f"{self._stored(p.detections)} · {rate}")
         else:
             self._total = p.total
             self.bar.setFormat(f"%v / %m {p.unit}")
             self.bar.setRange(0, max(1, p.total))
             self.bar.setValue(processed)
-            self.counts.setText(f"{processed:,} / {p.total:,} {p.unit} · {p.detections:,} "
-                                f"detections · {rate} · {eta}")
+            self.counts.setText(f"{processed:,} / {p.total:,} {p.unit} · "
+                                f"{self._stored(p.detections)} · {rate} · {eta}")
         lines = [f"{d.device} — batch {d.batch_size} — {d.images_per_s:.1f} img/s — {d.state}"
                  for d in p.devices]
         self.devices.setText("\n".join(lines) if lines else p.message)
         self.devices.setToolTip("\n".join(f"{d.device}: {d.name}, {d.images_done:,} images"
                                           for d in p.devices) or "Each device worker")
+
+    def _stored(self, detections: int) -> str:
+        """A run counts every box it stores; the views count those at the threshold."""
+        threshold = self._services.settings.detection_threshold
+        return (f"{detections:,} detections stored (all scores; the views count those "
+                f"≥ {threshold:.2f})")
 
     @Slot(list)
     def _failed(self, events: list) -> None:
@@ -273,11 +280,15 @@ class ProcessingPanel(QWidget):
         if summary.status == "finished":
             self.bar.setValue(self.bar.maximum())
         self.title.setText(self.title.text().replace("Processing ", "Processed ", 1))
-        self.counts.setText(summary_text(summary))
+        self.counts.setText(summary_text(summary, self._services.settings.detection_threshold))
         if summary.posted is not None:  # the remote state line said what it was doing
             self.devices.setText("")
         notes = list(summary.notes) + ([summary.error] if summary.error else [])
         self.log_label.setText("; ".join(notes))
+
+
+def _scores(threshold: float | None) -> str:
+    return "" if threshold is None else f" (all scores; the views count those ≥ {threshold:.2f})"
 
 
 def left_out_text(left_out) -> str:
@@ -289,21 +300,25 @@ def left_out_text(left_out) -> str:
             "and process again to add them.")
 
 
-def summary_text(summary) -> str:
-    """One sentence for a finished run, local or remote."""
+def summary_text(summary, threshold: float | None = None) -> str:
+    """One sentence for a finished run, local or remote. The detections are every box stored;
+    ``threshold`` (the views' detection threshold) is named beside them."""
     verb = {"finished": "Finished", "cancelled": "Cancelled", "crashed": "Stopped by an error"}
     head = verb.get(summary.status, summary.status)
     took = format_duration(summary.elapsed_s)
     if summary.posted is not None:  # remote: results go back to the server
         text = (f"{head}: {summary.done:,} task(s) done, {summary.failed:,} failed, "
                 f"{summary.posted:,} posted in {took} ({summary.images_per_s:.2f} tasks/s), "
-                f"{summary.detections:,} detections stored.")
+                f"{summary.detections:,} detections stored{_scores(threshold)}.")
+        if getattr(summary, "resent", 0):  # not every run says
+            text += (f" {summary.resent:,} result(s) were re-sent (the server gave those tasks "
+                     "out again).")
         if summary.unposted or summary.remaining:
             text += (f" {summary.unposted:,} result(s) not yet posted and "
                      f"{summary.remaining:,} task(s) unfinished are kept and sent next time.")
         return text
     text = (f"{head}: {summary.done:,} images done, {summary.failed:,} failed, "
-            f"{summary.detections:,} detections stored in {took} "
+            f"{summary.detections:,} detections stored{_scores(threshold)} in {took} "
             f"({summary.images_per_s:.1f} img/s)")
     if summary.remaining:
         text += f". {summary.remaining:,} images remain queued."
