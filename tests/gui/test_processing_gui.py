@@ -172,3 +172,32 @@ def test_run_scope_for_selected_nights(qtbot, window, two_traps):
     s = window.controller.last_summary
     assert s.done + s.failed == int(vermont.child(0).text(1))
     assert isinstance(RunScope(night_ids=(1,)).resume_only, bool)
+
+
+def test_the_image_gets_most_of_the_window_while_nothing_runs(qtbot, window, two_traps):
+    """At the default size the idle processing panel is a few lines (it took a quarter of the
+    height, leaving the image about 780 x 210 px); a run gives it its room back."""
+    _scan(qtbot, window, [two_traps / "vermont"])
+    window.resize(1280, 820)
+    window.tree.select_deployment(window.tree.summaries[0].id)
+    window.tabs.setCurrentWidget(window.viewer)
+    qtbot.waitUntil(lambda: window.viewer.current_image_id() is not None, timeout=30_000)
+    qtbot.wait(200)
+    idle_panel = window.panel_dock.height()
+    canvas = window.viewer.canvas.viewport()
+    assert idle_panel < 0.15 * window.height(), idle_panel
+    assert canvas.height() > 0.5 * window.height(), (canvas.width(), canvas.height())
+    window.grab().save(str(two_traps.parent / "idle.png"))
+
+    window.start_processing("trap")
+    qtbot.waitUntil(lambda: window.controller.busy and window.panel.bar.isVisible(),
+                    timeout=10_000)
+    qtbot.waitUntil(lambda: window.panel_dock.height() > idle_panel + 40, timeout=10_000)
+    window.grab().save(str(two_traps.parent / "running.png"))
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=300_000)
+    qtbot.wait(300)
+    assert window.panel_dock.height() < 0.2 * window.height(), (
+        window.panel_dock.height(), window.panel.sizeHint().height(), window.panel.counts.text(),
+        window.panel.log_label.text())
+    assert "Finished" in window.panel.counts.text() and window.panel.counts.isVisible()
+    window.grab().save(str(two_traps.parent / "finished.png"))

@@ -44,6 +44,9 @@ def _optional(module: str, cls: str):
         return None
 
 
+RUNNING_PANEL_HEIGHT = 200  # px: bar, counts, devices, log and the failure list
+
+
 class MainWindow(QMainWindow):
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -122,6 +125,10 @@ class MainWindow(QMainWindow):
         self.tree.setMinimumWidth(360)
         self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
         self._restore_geometry()
+        # after the panel's layout has taken its shown/hidden lines into account
+        self.panel.compactChanged.connect(
+            lambda compact: QTimer.singleShot(0, self, lambda: self._panel_compact(compact)))
+        QTimer.singleShot(0, self, lambda: self._panel_compact(self.panel.compact))
 
     # ---- construction helpers -----------------------------------------------------------
     def _add_view(self, module: str, cls: str, title: str, tip: str):
@@ -460,6 +467,15 @@ class MainWindow(QMainWindow):
                 return
         self.controller.start(RunScope(image_ids=tuple(ids),
                                        description=f"{len(ids)} chosen image(s)"))
+
+    def _panel_compact(self, compact: bool) -> None:
+        """The processing dock takes what its lines need while idle, more while a run is on."""
+        if self.panel_dock.isFloating() or compact != self.panel.compact:
+            return
+        self.panel.layout().activate()
+        need = self.panel.sizeHint().height() + 8
+        self.resizeDocks([self.panel_dock], [need if compact else max(need, RUNNING_PANEL_HEIGHT)],
+                         Qt.Orientation.Vertical)
 
     def _run_state_changed(self, state: str) -> None:
         self.pause_action.setEnabled(state in ("starting", "running", "paused"))

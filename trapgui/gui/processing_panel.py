@@ -33,7 +33,7 @@ class ProcessingPanel(QWidget):
 
     startRequested = Signal(str, list)
     modelsRequested = Signal(str)  # the model manager, with this model picked
-
+    compactChanged = Signal(bool)  # idle: a few lines; the image gets the window
     def __init__(self, services, controller, parent=None):
         super().__init__(parent)
         self._services = services
@@ -143,6 +143,7 @@ class ProcessingPanel(QWidget):
         grid.addLayout(right, 0, 1)
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 2)
+        self.compact = False
 
         controller.stateChanged.connect(self._state_changed)
         controller.started.connect(self._started)
@@ -167,9 +168,25 @@ class ProcessingPanel(QWidget):
         self._controller.toggle_pause()
 
     # ---- updates ------------------------------------------------------------------------
+    def set_compact(self, compact: bool) -> None:
+        """While nothing runs the panel is its buttons and the last run's sentence (and its
+        failures, if any): the live-only lines and an empty failure list give their room to
+        the views."""
+        self.compact = compact
+        self.bar.setVisible(not compact)
+        self.devices.setVisible(not compact and bool(self.devices.text()))
+        self.log_label.setVisible(not compact or bool(self.log_label.text()))
+        listed = not compact or self._failures > 0
+        self.failures.setVisible(listed)
+        self.failures_label.setVisible(listed)
+        self.counts.setVisible(not compact or bool(self.counts.text()))
+        self.compactChanged.emit(compact)
+
     @Slot(str)
     def _state_changed(self, state: str) -> None:
         idle = state == "idle"
+        if idle != self.compact:
+            self.set_compact(idle)
         self.start_button.setEnabled(idle)
         self.pause_button.setEnabled(state in ("starting", "running", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
@@ -285,6 +302,8 @@ class ProcessingPanel(QWidget):
             self.devices.setText("")
         notes = list(summary.notes) + ([summary.error] if summary.error else [])
         self.log_label.setText("; ".join(notes))
+        if self.compact:
+            self.set_compact(True)  # the sentences just written decide what stays
 
 
 def _scores(threshold: float | None) -> str:
