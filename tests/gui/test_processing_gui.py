@@ -80,9 +80,16 @@ def test_start_pause_resume_cancel_then_finish_the_rest(qtbot, window, two_traps
 
     # what was cancelled stays queued: "finish the interrupted run" completes it
     window.start_processing("resume")
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=120_000)
-    assert window.controller.last_summary.status == "finished"
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=300_000)
+    resumed = window.controller.last_summary
+    assert resumed.status == "finished"
     assert processed.unfinished() == 0
+    # this run's count and the scope's are both said ("Finished: 3 images done" beside 7/7)
+    text = panel.counts.text()
+    assert text.startswith(f"Finished: {resumed.done} images done"), text
+    if resumed.done + resumed.failed < 7:
+        assert "Of the 7 images in scope, 7 are processed now" in text, text
+    assert not panel.log_label.text().startswith("Loading models")  # no stale info line
     # the tree refreshes its counts in the background: wait for both traps, not just the first
     qtbot.waitUntil(lambda: all(window.tree.tree.topLevelItem(i).text(2) == "100%"
                                 for i in (0, 1)), timeout=10_000)

@@ -41,6 +41,8 @@ class ProcessingPanel(QWidget):
         self._failures = 0
         self._total = 0
         self._warnings: list[str] = []
+        self._info_at: int | None = None  # images processed when the shown info line came
+        self._processed = 0  # of the scope, earlier runs included (the bar's value)
 
         self.start_button = QToolButton(self)
         self.start_button.setObjectName("startButton")
@@ -205,6 +207,7 @@ class ProcessingPanel(QWidget):
         self._warnings = []
         self._total = 0
         self._show_left_out(())
+        self._info_at, self._processed = None, 0
         self.failures.clear()
         self.failures_label.setText("No failures")
         self.title.setText(f"Processing {description}" if description else "Processing")
@@ -231,6 +234,11 @@ class ProcessingPanel(QWidget):
     @Slot(object)
     def _progress(self, p) -> None:
         processed = p.done + p.failed
+        self._processed = processed
+        if self._info_at is not None and processed > self._info_at:
+            # an info line ("Loading models on cpu…") is news until the run moves on
+            self._info_at = None
+            self.log_label.setText("")
         rate = f"{p.rate:.1f} img/s" if p.rate else "– img/s"
         eta = "paused" if p.paused else f"ETA {format_duration(p.eta_s)}"
         if p.total is None:  # a remote job: the server does not say how many tasks it has
@@ -274,6 +282,7 @@ class ProcessingPanel(QWidget):
     @Slot(list)
     def _logged(self, events: list) -> None:
         self.log_label.setText(events[-1].message)
+        self._info_at = self._processed if events[-1].level == "info" else None
         warnings = [e for e in events if e.level in ("warning", "error")]
         if warnings:
             self._warnings = (self._warnings + [e.message for e in warnings])[-20:]
@@ -297,7 +306,14 @@ class ProcessingPanel(QWidget):
         if summary.status == "finished":
             self.bar.setValue(self.bar.maximum())
         self.title.setText(self.title.text().replace("Processing ", "Processed ", 1))
-        self.counts.setText(summary_text(summary, self._services.settings.detection_threshold))
+        text = summary_text(summary, self._services.settings.detection_threshold)
+        if summary.posted is None and self._total and (
+                summary.done + summary.failed != self._total):
+            # a resumed (or cancelled) run: this run's count is not the scope's; say both
+            scope_done = max(0, self._total - summary.remaining)
+            text += (f" Of the {self._total:,} images in scope, {scope_done:,} are processed "
+                     "now (earlier runs included).")
+        self.counts.setText(text)
         if summary.posted is not None:  # the remote state line said what it was doing
             self.devices.setText("")
         notes = list(summary.notes) + ([summary.error] if summary.error else [])
