@@ -99,19 +99,38 @@ class BuiltinDetector:
         scale = min(1.0, self.params.working_max_side / max(h, w))
         wh, ww = max(8, round(h * scale)), max(8, round(w * scale))
         work = batch if (wh, ww) == (h, w) else F.interpolate(batch, size=(wh, ww), mode="area")
-        boxes, scores = self._detect_working(work.clamp(0.0, 1.0))
+        boxes, scores, refused = self._detect_working(work.clamp(0.0, 1.0))
         sx, sy = w / ww, h / wh
         factor = torch.tensor([sx, sy, sx, sy], device=batch.device)
         limit = torch.tensor([w, h, w, h], device=batch.device, dtype=torch.float32)
         out = []
-        for b, s in zip(boxes, scores):
+        for b, s, why in zip(boxes, scores, refused):
             b = torch.minimum((b * factor).clamp(min=0), limit)
-            out.append(DetectorOutput(boxes=b.float().contiguous(), scores=s.float().contiguous()))
+            out.append(DetectorOutput(boxes=b.float().contiguous(), scores=s.float().contiguous(),
+                                      refused=why))
+        return out
+
+    def _refusals(self, fg) -> list[str | None]:
+        """Per image: why it is not a trap sheet (None where it is one)."""
+        p = self.params
+        out = []
+        for level, noise in zip(fg.sheet_level.tolist(), fg.sheet_noise.tolist()):
+            if level < p.min_sheet_level:
+                out.append(f"not a trap sheet: the background is too dark for a lit sheet "
+                           f"(brightness {level:.2f}, a sheet has at least "
+                           f"{p.min_sheet_level:.2f}); the built-in detector only finds "
+                           "insects on a lit sheet")
+            elif noise > p.max_sheet_noise:
+                out.append(f"not a trap sheet: the background is too uneven for a sheet "
+                           f"(texture {noise:.2f}, a sheet has at most {p.max_sheet_noise:.2f}); "
+                           "the built-in detector only finds insects on a lit sheet")
+            else:
+                out.append(None)
         return out
 
     def _detect_working(
         self, images: torch.Tensor
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str | None]]:
         p = self.params
         bsz, _, h, w = images.shape
         longest = max(h, w)
@@ -172,4 +191,4 @@ class BuiltinDetector:
             order = torch.argsort(s, descending=True, stable=True)
             out_boxes.append(b[order].reshape(-1, 4))
             out_scores.append(s[order])
-        return out_boxes, out_scores
+        return out_boxes, out_scores, self._refusals(fg)
