@@ -156,10 +156,11 @@ def test_no_extra_boxes_and_fold_rejected(detector, synthetic_result):
 
 
 def test_empty_noisy_sheet_gives_nothing(detector):
+    """An empty sheet is a sheet: no boxes, and not refused (it was looked at)."""
     g = torch.Generator().manual_seed(2)
     result = detector.detect([_sheet(g).clamp(0, 1)])[0]
     assert int((result.scores >= detector.score_threshold).sum()) == 0, result
-    assert len(result.scores) <= 2
+    assert len(result.scores) <= 2 and result.refused is None
 
 
 def test_touching_insects_are_split(detector):
@@ -307,3 +308,7 @@ def test_real_trap_photo_gives_a_plausible_count(detector, small_trap_images, na
     if high == 0:
         assert len(result.scores) == 0
     assert math.isfinite(float(result.scores.sum()))
+    if name.startswith("DSLR"):  # said, so the engine records it as not processed
+        assert result.refused and result.refused.startswith("not a trap sheet"), result.refused
+    else:
+        assert result.refused is None, result.refused

@@ -364,3 +364,40 @@ def test_process_only_touches_the_folder_it_was_given(tmp_path, tiny_trap_src, c
     states = {dep: state for dep, state, _ in rows}
     assert states[dep_b] == "pending"
     assert "done" in states.values()
+
+
+def test_a_photo_that_is_not_a_trap_sheet_is_not_processed_and_says_why(db, tmp_path):
+    """The built-in detector refuses the daytime DSLR butterfly: the image is not processed
+    (failed, with the reason; no "night with 0 detections") and the night's effort counts
+    leave it out, while a real sheet beside it is processed as usual."""
+    from tests.image_files import save_downscaled
+    from tests.pipeline_helpers import SHARED_IMAGES
+    from trapgui.db.counts import night_effort
+    from trapgui.db.export_queries import ExportScope
+
+    trap = tmp_path / "mixed"
+    trap.mkdir()
+    dslr = SHARED_IMAGES / "DSLR" / "DSC_0390.JPG"
+    sheet = sorted((SHARED_IMAGES / "vermont").glob("*.jpg"))[0]
+    for src in (dslr, sheet):
+        save_downscaled(src, trap / src.name, SIDE, keep_mtime=True)
+    dep = _scan(db, trap)
+    engine = Engine(db, None, _spec(binary=None), devices="cpu",
+                    model_loader=lambda device: ModelSet(BuiltinDetector(device=device)))
+    assert engine.enqueue_deployment(dep) == 2
+    rec = Recorder()
+    summary = engine.run(rec, JobControl())
+    assert summary.status == "finished" and summary.done == 1 and summary.failed == 1
+    [failed] = rec.of(ItemFailed)
+    assert failed.name.endswith(dslr.name) and failed.reason.startswith("not a trap sheet")
+    with db.session() as s:
+        job = s.execute(select(Job).where(Job.state == "failed")).scalar_one()
+        assert job.error == failed.reason
+        refused_id = job.image_id
+        assert s.execute(select(func.count()).select_from(Detection).where(
+            Detection.image_id == refused_id)).scalar() == 0
+        night_of = s.execute(select(Image.night_id).where(Image.id == refused_id)).scalar()
+    effort = {e.night_id: e for e in night_effort(db, ExportScope(), engine.pipeline_id)}
+    if night_of is not None:  # the DSLR photo's night: nothing counted as surveyed
+        e = effort[night_of]
+        assert (e.images, e.processed, e.failed) == (1, 0, 1), e

@@ -4,6 +4,7 @@ quit" cancels cleanly (claims released, nothing lost) and the next start offers 
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 from PySide6.QtWidgets import QMessageBox
@@ -22,7 +23,12 @@ def traps(tmp_path, tiny_trap_images):
     return tmp_path / "traps"
 
 
-COPIES = 6
+COPIES = 3  # 21 images: the pause below holds the run after at most two batches of 2
+
+# A run's total time is the machine's business (the job runs at nice 10; on a loaded CI box the
+# resumed 19 images were measured at 0.07 images/s, i.e. ~4.5 min). What the test holds is that
+# the run keeps moving and ends: it fails only when no image finished for this long.
+STALL_S = 300
 
 
 def _button(box: QMessageBox, label: str):
@@ -36,6 +42,18 @@ def _visible(window, name):
 def _dialog(qtbot, window, name) -> QMessageBox:
     qtbot.waitUntil(lambda: _visible(window, name) is not None, timeout=30_000)
     return _visible(window, name)
+
+
+def _wait_until_run_ends(qtbot, controller, stall_s: float = STALL_S) -> None:
+    last, since = None, time.monotonic()
+    while controller.busy:
+        qtbot.wait(200)
+        p = controller.last_progress
+        now = (p.done, p.failed, p.state) if p is not None else None
+        if now != last:
+            last, since = now, time.monotonic()
+        assert time.monotonic() - since < stall_s, (
+            f"the run made no progress for {stall_s} s (a stalled run, not a slow machine): {p}")
 
 
 def test_close_asks_cancels_cleanly_and_offers_resume(qtbot, main_window, fast_settings, traps,
@@ -52,9 +70,9 @@ def test_close_asks_cancels_cleanly_and_offers_resume(qtbot, main_window, fast_s
     # Pause at once: at most the batch in hand and one prefetched batch (2 images each) are
     # finished, so the run cannot end on its own while the test answers the dialogs (on a quiet
     # machine these 7 small images were all done before "Keep processing" was checked).
-    qtbot.waitUntil(lambda: window.controller.state == "running", timeout=120_000)
+    qtbot.waitUntil(lambda: window.controller.state == "running", timeout=STALL_S * 1000)
     window.controller.pause()
-    qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=120_000)
+    qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=STALL_S * 1000)
 
     window.close()
     box = _dialog(qtbot, window, "confirmCloseDialog")
@@ -66,9 +84,11 @@ def test_close_asks_cancels_cleanly_and_offers_resume(qtbot, main_window, fast_s
     window.close()
     box = _dialog(qtbot, window, "confirmCloseDialog")
     _button(box, "Stop and quit").click()
-    qtbot.waitUntil(lambda: not window.isVisible(), timeout=60_000)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=STALL_S * 1000)
     assert not window.controller.busy
-    assert window.controller.running_threads() == 0
+    # the job's thread delivers its end and then returns: it is gone moments later (a thread
+    # that never ends still fails here)
+    qtbot.waitUntil(lambda: window.controller.running_threads() == 0, timeout=30_000)
     summary = window.controller.last_summary
     assert summary.status == "cancelled"
 
@@ -92,7 +112,7 @@ def test_close_asks_cancels_cleanly_and_offers_resume(qtbot, main_window, fast_s
         assert f"{left:,} images" in box.text()
         _button(box, "Resume processing").click()
         qtbot.waitUntil(lambda: second.controller.busy, timeout=5_000)
-        qtbot.waitUntil(lambda: not second.controller.busy, timeout=120_000)
+        _wait_until_run_ends(qtbot, second.controller)
         assert second.controller.last_summary.status == "finished"
         assert services.processing.unfinished() == 0
     finally:

@@ -202,3 +202,78 @@ def test_missing_file_is_a_message_not_a_crash(qtbot, tmp_path):
         assert len(viewer.box_items()) == 5  # the results are still there to inspect
     finally:
         services.close()
+
+
+def test_keys_zoom_and_selection_survive_moving_through_the_night(qtbot, panama):
+    """Arrow keys work without a click into the image (focus was elsewhere), the prev/next
+    buttons leave the keys to the image, the zoom is kept from image to image, and moving on
+    with a box selected reads no deleted BoxItem (pytest-qt fails on an exception in a slot)."""
+    from PySide6.QtWidgets import QApplication, QLineEdit, QVBoxLayout, QWidget
+
+    services, cat, path = panama
+    host = QWidget()
+    qtbot.addWidget(host)
+    elsewhere = QLineEdit(host)
+    viewer = ImageViewer(services, host)
+    lay = QVBoxLayout(host)
+    lay.addWidget(elsewhere)
+    lay.addWidget(viewer)
+    host.resize(1000, 760)
+    host.show()
+    qtbot.waitExposed(host)
+    host.activateWindow()
+    elsewhere.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is elsewhere, timeout=5_000)
+    viewer.set_threshold(0.5, 0.5)
+    viewer.show_image(cat.image_ids[0])
+    qtbot.waitUntil(lambda: viewer.current_image_id() == cat.image_ids[0]
+                    and viewer.is_full_resolution(), timeout=10_000)
+    assert QApplication.focusWidget() is viewer.canvas  # no click needed
+
+    fit = viewer.canvas.scale_factor()
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Plus)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Plus)
+    zoomed = viewer.canvas.scale_factor()
+    assert zoomed == pytest.approx(fit * 1.25 ** 2)
+    viewer.select_detection(viewer.box_items()[0].info.detection_id)  # a selected box
+    zoomed = viewer.canvas.scale_factor()
+    with qtbot.waitSignal(viewer.imageShown, timeout=10_000) as sig:
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Right)
+    assert sig.args == [cat.image_ids[1]]
+    assert viewer.canvas.scale_factor() == pytest.approx(zoomed)  # the zoom is kept
+    assert not viewer.canvas.fitting and viewer.zoom_label.text() == f"{zoomed * 100:.0f}%"
+
+    viewer.next_button.click()  # a click on the button leaves the focus with the image
+    qtbot.waitUntil(lambda: viewer.current_image_id() == cat.image_ids[2], timeout=10_000)
+    assert QApplication.focusWidget() is viewer.canvas
+    with qtbot.waitSignal(viewer.imageShown, timeout=10_000) as sig:
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Left)
+    assert sig.args == [cat.image_ids[1]]
+    qtbot.keyClick(viewer.canvas, Qt.Key_F)  # fit: the next image is fitted too
+    with qtbot.waitSignal(viewer.imageShown, timeout=10_000):
+        qtbot.keyClick(viewer.canvas, Qt.Key_Right)
+    assert viewer.canvas.fitting
+
+
+def test_an_unreadable_image_shows_a_message_not_a_zoom(qtbot, tmp_path):
+    """A file that cannot be decoded has no size: the viewer says why and shows no zoom
+    percentage (its 1 x 1 placeholder "fitted" read 41700%)."""
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    services, cat, path = _make(tmp_path, folder, ["a.jpg"], (800, 600), n_detections=3)
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE images SET width = NULL, height = NULL")
+    try:
+        viewer = ImageViewer(services)
+        qtbot.addWidget(viewer)
+        viewer.resize(900, 600)
+        viewer.show()
+        viewer.show_image(cat.image_ids[0])
+        qtbot.waitUntil(lambda: viewer.current_image_id() == cat.image_ids[0], timeout=10_000)
+        qtbot.waitUntil(lambda: "Cannot decode" in viewer.info.text(), timeout=10_000)
+        assert viewer.zoom_label.text() == "–", viewer.zoom_label.text()
+        assert not viewer.zoom_in_button.isEnabled()
+        viewer.grab().save(str(tmp_path / "broken.png"))
+    finally:
+        services.close()

@@ -3,7 +3,7 @@ shortcuts, tooltips, model offer, model manager, About, geometry persistence."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QDialog, QLabel,
                                QLineEdit, QMessageBox, QToolBar)
@@ -86,18 +86,60 @@ def test_model_manager_lists_the_catalogue(qtbot, main_window):
     manager.close()
 
 
-def test_a_bad_weights_file_is_refused_with_a_sentence(qtbot, main_window, tmp_path):
+def _settled(qtbot, manager) -> str:
+    """The message line once the action and the catalogue reload after it have both ended."""
+    from trapgui.gui.job_runner import job_runner
+
+    qtbot.waitUntil(lambda: manager._busy_key is None, timeout=120_000)
+    qtbot.waitUntil(lambda: job_runner().pending() == 0, timeout=60_000)
+    qtbot.wait(100)
+    return manager.message.text()
+
+
+def test_a_text_file_renamed_model_pth_is_refused_and_the_sentence_stays(qtbot, main_window,
+                                                                          tmp_path):
     main_window.open_model_manager()
     manager = main_window.findChild(QDialog, "modelManager")
     qtbot.waitUntil(lambda: manager.table.rowCount() >= 10, timeout=60_000)
-    bogus = tmp_path / "weights.pt"
-    bogus.write_bytes(b"definitely not a torch file")
+    bogus = tmp_path / "model.pth"
+    bogus.write_text("these are my notes, not weights\n")
     labels = tmp_path / "labels.json"
     labels.write_text('{"moth": 0, "nonmoth": 1}')
     manager.import_files("moth_binary_resnet50_2024", str(bogus), str(labels))
-    qtbot.waitUntil(lambda: manager._busy_key is None, timeout=60_000)
-    message = manager.message.text()
-    assert message and "Traceback" not in message and "installed." not in message
+    message = _settled(qtbot, manager)
+    # the reload that follows an action used to replace it with "1 of 19 models are ready"
+    assert message == "The file model.pth cannot be used: it is not a PyTorch weights file."
+    assert manager.message.font().bold()
+    manager.grab().save(str(tmp_path / "model-manager-import.png"))
+    manager.close()
+
+
+def test_an_offline_download_says_why_in_one_sentence(qtbot, main_window, services, tmp_path):
+    import socket
+
+    from trapgui.ml.model_catalogue import parse_model_catalogue
+    from trapgui.ml.store import ModelStore
+    from tests.test_model_store import KEY, local_catalogue
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    closed = s.getsockname()[1]
+    s.close()  # nothing listens there: the connection is refused, as on an offline computer
+    services.models._store = ModelStore(
+        services.paths.models_dir,
+        parse_model_catalogue(local_catalogue(f"http://127.0.0.1:{closed}")),
+        retries=1, backoff_s=0.01)
+    main_window.open_model_manager()
+    manager = main_window.findChild(QDialog, "modelManager")
+    qtbot.waitUntil(lambda: manager.table.rowCount() >= 10, timeout=60_000)
+    for r in range(manager.table.rowCount()):
+        if manager.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == KEY:
+            manager.table.selectRow(r)
+    manager.download_button.click()
+    message = _settled(qtbot, manager)
+    assert message.startswith("Downloading ") and " failed " in message, message
+    assert "ready to use" not in message and "\n" not in message
+    assert manager.message.font().bold()
     manager.close()
 
 

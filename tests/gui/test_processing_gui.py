@@ -80,9 +80,16 @@ def test_start_pause_resume_cancel_then_finish_the_rest(qtbot, window, two_traps
 
     # what was cancelled stays queued: "finish the interrupted run" completes it
     window.start_processing("resume")
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=120_000)
-    assert window.controller.last_summary.status == "finished"
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=300_000)
+    resumed = window.controller.last_summary
+    assert resumed.status == "finished"
     assert processed.unfinished() == 0
+    # this run's count and the scope's are both said ("Finished: 3 images done" beside 7/7)
+    text = panel.counts.text()
+    assert text.startswith(f"Finished: {resumed.done} images done"), text
+    if resumed.done + resumed.failed < 7:
+        assert "Of the 7 images in scope, 7 are processed now" in text, text
+    assert not panel.log_label.text().startswith("Loading models")  # no stale info line
     # the tree refreshes its counts in the background: wait for both traps, not just the first
     qtbot.waitUntil(lambda: all(window.tree.tree.topLevelItem(i).text(2) == "100%"
                                 for i in (0, 1)), timeout=10_000)
@@ -105,11 +112,47 @@ def test_a_failing_image_is_listed_with_its_reason(qtbot, window, two_traps):
     assert "1 failed" in window.panel.failures_label.text()
 
 
-def test_missing_model_leads_to_the_model_manager(qtbot, window, two_traps):
+def test_a_missing_classifier_is_left_out_said_and_offered_while_the_run_goes_on(
+        qtbot, window, two_traps):
+    """Offline day one: the settings' classifiers are not installed. The run processes with the
+    built-in detector (as the CLI does), the panel says what is missing and what it would add,
+    and its button opens the model manager while the run goes on."""
     from PySide6.QtWidgets import QDialog, QMessageBox
 
     _scan(qtbot, window, [two_traps / "vermont"])
-    window.services.settings.species_classifier = "quebec_vermont_resnet50_2024"
+    settings = window.services.settings
+    settings.binary_classifier = "moth_binary_resnet50_2024"  # the default, never installed here
+    settings.species_classifier = "quebec_vermont_resnet50_2024"
+    panel = window.panel
+    window.tree.select_deployment(window.tree.summaries[0].id)
+    window.start_processing("trap")
+    qtbot.waitUntil(lambda: panel.left_out_label.isVisible(), timeout=120_000)
+    text = panel.left_out_label.text()
+    assert text.startswith("Not installed, so left out of this run: 'Moth / Non-Moth "
+                           "Classifier' (moth / non-moth labels), 'Quebec & Vermont Species "
+                           "Classifier - Apr 2024' (species names)"), text
+    assert "model manager" in text and panel.left_out_button.isVisible()
+    panel.left_out_button.click()
+    qtbot.waitUntil(lambda: window.findChild(QDialog, "modelManager") is not None, timeout=5000)
+    manager = window.findChild(QDialog, "modelManager")
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=300_000)  # not stopped by it
+    summary = window.controller.last_summary
+    assert summary.status == "finished" and summary.done == 3
+    assert window.findChild(QMessageBox, "errorDialog") is None
+    # results, resume and views all speak of the pipeline that ran: builtin alone
+    assert window.services.processing.spec().binary is None
+    assert window.services.processing.spec().species is None
+    assert window.services.processing.unfinished() == 0
+    qtbot.waitUntil(lambda: manager.table.rowCount() > 3, timeout=60_000)
+    panel.grab().save(str(two_traps.parent / "left-out.png"))
+    manager.close()
+
+
+def test_a_missing_detector_leads_to_the_model_manager(qtbot, window, two_traps):
+    from PySide6.QtWidgets import QDialog, QMessageBox
+
+    _scan(qtbot, window, [two_traps / "vermont"])
+    window.services.settings.detector = "fasterrcnn_resnet50_2023"
     window.tree.select_deployment(window.tree.summaries[0].id)
     window.start_processing("trap")
     qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None,
@@ -137,3 +180,32 @@ def test_run_scope_for_selected_nights(qtbot, window, two_traps):
     s = window.controller.last_summary
     assert s.done + s.failed == int(vermont.child(0).text(1))
     assert isinstance(RunScope(night_ids=(1,)).resume_only, bool)
+
+
+def test_the_image_gets_most_of_the_window_while_nothing_runs(qtbot, window, two_traps):
+    """At the default size the idle processing panel is a few lines (it took a quarter of the
+    height, leaving the image about 780 x 210 px); a run gives it its room back."""
+    _scan(qtbot, window, [two_traps / "vermont"])
+    window.resize(1280, 820)
+    window.tree.select_deployment(window.tree.summaries[0].id)
+    window.tabs.setCurrentWidget(window.viewer)
+    qtbot.waitUntil(lambda: window.viewer.current_image_id() is not None, timeout=30_000)
+    qtbot.wait(200)
+    idle_panel = window.panel_dock.height()
+    canvas = window.viewer.canvas.viewport()
+    assert idle_panel < 0.15 * window.height(), idle_panel
+    assert canvas.height() > 0.5 * window.height(), (canvas.width(), canvas.height())
+    window.grab().save(str(two_traps.parent / "idle.png"))
+
+    window.start_processing("trap")
+    qtbot.waitUntil(lambda: window.controller.busy and window.panel.bar.isVisible(),
+                    timeout=10_000)
+    qtbot.waitUntil(lambda: window.panel_dock.height() > idle_panel + 40, timeout=10_000)
+    window.grab().save(str(two_traps.parent / "running.png"))
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=300_000)
+    qtbot.wait(300)
+    assert window.panel_dock.height() < 0.2 * window.height(), (
+        window.panel_dock.height(), window.panel.sizeHint().height(), window.panel.counts.text(),
+        window.panel.log_label.text())
+    assert "Finished" in window.panel.counts.text() and window.panel.counts.isVisible()
+    window.grab().save(str(two_traps.parent / "finished.png"))

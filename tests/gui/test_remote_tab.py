@@ -119,6 +119,8 @@ def test_connection_jobs_and_a_processed_job(qtbot, tab, server, remote_services
 
     assert panel.counts.text().startswith("Finished: 2 task(s) done, 0 failed, 2 posted")
     assert "2 tasks done" in live[-1]
+    # every box sent is stored; the count says so and names the views' threshold
+    assert "detections stored (all scores; the views count those ≥ 0.50)" in panel.counts.text()
     assert bar_texts and all(t != "Idle" for t in bar_texts)
     assert status.queue_label.text() == "Idle"
     assert len(processed) == 2
@@ -187,3 +189,32 @@ def test_pause_holds_a_remote_run_and_resume_finishes_it(qtbot, tab, server, mai
     assert answered() == 6
     assert controller.last_summary.status == "finished"
     assert panel.counts.text().startswith("Finished: 6 task(s) done, 0 failed, 6 posted")
+
+
+@pytest.mark.parametrize("path", ["/api/v1", ""])
+def test_a_wrong_api_path_gets_the_expected_form(qtbot, tab, server, path):
+    tab.url_edit.setText(server.root + path)
+    tab.token_edit.setText(server.token)
+    tab.test_button.click()
+    qtbot.waitUntil(lambda: tab.test_button.isEnabled(), timeout=30_000)
+    text = tab.connection_label.text()
+    assert text.startswith("✗") and "HTTP 404" in text, text
+    assert f"ending in /api/v2 (here probably {server.base_url})" in text, text
+
+
+def test_remote_jobs_are_reachable_on_a_fresh_install(qtbot, remote_services, main_window,
+                                                       tmp_path):
+    """No trap yet: the empty page and the Processing menu both lead to the Remote jobs tab."""
+    window = main_window
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.empty, timeout=10_000)
+    assert window.empty.remote_button.isVisible()
+    window.grab().save(str(tmp_path / "empty.png"))
+    window.empty.remote_button.click()
+    assert window.stack.currentWidget() is window.tabs
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Remote jobs"
+    window.tree.reload()  # the tree's reload (still no trap) does not hide the tab again
+    qtbot.wait(500)
+    assert window.stack.currentWidget() is window.tabs
+    window.tabs.setCurrentIndex(0)
+    window.remote_action.trigger()
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Remote jobs"

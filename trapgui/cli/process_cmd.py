@@ -112,16 +112,8 @@ def drop_missing_default_classifiers(spec, store):
     """Classifiers that come from the settings (no --classifier given) but are not installed
     are left out with a note, so a fresh offline install processes with the built-in detector
     on day one. Returns (spec, notes). Models named on the command line are never dropped."""
-    import dataclasses
-
-    notes, changes = [], {}
-    for slot in ("binary", "species", "order"):
-        key = getattr(spec, slot)
-        if key and store.spec(key).needs_weights and not store.is_installed(key):
-            changes[slot] = None
-            notes.append(f"'{store.spec(key).name}' is not installed, so detections are not "
-                         f"classified by it (get it with `trapgui models download {key}`).")
-    return (dataclasses.replace(spec, **changes) if changes else spec), notes
+    spec, left_out = spec.without_uninstalled_classifiers(store)
+    return spec, [m.sentence(f"get it with `trapgui models download {m.key}`") for m in left_out]
 
 
 def check_installed(spec, store) -> None:

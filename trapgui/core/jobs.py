@@ -86,6 +86,9 @@ class RunPlanned:
     pipeline: str  # the models, in words: "builtin + moth_binary_resnet50_2024"
     in_scope: int | None  # images in scope; None when not known (remote jobs)
     newly_queued: int = 0
+    # classifiers the settings choose that this run goes without, their weights missing
+    # (pipeline.spec.LeftOut: key, name, what it would add)
+    left_out: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)

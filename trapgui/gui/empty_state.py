@@ -13,8 +13,9 @@ from trapgui.gui.resources import app_icon
 
 class EmptyState(QWidget):
     openRequested = Signal()
+    remoteRequested = Signal()  # the Remote jobs tab: processing for Antenna needs no trap
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, remote: bool = False):
         super().__init__(parent)
         self.setObjectName("emptyState")
         icon = QLabel(self)
@@ -36,6 +37,18 @@ class EmptyState(QWidget):
         button.setToolTip("Choose the folder that holds a trap's images")
         button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         button.clicked.connect(self.openRequested)
+        self.remote_button = QPushButton("Process Antenna jobs…", self)
+        self.remote_button.setObjectName("emptyRemoteButton")
+        self.remote_button.setToolTip("Process images for the Antenna platform (Remote jobs "
+                                      "tab): no trap folder needed")
+        self.remote_button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.remote_button.clicked.connect(self.remoteRequested)
+        self.remote_button.setVisible(remote)
+        remote_text = QLabel("Processing for Antenna? Remote jobs pull their images from the "
+                             "server: start there without a trap folder.", self)
+        remote_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        remote_text.setWordWrap(True)
+        remote_text.setVisible(remote)
         layout = QVBoxLayout(self)
         layout.addStretch(2)
         layout.addWidget(icon)
@@ -44,6 +57,10 @@ class EmptyState(QWidget):
         layout.addWidget(text)
         layout.addSpacing(12)
         layout.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addSpacing(24)
+        layout.addWidget(remote_text)
+        layout.addSpacing(6)
+        layout.addWidget(self.remote_button, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addStretch(3)
 
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QImage, QImageReader
 
+from trapgui.core.errors import TrapguiError
 
-class ImageLoadError(Exception):
+
+class ImageLoadError(TrapguiError):
     """The file is missing or cannot be decoded; ``str()`` says which, for the user."""
 
 

@@ -58,7 +58,10 @@ class ImageViewer(QWidget):
         self.canvas = ImageCanvas(self.scene, self)
         self.canvas.setBackgroundBrush(self.palette().brush(QPalette.Window))
         self.canvas.stepRequested.connect(self.step)
-        self.canvas.zoomChanged.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
+        self.canvas.zoomChanged.connect(self._show_zoom)
+        # arrow keys page through the night wherever the focus is in the viewer, without a
+        # click into the image first (the tab or the table that opened it had the focus)
+        self.setFocusProxy(self.canvas)
 
         self.title = QLabel("No image", self)
         self.title.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -81,6 +84,9 @@ class ImageViewer(QWidget):
         self.zoom_out_button.clicked.connect(lambda: self.canvas.zoom_by(0.8, anchor_mouse=False))
         self.zoom_in_button.clicked.connect(lambda: self.canvas.zoom_by(1.25, anchor_mouse=False))
         self.fit_button.clicked.connect(self.canvas.fit)
+        for button in (self.prev_button, self.next_button, self.zoom_in_button,
+                       self.zoom_out_button, self.fit_button):
+            button.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # a click leaves the keys to the image
         self.slider.valueChanged.connect(lambda _v: self._restyle())
         self.below_check.toggled.connect(lambda _c: self._restyle())
         self.labels_check.toggled.connect(lambda _c: self._restyle())
@@ -163,7 +169,13 @@ class ImageViewer(QWidget):
             self.info.setText("First image of the night" if delta < 0
                               else "Last image of the night")
             return
+        # moving through a night keeps the zoom and the place looked at (same camera)
+        self._keep_view = None if self.canvas.fitting else (
+            self.canvas.transform(),
+            self.canvas.mapToScene(self.canvas.viewport().rect().center()))
         self.show_image(image_id)
+
+    _keep_view = None
 
     def _first_image(self, gen: int, image_id: int | None) -> None:
         if gen == self._generation and image_id is not None:
@@ -182,8 +194,15 @@ class ImageViewer(QWidget):
         self._details = details
         self._loaded = None
         self._full_loaded = False
-        self.scene.clear()
+        # forget the items before the scene deletes them, and keep the scene quiet meanwhile:
+        # clear() announced the lost selection to _on_scene_selection, which then read the
+        # deleted BoxItems ("Internal C++ object (BoxItem) already deleted")
         self._items = {}
+        blocked = self.scene.blockSignals(True)
+        try:
+            self.scene.clear()
+        finally:
+            self.scene.blockSignals(blocked)
         self._pixmap_item = None
         self._message_item = None
         w, h = details.width or 1, details.height or 1
@@ -198,10 +217,19 @@ class ImageViewer(QWidget):
         self._restyle()
         self._update_title()
         self._update_buttons()
+        keep, self._keep_view = self._keep_view, None
         if detection_id in self._items:
             self.select_detection(detection_id)
+        elif keep is not None and details.width and details.height:
+            transform, centre = keep
+            self.canvas.setTransform(transform)
+            self.canvas.fitting = False
+            self.canvas.centerOn(centre)
+            self._show_zoom(self.canvas.scale_factor())
         else:
             self.canvas.fit()
+        if self.isVisible() and not self.canvas.hasFocus():
+            self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
         self.imageShown.emit(details.image_id)
         if details.state != "ok":
             self._show_message(details.error or f"This image is {details.state}.")
@@ -228,6 +256,7 @@ class ImageViewer(QWidget):
         else:
             self._pixmap_item.setPixmap(QPixmap.fromImage(loaded.image))
         self._pixmap_item.setScale(1 / loaded.scale)
+        self._show_zoom(self.canvas.scale_factor())
         self._loaded = loaded
         self._full_loaded = final
         self._update_crops()
@@ -237,6 +266,18 @@ class ImageViewer(QWidget):
             job_runner().call(lambda: load_image(path),
                               lambda img: self._on_image(gen, img, final=True),
                               lambda exc: self._image_failed(gen, exc), context=self)
+
+    def _show_zoom(self, scale: float) -> None:
+        """The zoom of the picture; none while there is no picture (a broken or missing file
+        has only a 1 x 1 placeholder, whose "fit" read 41700%)."""
+        shown = self._pixmap_item is not None or bool(self._details and self._details.width)
+        self.zoom_label.setText(f"{scale * 100:.0f}%" if shown else "–")
+        for button in (self.zoom_in_button, self.zoom_out_button, self.fit_button):
+            button.setEnabled(shown)
+
+    def showEvent(self, event):  # noqa: N802 - Qt API
+        super().showEvent(event)
+        self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _image_failed(self, gen: int, exc: BaseException) -> None:
         if gen == self._generation:

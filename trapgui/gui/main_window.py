@@ -45,6 +45,9 @@ def _optional(module: str, cls: str):
         return None
 
 
+RUNNING_PANEL_HEIGHT = 200  # px: bar, counts, devices, log and the failure list
+
+
 class MainWindow(QMainWindow):
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -87,12 +90,13 @@ class MainWindow(QMainWindow):
                 scroller.setWidget(self.remote)
                 scroller.setWidgetResizable(True)
                 scroller.setFrameShape(QFrame.Shape.NoFrame)
-                self.tabs.addTab(scroller, "Remote jobs")
+                self._remote_index = self.tabs.addTab(scroller, "Remote jobs")
                 self.tabs.setTabToolTip(self.tabs.count() - 1,
                                         "Process images for the Antenna platform")
 
-        self.empty = EmptyState(self)
+        self.empty = EmptyState(self, remote=self.remote is not None)
         self.empty.openRequested.connect(self.open_folder_dialog)
+        self.empty.remoteRequested.connect(self.show_remote_jobs)
         self.offer = ModelOfferBar(self)
         self.offer.openRequested.connect(self.open_model_manager)
         self.offer.dismissed.connect(lambda: self._ui.setValue("modelOfferDismissed", True))
@@ -113,6 +117,7 @@ class MainWindow(QMainWindow):
         self.tree_dock = self._dock("Traps and nights", "trapsDock", self.tree,
                                     Qt.DockWidgetArea.LeftDockWidgetArea)
         self.panel = ProcessingPanel(services, self.controller, self)
+        self.panel.modelsRequested.connect(self.open_model_manager)
         self.panel_dock = self._dock("Processing", "processingDock", self.panel,
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
         self.status = StatusBar(services, self)
@@ -127,6 +132,10 @@ class MainWindow(QMainWindow):
         self.tree.setMinimumWidth(360)
         self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
         self._restore_geometry()
+        # after the panel's layout has taken its shown/hidden lines into account
+        self.panel.compactChanged.connect(
+            lambda compact: QTimer.singleShot(0, self, lambda: self._panel_compact(compact)))
+        QTimer.singleShot(0, self, lambda: self._panel_compact(self.panel.compact))
 
     # ---- construction helpers -----------------------------------------------------------
     def _add_view(self, module: str, cls: str, title: str, tip: str):
@@ -189,6 +198,12 @@ class MainWindow(QMainWindow):
         self.cancel_action = self._action(run_menu, "&Cancel", self.controller.cancel, "Ctrl+.",
                                           "Stop after the batch in hand; the rest stays queued "
                                           "(a remote run posts what it finished)")
+        if self.remote is not None:
+            run_menu.addSeparator()
+            self.remote_action = self._action(
+                run_menu, "Remote (&Antenna) jobs…", self.show_remote_jobs, None,
+                "Process images for the Antenna platform: pull tasks, process them here and "
+                "post the results (no trap folder needed)")
         self.controller.stateChanged.connect(self._run_state_changed)
         self._run_state_changed("idle")
         view_menu = bar.addMenu("&View")
@@ -351,10 +366,21 @@ class MainWindow(QMainWindow):
     def _scans_done(self) -> None:
         self.status.hide_scan()
 
+    @Slot()
+    def show_remote_jobs(self) -> None:
+        """The Remote jobs tab, also before any trap exists (it needs none)."""
+        if self.remote is None:
+            return
+        self._remote_shown = True
+        self.stack.setCurrentWidget(self.tabs)
+        self.tabs.setCurrentIndex(self._remote_index)
+
+    _remote_shown = False
+
     @Slot(list)
     def _tree_loaded(self, summaries: list) -> None:
         has_traps = bool(summaries)
-        if has_traps or self.scanner.busy:
+        if has_traps or self.scanner.busy or self._remote_shown:
             self.stack.setCurrentWidget(self.tabs)
         else:
             self.stack.setCurrentWidget(self.empty)
@@ -449,6 +475,15 @@ class MainWindow(QMainWindow):
                 return
         self.controller.start(RunScope(image_ids=tuple(ids),
                                        description=f"{len(ids)} chosen image(s)"))
+
+    def _panel_compact(self, compact: bool) -> None:
+        """The processing dock takes what its lines need while idle, more while a run is on."""
+        if self.panel_dock.isFloating() or compact != self.panel.compact:
+            return
+        self.panel.layout().activate()
+        need = self.panel.sizeHint().height() + 8
+        self.resizeDocks([self.panel_dock], [need if compact else max(need, RUNNING_PANEL_HEIGHT)],
+                         Qt.Orientation.Vertical)
 
     def _run_state_changed(self, state: str) -> None:
         self.pause_action.setEnabled(state in ("starting", "running", "paused"))

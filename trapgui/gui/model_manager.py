@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFi
                                QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
+from trapgui.core.errors import Cancelled
 from trapgui.core.jobs import Progress
 from trapgui.gui.error_dialog import user_message
 from trapgui.gui.job_runner import JobHandle, job_runner
@@ -29,6 +30,16 @@ def format_size(n: int | None) -> str:
     return ""
 
 
+def one_sentence(exc: BaseException) -> str:
+    """The failure's sentence for this dialog: the CLI's hint lines (``--labels FILE``) do not
+    apply here, the dialog's own buttons do."""
+    text = user_message(exc).strip()
+    first = text.splitlines()[0] if text else "The action failed."
+    if "--labels" in text or "trapgui models" in first:
+        return first
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 class ModelManager(QDialog):
     def __init__(self, services, parent=None, highlight: str | None = None):
         super().__init__(parent)
@@ -40,6 +51,10 @@ class ModelManager(QDialog):
         self._entries: dict[str, object] = {}
         self._busy_key: str | None = None
         self._download_job: JobHandle | None = None
+        # what the last action came to: stays in the message line until the next action
+        # (the catalogue reload after it must not replace it)
+        self._outcome: str | None = None
+        self._outcome_failed = False
 
         self.intro = QLabel(self)
         self.intro.setWordWrap(True)
@@ -143,8 +158,19 @@ class ModelManager(QDialog):
                 self.table.selectRow(row)
         if not self._busy_key:
             installed = sum(e.installed for e in entries)
-            self.message.setText(f"{installed} of {len(entries)} models are ready to use.")
+            ready = f"{installed} of {len(entries)} models are ready to use."
+            self._show_message(self._outcome if self._outcome_failed
+                               else f"{self._outcome} {ready}" if self._outcome else ready,
+                               self._outcome_failed)
         self._update_buttons()
+
+    def _show_message(self, text: str, failed: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setProperty("failed", failed)
+        # a failure reads as one (bold; the theme's palette colours stay)
+        font = self.message.font()
+        font.setBold(failed)
+        self.message.setFont(font)
 
     def selected_key(self) -> str | None:
         items = self.table.selectedItems()
@@ -164,21 +190,23 @@ class ModelManager(QDialog):
     # ---- actions ------------------------------------------------------------------------
     def _start(self, key: str, text: str) -> None:
         self._busy_key = key
-        self.message.setText(text)
+        self._outcome, self._outcome_failed = None, False
+        self._show_message(text)
         self._update_buttons()
 
-    def _finish(self, text: str) -> None:
+    def _finish(self, text: str, failed: bool = False) -> None:
         self._busy_key = None
         self._download_job = None
         self.progress.hide()
-        self.message.setText(text)
+        self._outcome, self._outcome_failed = text, failed
+        self._show_message(text, failed)
         self.reload()
 
     def _fail(self, exc: BaseException) -> None:
-        self._finish(user_message(exc))
+        self._finish(one_sentence(exc), failed=not isinstance(exc, Cancelled))
 
     def _show_problem(self, exc: BaseException) -> None:
-        self.message.setText(user_message(exc))
+        self._show_message(one_sentence(exc), failed=True)
 
     def _download(self) -> None:
         key = self.selected_key()
@@ -211,7 +239,7 @@ class ModelManager(QDialog):
     def _cancel_download(self) -> None:
         if self._download_job is not None:
             self._download_job.cancel()
-        self.message.setText("Cancelling… the part already downloaded is kept for a resume.")
+        self._show_message("Cancelling… the part already downloaded is kept for a resume.")
         self._update_buttons()
 
     def _import(self) -> None:
@@ -229,7 +257,10 @@ class ModelManager(QDialog):
             labels, _ = QFileDialog.getOpenFileName(
                 self, f"Label map for {entry.name}", "", "Label map (*.json);;All files (*)")
             if not labels:
-                self.message.setText(f"{entry.name} also needs its label map (a .json file).")
+                self._outcome, self._outcome_failed = (
+                    f"{entry.name} was not imported: it also needs its label map (a .json "
+                    "file).", True)
+                self._show_message(self._outcome, True)
                 return
         self.import_files(key, weights, labels)
 
@@ -255,8 +286,10 @@ class ModelManager(QDialog):
         self._start(key, f"Verifying {name}…")
 
         def done(status):
-            self._finish(f"{name}: verified, ready to use." if status.installed
-                         else f"{name} is damaged: {status.problem}")
+            if status.installed:
+                self._finish(f"{name}: verified, ready to use.")
+            else:
+                self._finish(f"{name} is damaged: {status.problem}", failed=True)
 
         services = self._services
         job_runner().call(lambda: services.models.verify(key), done, self._fail, context=self,

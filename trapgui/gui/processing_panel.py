@@ -32,7 +32,8 @@ class ProcessingPanel(QWidget):
     "images" (with the chosen files) or "resume"."""
 
     startRequested = Signal(str, list)
-
+    modelsRequested = Signal(str)  # the model manager, with this model picked
+    compactChanged = Signal(bool)  # idle: a few lines; the image gets the window
     def __init__(self, services, controller, parent=None):
         super().__init__(parent)
         self._services = services
@@ -40,6 +41,8 @@ class ProcessingPanel(QWidget):
         self._failures = 0
         self._total = 0
         self._warnings: list[str] = []
+        self._info_at: int | None = None  # images processed when the shown info line came
+        self._processed = 0  # of the scope, earlier runs included (the bar's value)
 
         self.start_button = QToolButton(self)
         self.start_button.setObjectName("startButton")
@@ -103,6 +106,23 @@ class ProcessingPanel(QWidget):
         self.log_label.setWordWrap(True)
         self.log_label.setToolTip("The run's latest message (hover for its recent warnings)")
 
+        # the classifiers a run goes without (not installed): said, with the way to get them,
+        # while the run goes on
+        self.left_out_label = QLabel("", self)
+        self.left_out_label.setObjectName("leftOutLabel")
+        self.left_out_label.setWordWrap(True)
+        self.left_out_button = QPushButton("Get models…", self)
+        self.left_out_button.setObjectName("leftOutButton")
+        self.left_out_button.setToolTip("Open the model manager to download or import the "
+                                        "missing model (the run goes on meanwhile)")
+        self.left_out_button.clicked.connect(
+            lambda: self.modelsRequested.emit(self._left_out_key))
+        self._left_out_key = ""
+        notice = QHBoxLayout()
+        notice.addWidget(self.left_out_label, 1)
+        notice.addWidget(self.left_out_button, 0, Qt.AlignmentFlag.AlignTop)
+        self._show_left_out(())
+
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.pause_button)
@@ -115,6 +135,7 @@ class ProcessingPanel(QWidget):
         left.addWidget(self.counts)
         left.addWidget(self.devices)
         left.addWidget(self.log_label)
+        left.addLayout(notice)
         left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(self.failures_label)
@@ -124,6 +145,7 @@ class ProcessingPanel(QWidget):
         grid.addLayout(right, 0, 1)
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 2)
+        self.compact = False
 
         controller.stateChanged.connect(self._state_changed)
         controller.started.connect(self._started)
@@ -148,9 +170,25 @@ class ProcessingPanel(QWidget):
         self._controller.toggle_pause()
 
     # ---- updates ------------------------------------------------------------------------
+    def set_compact(self, compact: bool) -> None:
+        """While nothing runs the panel is its buttons and the last run's sentence (and its
+        failures, if any): the live-only lines and an empty failure list give their room to
+        the views."""
+        self.compact = compact
+        self.bar.setVisible(not compact)
+        self.devices.setVisible(not compact and bool(self.devices.text()))
+        self.log_label.setVisible(not compact or bool(self.log_label.text()))
+        listed = not compact or self._failures > 0
+        self.failures.setVisible(listed)
+        self.failures_label.setVisible(listed)
+        self.counts.setVisible(not compact or bool(self.counts.text()))
+        self.compactChanged.emit(compact)
+
     @Slot(str)
     def _state_changed(self, state: str) -> None:
         idle = state == "idle"
+        if idle != self.compact:
+            self.set_compact(idle)
         self.start_button.setEnabled(idle)
         self.pause_button.setEnabled(state in ("starting", "running", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
@@ -168,6 +206,8 @@ class ProcessingPanel(QWidget):
         self._failures = 0
         self._warnings = []
         self._total = 0
+        self._show_left_out(())
+        self._info_at, self._processed = None, 0
         self.failures.clear()
         self.failures_label.setText("No failures")
         self.title.setText(f"Processing {description}" if description else "Processing")
@@ -176,8 +216,15 @@ class ProcessingPanel(QWidget):
         self.counts.setText("Preparing…")
         self.devices.setText("")
 
+    def _show_left_out(self, left_out) -> None:
+        self._left_out_key = left_out[0].key if left_out else ""
+        self.left_out_label.setText(left_out_text(left_out))
+        self.left_out_label.setVisible(bool(left_out))
+        self.left_out_button.setVisible(bool(left_out))
+
     @Slot(object)
     def _planned(self, plan) -> None:
+        self._show_left_out(getattr(plan, "left_out", ()))
         self.title.setText(f"{self.title.text()} — {plan.pipeline}")
         if plan.in_scope:
             self._total = plan.in_scope
@@ -187,27 +234,39 @@ class ProcessingPanel(QWidget):
     @Slot(object)
     def _progress(self, p) -> None:
         processed = p.done + p.failed
+        self._processed = processed
+        if self._info_at is not None and processed > self._info_at:
+            # an info line ("Loading models on cpu…") is news until the run moves on
+            self._info_at = None
+            self.log_label.setText("")
         rate = f"{p.rate:.1f} img/s" if p.rate else "– img/s"
         eta = "paused" if p.paused else f"ETA {format_duration(p.eta_s)}"
         if p.total is None:  # a remote job: the server does not say how many tasks it has
             self.bar.setRange(0, 0)
             rate = f"{p.rate:.2f} {p.unit}/s" if p.rate else f"– {p.unit}/s"
+            resent = f" ({p.resent:,} re-sent: the server gave them out again)" if p.resent else ""
             self.counts.setText(
-                f"{p.done:,} {p.unit} done · {p.failed:,} failed · {p.posted or 0:,} posted · "
-                f"{p.waiting_to_post:,} waiting to post · {p.detections:,} detections · "
-                f"{rate} · {eta}")
+                f"{p.done:,} {p.unit} done · {p.failed:,} failed · {p.posted or 0:,} posted"
+                f"{resent} · {p.waiting_to_post:,} waiting to post · "
+                f"{self._stored(p.detections)} · {rate}")
         else:
             self._total = p.total
             self.bar.setFormat(f"%v / %m {p.unit}")
             self.bar.setRange(0, max(1, p.total))
             self.bar.setValue(processed)
-            self.counts.setText(f"{processed:,} / {p.total:,} {p.unit} · {p.detections:,} "
-                                f"detections · {rate} · {eta}")
+            self.counts.setText(f"{processed:,} / {p.total:,} {p.unit} · "
+                                f"{self._stored(p.detections)} · {rate} · {eta}")
         lines = [f"{d.device} — batch {d.batch_size} — {d.images_per_s:.1f} img/s — {d.state}"
                  for d in p.devices]
         self.devices.setText("\n".join(lines) if lines else p.message)
         self.devices.setToolTip("\n".join(f"{d.device}: {d.name}, {d.images_done:,} images"
                                           for d in p.devices) or "Each device worker")
+
+    def _stored(self, detections: int) -> str:
+        """A run counts every box it stores; the views count those at the threshold."""
+        threshold = self._services.settings.detection_threshold
+        return (f"{detections:,} detections stored (all scores; the views count those "
+                f"≥ {threshold:.2f})")
 
     @Slot(list)
     def _failed(self, events: list) -> None:
@@ -223,6 +282,7 @@ class ProcessingPanel(QWidget):
     @Slot(list)
     def _logged(self, events: list) -> None:
         self.log_label.setText(events[-1].message)
+        self._info_at = self._processed if events[-1].level == "info" else None
         warnings = [e for e in events if e.level in ("warning", "error")]
         if warnings:
             self._warnings = (self._warnings + [e.message for e in warnings])[-20:]
@@ -246,28 +306,54 @@ class ProcessingPanel(QWidget):
         if summary.status == "finished":
             self.bar.setValue(self.bar.maximum())
         self.title.setText(self.title.text().replace("Processing ", "Processed ", 1))
-        self.counts.setText(summary_text(summary))
+        text = summary_text(summary, self._services.settings.detection_threshold)
+        if summary.posted is None and self._total and (
+                summary.done + summary.failed != self._total):
+            # a resumed (or cancelled) run: this run's count is not the scope's; say both
+            scope_done = max(0, self._total - summary.remaining)
+            text += (f" Of the {self._total:,} images in scope, {scope_done:,} are processed "
+                     "now (earlier runs included).")
+        self.counts.setText(text)
         if summary.posted is not None:  # the remote state line said what it was doing
             self.devices.setText("")
         notes = list(summary.notes) + ([summary.error] if summary.error else [])
         self.log_label.setText("; ".join(notes))
+        if self.compact:
+            self.set_compact(True)  # the sentences just written decide what stays
 
 
-def summary_text(summary) -> str:
-    """One sentence for a finished run, local or remote."""
+def _scores(threshold: float | None) -> str:
+    return "" if threshold is None else f" (all scores; the views count those ≥ {threshold:.2f})"
+
+
+def left_out_text(left_out) -> str:
+    """One sentence for the classifiers a run goes without."""
+    if len(left_out) == 1:
+        return left_out[0].sentence("get it in the model manager")
+    parts = ", ".join(f"'{m.name}' ({m.adds})" for m in left_out)
+    return (f"Not installed, so left out of this run: {parts}; get them in the model manager "
+            "and process again to add them.")
+
+
+def summary_text(summary, threshold: float | None = None) -> str:
+    """One sentence for a finished run, local or remote. The detections are every box stored;
+    ``threshold`` (the views' detection threshold) is named beside them."""
     verb = {"finished": "Finished", "cancelled": "Cancelled", "crashed": "Stopped by an error"}
     head = verb.get(summary.status, summary.status)
     took = format_duration(summary.elapsed_s)
     if summary.posted is not None:  # remote: results go back to the server
         text = (f"{head}: {summary.done:,} task(s) done, {summary.failed:,} failed, "
                 f"{summary.posted:,} posted in {took} ({summary.images_per_s:.2f} tasks/s), "
-                f"{summary.detections:,} detections stored.")
+                f"{summary.detections:,} detections stored{_scores(threshold)}.")
+        if getattr(summary, "resent", 0):  # not every run says
+            text += (f" {summary.resent:,} result(s) were re-sent (the server gave those tasks "
+                     "out again).")
         if summary.unposted or summary.remaining:
             text += (f" {summary.unposted:,} result(s) not yet posted and "
                      f"{summary.remaining:,} task(s) unfinished are kept and sent next time.")
         return text
     text = (f"{head}: {summary.done:,} images done, {summary.failed:,} failed, "
-            f"{summary.detections:,} detections stored in {took} "
+            f"{summary.detections:,} detections stored{_scores(threshold)} in {took} "
             f"({summary.images_per_s:.1f} img/s)")
     if summary.remaining:
         text += f". {summary.remaining:,} images remain queued."

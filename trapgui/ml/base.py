@@ -25,6 +25,10 @@ class DetectorOutput:
 
     boxes: torch.Tensor  # (N, 4) float32, x1 y1 x2 y2
     scores: torch.Tensor  # (N,) float32 in [0, 1]
+    # why the detector could not look at this image at all (the built-in detector on a photo
+    # that is not of a lit sheet); the engine then records the image as not processed, with
+    # this sentence, instead of as an image with no insects
+    refused: str | None = None
 
 
 class Detector(Protocol):

@@ -136,7 +136,7 @@ class BuiltinDetector:
         scale = min(1.0, self.params.working_max_side / max(h, w))
         wh, ww = max(8, round(h * scale)), max(8, round(w * scale))
         work = batch if (wh, ww) == (h, w) else F.interpolate(batch, size=(wh, ww), mode="area")
-        regions = self._detect_working(work.clamp(0.0, 1.0))
+        regions, refused = self._detect_working(work.clamp(0.0, 1.0))
         sx, sy = w / ww, h / wh
         factor = torch.tensor([sx, sy, sx, sy], device=batch.device)
         limit = torch.tensor([w, h, w, h], device=batch.device, dtype=torch.float32)
@@ -145,9 +145,10 @@ class BuiltinDetector:
             return torch.minimum((b * factor).clamp(min=0), limit).float().contiguous()
 
         out = []
-        for boxes, scores, features, dropped, reasons in regions:
+        for (boxes, scores, features, dropped, reasons), why in zip(regions, refused):
             b, s, f = self._finish(boxes, scores, features, self.params.min_score, wh, ww)
-            result = ExplainedDetection(DetectorOutput(boxes=to_input(b), scores=s.float().contiguous()))
+            result = ExplainedDetection(DetectorOutput(boxes=to_input(b), scores=s.float().contiguous(),
+                                                         refused=why))
             if explain:
                 result.features = f
                 ab, as_, af = self._finish(boxes, scores, features, 0.0, wh, ww)
@@ -155,6 +156,24 @@ class BuiltinDetector:
                 result.rejected_boxes = to_input(dropped)
                 result.rejected_reasons = [REASONS[int(r)] for r in reasons]
             out.append(result)
+        return out
+
+    def _refusals(self, fg) -> list[str | None]:
+        """Per image: why it is not a trap sheet (None where it is one)."""
+        p = self.params
+        out = []
+        for level, noise in zip(fg.sheet_level.tolist(), fg.sheet_noise.tolist()):
+            if level < p.min_sheet_level:
+                out.append(f"not a trap sheet: the background is too dark for a lit sheet "
+                           f"(brightness {level:.2f}, a sheet has at least "
+                           f"{p.min_sheet_level:.2f}); the built-in detector only finds "
+                           "insects on a lit sheet")
+            elif noise > p.max_sheet_noise:
+                out.append(f"not a trap sheet: the background is too uneven for a sheet "
+                           f"(texture {noise:.2f}, a sheet has at most {p.max_sheet_noise:.2f}); "
+                           "the built-in detector only finds insects on a lit sheet")
+            else:
+                out.append(None)
         return out
 
     def _finish(self, boxes, scores, features, min_score: float, h: int, w: int):
@@ -186,9 +205,10 @@ class BuiltinDetector:
 
     def _detect_working(
         self, images: torch.Tensor
-    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    ) -> tuple[list[tuple[torch.Tensor, ...]], list[str | None]]:
         """Per image: unpadded boxes (working pixels), insect probabilities and features of the
-        regions that pass the shape filters and the artefact rules, parts merged into hosts."""
+        regions that pass the shape filters and the artefact rules, parts merged into hosts;
+        and per image why it is not a trap sheet (None where it is one)."""
         p = self.params
         bsz, _, h, w = images.shape
         longest = max(h, w)
@@ -261,7 +281,7 @@ class BuiltinDetector:
             dropped = (reason > 0) & (st.image == i)
             out.append((boxes[sel], score[sel], features.values[sel],
                         part_boxes[dropped], reason[dropped]))
-        return out
+        return out, self._refusals(fg)
 
 
 @dataclass

@@ -224,6 +224,12 @@ class BatchProcessor:
         for pos, (i, o, s) in enumerate(zip(good, outputs, det_scales)):
             im = images[i]
             w, h = im.orig_size
+            refused = getattr(o, "refused", None)
+            if refused:
+                # not processed (with the reason), rather than "0 insects": a failed image
+                out[i].result.error = refused
+                crop_boxes.append(torch.zeros((0, 4), device=self.device))
+                continue
             boxes = o.boxes.detach().to(torch.float32).reshape(-1, 4) / s
             scores = o.scores.detach().to(torch.float32).reshape(-1)
             floor = scores >= self.score_floor

@@ -12,6 +12,25 @@ from trapgui.db.jobqueue import pipeline_key
 RESULT_FORMAT = 1
 
 
+# what a classifier of each slot adds to the stored results, for "not installed" notes
+WHAT_IT_ADDS = {"binary": "moth / non-moth labels",
+                "species": "species names",
+                "order": "insect order labels"}
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A classifier the settings choose that a run goes without (its weights are missing)."""
+
+    key: str
+    name: str
+    adds: str  # what its results would have added, in words
+
+    def sentence(self, how_to_get: str) -> str:
+        return (f"'{self.name}' is not installed, so detections are stored without "
+                f"{self.adds}; {how_to_get} and process again to add them.")
+
+
 @dataclass(frozen=True)
 class PipelineSpec:
     """``detection_batch_size`` / ``classification_batch_size`` None: tuned per device and
@@ -63,6 +82,27 @@ class PipelineSpec:
             classification = storage
         object.__setattr__(self, "storage_floor", storage)
         object.__setattr__(self, "classification_floor", max(storage, classification))
+
+    def without_uninstalled_classifiers(self, store) -> tuple["PipelineSpec", list["LeftOut"]]:
+        """This spec less the classifiers that have no weights in ``store``, and what each one
+        would have added: a fresh offline install processes with what it has (the built-in
+        detector) on day one instead of stopping. The detector is never dropped (without one
+        nothing is processed; the caller says it is missing)."""
+        import dataclasses
+
+        left_out, changes = [], {}
+        for slot in ("binary", "species", "order"):
+            key = getattr(self, slot)
+            if not key:
+                continue
+            try:
+                spec = store.spec(key)
+            except Exception:  # noqa: BLE001 - not in the catalogue: the run names it
+                continue
+            if spec.needs_weights and not store.is_installed(key):
+                changes[slot] = None
+                left_out.append(LeftOut(key, spec.name, WHAT_IT_ADDS[slot]))
+        return (dataclasses.replace(self, **changes) if changes else self), left_out
 
     @classmethod
     def from_settings(cls, settings, **overrides) -> "PipelineSpec":

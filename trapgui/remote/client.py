@@ -98,6 +98,20 @@ def redact(text: str, token: str | None) -> str:
     return text
 
 
+def api_path_hint(base_url: str) -> str | None:
+    """A 404 from a server address that does not end in Antenna's API path is most likely the
+    address, not the request: say what the address should look like."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(base_url).path.rstrip("/")
+    if path.endswith("/api/v2"):
+        return None
+    parts = urlsplit(base_url)
+    expected = f"{parts.scheme}://{parts.netloc}/api/v2"
+    return (f"Antenna's API is at an address ending in /api/v2 (here probably {expected}); "
+            f"the server address set is {base_url}.")
+
+
 def check_http_url(url: str, what: str = "URL") -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -355,7 +369,8 @@ class AntennaClient:
             detail = _error_detail(resp)
             err = RemoteError(redact(
                 f"The server answered {method} {path} with HTTP {status}"
-                + (f": {detail}" if detail else "."), self._token))
+                + (f": {detail}" if detail else "."), self._token),
+                hint=api_path_hint(self.base_url) if status == 404 else None)
             err.status = status  # type: ignore[attr-defined]
             raise err
         try:

@@ -14,8 +14,10 @@ threshold are "not classified yet", and runs :meth:`classify_below_floor_job` (a
 
 from __future__ import annotations
 
+import dataclasses
+
 from trapgui.core.errors import UserInputError
-from trapgui.core.jobs import Emit, JobControl, RunPlanned, RunSummary
+from trapgui.core.jobs import Emit, JobControl, LogLine, RunPlanned, RunSummary
 from trapgui.services.processing_types import RunScope
 
 
@@ -24,10 +26,23 @@ class ProcessingService:
         self._services = services
 
     # ---- configuration ------------------------------------------------------------------
-    def spec(self):
+    def settings_spec(self):
+        """The pipeline the settings choose, installed or not."""
         from trapgui.pipeline.spec import PipelineSpec
 
         return PipelineSpec.from_settings(self._services.settings)
+
+    def spec(self):
+        """The pipeline a run uses: the settings' one less the classifiers that are not
+        installed (the CLI does the same), so that resume and the views look at the results
+        a run actually stores."""
+        return self.settings_spec().without_uninstalled_classifiers(
+            self._services.models.store)[0]
+
+    def left_out(self):
+        """The settings' classifiers a run goes without (``pipeline.spec.LeftOut``)."""
+        return self.settings_spec().without_uninstalled_classifiers(
+            self._services.models.store)[1]
 
     def pipeline_key_for_settings(self) -> str:
         return self.spec().key
@@ -130,16 +145,17 @@ class ProcessingService:
         return counts["pending"] + counts["claimed"]
 
     def missing_models(self) -> list[tuple[str, str]]:
-        """(key, name) of the models the settings choose that are not installed."""
+        """(key, name) of the models a run needs and cannot go without (the detector)."""
         return self._services.models.missing_for(self.spec())
 
     # ---- the run ------------------------------------------------------------------------
     def run_job(self, scope: RunScope):
         """A job that queues the scope's images and processes them; returns the RunSummary.
-        Emits RunPlanned, then RunProgress, BatchCommitted, ItemFailed and LogLine.
+        Emits RunPlanned (naming the classifiers left out because they are not installed, also
+        as warning LogLines), then RunProgress, BatchCommitted, ItemFailed and LogLine.
 
-        Raises ModelNotInstalledError (a model the settings choose has no weights),
-        UserInputError (nothing to process) or Cancelled (cancelled before the start)."""
+        Raises ModelNotInstalledError (the detector has no weights), UserInputError (nothing
+        to process) or Cancelled (cancelled before the start)."""
 
         def job(emit: Emit, control: JobControl) -> RunSummary:
             missing = self.missing_models()
@@ -151,6 +167,7 @@ class ProcessingService:
             from trapgui.pipeline.engine import Engine
 
             services = self._services
+            left_out = self.left_out()
             engine = self._cluster_engine() or Engine(
                 services.db, services.models.store, self.spec(),
                 devices=services.settings.device, low_priority=True,
@@ -158,7 +175,9 @@ class ProcessingService:
                 tracking=services.settings.tracking_params())
             control.raise_if_cancelled("Processing was cancelled before it started.")
             planned, image_ids = self._queue(engine, scope)
-            emit(planned)
+            emit(dataclasses.replace(planned, left_out=tuple(left_out)))
+            for model in left_out:
+                emit(LogLine("warning", model.sentence("get it in Tools ▸ Models…")))
             control.raise_if_cancelled("Processing was cancelled before it started.")
             return engine.run(emit, control, image_ids=image_ids)
 
