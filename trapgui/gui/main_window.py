@@ -69,6 +69,10 @@ class MainWindow(QMainWindow):
         self.detections = self._add_view("detections_view", "DetectionsView", "Detections",
                                          "Every detection, sortable and filterable; "
                                          "double-click to see it on its image")
+        self.occurrences = self._add_view(
+            "occurrences_view", "OccurrencesView", "Occurrences",
+            "The individuals of the selected night (insects tracked across its images), each "
+            "with its crops across frames")
         self.species = self._add_view("species_view", "SpeciesSummaryView", "Species summary",
                                       "Species (or orders) above the threshold, per night")
         self.viewer = self._add_view("image_viewer", "ImageViewer", "Image",
