@@ -166,9 +166,10 @@ class MainWindow(QMainWindow):
         self.recent_menu.setToolTipsVisible(True)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
-        self.export_action = self._action(file_menu, "&Export detections…", self.open_export,
-                                          "Ctrl+E", "Save the detections of the selected "
-                                          "nights as CSV")
+        self.export_action = self._action(file_menu, "&Export…", self.open_export,
+                                          "Ctrl+E", "Export the selected nights: detections, "
+                                          "individuals, Camtrap DP, Darwin Core, MegaDetector "
+                                          "JSON, the species × night matrix or crops")
         file_menu.addSeparator()
         self.quit_action = self._action(file_menu, "&Quit", self.close, "Ctrl+Q", "Quit trapgui")
         tools = bar.addMenu("&Tools")
@@ -574,5 +575,5 @@ Tools ▸ Models.</li>
 (Ctrl+R). Pause, resume or cancel at any time; nothing is lost.</li>
 <li><b>Browse</b> the Detections and Species tabs while it runs; double-click a detection to
 see it on its image. Thresholds in the toolbar apply instantly.</li>
-<li><b>Export</b> the selected nights as CSV with File ▸ Export (Ctrl+E).</li>
+<li><b>Export</b> the selected nights with File ▸ Export (Ctrl+E): CSV, Camtrap DP, Darwin Core, MegaDetector JSON or crops.</li>
 </ol>"""
