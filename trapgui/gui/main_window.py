@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         self.controller = RunController(services, self)
         self.scanner = ScanController(services, self)
         self.tree = TrapTree(services, self)
+        self.tree.actions.busy = lambda: self.controller.busy  # no trap removal during a run
         self.overview = NightsOverview(services, self)
         self.views: list[QWidget] = [self.overview]
         self.tabs = QTabWidget(self)

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QTreeWidget, QTre
                                QVBoxLayout, QWidget)
 
 from trapgui.gui.job_runner import job_runner
+from trapgui.gui.trap_actions import TrapActions
 
 KIND_ROLE = Qt.ItemDataRole.UserRole
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -57,6 +58,10 @@ class TrapTree(QWidget):
         header.setMinimumSectionSize(48)
         self._sized_rows = -1
         self.tree.itemSelectionChanged.connect(self._emit_selection)
+        self.actions = TrapActions(services, self)
+        self.actions.changed.connect(self.reload)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tree)
@@ -210,6 +215,19 @@ class TrapTree(QWidget):
         if fresh:
             for col in range(1, len(COLUMNS)):
                 item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    # ---- the context menu -----------------------------------------------------------------
+    def trap_at(self, item) -> tuple[int, str] | None:
+        """(trap id, name) of a trap row or of a night's trap."""
+        if item is None:
+            return None
+        top = item if item.parent() is None else item.parent()
+        return top.data(0, DEP_ROLE), top.text(0)
+
+    def _context_menu(self, pos) -> None:
+        found = self.trap_at(self.tree.itemAt(pos))
+        if found is not None:
+            self.actions.menu(*found).popup(self.tree.viewport().mapToGlobal(pos))
 
     # ---- selection ----------------------------------------------------------------------
     @staticmethod
