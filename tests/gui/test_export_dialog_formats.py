@@ -95,6 +95,7 @@ def test_a_problem_is_said_before_the_start_and_disables_export(qtbot, tracked, 
     assert dialog.problems() and not dialog.export_button.isEnabled()
     assert any("coordinates" in p or "latitude" in p.lower() for p in dialog.problems())
     assert dialog.problems()[0] in dialog.count_label.text()
+    assert "Properties…" in dialog.count_label.text()  # where to set them, in the window
     # a file format pointed at a folder that does not exist: one sentence, nothing written
     dialog.chooser.set_format("megadetector")
     _set_path(qtbot, dialog, tmp_path / "nowhere" / "md.json")

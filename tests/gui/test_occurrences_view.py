@@ -112,3 +112,20 @@ def test_nothing_selected_or_nothing_tracked_says_so(qtbot, tracked):
     assert "Select a night" in view.heading.text()
     view.set_selection(cat.deployment_id, [])
     assert view.model.rowCount() == 0
+
+
+def test_a_person_unflags_a_fixture_and_it_counts(qtbot, tracked):
+    services, cat = tracked
+    view = _view(qtbot, services, cat)
+    night = cat.nights[N1]
+    screw = next(view.model.rows[r] for r in range(4) if view.model.index(r, 6).data() == "yes")
+    with qtbot.waitSignal(view.countsChanged, timeout=60_000):
+        view.set_fixture(screw.id, False)
+    qtbot.waitUntil(lambda: "4 individuals" in view.heading.text(), timeout=30_000)
+    assert [view.model.index(r, 6).data() for r in range(4)].count("no, by you") == 1
+    counts = services.tracking.counts_per_night(cat.pipeline_id, [night])
+    assert counts[(cat.deployment_id, night)].individuals == 4  # every count follows
+    decided = next(r for r in view.model.rows if r.fixture_reviewed)
+    with qtbot.waitSignal(view.countsChanged, timeout=60_000):
+        view.set_fixture(decided.id, None)  # let tracking decide again: a fixture
+    qtbot.waitUntil(lambda: "3 individuals" in view.heading.text(), timeout=30_000)

@@ -24,6 +24,9 @@ from trapgui.gui.export_formats import ExportFormatChooser
 from trapgui.gui.job_runner import JobHandle, job_runner
 
 
+ERROR_STYLE = "color: #c62828;"  # as the trap properties dialog's
+
+
 def _score_box(parent, value: float, tip: str) -> QDoubleSpinBox:
     box = QDoubleSpinBox(parent)
     box.setRange(0.0, 1.0)
@@ -222,12 +225,15 @@ class ExportDialog(QDialog):
         problems, warnings, rows = result
         self._problems = tuple(problems)
         lines = list(problems) + list(warnings)
+        if any("coordinates" in line or "clock" in line for line in lines):
+            lines.append("Set a trap's coordinates and camera clock in its Properties… "
+                         "(right-click the trap in the tree).")
         if not lines and rows is not None:
             lines = [f"{rows:,} detection{'s' if rows != 1 else ''} will be written."]
         elif not lines:
             lines = ["Ready to export."]
         self.count_label.setText("\n".join(lines))
-        self.count_label.setStyleSheet("color: palette(highlight);" if problems else "")
+        self.count_label.setStyleSheet(ERROR_STYLE if problems else "")
         self._update_buttons()
         self.checked.emit()
 

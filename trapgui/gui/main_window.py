@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
         self._refresh_timer = QTimer(self, singleShot=True, interval=1000)
         self._refresh_timer.timeout.connect(self._refresh_views)
         self.resize(1280, 820)
-        self.tree.setMinimumWidth(360)
+        self.tree.setMinimumWidth(470)  # six count columns without a scroll bar
         self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
         self._restore_geometry()
 
@@ -241,6 +241,8 @@ class MainWindow(QMainWindow):
             self.detections.openImageRequested.connect(self._open_image)
         if self.species is not None:
             self.species.showDetectionsRequested.connect(self._show_label)
+        if self.occurrences is not None:  # a person's fixture decision changes the counts
+            self.occurrences.countsChanged.connect(self._refresh_views)
         self.scanner.scanStarted.connect(self._scan_started)
         self.scanner.progressed.connect(self.status.show_scan)
         self.scanner.tick.connect(self.tree.reload)

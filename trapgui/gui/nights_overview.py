@@ -144,7 +144,9 @@ class NightsOverview(QWidget):
         for row, n in enumerate(nights):
             pct = f"{100 * n.processed / n.images:.0f}%" if n.images else "–"
             c = counted[n.night_id]
-            tracked = n.night_id is not None and n.pipeline_id is not None
+            # detections that count but no individual yet: not tracked (see the trap tree)
+            tracked = (n.night_id is not None and n.pipeline_id is not None
+                       and not (n.detections > 0 and c.individuals == 0))
             values = [n.title.replace("Night of ", ""), _time(n.start), _time(n.end),
                       f"{n.images:,}", pct, f"{n.failed:,}" if n.failed else "",
                       f"{c.individuals:,}" if tracked else "–",

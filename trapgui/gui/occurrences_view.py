@@ -12,7 +12,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel,
-                               QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
+                               QMenu, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
+
+from trapgui.gui.error_dialog import show_error
 
 from trapgui.gui.image_loader import load_crop
 from trapgui.gui.image_viewer import ImageViewer
@@ -27,6 +29,7 @@ REFRESH_MS = 2000
 
 class OccurrencesView(QWidget):
     frameShown = Signal(int, int)  # image id, detection id of the frame shown
+    countsChanged = Signal()  # a person's fixture decision changed what counts
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -38,6 +41,7 @@ class OccurrencesView(QWidget):
         self._frames_generation = 0
         self._frames: list = []  # the selected individual's detections (frame order)
         self._frame = -1
+        self._shown: int | None = None  # the occurrence whose frames are shown
         self.pipeline_id: int | None = None
 
         self.heading = QLabel("Select a night to see its individuals.", self)
@@ -56,9 +60,11 @@ class OccurrencesView(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setToolTip("One row per individual; select one to see it on its images")
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _p: self._chosen(cur.row()))
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
 
         self.viewer = ImageViewer(services, self)
         self.viewer.crops.hide()  # the individual's own strip is below
@@ -67,6 +73,7 @@ class OccurrencesView(QWidget):
         splitter.addWidget(self.viewer)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
+        splitter.setSizes([560, 840])  # the table's columns readable, the image large
 
         self.frames = OccurrenceFrames(self)
         self.frames.setToolTip("The individual's crops across the frames it was detected in; "
@@ -169,12 +176,40 @@ class OccurrencesView(QWidget):
                 text += f" · the first {MAX_NIGHTS} nights shown"
         self.heading.setText(text)
         row = self.model.row_of(before) if before is not None else -1
+        if row < 0 and rows:
+            row = 0
         if row >= 0:
             self.table.selectRow(row)
-        elif rows and before is None:
-            self.table.selectRow(0)
         else:
             self._set_frames([])
+
+    # ---- a person's fixture decision --------------------------------------------------------
+    def _context_menu(self, pos) -> None:
+        row = self.table.indexAt(pos).row()
+        if not 0 <= row < len(self.model.rows):
+            return
+        occ = self.model.rows[row]
+        menu = QMenu(self)
+        if occ.fixture:
+            menu.addAction("Not a fixture (count it)", lambda: self.set_fixture(occ.id, False))
+        else:
+            menu.addAction("A fixture (leave it out of counts)",
+                           lambda: self.set_fixture(occ.id, True))
+        if occ.fixture_reviewed:
+            menu.addAction("Let tracking decide", lambda: self.set_fixture(occ.id, None))
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def set_fixture(self, occurrence_id: int, fixture: bool | None) -> None:
+        """Keep a person's decision (re-tracks the night off the GUI thread), then reload."""
+        services = self._services
+
+        def done(_summary) -> None:
+            self.countsChanged.emit()
+            self.reload()
+
+        job_runner().call(lambda: services.tracking.set_fixture(occurrence_id, fixture), done,
+                          lambda exc: show_error(self, "Cannot change the fixture flag", exc),
+                          context=self)
 
     # ---- one individual --------------------------------------------------------------------
     def current_occurrence(self) -> int | None:
@@ -191,6 +226,9 @@ class OccurrencesView(QWidget):
             self._set_frames([])
             return
         occ = self.model.rows[row]
+        if occ.id == self._shown and occ.n_detections == len(self._frames):
+            return  # a refresh (results committed): keep the frame the person is on
+        self._shown = occ.id
         self._frames_generation += 1
         gen, services = self._frames_generation, self._services
 
@@ -232,6 +270,7 @@ class OccurrencesView(QWidget):
         self.frames.select_row(current)
 
     def _set_frames(self, detections: list) -> None:
+        self._shown = None
         self._frames_generation += 1
         self._frames = list(detections)
         self.frames.set_frames([])

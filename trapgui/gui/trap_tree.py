@@ -180,11 +180,16 @@ class TrapTree(QWidget):
                 tip += f"\n{night.unreadable} unreadable image(s)"
             label = "Undated images" if night.date is None else f"{night.date:%a %d %b %Y}"
             counted = dep.of_night(night.night_id)
+            # detections that count but no individual: the night is not tracked yet (it is
+            # once its processing completes); "0" beside them would read as "nothing there"
+            untracked = night.detections > 0 and counted.individuals == 0
             if night.night_id is not None and night.pipeline_id is not None:
-                tip += (f"\n{counted.individuals:,} individuals (MaxN {counted.max_n:,}: most in "
-                        f"one image), {night.detections:,} detections")
+                tip += ("\nNot tracked yet: its individuals are counted once the night's "
+                        "images are processed" if untracked else
+                        f"\n{counted.individuals:,} individuals (MaxN {counted.max_n:,}: most "
+                        f"in one image), {night.detections:,} detections")
             self._fill(item, label, night.images, night.processed, night.failed,
-                       None if night.night_id is None else counted.individuals,
+                       None if night.night_id is None or untracked else counted.individuals,
                        night.detections, counted.taxa, tooltip=tip)
         for key, item in existing.items():
             if key not in wanted:
