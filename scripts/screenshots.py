@@ -238,7 +238,9 @@ def main() -> int:
         shots.wait(0, until=lambda: bool(finished) or not dialog.is_running(), timeout=60)
         shown = "~/Documents/individuals-sequential.csv"  # not the temp path
         result = dialog.result_label.text().replace(str(tmp / "individuals.csv"), shown)
+        dialog.path_edit.blockSignals(True)  # shown, not checked again
         dialog.path_edit.setText(shown)
+        dialog.path_edit.blockSignals(False)
         dialog.result_label.setText(result)
         shots.save(dialog, "export")
         dialog.chooser.set_format("camtrap-dp")

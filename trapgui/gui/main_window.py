@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
         self._refresh_timer = QTimer(self, singleShot=True, interval=1000)
         self._refresh_timer.timeout.connect(self._refresh_views)
         self.resize(1280, 820)
-        self.tree.setMinimumWidth(470)  # six count columns without a scroll bar
+        self.tree.setMinimumWidth(500)  # six count columns without a scroll bar
         self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
         self._restore_geometry()
 

@@ -73,7 +73,7 @@ class OccurrencesView(QWidget):
         splitter.addWidget(self.viewer)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        splitter.setSizes([560, 840])  # the table's columns readable, the image large
+        self.table.setMinimumWidth(430)  # every column readable beside the image
 
         self.frames = OccurrenceFrames(self)
         self.frames.setToolTip("The individual's crops across the frames it was detected in; "
