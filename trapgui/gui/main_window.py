@@ -122,8 +122,10 @@ class MainWindow(QMainWindow):
         self._refresh_timer = QTimer(self, singleShot=True, interval=1000)
         self._refresh_timer.timeout.connect(self._refresh_views)
         self.resize(1280, 820)
-        self.tree.setMinimumWidth(500)  # six count columns without a scroll bar
+        self.tree.setMinimumWidth(360)
         self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
+        # wide enough for the tree's six count columns (a minimum would widen the window)
+        self.resizeDocks([self.tree_dock], [500], Qt.Orientation.Horizontal)
         self._restore_geometry()
 
     # ---- construction helpers -----------------------------------------------------------

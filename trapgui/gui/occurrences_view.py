@@ -73,7 +73,8 @@ class OccurrencesView(QWidget):
         splitter.addWidget(self.viewer)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        self.table.setMinimumWidth(430)  # every column readable beside the image
+        self._splitter = splitter
+        self._sized = False
 
         self.frames = OccurrenceFrames(self)
         self.frames.setToolTip("The individual's crops across the frames it was detected in; "
@@ -110,6 +111,14 @@ class OccurrencesView(QWidget):
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_MS)
         self._refresh_timer.timeout.connect(self.reload)
         self._update_frame_buttons()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if not self._sized:  # once laid out: the table's columns readable, the image large
+            self._sized = True
+            width = self._splitter.width()
+            table = min(self.table.horizontalHeader().length() + 24, width // 2)
+            self._splitter.setSizes([max(table, 300), max(width - table, 300)])
 
     # ---- the interface every results view implements --------------------------------------
     def set_selection(self, deployment_id: int | None, night_ids: list[int]) -> None:
