@@ -11,8 +11,11 @@ detector through the run controller, and saves:
     processing.png         the processing panel during the run
     detections.png         the detections table
     image-viewer.png       an image with its boxes, legend, slider and crop strip
-    species-summary.png    counts per label with the best crop of each
-    export.png             the export dialog after an export
+    species-summary.png    individuals per taxon with the best crop of each
+    occurrences.png        the individuals of a night, one with its crops across frames
+    export.png             the export dialog after an export (individuals CSV)
+    export-camtrap.png     the export dialog with Camtrap DP chosen: its options, and the
+                           sentence that says what the trap still lacks
     settings.png           Tools ▸ Settings
     model-manager.png      Tools ▸ Models
 
@@ -200,21 +203,58 @@ def main() -> int:
         shots.wait(3)
         shots.save(window, "species-summary")
 
+        # the 5 frames taken minutes apart: insects resting on the sheet, tracked
+        sequential = next((r.deployment_id for r in reports
+                           if Path(r.folder).name == "sequential"), panama)
+        window.tree.select_deployment(sequential)
+        shots.wait(2.5)
+        occurrences = window.occurrences
+        window.tabs.setCurrentWidget(occurrences)
+        shots.wait(0, until=lambda: occurrences.model.rowCount() > 0, timeout=60)
+        longest = max(range(occurrences.model.rowCount()),
+                      key=lambda r: (not occurrences.model.rows[r].fixture,
+                                     occurrences.model.rows[r].n_detections))
+        occurrences.table.selectRow(longest)
+        shots.wait(0, until=lambda: occurrences.frames.count() > 0 and all(
+            f.image is not None for f in occurrences.frames.frames()), timeout=60)
+        occurrences.step_frame(1)
+        shots.wait(0, until=lambda: occurrences.viewer.is_full_resolution(), timeout=60)
+        occurrences.viewer.canvas.fit()
+        shots.wait(1)
+        shots.save(window, "occurrences")
+
         from trapgui.gui.export_dialog import ExportDialog
 
         _dep, nights = window.tree.selection()
         dialog = ExportDialog(services, nights, (s.detection_threshold,
-                                                 s.classification_threshold), window)
-        dialog.path_edit.setText(str(tmp / "detections.csv"))
+                                                 s.classification_threshold), window,
+                              initial="occurrences")
+        dialog.path_edit.setText(str(tmp / "individuals.csv"))
         dialog.show()
+        shots.wait(1)
         finished = []
         dialog.finished_export.connect(finished.append)
         dialog.start_export()
         shots.wait(0, until=lambda: bool(finished) or not dialog.is_running(), timeout=60)
-        dialog.path_edit.setText("~/Documents/detections-panama.csv")  # not the temp path
-        dialog.result_label.setText(dialog.result_label.text().replace(
-            str(tmp / "detections.csv"), "~/Documents/detections-panama.csv"))
+        shown = "~/Documents/individuals-sequential.csv"  # not the temp path
+        result = dialog.result_label.text().replace(str(tmp / "individuals.csv"), shown)
+        dialog.path_edit.blockSignals(True)  # shown, not checked again
+        dialog.path_edit.setText(shown)
+        dialog.path_edit.blockSignals(False)
+        dialog.result_label.setText(result)
         shots.save(dialog, "export")
+        dialog.chooser.set_format("camtrap-dp")
+        checked = []
+        dialog.checked.connect(lambda: checked.append(True))
+        dialog.path_edit.setText(str(tmp / "camtrap-dp-sequential"))
+        shots.wait(0, until=lambda: bool(checked), timeout=60)  # checked in the background
+        dialog.path_edit.blockSignals(True)  # shown, not checked again: not the temp path
+        dialog.path_edit.setText("~/Documents/camtrap-dp-sequential")
+        dialog.path_edit.blockSignals(False)
+        dialog.result_label.setText("")
+        dialog.open_folder_button.setEnabled(False)
+        dialog.progress.hide()
+        shots.save(dialog, "export-camtrap")
         dialog.close()
 
         from trapgui.gui.model_manager import ModelManager

@@ -1,4 +1,5 @@
-"""`trapgui trap list | show TRAP | set TRAP [--field VALUE ...]`: trap (deployment) metadata.
+"""`trapgui trap list | show TRAP | set TRAP [--field VALUE ...] | rename TRAP NAME |
+remove TRAP [--yes]`: trap (deployment) metadata, and a trap's place in the catalogue.
 
 TRAP is a trap's id, name or folder. ``set`` validates every value (latitude 95 is refused with
 a sentence) and saves nothing when one is wrong; an empty value ("") clears a field.
@@ -38,6 +39,20 @@ def register(subparsers) -> None:
             text += " Write a negative offset as --timezone=-04:00 or as UTC-04:00."
         s.add_argument(f.option, dest=f"field_{f.key}", metavar="VALUE", help=text)
     s.set_defaults(func=run_set)
+    rn = actions.add_parser("rename", help="give a trap a new name",
+                            description="Give a trap a new display name (its folder stays).")
+    rn.add_argument("trap", metavar="TRAP", help="the trap's id, name or folder")
+    rn.add_argument("name", metavar="NAME", help="the new name")
+    rn.set_defaults(func=run_rename)
+    rm = actions.add_parser(
+        "remove", help="remove a trap and its results from the catalogue",
+        description="Remove a trap from the catalogue with everything it holds of it: nights, "
+        "images, processing results, individuals. The image files on disk are not touched; "
+        "scanning the folder again adds the trap back (unprocessed).")
+    rm.add_argument("trap", metavar="TRAP", help="the trap's id, name or folder")
+    rm.add_argument("--yes", action="store_true",
+                    help="do not ask for confirmation (needed when not run in a terminal)")
+    rm.set_defaults(func=run_remove)
 
 
 def _value(text: str) -> str:
@@ -111,4 +126,36 @@ def run_set(args, ctx) -> int:
     print(f"Saved {len(changes)} field{'s' if len(changes) != 1 else ''} of trap "
           f"{updated.name!r}.")
     print(format_trap(updated))
+    return 0
+
+
+def run_rename(args, ctx) -> int:
+    from trapgui.db.trap_metadata import rename_trap, resolve_trap
+
+    trap = resolve_trap(ctx.db, args.trap)
+    renamed = rename_trap(ctx.db, trap.id, args.name)
+    print(f"Renamed trap {trap.name!r} to {renamed.name!r}.")
+    return 0
+
+
+def run_remove(args, ctx) -> int:
+    import sys
+
+    from trapgui.core.errors import UserInputError
+    from trapgui.db.trap_metadata import remove_trap, resolve_trap, trap_contents
+
+    trap = resolve_trap(ctx.db, args.trap)
+    what = trap_contents(ctx.db, trap.id).describe()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserInputError(f"Removing trap {trap.name!r} takes {what} out of the "
+                                 "catalogue; nothing was removed.",
+                                 hint="Add --yes to remove it without a question.")
+        answer = input(f"Remove trap {trap.name!r} ({trap.path}) and its {what} from the "
+                       "catalogue? The image files stay on disk. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing was removed.")
+            return 1
+    removed = remove_trap(ctx.db, trap.id)
+    print(f"Removed trap {trap.name!r}: {removed.describe()} (the image files stay on disk).")
     return 0

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import case, distinct, func, select
 
+from trapgui.core.file_names import disk_path
 from trapgui.core.types import ImageState, JobState
 from trapgui.db import final_labels
 from trapgui.db.database import Database
@@ -34,7 +35,7 @@ from trapgui.db.export_queries import (
     night_filters,
     occurrence_filters,
 )
-from trapgui.db.tables import Detection, Image, Job, Night, Occurrence
+from trapgui.db.tables import Deployment, Detection, Image, Job, Night, Occurrence
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,55 @@ def count_individuals_per_night(db: Database, scope: ExportScope, pipeline_id: i
         rows = s.execute(totals).all()
     return {(r[0], r[1]): NightCount(r[0], r[1], int(r[2]), int(r[3]), peaks.get((r[0], r[1]), 0))
             for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class TaxonCrop:
+    """The best crop of a taxon: the best detection of its most confidently labelled
+    counted individual (the Species summary's thumbnail)."""
+
+    label: str | None
+    rank: str | None
+    occurrence_id: int
+    detection_id: int
+    image_id: int
+    image_path: str  # absolute
+    box: tuple[float, float, float, float]
+    score: float | None  # the individual's label score (its detector score when unlabelled)
+
+
+def best_crop_per_taxon(db: Database, scope: ExportScope, pipeline_id: int | None,
+                        thresholds: Thresholds) -> dict[tuple[str | None, str | None], TaxonCrop]:
+    """(taxon, rank) -> its best crop, over the individuals :func:`count_individuals` counts
+    (same rules: fixtures left out, a detection at the detection threshold)."""
+    if pipeline_id is None:
+        return {}
+    label, rank, _method = final_labels.accepted_label(thresholds.label)
+    counted = (select(Detection.occurrence_id)
+               .where(Detection.pipeline_id == pipeline_id,
+                      Detection.score >= thresholds.detection,
+                      Detection.occurrence_id.is_not(None)))
+    quality = func.coalesce(case((Occurrence.label_score >= thresholds.label,
+                                  Occurrence.label_score), else_=None), Detection.score)
+    ranked = (select(label.label("label"), rank.label("rank"), Occurrence.id.label("occ"),
+                     Detection.id.label("det"), quality.label("quality"),
+                     func.row_number().over(partition_by=(label, rank),
+                                            order_by=(quality.desc(), Occurrence.id)).label("n"))
+              .join(Detection, Detection.id == Occurrence.best_detection_id)
+              .where(*occurrence_filters(scope, pipeline_id), Occurrence.fixture.is_(False),
+                     Occurrence.id.in_(counted))
+              .subquery())
+    q = (select(ranked.c.label, ranked.c.rank, ranked.c.occ, ranked.c.det, Detection.image_id,
+                Deployment.path, Image.rel_path, Detection.x1, Detection.y1, Detection.x2,
+                Detection.y2, ranked.c.quality)
+         .join(Detection, Detection.id == ranked.c.det)
+         .join(Image, Image.id == Detection.image_id)
+         .join(Deployment, Deployment.id == Image.deployment_id)
+         .where(ranked.c.n == 1))
+    with db.session() as s:
+        rows = s.execute(q).all()
+    return {(r[0], r[1]): TaxonCrop(r[0], r[1], r[2], r[3], r[4], disk_path(r[5], r[6]),
+                                    (r[7], r[8], r[9], r[10]), r[11]) for r in rows}
 
 
 def night_effort(db: Database, scope: ExportScope, pipeline_id: int | None) -> list[NightEffort]:

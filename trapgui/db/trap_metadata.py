@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from trapgui.core.errors import UserInputError
 from trapgui.core.local_time import CameraClock
 from trapgui.core.trap_metadata import TrapValues, apply_changes
+from trapgui.core.types import JobState
 from trapgui.db.database import Database
 from trapgui.db.tables import Deployment, Image, Night
 
@@ -140,3 +141,83 @@ def update_trap(db: Database, trap_id: int, changes: dict[str, str | None]) -> T
         s.execute(update(Deployment).where(Deployment.id == trap_id).values(**values))
     return get_trap(db, trap_id)
 
+
+
+@dataclass(frozen=True, slots=True)
+class TrapContents:
+    """What the catalogue holds of one trap: what removing it takes away (the image files on
+    disk are never touched)."""
+
+    images: int
+    nights: int
+    processed: int  # images with a finished processing job (any model configuration)
+    detections: int
+    occurrences: int
+
+    def describe(self) -> str:
+        """"120 images in 3 nights, 80 processed, 2,345 detections, 410 individuals"."""
+        def n(count: int, word: str) -> str:
+            return f"{count:,} {word}{'' if count == 1 else 's'}"
+        text = f"{n(self.images, 'image')} in {n(self.nights, 'night')}"
+        if self.processed or self.detections:
+            text += (f", {self.processed:,} processed, {n(self.detections, 'detection')}, "
+                     f"{n(self.occurrences, 'individual')}")
+        return text
+
+
+def _trap_images(trap_id: int):
+    return select(Image.id).where(Image.deployment_id == trap_id)
+
+
+def trap_contents(db: Database, trap_id: int) -> TrapContents:
+    from trapgui.db.tables import Detection, Job, Occurrence
+
+    get_trap(db, trap_id)  # a clear error for an unknown id
+    images = _trap_images(trap_id)
+    with db.session() as s:
+        def count(stmt) -> int:
+            return int(s.execute(stmt).scalar() or 0)
+        return TrapContents(
+            count(select(func.count()).select_from(Image).where(Image.deployment_id == trap_id)),
+            count(select(func.count()).select_from(Night).where(Night.deployment_id == trap_id)),
+            count(select(func.count(func.distinct(Job.image_id))).where(
+                Job.image_id.in_(images), Job.state.in_((JobState.DONE.value, JobState.FAILED.value)))),
+            count(select(func.count()).select_from(Detection).where(Detection.image_id.in_(images))),
+            count(select(func.count()).select_from(Occurrence)
+                  .where(Occurrence.deployment_id == trap_id)))
+
+
+def rename_trap(db: Database, trap_id: int, name: str) -> TrapRecord:
+    """A new display name (validated as the ``name`` field: not empty, printable)."""
+    if not str(name).strip():
+        raise UserInputError("A trap needs a name: the new name is empty.")
+    return update_trap(db, trap_id, {"name": str(name).strip()})
+
+
+def remove_trap(db: Database, trap_id: int) -> TrapContents:
+    """Remove a trap and everything the catalogue holds of it (nights, images, jobs,
+    detections and their classifications, individuals) in one transaction; its image files
+    stay on disk. Returns what was removed. Explicit deletes, children first, so the removal
+    does not depend on how an old catalogue's foreign keys were declared."""
+    from sqlalchemy import delete
+
+    from trapgui.db.tables import Classification, Detection, Job, Occurrence, RemoteTask
+
+    removed = trap_contents(db, trap_id)
+    images = _trap_images(trap_id)
+    detections = select(Detection.id).where(Detection.image_id.in_(images))
+    with db.write_session() as s:
+        s.execute(update(Occurrence).where(Occurrence.deployment_id == trap_id)
+                  .values(best_detection_id=None))
+        s.execute(update(Detection).where(Detection.image_id.in_(images))
+                  .values(occurrence_id=None))
+        s.execute(delete(Classification).where(Classification.detection_id.in_(detections)))
+        s.execute(delete(Detection).where(Detection.image_id.in_(images)))
+        s.execute(delete(Occurrence).where(Occurrence.deployment_id == trap_id))
+        s.execute(delete(Job).where(Job.image_id.in_(images)))
+        s.execute(update(RemoteTask).where(RemoteTask.local_image_id.in_(images))
+                  .values(local_image_id=None))
+        s.execute(delete(Image).where(Image.deployment_id == trap_id))
+        s.execute(delete(Night).where(Night.deployment_id == trap_id))
+        s.execute(delete(Deployment).where(Deployment.id == trap_id))
+    return removed

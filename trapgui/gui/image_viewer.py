@@ -383,7 +383,10 @@ class ImageViewer(QWidget):
     def _on_scene_selection(self) -> None:
         if self._selecting:
             return
-        sel = self.selected_detection()
+        try:
+            sel = self.selected_detection()
+        except RuntimeError:  # the scene clears its items while the viewer is torn down
+            return
         if sel >= 0:
             self.crops.select_detection(sel)
         self.detectionSelected.emit(sel)

@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self.controller = RunController(services, self)
         self.scanner = ScanController(services, self)
         self.tree = TrapTree(services, self)
+        self.tree.actions.busy = lambda: self.controller.busy  # no trap removal during a run
         self.overview = NightsOverview(services, self)
         self.views: list[QWidget] = [self.overview]
         self.tabs = QTabWidget(self)
@@ -73,6 +74,10 @@ class MainWindow(QMainWindow):
         self.detections = self._add_view("detections_view", "DetectionsView", "Detections",
                                          "Every detection, sortable and filterable; "
                                          "double-click to see it on its image")
+        self.occurrences = self._add_view(
+            "occurrences_view", "OccurrencesView", "Occurrences",
+            "The individuals of the selected night (insects tracked across its images), each "
+            "with its crops across frames")
         self.species = self._add_view("species_view", "SpeciesSummaryView", "Species summary",
                                       "Species (or orders) above the threshold, per night")
         self.viewer = self._add_view("image_viewer", "ImageViewer", "Image",
@@ -131,6 +136,8 @@ class MainWindow(QMainWindow):
         self.resize(1280, 820)
         self.tree.setMinimumWidth(360)
         self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
+        # wide enough for the tree's six count columns (a minimum would widen the window)
+        self.resizeDocks([self.tree_dock], [500], Qt.Orientation.Horizontal)
         self._restore_geometry()
         # after the panel's layout has taken its shown/hidden lines into account
         self.panel.compactChanged.connect(
@@ -178,9 +185,10 @@ class MainWindow(QMainWindow):
         self.recent_menu.setToolTipsVisible(True)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
-        self.export_action = self._action(file_menu, "&Export detections…", self.open_export,
-                                          "Ctrl+E", "Save the detections of the selected "
-                                          "nights as CSV")
+        self.export_action = self._action(file_menu, "&Export…", self.open_export,
+                                          "Ctrl+E", "Export the selected nights: detections, "
+                                          "individuals, Camtrap DP, Darwin Core, MegaDetector "
+                                          "JSON, the species × night matrix or crops")
         file_menu.addSeparator()
         self.quit_action = self._action(file_menu, "&Quit", self.close, "Ctrl+Q", "Quit trapgui")
         tools = bar.addMenu("&Tools")
@@ -257,6 +265,8 @@ class MainWindow(QMainWindow):
             self.detections.openImageRequested.connect(self._open_image)
         if self.species is not None:
             self.species.showDetectionsRequested.connect(self._show_label)
+        if self.occurrences is not None:  # a person's fixture decision changes the counts
+            self.occurrences.countsChanged.connect(self._refresh_views)
         self.scanner.scanStarted.connect(self._scan_started)
         self.scanner.progressed.connect(self.status.show_scan)
         self.scanner.tick.connect(self.tree.reload)
@@ -613,5 +623,5 @@ Tools ▸ Models.</li>
 (Ctrl+R). Pause, resume or cancel at any time; nothing is lost.</li>
 <li><b>Browse</b> the Detections and Species tabs while it runs; double-click a detection to
 see it on its image. Thresholds in the toolbar apply instantly.</li>
-<li><b>Export</b> the selected nights as CSV with File ▸ Export (Ctrl+E).</li>
+<li><b>Export</b> the selected nights with File ▸ Export (Ctrl+E): CSV, Camtrap DP, Darwin Core, MegaDetector JSON or crops.</li>
 </ol>"""

@@ -1,5 +1,6 @@
 """The Nights overview tab: one row per night of the selected trap(s), with how far
-processing got, what was found, and a bar chart of activity through the night."""
+processing got, what was found (individuals first, from ``db.counts`` like ``trapgui
+nights``; detections and MaxN beside them) and a bar chart of activity through the night."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QStyle, Q
 from trapgui.gui.job_runner import job_runner
 
 COLUMNS = ("Night", "First image", "Last image", "Images", "Processed", "Failed",
-           "Detections", "Species", "Activity through the night")
+           "Individuals", "MaxN", "Detections", "Species", "Activity through the night")
 TIPS = ("The night is named by its evening date", "Capture time of the first image",
         "Capture time of the last image", "Images in the night (unreadable ones included)",
         "Share of images processed with the current models", "Images that could not be processed",
-        "Detections at or above the detection threshold",
-        "Distinct species/orders at or above the classification threshold",
+        "Individuals: insects tracked across the night's images (fixtures left out) with a "
+        "detection at or above the detection threshold",
+        "MaxN: the most individuals in any one image of the night",
+        "Detections at or above the detection threshold (fixtures left out); an insect resting "
+        "on the sheet is detected in many images",
+        "Distinct species/orders among the individuals at or above the classification threshold",
         "Detections per hour, from the night's cut-off hour (left) to the next day's (right)")
+FIRST_COUNT_COL, INDIVIDUALS_COL, LAST_COUNT_COL = 3, 6, 9
 ACTIVITY_ROLE = Qt.ItemDataRole.UserRole + 10
 NIGHT_ROLE = Qt.ItemDataRole.UserRole
 ACTIVITY_COL = len(COLUMNS) - 1
@@ -121,11 +127,15 @@ class NightsOverview(QWidget):
             self._set_heading(
                 f"<b>{d.name}</b> — {d.path}<br>{n_nights} night{'s' if n_nights != 1 else ''}"
                 f" · {d.total('images'):,} images · {d.total('processed'):,} processed · "
-                f"{d.total('detections'):,} detections{_threshold(d.nights)}")
+                f"{d.total_individuals:,} individuals · {d.total('detections'):,} detections"
+                f"{_threshold(d.nights)}")
         else:
             self._set_heading(f"<b>{len(deps)} traps</b> — "
                               f"{sum(d.total('images') for d in deps):,} images")
         nights = [n for d in deps for n in d.nights]
+        counted = {n.night_id: d.of_night(n.night_id) for d in deps for n in d.nights}
+        if nights:
+            self._say_thresholds(nights[0].min_score, nights[0].min_label_score)
         keys = [n.night_id if n.night_id is not None else f"undated-{n.deployment_id}"
                 for n in nights]
         if keys != self._shown_keys:
@@ -133,9 +143,15 @@ class NightsOverview(QWidget):
         # during a run this runs every second: only cells whose text changed are touched
         for row, n in enumerate(nights):
             pct = f"{100 * n.processed / n.images:.0f}%" if n.images else "–"
+            c = counted[n.night_id]
+            # detections that count but no individual yet: not tracked (see the trap tree)
+            tracked = (n.night_id is not None and n.pipeline_id is not None
+                       and not (n.detections > 0 and c.individuals == 0))
             values = [n.title.replace("Night of ", ""), _time(n.start), _time(n.end),
                       f"{n.images:,}", pct, f"{n.failed:,}" if n.failed else "",
-                      f"{n.detections:,}", f"{n.species:,}"]
+                      f"{c.individuals:,}" if tracked else "–",
+                      f"{c.max_n:,}" if tracked else "–",
+                      f"{n.detections:,}", f"{c.taxa:,}" if tracked else "–"]
             for col, value in enumerate(values):
                 item = self.table.item(row, col)
                 if item.text() != value:
@@ -154,6 +170,16 @@ class NightsOverview(QWidget):
                         self.table.selectRow(row)
         self._load_activity()
 
+    def _say_thresholds(self, detection: float, label: float) -> None:
+        """The count columns' tips say the thresholds the counts came with."""
+        said = {INDIVIDUALS_COL: f" (detection score ≥ {detection:.2f})",
+                INDIVIDUALS_COL + 2: f" (score ≥ {detection:.2f})",
+                INDIVIDUALS_COL + 3: f" (label score ≥ {label:.2f})"}
+        for col, suffix in said.items():
+            tip = TIPS[col] + suffix
+            if self.table.horizontalHeaderItem(col).toolTip() != tip:
+                self.table.horizontalHeaderItem(col).setToolTip(tip)
+
     def _set_heading(self, text: str) -> None:
         if text != self._shown_heading:
             self._shown_heading = text
@@ -167,7 +193,7 @@ class NightsOverview(QWidget):
         for row, key in enumerate(keys):
             for col in range(len(COLUMNS)):
                 item = QTableWidgetItem("")
-                if 3 <= col <= 7:
+                if FIRST_COUNT_COL <= col <= LAST_COUNT_COL:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
             self.table.item(row, 0).setData(NIGHT_ROLE, key)
@@ -204,7 +230,8 @@ class NightsOverview(QWidget):
 
 
 def _threshold(nights) -> str:
-    return f" (score ≥ {nights[0].min_score:.2f})" if nights else ""
+    return (f" (detection score ≥ {nights[0].min_score:.2f}, label score "
+            f"≥ {nights[0].min_label_score:.2f})") if nights else ""
 
 
 def _time(value) -> str:

@@ -1,9 +1,11 @@
-"""The Species tab: for the selected nights, how many detections of each label (species or
-order, whichever the deepest classifier gave) reach both thresholds, per night, each with a
-thumbnail of its most confident crop. Clicking a row lists those detections.
+"""The Species tab: for the selected nights, how many individuals (insects tracked across a
+night's images, fixtures left out) of each taxon were caught, in all and per night, with their
+detections and MaxN beside them, each with a thumbnail of its best crop. The counts are
+``db.counts`` (``services.tracking.species_summary``): the numbers of ``trapgui nights`` and
+of every export at the same thresholds. Clicking a row lists the taxon's detections.
 
-The counts are one grouped query; the thumbnails are decoded one by one on the thread pool
-(only the crop's region of the 4K image is decoded) and cached by detection id.
+The thumbnails are decoded one by one on the thread pool (only the crop's region of the 4K
+image is decoded) and cached by detection id.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from PySide6.QtWidgets import (
 
 from trapgui.gui.image_loader import load_crop
 from trapgui.gui.job_runner import job_runner
-from trapgui.services.results_types import UNCLASSIFIED, SpeciesCount
+from trapgui.services.tracking_types import UNIDENTIFIED, TaxonIndividuals
 
 THUMB = 56
 REFRESH_INTERVAL_MS = 2000
 MAX_NIGHT_COLUMNS = 14  # beyond this the per-night columns are noise; the total stays
 LABEL_ROLE = Qt.UserRole + 1
+FIXED_COLUMNS = ["Taxon", "Rank", "Individuals", "Detections", "MaxN"]
+NIGHT_COL0 = len(FIXED_COLUMNS)
 
 
 class _CountItem(QStandardItem):
@@ -51,7 +55,7 @@ class SpeciesSummaryView(QWidget):
         self._cls_threshold = 0.5
         self._generation = 0
         self._thumbs: dict[int, QPixmap] = {}
-        self._counts: list[SpeciesCount] = []
+        self._counts: list[TaxonIndividuals] = []
 
         self.summary = QLabel("Select a trap or nights to see what was found.", self)
         self.summary.setWordWrap(True)
@@ -106,10 +110,13 @@ class SpeciesSummaryView(QWidget):
         if dep is None and not nights:
             self._show(gen, ([], []))
             return
-        results = self._services.results
+        services = self._services
 
         def query():
-            return (results.species_summary(dep, nights, det, cls), results.nights(nights))
+            pid = services.catalogue.current_pipeline_id()
+            return (services.tracking.species_summary(pid, dep, nights, min_score=det,
+                                                      min_label_score=cls),
+                    services.results.nights(nights))
 
         job_runner().call(query, lambda r: self._show(gen, r), self._failed, context=self)
 
@@ -127,26 +134,36 @@ class SpeciesSummaryView(QWidget):
         night_cols = nights if len(nights) <= MAX_NIGHT_COLUMNS else []
         self.model.clear()
         self.model.setHorizontalHeaderLabels(
-            ["Label", "Rank", "Total"] + [f"{n.date:%d %b}" for n in night_cols])
-        for col, n in enumerate(night_cols, start=3):
-            self.model.horizontalHeaderItem(col).setToolTip(f"Night of {n.date:%A %d %B %Y}")
-        self.model.horizontalHeaderItem(2).setToolTip(
-            f"Detections scoring ≥ {self._det_threshold:.2f} whose label scores "
-            f"≥ {self._cls_threshold:.2f}")
+            FIXED_COLUMNS + [f"{n.date:%d %b}" for n in night_cols])
+        for col, n in enumerate(night_cols, start=NIGHT_COL0):
+            self.model.horizontalHeaderItem(col).setToolTip(
+                f"Individuals on the night of {n.date:%A %d %B %Y}")
+        det, cls = self._det_threshold, self._cls_threshold
+        tips = (f"The taxon of the individuals (their label scores ≥ {cls:.2f}, the "
+                "classification threshold)", "The taxon's rank",
+                "Individuals: insects tracked across a night's images (fixtures left out) with "
+                f"a detection scoring ≥ {det:.2f}, summed over the nights",
+                f"Their detections scoring ≥ {det:.2f}: one insect resting on the sheet is "
+                "detected in many images", "MaxN: the most individuals of the taxon in any "
+                "one image of a night")
+        for col, tip in enumerate(tips):
+            self.model.horizontalHeaderItem(col).setToolTip(tip)
         for c in counts:
             label_item = QStandardItem(c.label)
             label_item.setEditable(False)
             label_item.setData(c.label, LABEL_ROLE)
-            if c.label == UNCLASSIFIED:
-                label_item.setToolTip("Detections with no label above the classification "
+            if not c.identified:
+                label_item.setToolTip("Individuals with no label above the classification "
                                       "threshold (or no classifier run)")
             elif c.best_score is not None:
-                label_item.setToolTip(f"{c.label}: best crop scores {c.best_score:.2f}")
+                label_item.setToolTip(f"{c.label}: best individual's label scores "
+                                      f"{c.best_score:.2f}")
             if c.best_detection_id in self._thumbs:
                 label_item.setIcon(QIcon(self._thumbs[c.best_detection_id]))
             rank_item = QStandardItem(c.rank or "")
             rank_item.setEditable(False)
-            row = [label_item, rank_item, _CountItem(c.total)]
+            row = [label_item, rank_item, _CountItem(c.individuals), _CountItem(c.detections),
+                   _CountItem(c.max_n)]
             row += [_CountItem(c.per_night.get(n.id, 0)) for n in night_cols]
             self.model.appendRow(row)
         header.setSectionResizeMode(0, QHeaderView.Stretch)
@@ -158,20 +175,22 @@ class SpeciesSummaryView(QWidget):
             header.setSortIndicator(-1, Qt.AscendingOrder)  # the service's order: most first
         if selected:
             self._select_label(selected)
-        total = sum(c.total for c in counts)
-        taxa = sum(1 for c in counts if c.label != UNCLASSIFIED)
+        total = sum(c.individuals for c in counts)
+        detections = sum(c.detections for c in counts)
+        taxa = sum(1 for c in counts if c.identified)
         n_nights = len(nights) if nights else "all"
-        thresholds = (f"detection score ≥ {self._det_threshold:.2f}, "
-                      f"label score ≥ {self._cls_threshold:.2f}")
+        thresholds = f"detection score ≥ {det:.2f}, label score ≥ {cls:.2f}"
         if not counts:
-            text = "No detections above the thresholds in the selected nights yet."
+            text = ("No individuals above the thresholds in the selected nights yet (nights "
+                    "are tracked once their images are processed).")
         elif taxa == 0:
-            text = (f"{total:,} detections ({thresholds}), none with a label yet. To name them, "
-                    "choose a species or order classifier in Tools ▸ Settings and get it in "
-                    "Tools ▸ Models, then process again.")
+            text = (f"{total:,} individuals ({detections:,} detections; {thresholds}), none "
+                    "identified yet. To name them, choose a species or order classifier in "
+                    "Tools ▸ Settings and get it in Tools ▸ Models, then process again.")
         else:
-            text = (f"{taxa} label{'s' if taxa != 1 else ''} · {total:,} detections "
-                    f"({thresholds}) · {n_nights} night{'s' if n_nights != 1 else ''}")
+            text = (f"{taxa} tax{'a' if taxa != 1 else 'on'} · {total:,} individuals "
+                    f"({detections:,} detections; {thresholds}) · {n_nights} "
+                    f"night{'s' if n_nights != 1 else ''}")
         self.summary.setText(text)
         self._load_thumbnails(gen)
 
@@ -194,10 +213,10 @@ class SpeciesSummaryView(QWidget):
             self._load_thumbnails(gen)
 
         # one at a time: a hundred 4K decodes at once would starve the detail views
-        job_runner().call(lambda: load_crop(path, (box.x1, box.y1, box.x2, box.y2), THUMB),
+        job_runner().call(lambda: load_crop(path, box, THUMB),
                           done, failed, context=self)
 
-    def _set_icon(self, c: SpeciesCount) -> None:
+    def _set_icon(self, c: TaxonIndividuals) -> None:
         for row in range(self.model.rowCount()):
             item = self.model.item(row, 0)
             rank = self.model.item(row, 1).text()
@@ -225,5 +244,5 @@ class SpeciesSummaryView(QWidget):
         if not index.isValid():
             return
         label = self.model.item(index.row(), 0).data(LABEL_ROLE)
-        if label and label != UNCLASSIFIED:
+        if label and label != UNIDENTIFIED:
             self.showDetectionsRequested.emit(label)

@@ -1,5 +1,6 @@
-"""Left pane: traps (deployments) and their nights, with images / processed / detections /
-species counts. Counts load off the GUI thread; reloads are coalesced so a flood of "results
+"""Left pane: traps (deployments) and their nights, with images / processed / individuals /
+detections / species counts (individuals and species from ``db.counts``, the numbers of
+``trapgui nights`` and the exports). Counts load off the GUI thread; reloads are coalesced so a flood of "results
 changed" notifications costs at most one query at a time."""
 
 from __future__ import annotations
@@ -9,17 +10,23 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QTreeWidget, QTre
                                QVBoxLayout, QWidget)
 
 from trapgui.gui.job_runner import job_runner
+from trapgui.gui.trap_actions import TrapActions
 
 KIND_ROLE = Qt.ItemDataRole.UserRole
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 DEP_ROLE = Qt.ItemDataRole.UserRole + 2
-COLUMNS = ("Trap / night", "Images", "Processed", "Detections", "Species")
+COLUMNS = ("Trap / night", "Images", "Processed", "Individuals", "Detections", "Species")
+INDIVIDUALS_COL, DETECTIONS_COL, SPECIES_COL = 3, 4, 5
 TIPS = ("Trap folders and the nights found in them (a night runs from the cut-off hour, noon by "
         "default, to the same hour next day)",
         "Images in the trap folder or night",
         "Images processed with the current models (failed images count as processed)",
-        "Detections at or above the detection threshold",
-        "Distinct species or orders at or above the classification threshold")
+        "Individuals: insects tracked across the night's images (fixtures left out) with a "
+        "detection at or above the detection threshold",
+        "Detections at or above the detection threshold (fixtures left out); one insect "
+        "resting on the sheet is detected in many images",
+        "Distinct species or orders among the individuals at or above the classification "
+        "threshold")
 
 
 class TrapTree(QWidget):
@@ -51,6 +58,10 @@ class TrapTree(QWidget):
         header.setMinimumSectionSize(48)
         self._sized_rows = -1
         self.tree.itemSelectionChanged.connect(self._emit_selection)
+        self.actions = TrapActions(services, self)
+        self.actions.changed.connect(self.reload)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tree)
@@ -104,7 +115,8 @@ class TrapTree(QWidget):
                 self.tree.insertTopLevelItem(index, item)
                 item.setExpanded(True)
             self._fill(item, dep.name, dep.total("images"), dep.total("processed"),
-                       dep.total("failed"), dep.total("detections"), None, tooltip=dep.path)
+                       dep.total("failed"), dep.total_individuals, dep.total("detections"),
+                       None, tooltip=dep.tooltip or dep.path)
             self._sync_nights(item, dep)
         for key, item in existing.items():
             if key not in seen:
@@ -130,10 +142,15 @@ class TrapTree(QWidget):
         if row is None:
             return
         header = self.tree.headerItem()
-        header.setToolTip(3, f"Detections scoring ≥ {row.min_score:.2f} (the detection "
-                             "threshold)")
-        header.setToolTip(4, f"Distinct species or orders among them whose label scores "
-                             f"≥ {row.min_label_score:.2f} (the classification threshold)")
+        header.setToolTip(INDIVIDUALS_COL, "Individuals: insects tracked across the night's "
+                          "images (fixtures left out) with a detection scoring "
+                          f"≥ {row.min_score:.2f} (the detection threshold); MaxN, the most "
+                          "in one image, in each night's tip")
+        header.setToolTip(DETECTIONS_COL, f"Detections scoring ≥ {row.min_score:.2f} (the "
+                          "detection threshold), fixtures left out")
+        header.setToolTip(SPECIES_COL, "Distinct species or orders among the individuals whose "
+                          f"label scores ≥ {row.min_label_score:.2f} (the classification "
+                          "threshold)")
 
     def _reload_again(self) -> None:
         if self._again:
@@ -162,8 +179,18 @@ class TrapTree(QWidget):
             if night.unreadable:
                 tip += f"\n{night.unreadable} unreadable image(s)"
             label = "Undated images" if night.date is None else f"{night.date:%a %d %b %Y}"
+            counted = dep.of_night(night.night_id)
+            # detections that count but no individual: the night is not tracked yet (it is
+            # once its processing completes); "0" beside them would read as "nothing there"
+            untracked = night.detections > 0 and counted.individuals == 0
+            if night.night_id is not None and night.pipeline_id is not None:
+                tip += ("\nNot tracked yet: its individuals are counted once the night's "
+                        "images are processed" if untracked else
+                        f"\n{counted.individuals:,} individuals (MaxN {counted.max_n:,}: most "
+                        f"in one image), {night.detections:,} detections")
             self._fill(item, label, night.images, night.processed, night.failed,
-                       night.detections, night.species, tooltip=tip)
+                       None if night.night_id is None or untracked else counted.individuals,
+                       night.detections, counted.taxa, tooltip=tip)
         for key, item in existing.items():
             if key not in wanted:
                 parent.removeChild(item)
@@ -174,12 +201,13 @@ class TrapTree(QWidget):
         parent.addChildren(items)
 
     @staticmethod
-    def _fill(item, name, images, processed, failed, detections, species, tooltip="") -> None:
+    def _fill(item, name, images, processed, failed, individuals, detections, species,
+              tooltip="") -> None:
         # only touch what changed: during a run this is called every second for every row,
         # and each Qt call may have to win the GIL back from the workers
         pct = f"{100 * processed / images:.0f}%" if images else "–"
-        texts = (name, f"{images:,}", pct, f"{detections:,}",
-                 "" if species is None else f"{species:,}")
+        texts = (name, f"{images:,}", pct, "–" if individuals is None else f"{individuals:,}",
+                 f"{detections:,}", "" if species is None else f"{species:,}")
         fresh = item.text(1) == ""
         for col, text in enumerate(texts):
             if item.text(col) != text:
@@ -190,8 +218,21 @@ class TrapTree(QWidget):
             if item.toolTip(col) != tip:
                 item.setToolTip(col, tip)
         if fresh:
-            for col in range(1, 5):
+            for col in range(1, len(COLUMNS)):
                 item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    # ---- the context menu -----------------------------------------------------------------
+    def trap_at(self, item) -> tuple[int, str] | None:
+        """(trap id, name) of a trap row or of a night's trap."""
+        if item is None:
+            return None
+        top = item if item.parent() is None else item.parent()
+        return top.data(0, DEP_ROLE), top.text(0)
+
+    def _context_menu(self, pos) -> None:
+        found = self.trap_at(self.tree.itemAt(pos))
+        if found is not None:
+            self.actions.menu(*found).popup(self.tree.viewport().mapToGlobal(pos))
 
     # ---- selection ----------------------------------------------------------------------
     @staticmethod

@@ -12,21 +12,48 @@ from pathlib import Path
 
 from trapgui.core.errors import UserInputError
 from trapgui.core.jobs import Emit, JobControl, Progress
+from trapgui.core.types import Rank
 from trapgui.db import catalogue_queries
 from trapgui.db.catalogue_queries import NightRow
 
 
 @dataclass(frozen=True, slots=True)
+class NightIndividuals:
+    """A night's individuals (tracked insects, fixtures left out) at the thresholds of its
+    ``NightRow``: ``db.counts``, the numbers of ``trapgui nights`` and every export."""
+
+    individuals: int = 0
+    max_n: int = 0  # most individuals in one image
+    taxa: int = 0  # distinct labels among them that reach the classification threshold
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentSummary:
-    """A trap with its nights (``NightRow``: the counts, with the thresholds they used)."""
+    """A trap with its nights (``NightRow``: the counts, with the thresholds they used) and
+    their individuals (night id -> ``NightIndividuals``; absent: none yet)."""
 
     id: int
     name: str
     path: str
     nights: tuple[NightRow, ...] = field(default_factory=tuple)
+    individuals: dict[int, NightIndividuals] = field(default_factory=dict)
+    tooltip: str = ""  # the trap's metadata (site, position, camera clock...)
 
     def total(self, attr: str) -> int:
         return sum(getattr(n, attr) for n in self.nights)
+
+    def of_night(self, night_id: int | None) -> NightIndividuals:
+        return self.individuals.get(night_id, NightIndividuals()) if night_id is not None \
+            else NightIndividuals()
+
+    @property
+    def total_individuals(self) -> int:
+        return sum(c.individuals for c in self.individuals.values())
+
+    @property
+    def thresholds(self) -> tuple[float, float] | None:
+        """(detection, classification) the counts used; None without nights."""
+        return (self.nights[0].min_score, self.nights[0].min_label_score) if self.nights else None
 
     @property
     def night_ids(self) -> list[int]:
@@ -65,8 +92,32 @@ class CatalogueService:
         by_dep: dict[int, list[NightRow]] = {}
         for row in rows:
             by_dep.setdefault(row.deployment_id, []).append(row)
-        return [DeploymentSummary(d.id, d.name, d.path, tuple(by_dep.get(d.id, ())))
+        individuals = self._individuals(pipeline_id, settings.detection_threshold,
+                                        settings.classification_threshold)
+        tips = self._services.traps.tooltips()
+        return [DeploymentSummary(d.id, d.name, d.path, tuple(by_dep.get(d.id, ())),
+                                  individuals.get(d.id, {}), tips.get(d.id, d.path))
                 for d in catalogue_queries.list_deployments(self._db)]
+
+    def _individuals(self, pipeline_id: int | None, detection: float, label: float
+                     ) -> dict[int, dict[int, NightIndividuals]]:
+        """trap -> night -> its individuals, MaxN and taxa (``db.counts``, as the CLI)."""
+        from trapgui.db.counts import count_individuals, count_individuals_per_night
+        from trapgui.db.export_queries import ExportScope, Thresholds
+
+        if pipeline_id is None:
+            return {}
+        thresholds, scope = Thresholds(detection, label), ExportScope.of()
+        taxa: dict[tuple[int, int], int] = {}
+        for c in count_individuals(self._db, scope, pipeline_id, thresholds):
+            if c.label is not None and c.rank != Rank.BINARY.value:  # "moth" is no taxon
+                taxa[(c.deployment_id, c.night_id)] = taxa.get((c.deployment_id, c.night_id), 0) + 1
+        out: dict[int, dict[int, NightIndividuals]] = {}
+        for (dep, night), n in count_individuals_per_night(self._db, scope, pipeline_id,
+                                                           thresholds).items():
+            out.setdefault(dep, {})[night] = NightIndividuals(n.individuals, n.max_n,
+                                                              taxa.get((dep, night), 0))
+        return out
 
     def hourly_activity(self, night_ids: list[int], pipeline_id: int | None = None
                         ) -> dict[int, list[int]]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from trapgui.db import occurrence_store
-from trapgui.db.counts import (NightCount, TaxonNightCount, count_individuals,
-                               count_individuals_per_night)
+from trapgui.db.counts import (NightCount, TaxonNightCount, best_crop_per_taxon,
+                               count_individuals, count_individuals_per_night)
 from trapgui.db.export_queries import ExportScope, Thresholds
 from trapgui.pipeline import tracking_job
+from trapgui.services.tracking_types import UNIDENTIFIED, TaxonIndividuals
 
 
 class TrackingService:
@@ -60,6 +61,34 @@ class TrackingService:
         """(trap, night) -> individuals, detections and MaxN of all taxa together."""
         return count_individuals_per_night(self._db, ExportScope.of(deployment_ids, night_ids),
                                            pipeline_id, self._thresholds(min_score, min_label_score))
+
+    def species_summary(self, pipeline_id: int | None, deployment_id: int | None,
+                        night_ids: Sequence[int] | None, *, min_score: float | None = None,
+                        min_label_score: float | None = None) -> list[TaxonIndividuals]:
+        """Individuals per taxon of the nights (all nights of the trap when none are given;
+        everything when neither), most first, the unidentified last."""
+        if pipeline_id is None:
+            return []
+        t = self._thresholds(min_score, min_label_score)
+        scope = ExportScope.of([deployment_id] if deployment_id is not None and not night_ids
+                               else None, night_ids)
+        rows: dict[tuple, list[TaxonNightCount]] = {}
+        for c in count_individuals(self._db, scope, pipeline_id, t):
+            rows.setdefault((c.label, c.rank), []).append(c)
+        crops = best_crop_per_taxon(self._db, scope, pipeline_id, t)
+        out = []
+        for (label, rank), counts in rows.items():
+            crop = crops.get((label, rank))
+            out.append(TaxonIndividuals(
+                UNIDENTIFIED if label is None else label, rank,
+                sum(c.individuals for c in counts), sum(c.detections for c in counts),
+                max(c.max_n for c in counts), {c.night_id: c.individuals for c in counts},
+                sum(c.human_identified for c in counts),
+                crop.detection_id if crop else None, crop.image_id if crop else None,
+                crop.image_path if crop else None, crop.box if crop else None,
+                crop.score if crop else None))
+        out.sort(key=lambda r: (not r.identified, -r.individuals, r.label))
+        return out
 
     # ---- the job and a person's decisions -------------------------------------------------
     def tracking_job(self, pipeline_id: int, night_ids: Sequence[int] | None = None):

@@ -124,6 +124,19 @@ class TrapService:
             return list(exc.problems)
         return []
 
+    def contents(self, trap_id: int) -> trap_metadata.TrapContents:
+        """What the catalogue holds of the trap (what removing it would take away)."""
+        return trap_metadata.trap_contents(self.db, trap_id)
+
+    def rename(self, trap_id: int, name: str) -> TrapInfo:
+        """A new display name; raises UserInputError / TrapMetadataError with a sentence."""
+        return _info(trap_metadata.rename_trap(self.db, trap_id, name))
+
+    def remove(self, trap_id: int) -> trap_metadata.TrapContents:
+        """Remove the trap and its results from the catalogue (its image files stay on
+        disk); returns what was removed."""
+        return trap_metadata.remove_trap(self.db, trap_id)
+
     def update(self, trap_id: int, changes: dict[str, str]) -> TrapInfo:
         """Save ``changes`` (field key -> text; "" clears); raises TrapMetadataError, whose
         ``problems`` lists every invalid field, and saves nothing then."""
