@@ -170,7 +170,7 @@ def load_jobqueue_settings(path: Path, kind: str, *, write_example: bool = False
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(EXAMPLE, encoding="utf-8")
-                hint = f"An example was written there; edit it (queue, cores, memory) and run again."
+                hint = "An example was written there; edit it (queue, cores, memory) and run again."
             except OSError:
                 pass
         raise UserInputError(f"The {kind.upper()} cluster settings file {path} does not exist.",
