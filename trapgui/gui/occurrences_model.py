@@ -77,7 +77,8 @@ class OccurrencesModel(QAbstractTableModel):
             return f"{r.n_detections:,}"
         if col in (4, 5):
             when = r.first_seen if col == 4 else r.last_seen
-            return "" if when is None else f"{when:%d %b %H:%M:%S}"
+            # the night is selected: its clock times are what tell individuals apart
+            return "" if when is None else f"{when:%H:%M:%S}"
         if col == 6:
             if not r.fixture:
                 return "no, by you" if r.fixture_reviewed else ""
@@ -85,6 +86,9 @@ class OccurrencesModel(QAbstractTableModel):
         return ""
 
     def _tip(self, r, col: int) -> str | None:
+        if col in (4, 5):
+            when = r.first_seen if col == 4 else r.last_seen
+            return None if when is None else f"{when:%a %d %b %Y %H:%M:%S}"
         if col == 1 and r.label is not None and not self.identified(r):
             return (f"The vote says {r.label} ({r.label_score:.2f}), below the classification "
                     f"threshold {self.label_threshold:.2f}: counted as not identified")

@@ -74,7 +74,10 @@ class OccurrencesView(QWidget):
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
         self._splitter = splitter
-        self._sized = False
+        self._sized = False  # the user moved the splitter: their sizes stay
+        splitter.splitterMoved.connect(self._user_sized)
+        # rows arrive after the first show (read off the GUI thread): fit the columns then
+        self.model.modelReset.connect(self._fit_table)
 
         self.frames = OccurrenceFrames(self)
         self.frames.setToolTip("The individual's crops across the frames it was detected in; "
@@ -114,11 +117,21 @@ class OccurrencesView(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
-        if not self._sized:  # once laid out: the table's columns readable, the image large
-            self._sized = True
-            width = self._splitter.width()
-            table = min(self.table.horizontalHeader().length() + 24, width // 2)
-            self._splitter.setSizes([max(table, 300), max(width - table, 300)])
+        self._fit_table()
+
+    def _user_sized(self, *_args) -> None:
+        self._sized = True
+
+    def _fit_table(self) -> None:
+        """The table as wide as its columns (at most half the width), the image the rest."""
+        if self._sized or not self.isVisible():
+            return
+        self.table.resizeColumnsToContents()
+        width = self._splitter.width()
+        header = self.table.horizontalHeader()
+        table = min(header.length() + self.table.verticalScrollBar().sizeHint().width() + 8,
+                    width // 2)
+        self._splitter.setSizes([max(table, 300), max(width - table, 300)])
 
     # ---- the interface every results view implements --------------------------------------
     def set_selection(self, deployment_id: int | None, night_ids: list[int]) -> None:
