@@ -70,7 +70,7 @@ class ProcessingService:
         """The batch sizes measured on this computer for the settings' models (every device),
         as ``pipeline.batch_size_cache.TunedEntry``: what the Settings dialog shows. Reads a
         small JSON file; no torch."""
-        spec = self.spec()
+        spec = self.settings_spec()  # what the settings choose, installed or not
         keys = [k for k in (spec.detector, spec.binary, spec.order, spec.species) if k]
         return self.batch_size_cache().entries(keys)
 
