@@ -96,8 +96,11 @@ def test_published_weights_load_strictly_and_give_the_same_outputs(arch, publish
         detector = load_detector(pub.key, "cpu", store)
         images = tiny_detector_input(detector.model)
         tiny_detector_input(pub.model)
+        # one image at a time: torchvision pads a batch to its largest image, which changes
+        # the smaller one's boxes; ours batches only images of one size (an image's boxes
+        # never depend on its batch-mates), so each is compared with its own reference run
         with torch.inference_mode():
-            expected = pub.model(images)
+            expected = [pub.model([img])[0] for img in images]
         outputs = detector.detect(images)
         assert len(outputs) == 2
         for out, exp, img in zip(outputs, expected, images):

@@ -278,8 +278,9 @@ def test_cli_track_and_nights(two_nights, capsys):
     path = str(db.path)
     code, out, err = cli(capsys, "--db", path, "nights")
     assert code == 0, err
-    assert "INDIVIDUALS" in out and "MAXN" in out and "at least 0.50" in out
-    assert "belong to no individual yet" in out  # nothing tracked yet
+    # the table on stdout, what it counted under it on stderr (the table stays machine-readable)
+    assert "INDIVIDUALS" in out and "MAXN" in out and "at least 0.50" in err
+    assert "belong to no individual yet" in err  # nothing tracked yet
     code, out, err = cli(capsys, "--db", path, "track")
     assert code == 0, err
     assert "2022-06-21  builtin: 24 detections -> 4 occurrences" in out
@@ -290,15 +291,16 @@ def test_cli_track_and_nights(two_nights, capsys):
     assert code == 0 and "Tracked 1 night:" in out
     code, out, err = cli(capsys, "--db", path, "nights", "--detection-threshold", "0.5")
     assert code == 0, err
+    assert "Model configuration: builtin" in err
     lines = out.splitlines()
     header = lines[0].split()
     rows = {line.split()[1]: line.split() for line in lines[1:3]}
     col = {h: i - len(header) for i, h in enumerate(header)}  # from the right: one word each
     assert rows["2022-06-21"][col["INDIVIDUALS"]] == "3" and rows["2022-06-22"][col["MAXN"]] == "2"
     assert rows["2022-06-21"][col["DETECTIONS"]] == "18"  # the screw's 6 left out
-    assert "belong to no individual" not in out
-    code, out, _ = cli(capsys, "--db", path, "nights", "--detection-threshold", "0.95")
-    assert code == 0 and "at least 0.95" in out
+    assert "belong to no individual" not in out + err
+    code, out, err = cli(capsys, "--db", path, "nights", "--detection-threshold", "0.95")
+    assert code == 0 and "at least 0.95" in err
     code, _, err = cli(capsys, "--db", path, "track", "--pipeline", "nope")
     assert code != 0 and "No model configuration is called 'nope'" in err
 

@@ -56,10 +56,12 @@ def test_no_collisions_among_many_ids():
     assert len(names) == len(ids)
 
 
-def test_two_ids_that_collided_are_two_images_in_the_catalogue(remote_images, make_worker, db):
+def test_two_ids_that_collided_are_two_images_in_the_catalogue(remote_images, cheap_ids,
+                                                               make_worker, db):
     from tests.remote.antenna_test_server import AntennaTestServer
 
-    first, second = sorted(remote_images)[:2]
+    # two sheet photos (the first two of all are the DSLR ones, refused as not a trap sheet)
+    first, second = cheap_ids[:2]
     images = {"a/b": remote_images[first], "a_b": remote_images[second]}
     with AntennaTestServer(images) as server:
         server.add_job(31, "moth_binary", ["a/b", "a_b"])

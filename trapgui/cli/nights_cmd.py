@@ -5,6 +5,8 @@ view gives)."""
 
 from __future__ import annotations
 
+import sys
+
 from trapgui.core.errors import UserInputError
 from trapgui.core.safe_text import printable
 
@@ -142,5 +144,6 @@ def run(args, ctx) -> int:
     counts = count_individuals_per_night(ctx.db, scope, pid, thresholds)
     print(format_table(rows, counts))
     print(counted_footer(name, thresholds,
-                         untracked_detections(ctx.db, scope, pid, thresholds.detection)))
+                         untracked_detections(ctx.db, scope, pid, thresholds.detection)),
+          file=sys.stderr)  # what the table counted; the table stays machine-readable
     return 0
