@@ -13,13 +13,11 @@ results go through the one writer in one transaction a batch. Only the device st
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 
 from trapgui.core.jobs import Emit, JobControl, LogLine, RunSummary
 from trapgui.core.tracking_params import TrackingParams
-from trapgui.db import jobqueue
 from trapgui.pipeline.cluster_config import ClusterTarget, JobqueueSettings
 from trapgui.pipeline.cluster_connect import ClusterConnection, attach, open_cluster
 from trapgui.pipeline.cluster_pool import ClusterPool
@@ -27,7 +25,6 @@ from trapgui.pipeline.cluster_source import ClusterSink, ClusterSource
 from trapgui.pipeline.cluster_worker import CatalogueModels, ClusterPipeline
 from trapgui.pipeline.engine import Engine
 from trapgui.pipeline.spec import PipelineSpec
-from trapgui.pipeline.tracking_job import track_after_run
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +77,4 @@ class ClusterEngine(Engine):
                                cluster_info=connection.describe(),
                                max_in_flight=self.max_in_flight)
             outcome = pool.run(emit, control)
-        summary = RunSummary(
-            run_id=sink.run_id, pipeline_id=self.pipeline_id, status=outcome.status,
-            done=outcome.done, failed=outcome.failed, detections=outcome.detections,
-            elapsed_s=outcome.elapsed_s, images_per_s=outcome.images_per_s,
-            remaining=source.remaining(), devices=tuple(outcome.devices),
-            notes=tuple(outcome.notes), failed_earlier=source.failed_before,
-            error=None if outcome.error is None else str(outcome.error))
-        if sink.run_id is not None:
-            jobqueue.finish_run(self.db, sink.run_id, status=summary.status,
-                                images_done=summary.done, images_failed=summary.failed,
-                                notes=list(summary.notes) + ([summary.error] if summary.error
-                                                             else []))
-        if outcome.error is not None:
-            raise outcome.error
-        if self.track and not control.cancelled:  # as a local run: its nights tracked here
-            summary = dataclasses.replace(summary, tracking=track_after_run(
-                self.db, self.pipeline_id, sink.run_id, self.tracking, emit, control))
-        return summary
+        return self._finish(outcome, source, sink, emit, control)

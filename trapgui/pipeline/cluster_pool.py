@@ -37,7 +37,7 @@ from trapgui.pipeline.cluster_config import ClusterError
 from trapgui.pipeline.cluster_source import ClusterSink, ClusterSource
 from trapgui.pipeline.cluster_worker import (BatchOutcome, ClusterPipeline, WorkerReport,
                                              load_models, process_batch)
-from trapgui.pipeline.device_pool import PROGRESS_EVERY_S, PoolOutcome
+from trapgui.pipeline.device_pool import PROGRESS_EVERY_S, PoolOutcome, split_results
 from trapgui.pipeline.processor import ProcessedImage, describe_error
 from trapgui.pipeline.work import WorkBatch
 from trapgui.pipeline.writer import ResultWriter
@@ -393,10 +393,7 @@ class ClusterPool:
             self._emit(LogLine("warning", f"A batch of {len(batch.items)} images was taken "
                                           "over by another worker; not written."))
             return
-        ok = [p.result for p in results if p.result.error is None]
-        failed = [(item, p.result) for item, p in zip(batch.items, results)
-                  if p.result.error is not None]
-        detections = sum(len(r.detections) for r in ok)
+        ok, failed, detections = split_results(batch, results)
         with self._lock:
             self._done += len(ok)
             self._failed += len(failed)

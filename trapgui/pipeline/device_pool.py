@@ -265,10 +265,7 @@ class DevicePool:
             self._emit(LogLine("warning", f"A batch of {len(batch.items)} images was taken "
                                           "over by another worker; not written."))
             return
-        ok = [p.result for p in results if p.result.error is None]
-        failed = [(item, p.result) for item, p in zip(batch.items, results)
-                  if p.result.error is not None]
-        detections = sum(len(r.detections) for r in ok)
+        ok, failed, detections = split_results(batch, results)
         with self._lock:
             self._done += len(ok)
             self._failed += len(failed)
@@ -315,3 +312,12 @@ class DevicePool:
             state="paused" if paused else status.get("state", "working"),
             posted=status.get("posted"), waiting_to_post=status.get("waiting_to_post", 0),
             resent=status.get("resent", 0), offline_since=status.get("offline_since"))
+
+
+def split_results(batch: WorkBatch, results):
+    """A written batch's results that succeeded, the (item, result) pairs that failed, and
+    the detections of the successful ones (every pool's progress counts)."""
+    ok = [p.result for p in results if p.result.error is None]
+    failed = [(item, p.result) for item, p in zip(batch.items, results)
+              if p.result.error is not None]
+    return ok, failed, sum(len(r.detections) for r in ok)

@@ -107,6 +107,10 @@ class Engine:
                           batch_size_cache=self.batch_size_cache, profile=self.profile)
         outcome = pool.run(emit, control)
         self.stage_seconds = pool.stage_seconds
+        return self._finish(outcome, source, sink, emit, control)
+
+    def _finish(self, outcome, source, sink, emit: Emit, control: JobControl) -> RunSummary:
+        """The run's summary and record, then the tracking of its nights (every engine)."""
         summary = RunSummary(
             run_id=sink.run_id, pipeline_id=self.pipeline_id, status=outcome.status,
             done=outcome.done, failed=outcome.failed, detections=outcome.detections,
@@ -117,7 +121,8 @@ class Engine:
         if sink.run_id is not None:
             jobqueue.finish_run(self.db, sink.run_id, status=summary.status,
                                 images_done=summary.done, images_failed=summary.failed,
-                                notes=list(summary.notes))
+                                notes=list(summary.notes) + ([summary.error] if summary.error
+                                                             else []))
         if outcome.error is not None:  # re-raised once claims are released and the run recorded
             raise outcome.error
         if self.track and not control.cancelled:
