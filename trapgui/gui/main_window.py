@@ -117,6 +117,9 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.offer)
         lay.addWidget(self.unclassified)
         lay.addWidget(self.stack, 1)
+        # the tabs' toolbars would otherwise claim ~1100 px and squeeze the tree to its minimum;
+        # rows of controls that do not fit are clipped at the right, as in any narrow window
+        centre.setMinimumWidth(640)
         self.setCentralWidget(centre)
 
         self.tree_dock = self._dock("Traps and nights", "trapsDock", self.tree,
@@ -569,6 +572,19 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
             self.restoreState(state)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if not getattr(self, "_tree_sized", False):
+            self._tree_sized = True
+            if not isinstance(self._ui.value("windowState"), QByteArray):
+                # before the first show the dock's width is its minimum whatever was asked;
+                # once laid out, wide enough for the tree's count columns
+                QTimer.singleShot(0, self._size_tree_dock)
+
+    def _size_tree_dock(self) -> None:
+        want = min(500, self.width() * 2 // 5)
+        self.resizeDocks([self.tree_dock], [want], Qt.Orientation.Horizontal)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().resizeEvent(event)
