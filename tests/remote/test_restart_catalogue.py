@@ -30,6 +30,11 @@ def test_killed_worker_restarted_every_posted_result_is_in_the_catalogue(
     from trapgui.db import open_database
 
     ids = cheap_ids[:6]
+    # as Antenna does: a task handed out and never answered is handed out again after a
+    # while. The SIGKILL can land between the server handing tasks out and the worker
+    # recording them locally; without a visibility timeout those tasks would wait forever
+    # (generous enough that the restarted worker answers what it recorded first)
+    server.state.visibility_timeout = 60.0
     server.add_job(71, "moth_binary", ids)
     server.inject("delay", r"/images/", times=None, seconds=0.4)  # the kill lands mid-job
     home = tmp_path / "killed"
