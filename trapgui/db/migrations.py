@@ -132,6 +132,18 @@ def add_review(conn: Connection) -> None:
     ReviewAction.__table__.create(conn, checkfirst=True)
 
 
+def carry_review_decisions(conn: Connection) -> None:
+    """Issue 14: a person's decisions follow the insect to another model configuration of the
+    night: each occurrence says which occurrence's decision it carries (``carried_from``), and
+    ``review_carries`` records what became of every decision in every other configuration."""
+    from trapgui.db.tables import ReviewCarry
+
+    columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(occurrences)")}
+    if "carried_from" not in columns:
+        conn.exec_driver_sql("ALTER TABLE occurrences ADD COLUMN carried_from INTEGER")
+    ReviewCarry.__table__.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, add_occurrences),
     (3, key_remote_tasks_by_job_and_pipeline),
@@ -139,6 +151,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (5, add_trap_metadata),
     (6, add_tracking_details),
     (7, add_review),
+    (8, carry_review_decisions),
 ]
 
-LATEST_VERSION = 7
+LATEST_VERSION = 8

@@ -28,7 +28,8 @@ from trapgui.core.types import HUMAN_DETECTOR
 from trapgui.db import review_queries
 from trapgui.db.database import Database
 from trapgui.db.review_queries import CONFIRMED, REJECTED, RELABELLED
-from trapgui.db.tables import Detection, Image, Morphospecies, Occurrence, ReviewAction
+from trapgui.db.tables import (Detection, Image, Morphospecies, Occurrence, ReviewAction,
+                               ReviewCarry)
 
 MORPHOSPECIES = "morphospecies"
 _MAX_LABEL = 255
@@ -38,7 +39,7 @@ _CHUNK = 900
 _REVIEW_FIELDS = ("review_state", "review_label", "review_rank", "identified_by",
                   "identified_at", "reviewed_machine_label", "reviewed_machine_rank",
                   "reviewed_machine_score", "pinned", "merged_into", "fixture",
-                  "fixture_reason", "fixture_reviewed")
+                  "fixture_reason", "fixture_reviewed", "carried_from")
 _READ = (Occurrence.id, Occurrence.pipeline_id, Occurrence.night_id, Occurrence.label,
          Occurrence.label_rank, Occurrence.label_score,
          *(getattr(Occurrence, f) for f in _REVIEW_FIELDS))
@@ -132,9 +133,10 @@ def confirm_label_above(db: Database, pipeline_id: int, night_id: int, label: st
 
 
 def _decided(row, by: str, now: float) -> dict:
+    # a decision made here is this configuration's own, over one carried from another
     return dict(identified_by=by, identified_at=_utc(now), reviewed_machine_label=row.label,
                 reviewed_machine_rank=row.label_rank, reviewed_machine_score=row.label_score,
-                pinned=True)
+                pinned=True, carried_from=None)
 
 
 def _decide(db, kind, occurrence_ids, values, summary, by) -> ReviewOutcome:
@@ -378,9 +380,10 @@ def undo(db: Database, *, night_id: int | None = None,
         ch = latest.changes or {}
         conn = s.connection()
         moves = ch.get("detections") or []
-        if moves:
+        if moves:  # (where the occurrence it came from is gone, it waits to be tracked again)
             conn.exec_driver_sql(
-                "UPDATE detections SET occurrence_id = ? WHERE id = ? AND occurrence_id IS ?",
+                "UPDATE detections SET occurrence_id = (SELECT id FROM occurrences WHERE id = ?) "
+                "WHERE id = ? AND occurrence_id IS ?",
                 [(frm, d, to) for d, frm, to in moves])
         touched = []
         for occ_id, change in (ch.get("occurrences") or {}).items():
@@ -407,6 +410,10 @@ def undo(db: Database, *, night_id: int | None = None,
                 or_(Occurrence.fixture_reviewed.is_(True), Occurrence.review_state.is_not(None),
                     Occurrence.merged_into.is_not(None), Occurrence.created_by == "human"))
                 .values(pinned=True))
+        carries = [int(i) for i in ch.get("carries") or []]
+        if carries:  # a carry taken back is not carried again (db.review_carry)
+            s.execute(update(ReviewCarry).where(ReviewCarry.id.in_(carries))
+                      .values(state="undone"))
         latest.undone = True
         return ReviewOutcome(latest.id, latest.kind, tuple(sorted(set(touched))),
                              (latest.night_id,) if latest.night_id is not None else (),
@@ -489,3 +496,7 @@ def _from_json(values: dict) -> dict:
 
 def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).replace(tzinfo=None)
+
+
+# what db.review_carry writes with (one log, one undo)
+load_rows, record_action, snapshot, jsonable, utc = _load, _record, _snap, _jsonable, _utc

@@ -269,6 +269,9 @@ class Occurrence(Base):
     reviewed_machine_score: Mapped[float | None] = mapped_column(Float)
     # a person merged this occurrence into another one (it keeps no detections)
     merged_into: Mapped[int | None] = mapped_column(Integer)
+    # the review columns are a person's decision carried from this occurrence of another
+    # model configuration of the night (db.review_carry); NULL: decided here, or not at all
+    carried_from: Mapped[int | None] = mapped_column(Integer)
 
 
 class Morphospecies(Base):
@@ -297,6 +300,30 @@ class ReviewAction(Base):
     by: Mapped[str | None] = mapped_column(String(255))
     at: Mapped[float] = mapped_column(Float, default=0.0)
     undone: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class ReviewCarry(Base):
+    """What became of a person's decision on ``source_occurrence_id`` in another model
+    configuration (``target_pipeline_id``) of the same night (``db.review_carry``):
+    ``carried`` onto ``target_occurrence_ids[0]`` (by review action ``action_id``), ``check``
+    (it could not be carried one-to-one; ``reason`` says why, ``target_occurrence_ids`` are the
+    occurrences a person should look at), or ``undone`` (a person took the carry back: it is
+    not carried again)."""
+
+    __tablename__ = "review_carries"
+    __table_args__ = (UniqueConstraint("source_occurrence_id", "target_pipeline_id"),
+                      Index("ix_review_carries_target", "target_pipeline_id", "night_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_occurrence_id: Mapped[int] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="CASCADE"))
+    target_pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("pipeline_configs.id", ondelete="CASCADE"))
+    night_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # carried | check | undone
+    target_occurrence_ids: Mapped[list] = mapped_column(JSON, default=list)
+    reason: Mapped[str | None] = mapped_column(Text)
+    action_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Classification(Base):

@@ -7,7 +7,9 @@ occurrence, once the night has no pending or claimed job of the pipeline left; a
 (``trapgui track``, the window). Each night is one transaction (``db.occurrence_store``): read,
 track (``trapgui.tracking.track_night``, pinned occurrences kept), flag fixtures against the
 stored evidence of the trap's other nights (``flag_fixtures``), write this night's
-occurrences and the other nights' changed flags. A crash or an exception before the commit
+occurrences and the other nights' changed flags, then carry the decisions a person made in
+the night's other model configurations onto this one's occurrences
+(``pipeline.decision_carry``). A crash or an exception before the commit
 leaves the night's previous occurrences untouched; a cancel stops between nights.
 
 Cross-night fixtures cost no re-tracking: each tracked night stores its candidates (still,
@@ -29,6 +31,7 @@ from trapgui.core.errors import TrapguiError, UserInputError
 from trapgui.core.jobs import Emit, JobControl, LogLine, Progress, safe_emit
 from trapgui.core.tracking_params import TrackingParams
 from trapgui.db import occurrence_store as store
+from trapgui.pipeline.decision_carry import carry_into_night
 from trapgui.tracking import (FixtureCandidate, NightDetection, NightImage, NightTracks,
                               PinnedOccurrence, apply_fixture_flags, decode_embedding,
                               flag_fixtures, track_night)
@@ -46,6 +49,8 @@ class NightTracked:
     other_flags_changed: int  # fixture flags of the trap's other nights this night changed
     track_s: float  # the tracker alone
     total_s: float  # reads, tracker and writes
+    carried: int = 0  # decisions of other configurations of the night carried onto this one's
+    to_check: int = 0  # decisions that could not be carried one-to-one (need a look)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +77,28 @@ class TrackingSummary:
     def detections(self) -> int:
         return sum(n.detections for n in self.nights)
 
+    @property
+    def carried(self) -> int:
+        return sum(n.carried for n in self.nights)
+
+    @property
+    def to_check(self) -> int:
+        return sum(n.to_check for n in self.nights)
+
     def describe(self) -> str:
         if not self.nights:
             return "No night needed tracking."
         nights = f"{len(self.nights)} night{'s' if len(self.nights) != 1 else ''}"
-        return (f"Tracked {nights}: {self.detections} detections -> {self.occurrences} "
+        text = (f"Tracked {nights}: {self.detections} detections -> {self.occurrences} "
                 f"occurrences ({self.fixtures} fixtures) in {self.elapsed_s:.1f} s.")
+        if self.carried or self.to_check:
+            text += (f" {self.carried} decision{'s' if self.carried != 1 else ''} of a person "
+                     "carried from another model configuration")
+            if self.to_check:
+                text += (f"; {self.to_check} could not be carried and need a look "
+                         "(`trapgui review list --needs-check`)")
+            text += "."
+        return text
 
 
 def tracking_job(db, pipeline_id: int, night_ids: Sequence[int],
@@ -152,10 +173,12 @@ def track_one_night(db, pipeline_id: int, night_id: int, params: TrackingParams)
             writes.append(_write_row(occ, candidates.get(occ.key), row_id))
         stats = store.replace_night(s, pipeline_id, data.deployment_id, night_id, writes, changes,
                                     current)
+        # the same transaction: a person's work in the night's other configurations follows
+        carry = carry_into_night(s, pipeline_id, night_id)
     return NightTracked(night_id, data.deployment_id, data.date.isoformat(), len(detections),
                         len(result.occurrences), sum(o.fixture for o in result.occurrences),
                         sum(o.pinned for o in result.occurrences), stats.other_flags_changed,
-                        track_s, time.perf_counter() - t0)
+                        track_s, time.perf_counter() - t0, carry.carried, carry.checks)
 
 
 def _flag(session, result: NightTracks, night_id: int, date, others, params):
