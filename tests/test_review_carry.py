@@ -62,8 +62,8 @@ def _unit(rng, n=128):
 
 def other_configuration(cat, key="o", look=None, label=SPECIES) -> int:
     """Configuration B: A's boxes (jittered by a pixel), B's own labels; ``look(identity,
-    frame) -> str`` names the appearance each box gets (the same name, the same look), so a
-    test makes B's tracker split one insect or join two. The truth of B's detections is kept
+    frame) -> str`` names the appearance each box gets (the same name, the same look; "-name"
+    the opposite of name's), so a test makes B's tracker split one insect or join two. The truth of B's detections is kept
     in ``cat.truth`` like A's."""
     rng = np.random.default_rng(11)
     pid = jobqueue.get_or_create_pipeline(cat.db, key * 64, f"builtin + {key}",
@@ -81,7 +81,10 @@ def other_configuration(cat, key="o", look=None, label=SPECIES) -> int:
     for det, img, x1, y1, x2, y2 in rows:
         identity = cat.truth[det]
         name = look(identity, frame_of[img]) if look else identity
-        base = looks.setdefault(name, _unit(rng))
+        if name.startswith("-"):  # the opposite look: the tracker never links the two
+            base = -looks.setdefault(name[1:], _unit(rng))
+        else:
+            base = looks.setdefault(name, _unit(rng))
         emb = base + rng.normal(0, 0.05, 128)
         lab = "nonmoth" if identity == "fixture" else label
         results[img].append(DetectionResult(
@@ -148,3 +151,155 @@ def test_confirm_relabel_and_reject_follow_the_insect_one_to_one(night):
     # an undone carry is not carried again by the next tracking
     again = track_catalogue_nights(db, other, [cat.nights[N1]])
     assert again.carried == 0 and _occ(db, b2).review_state is None
+
+
+def _checks(db, pipeline_id):
+    with db.session() as s:
+        return review_carry.open_checks(s, pipeline_id)
+
+
+def test_a_split_and_a_merge_are_flagged_not_guessed(db):
+    cat = make_catalogue(db)
+    # A: moth-a at place 0 all night; at place 1 A sees two looks (its tracker makes two
+    # occurrences of what B, with one look, tracks as one insect)
+    add_frames(cat, N1, 3, {"moth-a": 0, "moth-b": 1}, fixture=False)
+    cat.looks["moth-b2"] = -cat.looks["moth-b"]
+    add_frames(cat, N1, 3, {"moth-a": 0, "moth-b2": 1}, fixture=False)
+    track_catalogue_nights(db, cat.pipeline_id, [cat.nights[N1]])
+    a, b, b2 = (_one(cat, cat.pipeline_id, k) for k in ("moth-a", "moth-b", "moth-b2"))
+    assert b != b2
+    review_store.relabel(db, [a], "Noctua pronuba", "species", ME)
+    review_store.relabel(db, [b], "Xestia c-nigrum", "species", ME)
+    review_store.relabel(db, [b2], "Xestia c-nigrum", "species", ME)
+
+    def look(identity, frame):  # B: moth-a changes look halfway (split), moth-b keeps one
+        if identity == "moth-a":
+            return "a" if frame < 3 else "-a"
+        return "b" if identity.startswith("moth-b") else identity
+
+    other = other_configuration(cat, look=look)
+    summary = track_catalogue_nights(db, other, [cat.nights[N1]])
+    assert (summary.carried, summary.to_check) == (0, 3)
+    split_parts = _identities(cat, other)["moth-a"]
+    (joined,) = _identities(cat, other)["moth-b"] | _identities(cat, other)["moth-b2"]
+    assert len(split_parts) == 2
+    # nothing was guessed: B's occurrences are as the machine made them
+    for occ in (*split_parts, joined):
+        row = _occ(db, occ)
+        assert (row.review_state, row.carried_from, row.pinned) == (None, None, False)
+    checks = {c.source_occurrence_id: c for c in _checks(db, other)}
+    assert set(checks) == {a, b, b2}
+    assert set(checks[a].look_at) == split_parts
+    assert checks[a].reason.startswith(
+        f"Needs a look: the decision from builtin (occurrence {a}, labelled Noctua pronuba) "
+        "could not be carried: this configuration splits it into occurrences")
+    assert checks[b].look_at == (joined,) and f"joins it with decided occurrence {b2}" in checks[b].reason
+    assert _counts(db, other) == {(SPECIES, "species"): (3, 0)}
+    # tracking again rebuilds the checks, never doubles them
+    track_catalogue_nights(db, other, [cat.nights[N1]])
+    assert len(_checks(db, other)) == 3
+    with db.session() as s:
+        assert s.execute(select(ReviewCarry)).scalars().all().__len__() == 3
+    # a person settles the joined one in B: its two checks are gone, the split stays listed
+    review_store.confirm(db, [joined], ME)
+    assert {c.source_occurrence_id for c in _checks(db, other)} == {a}
+
+
+def test_re_running_carries_once_and_a_later_decision_in_the_new_configuration_wins(night):
+    cat, db = night, night.db
+    a, b = (_one(cat, cat.pipeline_id, k) for k in ("moth-a", "moth-b"))
+    review_store.relabel(db, [a], "Noctua pronuba", "species", ME)
+    review_store.reject(db, [b], ME)
+    other = other_configuration(cat)
+    track_catalogue_nights(db, other, [cat.nights[N1]])
+    a2, b2 = _one(cat, other, "moth-a"), _one(cat, other, "moth-b")
+
+    def state():
+        with db.session() as s:
+            occ = sorted(tuple(r) for r in s.execute(select(
+                Occurrence.id, Occurrence.review_state, Occurrence.review_label,
+                Occurrence.carried_from, Occurrence.n_detections)))
+            actions = s.execute(select(ReviewAction.id)).scalars().all()
+            ledger = sorted(tuple(r) for r in s.execute(select(
+                ReviewCarry.source_occurrence_id, ReviewCarry.state)))
+        return occ, actions, ledger
+
+    first = state()
+    assert first[2] == sorted([(a, "carried"), (b, "carried")])
+    for _ in range(2):  # both configurations tracked again: nothing more
+        track_catalogue_nights(db, other, [cat.nights[N1]])
+        track_catalogue_nights(db, cat.pipeline_id, [cat.nights[N1]])
+        assert state() == first
+    # new images for the night: B re-tracks around the pinned occurrence, no second carry
+    add_frames(cat, N1, 2, {"moth-a": 0, "moth-b": 1, "moth-c": 2}, fixture=False)
+    # the person changes their mind in B: that decision wins over the carried one
+    review_store.relabel(db, [a2], "Noctua comes", "species", "C. Later")
+    track_catalogue_nights(db, other, [cat.nights[N1]])
+    row = _occ(db, a2)
+    assert (row.review_label, row.identified_by, row.carried_from) == ("Noctua comes", "C. Later", None)
+    assert _occ(db, b2).review_state == "rejected"
+    # and B's own decision does not travel back over A's
+    track_catalogue_nights(db, cat.pipeline_id, [cat.nights[N1]])
+    assert _occ(db, a).review_label == "Noctua pronuba"
+
+
+def test_a_persons_merge_and_drawn_box_carry_as_the_frames_they_made(db):
+    cat = make_catalogue(db)
+    add_frames(cat, N1, 3, {"moth-a": 0, "moth-b": 1}, fixture=False)
+    cat.looks["moth-a2"] = -cat.looks["moth-a"]
+    add_frames(cat, N1, 3, {"moth-a2": 0, "moth-b": 1}, fixture=False)
+    track_catalogue_nights(db, cat.pipeline_id, [cat.nights[N1]])
+    a, a2 = _one(cat, cat.pipeline_id, "moth-a"), _one(cat, cat.pipeline_id, "moth-a2")
+    # A's tracker split moth-a by its look; the person merges the halves and labels it
+    review_store.merge(db, a, [a2], ME)
+    review_store.relabel(db, [a], "Noctua pronuba", "species", ME)
+    # and draws a box around an insect the detector missed, in two frames
+    with db.session() as s:
+        images = s.execute(select(Detection.image_id).where(
+            Detection.pipeline_id == cat.pipeline_id).distinct()
+            .order_by(Detection.image_id)).scalars().all()
+    drawn = review_store.add_box(db, images[0], cat.pipeline_id, (1500, 600, 1560, 660), ME)
+    (missed,) = drawn.created_ids
+    review_store.add_box(db, images[1], cat.pipeline_id, (1501, 601, 1561, 661), ME,
+                         occurrence_id=missed)
+    review_store.relabel(db, [missed], "Noctuidae sp. A", None, ME)
+
+    # B tracks moth-a as two occurrences, like A's machine did
+    def look(identity, frame):
+        return "-moth-a" if identity == "moth-a2" else identity
+    other = other_configuration(cat, look=look)
+    summary = track_catalogue_nights(db, other, [cat.nights[N1]])
+    assert (summary.carried, summary.to_check) == (2, 0)
+    (merged,) = _identities(cat, other)["moth-a"] | _identities(cat, other)["moth-a2"]
+    row = _occ(db, merged)
+    assert (row.review_label, row.carried_from, row.n_detections, row.pinned) == (
+        "Noctua pronuba", a, 6, True)
+    # the drawn boxes are the person's in B too: copies, in an occurrence carrying the label
+    with db.session() as s:
+        copies = s.execute(select(Detection.occurrence_id, Detection.detector, Detection.score)
+                           .where(Detection.pipeline_id == other,
+                                  Detection.detector == "human")).all()
+    assert len(copies) == 2 and len({c[0] for c in copies}) == 1
+    copy_occ = _occ(db, copies[0][0])
+    assert (copy_occ.review_label, copy_occ.review_rank, copy_occ.carried_from,
+            copy_occ.created_by) == ("Noctuidae sp. A", "morphospecies", missed, "human")
+    counts = _counts(db, other)
+    assert counts[("Noctua pronuba", "species")] == (1, 1)
+    assert counts[("Noctuidae sp. A", "morphospecies")] == (1, 1)
+    assert counts[(SPECIES, "species")][0] == 1  # moth-b, the machine's
+    # B tracked again keeps the carried frame sets, and copies nothing twice
+    track_catalogue_nights(db, other, [cat.nights[N1]])
+    with db.session() as s:
+        assert len(s.execute(select(Detection.id).where(
+            Detection.pipeline_id == other, Detection.detector == "human")).all()) == 2
+    assert _occ(db, merged).n_detections == 6 and _counts(db, other) == counts
+    # one undo takes the carry back: the copies go, B's boxes are where its tracker put them
+    review_store.undo(db)
+    with db.session() as s:
+        assert not s.execute(select(Detection.id).where(
+            Detection.pipeline_id == other, Detection.detector == "human")).all()
+    # (B's tracking had rebuilt the occurrences the merged boxes came from: they wait to be
+    # tracked again, which `Services.review.undo` does at once)
+    assert track_catalogue_nights(db, other, [cat.nights[N1]]).carried == 0
+    assert _counts(db, other) == {(SPECIES, "species"): (3, 0)}
+    assert len(_identities(cat, other)["moth-a"] | _identities(cat, other)["moth-a2"]) == 2
