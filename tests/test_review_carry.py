@@ -19,8 +19,7 @@ from tests.tracking_catalogue import add_frames, make_catalogue
 from trapgui.core.geometry import Box
 from trapgui.core.types import ClassificationResult, DetectionResult, ImageResult, Rank
 from trapgui.db import jobqueue, open_database, review_carry, review_store
-from trapgui.db.catalogue_queries import nights_table
-from trapgui.db.counts import count_individuals
+from trapgui.db.counts import count_individuals, count_individuals_per_night
 from trapgui.db.export_queries import ExportScope, Thresholds
 from trapgui.db.migrations import LATEST_VERSION
 from trapgui.db.tables import Detection, Occurrence, ReviewAction, ReviewCarry
@@ -303,3 +302,107 @@ def test_a_persons_merge_and_drawn_box_carry_as_the_frames_they_made(db):
     assert track_catalogue_nights(db, other, [cat.nights[N1]]).carried == 0
     assert _counts(db, other) == {(SPECIES, "species"): (3, 0)}
     assert len(_identities(cat, other)["moth-a"] | _identities(cat, other)["moth-a2"]) == 2
+
+
+def _cli(capsys, *argv):
+    from trapgui.cli.main import run_cli
+
+    code = run_cli(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_nights_review_list_and_a_camtrap_dp_export_of_the_new_configuration_count_them(
+        night, capsys, tmp_path):
+    from sqlalchemy import update
+
+    from tests.camtrap_validation import validate
+    from trapgui.db.tables import Deployment
+
+    cat, db = night, night.db
+    a, b, c = (_one(cat, cat.pipeline_id, k) for k in ("moth-a", "moth-b", "moth-c"))
+    review_store.relabel(db, [a], "Noctua pronuba", "species", ME)
+    review_store.reject(db, [b], ME)
+    # B splits moth-c by its look: that decision waits for a person
+    review_store.relabel(db, [c], "Xestia c-nigrum", "species", ME)
+    other = other_configuration(
+        cat, look=lambda identity, frame: "-c" if identity == "moth-c" and frame >= 3
+        else ("c" if identity == "moth-c" else identity))
+    track_catalogue_nights(db, other, [cat.nights[N1]])
+    a2 = _one(cat, other, "moth-a")
+    c_parts = _identities(cat, other)["moth-c"]
+    path = str(db.path)
+    with db.write_session() as s:  # what Camtrap DP needs of a trap (`trapgui trap set`)
+        s.execute(update(Deployment).values(latitude=46.5, longitude=6.6,
+                                            clock_utc_offset_min=120))
+
+    # the nights table of B: moth-a (carried) and the two halves of moth-c; moth-b rejected
+    per_night = count_individuals_per_night(db, ExportScope.of(), other, Thresholds(0.5, 0.5))
+    assert per_night[(cat.deployment_id, cat.nights[N1])].individuals == 3
+    code, out, err = _cli(capsys, "--db", path, "nights", "--pipeline", "builtin + o",
+                          "--detection-threshold", "0.5", "--classification-threshold", "0.5")
+    assert code == 0, err
+    lines = out.splitlines()
+    header = lines[0].split("  ")
+    header = [h.strip() for h in header if h.strip()]
+    line = next(ln for ln in lines if "2022-06-21" in ln)
+    cells = [c.strip() for c in line.split("  ") if c.strip()]
+    assert dict(zip(header, cells))["INDIVIDUALS"] == "3", out
+
+    code, out, err = _cli(capsys, "--db", path, "review", "list", "--pipeline", "builtin + o")
+    assert code == 0, err
+    mine = next(ln for ln in out.splitlines() if ln.startswith(f"{a2} "))
+    assert "Noctua pronuba" in mine and ME in mine and f"from {a}" in mine
+    code, out, err = _cli(capsys, "--db", path, "review", "list", "--pipeline", "builtin + o",
+                          "--needs-check")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["LOOK", "AT"] and len(lines) == 2
+    assert ", ".join(str(o) for o in sorted(c_parts)) in lines[1]
+    assert "could not be carried: this configuration splits it" in lines[1]
+    code, out, err = _cli(capsys, "--db", path, "review", "list", "--pipeline", "builtin + o",
+                          "--needs-check", "--csv")
+    rows_csv = list(csv.reader(out.splitlines()))
+    assert rows_csv[0] == ["look_at", "night", "decided_occurrence", "why"]
+    assert rows_csv[1][2] == str(c)
+
+    out_dir = tmp_path / "cdp"
+    code, _, err = _cli(capsys, "--db", path, "export", "camtrap-dp", "--out", str(out_dir),
+                        "--pipeline", "builtin + o")
+    assert code == 0, err
+    assert validate(out_dir) == []
+    with open(out_dir / "observations.csv", encoding="utf-8", newline="") as fh:
+        obs = list(csv.DictReader(fh))
+    events = {o["eventID"]: o for o in obs if o["observationLevel"] == "event"}
+    carried = events[f"occ{a2}"]
+    assert (carried["scientificName"], carried["classificationMethod"],
+            carried["classifiedBy"]) == ("Noctua pronuba", "human", ME)
+    assert f"machineLabel:{SPECIES}" in carried["observationTags"]
+    assert len(events) == 3 and all(f"occ{o}" in events for o in c_parts)
+    assert {events[f"occ{o}"]["classificationMethod"] for o in c_parts} == {"machine"}
+
+
+def test_a_catalogue_of_schema_7_migrates(tmp_path):
+    old = tmp_path / "v7.sqlite3"
+    con = sqlite3.connect(old)
+    con.executescript((REPO / "tests" / "data" / "catalogue-v7.sql").read_text())
+    con.execute("INSERT INTO deployments (id, path, name, created_at, kind, night_cutoff_hour) "
+                "VALUES (1, '/traps/a', 'a', '2027-01-01 00:00:00', 'local', 12)")
+    con.execute("INSERT INTO occurrences (id, pipeline_id, deployment_id, n_detections, fixture, "
+                "fixture_reviewed, pinned, created_by, updated_at, label, review_state, "
+                "review_label, identified_by) VALUES (1, 1, 1, 0, 0, 0, 1, 'machine', 0, "
+                "'moth', 'relabelled', 'Noctua pronuba', 'A. Reviewer')")
+    con.commit()
+    con.close()
+    db = open_database(old)
+    try:
+        assert db.schema_version() == LATEST_VERSION
+        with db.session() as s:
+            row = s.execute(select(Occurrence.review_label, Occurrence.identified_by,
+                                   Occurrence.carried_from)).one()
+            assert tuple(row) == ("Noctua pronuba", "A. Reviewer", None)
+            assert s.execute(select(ReviewCarry)).all() == []
+            assert review_carry.open_checks(s, 1) == []
+    finally:
+        db.close()
+    open_database(old).close()  # opens again: the migration ran once

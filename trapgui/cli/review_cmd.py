@@ -18,7 +18,8 @@ from trapgui.core.errors import UserInputError
 from trapgui.core.safe_text import printable
 
 LIST_HEADERS = ("OCCURRENCE", "NIGHT", "FIRST SEEN", "DETS", "MACHINE LABEL", "SCORE", "REVIEW",
-                "FINAL LABEL", "BY")
+                "FINAL LABEL", "BY", "CARRIED")
+CHECK_HEADERS = ("LOOK AT", "NIGHT", "DECIDED OCCURRENCE", "WHY")
 
 
 def register(subparsers) -> None:
@@ -34,9 +35,16 @@ def register(subparsers) -> None:
     ls = sub.add_parser("list", help="list occurrences with their machine and final labels",
                         description="List the occurrences of the nights given (all nights "
                         "without --night) with the machine's label and score, the review "
-                        "state and the final label.")
+                        "state and the final label (a decision carried from another model "
+                        "configuration of the night says so in CARRIED). --needs-check lists "
+                        "the decisions that could not be carried instead.")
     _scope_args(ls)
     ls.add_argument("--unreviewed", action="store_true", help="only those not yet reviewed")
+    ls.add_argument("--needs-check", action="store_true",
+                    help="only the decisions of another model configuration of these nights "
+                    "that could not be carried one-to-one onto this one's occurrences (split "
+                    "or joined by this configuration's tracker, or too few boxes matched), "
+                    "each with the occurrences to look at and why")
     ls.add_argument("--csv", action="store_true", help="comma-separated values (for a spreadsheet)")
     ls.set_defaults(func=run_list)
 
@@ -260,6 +268,8 @@ def run_list(args, ctx) -> int:
     pid = _pipeline(ctx, args)
     with ctx.db.session() as session:
         dates = occurrence_store.night_dates(session, nights)
+    if args.needs_check:
+        return _list_checks(args, review, pid, nights, dates)
     cells = [LIST_HEADERS]
     for night_id in nights:
         for r in review.night_rows(pid, night_id, unreviewed_only=args.unreviewed):
@@ -268,23 +278,43 @@ def run_list(args, ctx) -> int:
                           r.machine_label or "", f"{r.machine_score:.2f}"
                           if r.machine_score is not None else "",
                           r.review_state or ("fixture" if r.fixture else "-"),
-                          r.final_label or "", r.identified_by or ""))
-    if args.csv:
+                          r.final_label or "", r.identified_by or "",
+                          f"from {r.carried_from}" if r.carried_from else
+                          ("needs a look" if r.needs_check else "")))
+    if len(cells) == 1 and not args.csv:
+        print("No occurrences" + (" left to review" if args.unreviewed else "") +
+              " in these nights (`trapgui track` makes them from detections).")
+        return 0
+    _print_table(cells, args.csv)
+    return 0
+
+
+def _print_table(cells, as_csv: bool) -> None:
+    if as_csv:
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
         from trapgui.export.csv_export import escape_cell
 
-        w.writerow([c.lower().replace(" ", "_") for c in LIST_HEADERS])
+        w.writerow([c.lower().replace(" ", "_") for c in cells[0]])
         w.writerows([[escape_cell(v) for v in row] for row in cells[1:]])
         sys.stdout.write(out.getvalue())
-        return 0
-    if len(cells) == 1:
-        print("No occurrences" + (" left to review" if args.unreviewed else "") +
-              " in these nights (`trapgui track` makes them from detections).")
-        return 0
-    widths = [max(len(printable(row[i])) for row in cells) for i in range(len(LIST_HEADERS))]
+        return
+    widths = [max(len(printable(row[i])) for row in cells) for i in range(len(cells[0]))]
     for row in cells:
         print("  ".join(printable(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _list_checks(args, review, pid, nights, dates) -> int:
+    checks = review.needs_check(pid, nights)
+    if not checks and not args.csv:
+        print("Every decision of the other model configurations of these nights was carried "
+              "(or settled here): nothing needs a look.")
+        return 0
+    cells = [CHECK_HEADERS]
+    for c in checks:
+        cells.append((", ".join(str(o) for o in c.look_at) or "-",
+                      str(dates.get(c.night_id, "")), str(c.source_occurrence_id), c.reason))
+    _print_table(cells, args.csv)
     return 0
 
 

@@ -331,6 +331,15 @@ def nights_with_untracked(db: Database, pipeline_id: int,
         return sorted(s.execute(q).scalars())
 
 
+def pipelines_with_untracked(db: Database, night_id: int) -> list[int]:
+    """Configurations with detections of the night that belong to no occurrence."""
+    q = (select(Detection.pipeline_id).join(Image, Image.id == Detection.image_id)
+         .where(Image.night_id == night_id, Image.captured_at.is_not(None),
+                Detection.occurrence_id.is_(None)).distinct())
+    with db.session() as s:
+        return sorted(s.execute(q).scalars())
+
+
 def nights_complete(db: Database, pipeline_id: int, night_ids: Iterable[int]) -> list[int]:
     """Those of ``night_ids`` with no pending or claimed job of the pipeline left."""
     ids = sorted(set(night_ids))
@@ -470,6 +479,6 @@ __all__ = [
     "FlagChange", "NightData", "OccurrenceDetectionRow", "OccurrenceRow", "OccurrenceWrite",
     "StoredCandidate", "StoredDetection", "StoredImage", "StoredPinned", "WriteStats",
     "fixture_counts", "night_dates", "night_occurrences", "nights_complete", "nights_of", "nights_touched_by_run",
-    "nights_with_untracked", "occurrence_detections", "read_night", "replace_night",
+    "nights_with_untracked", "occurrence_detections", "pipelines_with_untracked", "read_night", "replace_night",
     "set_fixture_decision", "set_flags", "stored_candidates",
 ]

@@ -45,6 +45,10 @@ class ReviewRow:
     best_image_id: int | None
     best_image_path: str | None
     best_box: tuple[float, float, float, float] | None
+    # the decision was carried from this occurrence of another configuration (db.review_carry)
+    carried_from: int | None = None
+    # "Needs a look: the decision from … could not be carried: …" (None: nothing to look at)
+    needs_check: str | None = None
 
     @property
     def reviewed(self) -> bool:
@@ -90,7 +94,8 @@ def review_rows(db: Database, pipeline_id: int, night_id: int, *,
                 Occurrence.identified_at, Occurrence.first_seen, Occurrence.n_detections,
                 best.c.best, Occurrence.fixture, Occurrence.fixture_reviewed,
                 Occurrence.best_detection_id, Detection.image_id, Deployment.path,
-                Image.rel_path, Detection.x1, Detection.y1, Detection.x2, Detection.y2)
+                Image.rel_path, Detection.x1, Detection.y1, Detection.x2, Detection.y2,
+                Occurrence.carried_from)
          .join(best, best.c.occ == Occurrence.id)
          .outerjoin(Detection, Detection.id == Occurrence.best_detection_id)
          .outerjoin(Image, Image.id == Detection.image_id)
@@ -103,11 +108,33 @@ def review_rows(db: Database, pipeline_id: int, night_id: int, *,
         q = q.where(Occurrence.id.in_(sorted(set(occurrence_ids))[:_CHUNK]))
     with db.session() as s:
         rows = s.execute(q).all()
+        checks = carry_checks_by_occurrence(s, pipeline_id, [night_id])
     return [ReviewRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
                       int(r[12] or 0), r[13], bool(r[14]), bool(r[15]), r[16], r[17],
                       disk_path(r[18], r[19]) if r[18] is not None else None,
-                      (r[20], r[21], r[22], r[23]) if r[20] is not None else None)
+                      (r[20], r[21], r[22], r[23]) if r[20] is not None else None, r[24],
+                      None if (r[6] is not None or r[15]) else checks.get(r[0]))
             for r in rows]
+
+
+def carry_checks_by_occurrence(s, pipeline_id: int, night_ids: Sequence[int]) -> dict[int, str]:
+    """occurrence -> why a decision of another configuration could not be carried onto it
+    (the open "needs a look" rows of ``db.review_carry``; several joined by a space)."""
+    from trapgui.db.review_carry import open_checks
+
+    out: dict[int, str] = {}
+    for check in open_checks(s, pipeline_id, night_ids):
+        for occ in check.look_at:
+            out[occ] = f"{out[occ]} {check.reason}" if occ in out else check.reason
+    return out
+
+
+def carry_checks(db: Database, pipeline_id: int, night_ids: Sequence[int] | None = None) -> list:
+    """The open ``db.review_carry.CarryCheck``s of a configuration (all nights: None)."""
+    from trapgui.db.review_carry import open_checks
+
+    with db.session() as s:
+        return open_checks(s, pipeline_id, night_ids)
 
 
 def occurrence_embeddings(db: Database, pipeline_id: int,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from trapgui.core.errors import TrapguiError, UserInputError
 from trapgui.core.insect_orders import INSECT_ORDERS, OTHER_ARTHROPOD_ORDERS
 from trapgui.db import review_queries, review_store
+from trapgui.db.review_carry import CarryCheck
 from trapgui.db.review_queries import REJECTED, ReviewRow
 from trapgui.db.review_store import ReviewOutcome
 
@@ -173,6 +174,12 @@ class ReviewService:
     def frame_detections(self, occurrence_id: int) -> list[int]:
         return review_queries.frame_detections(self._db, occurrence_id)
 
+    def needs_check(self, pipeline_id: int,
+                    night_ids: Sequence[int] | None = None) -> list[CarryCheck]:
+        """Decisions of the nights' other model configurations that could not be carried
+        one-to-one onto this one's occurrences and that a person has not settled here yet."""
+        return review_queries.carry_checks(self._db, pipeline_id, night_ids)
+
     def history(self, night_id: int | None = None, limit: int = 50) -> list[tuple]:
         return review_queries.history(self._db, night_id, limit)
 
@@ -264,4 +271,15 @@ class ReviewService:
         return review_store.delete_box(self._db, detection_id, self.reviewer(by))
 
     def undo(self, night_id: int | None = None, action_id: int | None = None) -> ReviewOutcome:
-        return review_store.undo(self._db, night_id=night_id, action_id=action_id)
+        """Take back the latest action. Boxes that go back to an occurrence tracking has
+        since rebuilt (a carried frame set undone after the night was tracked again) are
+        tracked again at once, so they count where they belong."""
+        outcome = review_store.undo(self._db, night_id=night_id, action_id=action_id)
+        from trapgui.db.occurrence_store import pipelines_with_untracked
+        from trapgui.pipeline.tracking_job import track_catalogue_nights
+
+        for night in outcome.night_ids:
+            for pipeline_id in pipelines_with_untracked(self._db, night):
+                track_catalogue_nights(self._db, pipeline_id, [night],
+                                       self._services.settings.tracking_params())
+        return outcome
