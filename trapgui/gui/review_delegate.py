@@ -1,6 +1,7 @@
 """Paints one occurrence of the review grid: its best crop, the final label, the machine's
 score, and a coloured band saying what the person decided (nothing yet, confirmed,
-relabelled, rejected, fixture)."""
+relabelled, rejected, fixture; "carried" when the decision came from another model
+configuration; "needs a look" when one could not be carried onto it)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,18 @@ STATE_COLOURS = {
     "relabelled": QColor("#1565c0"),
     "rejected": QColor("#c62828"),
     "fixture": QColor("#8d6e63"),
+    "check": QColor("#e65100"),
 }
 STATE_TEXT = {None: "not reviewed", "confirmed": "✓ confirmed", "relabelled": "✎ relabelled",
-              "rejected": "✗ not an insect", "fixture": "▣ fixture"}
+              "rejected": "✗ not an insect", "fixture": "▣ fixture",
+              "check": "⚠ needs a look"}
 
 
 def state_of(r) -> str | None:
     if r.review_state is not None:
         return r.review_state
+    if getattr(r, "needs_check", None):  # a decision from another configuration waits
+        return "check"
     return "fixture" if r.fixture else None
 
 
@@ -97,6 +102,9 @@ class ReviewDelegate(QStyledItemDelegate):
                                        text_rect.width()))
         text_rect.translate(0, line)
         painter.setPen(colour)
+        carried = " · carried" if getattr(r, "carried_from", None) else ""
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft,
-                         f"{STATE_TEXT.get(state, state)} · {r.n_detections}×")
+                         fm.elidedText(f"{STATE_TEXT.get(state, state)}{carried} · "
+                                       f"{r.n_detections}×", Qt.TextElideMode.ElideRight,
+                                       text_rect.width()))
         painter.restore()

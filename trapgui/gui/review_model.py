@@ -37,6 +37,8 @@ class ReviewModel(QAbstractListModel):
         self.reviewed_count = 0
         self._crops: dict[int, QPixmap] = {}  # best detection id -> crop
         self._unreviewed_only = False
+        self._checks_only = False  # only decisions of another configuration to look at
+        self.checks_count = 0
         self._sort = "time"
         self._appearance: dict[int, int] = {}  # occurrence id -> place in the appearance order
         self.crop_wanted: Callable[[object], None] | None = None
@@ -48,6 +50,13 @@ class ReviewModel(QAbstractListModel):
 
     def set_filter(self, unreviewed_only: bool) -> None:
         self._unreviewed_only = unreviewed_only
+        self._rebuild()
+
+    def set_checks_only(self, checks_only: bool) -> None:
+        """Only the occurrences a decision of another model configuration could not be
+        carried onto ("Carried decisions to check"); like the other filter, what one decides
+        now stays until the next reload."""
+        self._checks_only = checks_only
         self._rebuild()
 
     def set_sort(self, key: str) -> None:
@@ -70,7 +79,8 @@ class ReviewModel(QAbstractListModel):
         return lambda r: (r.id not in rank, rank.get(r.id, 0), *by_time(r))
 
     def _rebuild(self) -> None:
-        shown = [r for r in self._all if not (self._unreviewed_only and r.reviewed)]
+        shown = [r for r in self._all if not (self._unreviewed_only and r.reviewed)
+                 and not (self._checks_only and not r.needs_check)]
         shown.sort(key=self._sort_key())
         self.beginResetModel()
         self.rows = shown
@@ -82,6 +92,7 @@ class ReviewModel(QAbstractListModel):
         self._at_all = {r.id: k for k, r in enumerate(self._all)}
         self._at_shown = {r.id: k for k, r in enumerate(self.rows)}
         self.reviewed_count = sum(1 for r in self._all if r.reviewed)
+        self.checks_count = sum(1 for r in self._all if r.needs_check)
 
     def update_rows(self, fresh: Iterable, gone: Iterable[int] = ()) -> None:
         """Rows an action changed, in place; ``gone``: occurrences no longer listed (merged
@@ -101,6 +112,7 @@ class ReviewModel(QAbstractListModel):
         for occ_id, r in by_id.items():
             k = self._at_all[occ_id]
             self.reviewed_count += int(r.reviewed) - int(self._all[k].reviewed)
+            self.checks_count += int(bool(r.needs_check)) - int(bool(self._all[k].needs_check))
             self._all[k] = r
             row = self._at_shown[occ_id]
             self.rows[row] = r
@@ -155,8 +167,13 @@ def tooltip(r) -> str:
         who = f" by {r.identified_by}" if r.identified_by else ""
         lines.append(f"Review: {r.review_state}{who}"
                      + (f" as {r.review_label}" if r.review_label else ""))
+    if r.carried_from:
+        lines.append(f"Decision carried from occurrence {r.carried_from} of another model "
+                     "configuration (the same insect, matched by its boxes)")
     if r.fixture:
         lines.append("Fixture" + (" (a person's decision)" if r.fixture_reviewed else ""))
+    if r.needs_check:
+        lines.append(r.needs_check)
     if r.first_seen:
         lines.append(f"First seen {r.first_seen:%H:%M:%S}")
     return "\n".join(lines)
