@@ -102,9 +102,26 @@ class ReviewDelegate(QStyledItemDelegate):
                                        text_rect.width()))
         text_rect.translate(0, line)
         painter.setPen(colour)
-        carried = " · carried" if getattr(r, "carried_from", None) else ""
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft,
-                         fm.elidedText(f"{STATE_TEXT.get(state, state)}{carried} · "
-                                       f"{r.n_detections}×", Qt.TextElideMode.ElideRight,
-                                       text_rect.width()))
+                         fm.elidedText(f"{STATE_TEXT.get(state, state)} · {r.n_detections}×",
+                                       Qt.TextElideMode.ElideRight, text_rect.width()))
+        if getattr(r, "carried_from", None):
+            self._carried_tag(painter, option, crop_rect, colour)
         painter.restore()
+
+    @staticmethod
+    def _carried_tag(painter: QPainter, option, crop_rect: QRect, colour: QColor) -> None:
+        """A tag on the crop: the decision came from another model configuration."""
+        small = QFont(option.font)
+        small.setPointSizeF(max(6.0, option.font.pointSizeF() * 0.8))
+        painter.setFont(small)
+        text = "carried"
+        fm = painter.fontMetrics()
+        tag = QRect(crop_rect.left() + 4, crop_rect.top() + 4,
+                    fm.horizontalAdvance(text) + 10, fm.height() + 2)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+        painter.drawRoundedRect(tag, 4, 4)
+        painter.setPen(QColor("white"))
+        painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
+        painter.setFont(option.font)
