@@ -242,7 +242,7 @@ def test_re_running_carries_once_and_a_later_decision_in_the_new_configuration_w
     assert _occ(db, a).review_label == "Noctua pronuba"
 
 
-def test_a_persons_merge_and_drawn_box_carry_as_the_frames_they_made(db):
+def test_a_persons_merge_and_drawn_box_carry_as_the_frames_they_made(db, capsys):
     cat = make_catalogue(db)
     add_frames(cat, N1, 3, {"moth-a": 0, "moth-b": 1}, fixture=False)
     cat.looks["moth-a2"] = -cat.looks["moth-a"]
@@ -292,14 +292,17 @@ def test_a_persons_merge_and_drawn_box_carry_as_the_frames_they_made(db):
         assert len(s.execute(select(Detection.id).where(
             Detection.pipeline_id == other, Detection.detector == "human")).all()) == 2
     assert _occ(db, merged).n_detections == 6 and _counts(db, other) == counts
-    # one undo takes the carry back: the copies go, B's boxes are where its tracker put them
-    review_store.undo(db)
+    # one undo (`trapgui review undo`, Services.review) takes the carry back: the copies go;
+    # B's tracking had rebuilt the occurrences the merged boxes came from, so the undo tracks
+    # them again at once, and the undone carry is not carried again
+    code, out, err = _cli(capsys, "--db", str(db.path), "review", "undo")
+    assert code == 0, err
+    assert "Undone: 2 decisions carried from builtin" in out
     with db.session() as s:
         assert not s.execute(select(Detection.id).where(
             Detection.pipeline_id == other, Detection.detector == "human")).all()
-    # (B's tracking had rebuilt the occurrences the merged boxes came from: they wait to be
-    # tracked again, which `Services.review.undo` does at once)
-    assert track_catalogue_nights(db, other, [cat.nights[N1]]).carried == 0
+        assert not s.execute(select(Detection.id).where(
+            Detection.pipeline_id == other, Detection.occurrence_id.is_(None))).all()
     assert _counts(db, other) == {(SPECIES, "species"): (3, 0)}
     assert len(_identities(cat, other)["moth-a"] | _identities(cat, other)["moth-a2"]) == 2
 
