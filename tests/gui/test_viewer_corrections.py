@@ -266,3 +266,38 @@ def _shot(viewer, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         viewer.grab().save(str(Path(folder) / name))
+
+
+def _tree_night(window, night_id):
+    return next((n for d in window.tree.summaries for n in d.nights if n.night_id == night_id),
+                None)
+
+
+def test_a_correction_in_the_viewer_refreshes_the_other_views(qtbot, services, night,
+                                                              main_window):
+    """Deleting a box in the Image tab: the detections table, the trap tree's counts and the
+    Review tab follow at once, through the window's refresh."""
+    window = main_window
+    pid, night_id = night
+    qtbot.waitUntil(lambda: _tree_night(window, night_id) is not None, timeout=60_000)
+    window.tree.select_night(night_id)
+    table = window.detections.model
+    qtbot.waitUntil(lambda: table.total > 0, timeout=60_000)
+    qtbot.waitUntil(lambda: window.review.model.rows != [], timeout=60_000)
+    in_table, in_tree = table.total, _tree_night(window, night_id).detections
+    threshold = services.settings.detection_threshold
+    image_id = _busiest_image(services, night)
+    window._open_image(image_id, -1)
+    viewer = window.viewer
+    qtbot.waitUntil(lambda: viewer.current_image_id() == image_id and viewer.is_full_resolution(),
+                    timeout=60_000)
+    det = next(i.info.detection_id for i in viewer.box_items() if i.info.score >= threshold)
+    _saved(qtbot, viewer, lambda: viewer.delete_box(det))
+    qtbot.waitUntil(lambda: table.total == in_table - 1, timeout=60_000)
+    qtbot.waitUntil(lambda: _tree_night(window, night_id).detections == in_tree - 1,
+                    timeout=60_000)
+    # the Review tab lists the deleted box's own occurrence (rejected) without a reload
+    rejected = _det(services, det).occurrence_id
+    qtbot.waitUntil(lambda: any(r.id == rejected and r.review_state == "rejected"
+                                for r in window.review.model.all_rows()), timeout=60_000)
+    qtbot.waitUntil(lambda: not window.review._refreshing, timeout=60_000)

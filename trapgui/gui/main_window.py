@@ -276,6 +276,9 @@ class MainWindow(QMainWindow):
             self.viewer.boxesEdited.connect(self._viewer_edited)
         if self.review is not None:
             self.review.actionApplied.connect(self._review_acted)
+        embedded = getattr(self.occurrences, "viewer", None)  # its individual's image
+        if embedded is not None:
+            embedded.boxesEdited.connect(self._viewer_edited)
         self.scanner.scanStarted.connect(self._scan_started)
         self.scanner.progressed.connect(self.status.show_scan)
         self.scanner.tick.connect(self.tree.reload)
@@ -436,7 +439,9 @@ class MainWindow(QMainWindow):
         self.tree.reload()
 
     def _viewer_edited(self, _outcome) -> None:
-        self._refresh_views(besides=self.viewer)
+        # the viewer that made it shows it already (the Occurrences tab's own viewer is
+        # refreshed with its tab: its individuals changed)
+        self._refresh_views(besides=self.viewer if self.sender() is self.viewer else None)
 
     def _review_acted(self, _outcome) -> None:
         self._refresh_views(besides=self.review)
