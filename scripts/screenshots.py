@@ -11,6 +11,7 @@ detector through the run controller, and saves:
     processing.png         the processing panel during the run
     detections.png         the detections table
     image-viewer.png       an image with its boxes, legend, slider and crop strip
+    image-viewer-human-box.png  the viewer with a box a person drew (B, drag)
     species-summary.png    individuals per taxon with the best crop of each
     occurrences.png        the individuals of a night, one with its crops across frames
     export.png             the export dialog after an export (individuals CSV)
@@ -198,6 +199,18 @@ def main() -> int:
             shots.save(window, "image-viewer")
             viewer.select_detection(best[1])
             shots.save(viewer, "image-viewer-detection")
+            # a person's correction: a box drawn around a missed insect (B, then a drag)
+            from PySide6.QtCore import QRectF
+
+            viewer.scene.clearSelection()
+            viewer.set_drawing(True)
+            r, read = viewer.scene.sceneRect(), []
+            viewer.boxesReloaded.connect(lambda _image: read.append(True))
+            viewer.canvas.boxDrawn.emit(QRectF(r.width() * 0.46, r.height() * 0.42,
+                                               r.width() * 0.05, r.height() * 0.07))
+            shots.wait(0, until=lambda: read and not viewer.edits.busy(), timeout=60)
+            shots.save(viewer, "image-viewer-human-box")
+            viewer.set_drawing(False)
 
         window.tabs.setCurrentWidget(window.species)
         shots.wait(3)

@@ -137,6 +137,33 @@ def carry_checks(db: Database, pipeline_id: int, night_ids: Sequence[int] | None
         return open_checks(s, pipeline_id, night_ids)
 
 
+def night_version(db: Database, pipeline_id: int, night_id: int) -> tuple:
+    """(occurrences, largest id, latest change) of the night's occurrences of the model
+    configuration: it changes whenever tracking, a run or a review action adds, removes or
+    edits one (the review grid's cue to read the night again, without reading it)."""
+    q = select(func.count(Occurrence.id), func.max(Occurrence.id), func.max(Occurrence.updated_at),
+               func.sum(Occurrence.n_detections)).where(
+        Occurrence.pipeline_id == pipeline_id, Occurrence.night_id == night_id)
+    with db.session() as s:
+        return tuple(s.execute(q).one())
+
+
+def box_authors(s, night_id: int | None, detection_ids: Sequence[int]) -> dict[int, str | None]:
+    """Who drew each of these detections (boxes a person drew, ``review_store.add_box``),
+    read in the caller's session from the night's review log."""
+    wanted = set(detection_ids)
+    if not wanted or night_id is None:
+        return {}
+    out: dict[int, str | None] = {}
+    for by, changes in s.execute(select(ReviewAction.by, ReviewAction.changes).where(
+            ReviewAction.night_id == night_id, ReviewAction.kind == "add box",
+            ReviewAction.undone.is_(False))):
+        for det in (changes or {}).get("created_detections") or ():
+            if det in wanted:
+                out[int(det)] = by
+    return out
+
+
 def occurrence_embeddings(db: Database, pipeline_id: int,
                           night_id: int) -> list[tuple[int, bytes]]:
     """(occurrence, stored embedding) of every detection of the night's occurrences that has

@@ -22,6 +22,7 @@ class BoxClass(enum.Enum):
     NON_MOTH = "non-moth"
     UNCLASSIFIED = "not classified"
     BELOW = "below threshold"
+    HUMAN = "drawn by a person"
 
 
 COLOURS = {
@@ -29,10 +30,15 @@ COLOURS = {
     BoxClass.NON_MOTH: QColor("#2e86ff"),
     BoxClass.UNCLASSIFIED: QColor("#c04cfd"),
     BoxClass.BELOW: QColor("#8d8d8d"),
+    BoxClass.HUMAN: QColor("#00e08a"),
 }
+# how each class's outline is drawn: a person's box must read as a person's at a glance
+PEN_STYLES = {BoxClass.BELOW: Qt.DashLine, BoxClass.HUMAN: Qt.DashDotLine}
 
 
 def classify(info: BoxInfo, threshold: float) -> BoxClass:
+    if info.is_human:
+        return BoxClass.HUMAN
     if info.score < threshold:
         return BoxClass.BELOW
     moth = info.is_moth
@@ -43,7 +49,10 @@ def classify(info: BoxInfo, threshold: float) -> BoxClass:
 
 def short_label(info: BoxInfo, label_threshold: float) -> str:
     """What the box's caption says: the best label when the classifier was sure enough,
-    otherwise the moth/non-moth verdict, with the score that goes with it."""
+    otherwise the moth/non-moth verdict, with the score that goes with it. A person's box has
+    no score: it says who drew it."""
+    if info.is_human:
+        return f"drawn by {info.drawn_by}" if info.drawn_by else "drawn by a person"
     if info.top_label and info.top_score is not None and info.top_score >= label_threshold \
             and info.top_rank != "binary":
         return f"{info.top_label} {info.top_score:.2f}"
@@ -56,8 +65,10 @@ def short_label(info: BoxInfo, label_threshold: float) -> str:
 
 def tooltip(info: BoxInfo) -> str:
     b = info.box
-    lines = [f"<b>Detection {info.detection_id}</b>",
-             f"Detector: {html.escape(info.detector)} — score {info.score:.3f}",
+    made = (f"Drawn by <b>{html.escape(info.drawn_by or 'a person')}</b> (a missed insect)"
+            if info.is_human else
+            f"Detector: {html.escape(info.detector)} — score {info.score:.3f}")
+    lines = [f"<b>Detection {info.detection_id}</b>", made,
              f"Box: {b.x1:.0f}, {b.y1:.0f} → {b.x2:.0f}, {b.y2:.0f} "
              f"({b.width:.0f} × {b.height:.0f} px)"]
     for c in info.classifications:
@@ -67,6 +78,9 @@ def tooltip(info: BoxInfo) -> str:
                   zip(c.top_labels, c.top_scores) if lab != c.label][:4]
         if others:
             lines.append("&nbsp;&nbsp;also: " + ", ".join(others))
+    if info.occurrence_id is not None:
+        lines.append(f"Occurrence {info.occurrence_id}")
+    lines.append("<i>Delete: not an insect (delete this box) · right-click for more</i>")
     if not info.classifications and info.top_label:
         lines.append(f"Label: <b>{html.escape(info.top_label)}</b> "
                      f"{info.top_score or 0:.3f} ({info.top_rank or '?'})")
@@ -119,8 +133,7 @@ class BoxItem(QGraphicsRectItem):
         selected = self.isSelected()
         pen = QPen(colour, 4.5 if selected else 2.0)
         pen.setCosmetic(True)
-        if self.box_class is BoxClass.BELOW:
-            pen.setStyle(Qt.DashLine)
+        pen.setStyle(PEN_STYLES.get(self.box_class, Qt.SolidLine))
         self.setPen(pen)
         fill = QColor(colour)
         fill.setAlpha(70 if selected else 0)

@@ -98,6 +98,7 @@ class CropStrip(QListView):
                                                Qt.SmoothTransformation)
                 crops.append(_Crop(info.detection_id,
                                    QIcon(_framed(crop, COLOURS[classify(info, threshold)])),
+                                   "drawn" if info.is_human else  # a person's: no score
                                    short_label(info, label_threshold).rsplit(" ", 1)[-1],
                                    tooltip(info)))
         self._model.replace(crops)

@@ -1,19 +1,31 @@
 """The zoomable, pannable QGraphicsView under the image viewer: wheel and +/- zoom around the
-mouse, drag to pan, fit-to-window that follows resizes, arrow keys ask for the next image."""
+mouse, drag to pan, fit-to-window that follows resizes, arrow keys ask for the next image.
+
+In drawing mode (``set_drawing``) a left-drag draws one rectangle instead of panning; its
+release (or Enter while dragging) hands the rectangle over in scene coordinates, which are the
+image file's pixels whatever the zoom. Esc cancels the drag, a second Esc leaves the mode."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import QFrame, QGraphicsView
+import shiboken6
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtWidgets import QFrame, QGraphicsRectItem, QGraphicsView
 
 MIN_SCALE, MAX_SCALE = 0.02, 16.0
 STEP = 1.25
+MIN_BOX = 3.0  # file pixels a drawn box must span each way: a click is not a box
+RUBBER = QColor("#00e08a")  # the colour of a person's boxes (box_item.COLOURS[HUMAN])
 
 
 class ImageCanvas(QGraphicsView):
     stepRequested = Signal(int)  # -1 previous image, +1 next image
     zoomChanged = Signal(float)
+    boxDrawn = Signal(QRectF)  # a rectangle drawn in drawing mode, in file pixels
+    drawingChanged = Signal(bool)
+    deleteRequested = Signal()  # Delete / Backspace: the selected box is not an insect
+    drawToggleRequested = Signal()  # B
+    contextRequested = Signal(object, QPoint)  # scene item under the mouse (or None), global
 
     def __init__(self, scene, parent=None):
         super().__init__(scene, parent)
@@ -25,6 +37,85 @@ class ImageCanvas(QGraphicsView):
         self.setFrameShape(QFrame.NoFrame)
         self.setFocusPolicy(Qt.StrongFocus)
         self.fitting = True
+        self.drawing = False
+        self._origin: QPointF | None = None
+        self._rubber: QGraphicsRectItem | None = None
+
+    # -- drawing a box ----------------------------------------------------------------------
+
+    def set_drawing(self, on: bool) -> None:
+        if on == self.drawing:
+            return
+        self.cancel_drag()
+        self.drawing = on
+        self.setDragMode(QGraphicsView.NoDrag if on else QGraphicsView.ScrollHandDrag)
+        if on:
+            self.viewport().setCursor(Qt.CrossCursor)
+        else:
+            self.viewport().unsetCursor()
+        self.drawingChanged.emit(on)
+
+    def dragging(self) -> bool:
+        return self._origin is not None
+
+    def cancel_drag(self) -> None:
+        """Forget a rectangle being dragged (Esc, another image, leaving the mode)."""
+        self._origin = None
+        rubber, self._rubber = self._rubber, None
+        # the scene deletes its items when it is cleared for another image
+        if rubber is not None and shiboken6.isValid(rubber) and rubber.scene() is not None:
+            rubber.scene().removeItem(rubber)
+
+    def _scene_point(self, pos) -> QPointF:
+        p = self.mapToScene(pos.toPoint() if hasattr(pos, "toPoint") else pos)
+        r = self.sceneRect()
+        return QPointF(min(max(p.x(), r.left()), r.right()), min(max(p.y(), r.top()), r.bottom()))
+
+    def _finish_drag(self) -> None:
+        rect = self._rubber.rect() if self._rubber is not None else QRectF()
+        self.cancel_drag()
+        if rect.width() >= MIN_BOX and rect.height() >= MIN_BOX:
+            self.boxDrawn.emit(rect)
+
+    def mousePressEvent(self, event):
+        if self.drawing and event.button() == Qt.LeftButton and self.scene() is not None:
+            self.cancel_drag()
+            self._origin = self._scene_point(event.position())
+            self._rubber = QGraphicsRectItem(QRectF(self._origin, self._origin))
+            pen = QPen(RUBBER, 2.0, Qt.DashDotLine)
+            pen.setCosmetic(True)  # 2 screen pixels at any zoom
+            self._rubber.setPen(pen)
+            self._rubber.setBrush(QBrush(QColor(0, 224, 138, 40)))
+            self._rubber.setZValue(20)
+            self.scene().addItem(self._rubber)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event):
+        if self._origin is not None and self._rubber is not None:
+            here = self._scene_point(event.position())
+            self._rubber.setRect(QRectF(self._origin, here).normalized())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event):
+        if self._origin is not None and event.button() == Qt.LeftButton:
+            if self._rubber is not None:
+                here = self._scene_point(event.position())
+                self._rubber.setRect(QRectF(self._origin, here).normalized())
+            self._finish_drag()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def contextMenuEvent(self, event):
+        if self.drawing:
+            event.accept()
+            return
+        self.contextRequested.emit(self.itemAt(event.pos()), event.globalPos())
+        event.accept()
 
     def scale_factor(self) -> float:
         return self.transform().m11()
@@ -78,7 +169,18 @@ class ImageCanvas(QGraphicsView):
 
     def keyPressEvent(self, event):
         key = event.key()
-        if key in (Qt.Key_Left, Qt.Key_PageUp):
+        if key == Qt.Key_Escape and (self.dragging() or self.drawing):
+            if self.dragging():
+                self.cancel_drag()
+            else:
+                self.set_drawing(False)
+        elif key in (Qt.Key_Return, Qt.Key_Enter) and self.dragging():
+            self._finish_drag()
+        elif key in (Qt.Key_Delete, Qt.Key_Backspace):
+            self.deleteRequested.emit()
+        elif key == Qt.Key_B and event.modifiers() == Qt.NoModifier:
+            self.drawToggleRequested.emit()
+        elif key in (Qt.Key_Left, Qt.Key_PageUp):
             self.stepRequested.emit(-1)
         elif key in (Qt.Key_Right, Qt.Key_PageDown, Qt.Key_Space):
             self.stepRequested.emit(1)

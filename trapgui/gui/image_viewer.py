@@ -5,13 +5,20 @@ a downscaled preview (decoded at reduced size by libjpeg) is shown first and the
 resolution replaces it. The scene is in original-image pixels, so the boxes stay put when the
 preview is swapped for the full image. Each request carries a generation number: an image that
 arrives after the user moved on is dropped.
+
+Corrections on the image (``gui.viewer_edits``): Delete (or the box's context menu) deletes the
+selected box as not an insect; B (or "Draw a missed box") turns a left-drag into a rectangle
+that becomes a person's detection; Ctrl+Z undoes the night's latest review action. They are
+the Review tab's service calls, saved at once; the boxes are read again when saved, and
+``boxesEdited`` tells the window to refresh the other views. A box a person deleted is not
+drawn (it counts nowhere); one a person drew is dash-dotted green, its tooltip says who.
 """
 
 from __future__ import annotations
 
 import shiboken6
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QBrush, QPalette, QPixmap
+from PySide6.QtGui import QBrush, QKeySequence, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QGraphicsPixmapItem,
     QGraphicsScene,
@@ -27,6 +34,8 @@ from trapgui.gui.crop_strip import CropStrip
 from trapgui.gui.image_canvas import ImageCanvas
 from trapgui.gui.image_loader import load_image
 from trapgui.gui.job_runner import job_runner
+from trapgui.gui.viewer_corrections import ViewerCorrections, same_box
+from trapgui.gui.viewer_edits import ViewerEdits
 from trapgui.gui.viewer_toolbar import ViewerToolbar
 from trapgui.services.results_types import ImageDetails
 
@@ -34,10 +43,12 @@ PREVIEW_SIDE = 1280
 REFRESH_INTERVAL_MS = 1000
 
 
-class ImageViewer(QWidget):
+class ImageViewer(ViewerCorrections, QWidget):
     detectionSelected = Signal(int)  # detection id (-1: none)
     imageShown = Signal(int)  # image id, once its details are known
     imageLoaded = Signal(int, int)  # image id, width in pixels shown (preview, then full)
+    boxesEdited = Signal(object)  # a correction on the image was saved (its ReviewOutcome)
+    boxesReloaded = Signal(int)  # image id, its boxes read again after a refresh or an edit
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -52,6 +63,13 @@ class ImageViewer(QWidget):
         self._label_threshold = 0.5
         self._night_ids: list[int] = []
         self._selecting = False
+        self._hidden: set[int] = set()  # boxes being deleted (hidden until saved)
+        self._pending: list = []  # QGraphicsRectItems of boxes drawn, not saved yet
+        self._select_drawn: tuple | None = None  # select this drawn box when it is read back
+        self.box_menu = None  # the latest box context menu (ViewerCorrections)
+        self.edits = ViewerEdits(services, self)
+        self.edits.applied.connect(self._edit_applied)
+        self.edits.failed.connect(self._edit_failed)
 
         self.scene = QGraphicsScene(self)
         self.scene.selectionChanged.connect(self._on_scene_selection)
@@ -59,6 +77,11 @@ class ImageViewer(QWidget):
         self.canvas.setBackgroundBrush(self.palette().brush(QPalette.Window))
         self.canvas.stepRequested.connect(self.step)
         self.canvas.zoomChanged.connect(self._show_zoom)
+        self.canvas.boxDrawn.connect(self._box_drawn)
+        self.canvas.deleteRequested.connect(self.delete_selected)
+        self.canvas.drawToggleRequested.connect(lambda: self.set_drawing(not self.canvas.drawing))
+        self.canvas.drawingChanged.connect(self._drawing_changed)
+        self.canvas.contextRequested.connect(self._context_menu)
         # arrow keys page through the night wherever the focus is in the viewer, without a
         # click into the image first (the tab or the table that opened it had the focus)
         self.setFocusProxy(self.canvas)
@@ -79,13 +102,18 @@ class ImageViewer(QWidget):
         self.fit_button, self.zoom_label, self.legend = tb.fit_button, tb.zoom_label, tb.legend
         self.slider, self.slider_label = tb.slider, tb.slider_label
         self.below_check, self.labels_check = tb.below_check, tb.labels_check
+        self.draw_button, self.delete_button = tb.draw_button, tb.delete_button
+        self.edit_status = tb.edit_status
+        self.draw_button.toggled.connect(self.set_drawing)
+        self.delete_button.clicked.connect(self.delete_selected)
         self.prev_button.clicked.connect(lambda: self.step(-1))
         self.next_button.clicked.connect(lambda: self.step(1))
         self.zoom_out_button.clicked.connect(lambda: self.canvas.zoom_by(0.8, anchor_mouse=False))
         self.zoom_in_button.clicked.connect(lambda: self.canvas.zoom_by(1.25, anchor_mouse=False))
         self.fit_button.clicked.connect(self.canvas.fit)
         for button in (self.prev_button, self.next_button, self.zoom_in_button,
-                       self.zoom_out_button, self.fit_button):
+                       self.zoom_out_button, self.fit_button, self.draw_button,
+                       self.delete_button):
             button.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # a click leaves the keys to the image
         self.slider.valueChanged.connect(lambda _v: self._restyle())
         self.below_check.toggled.connect(lambda _c: self._restyle())
@@ -107,6 +135,9 @@ class ImageViewer(QWidget):
 
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self._reload_boxes)
+        undo = QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self)
+        undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        undo.activated.connect(self.undo)
         self._update_buttons()
 
     # -- the interface every results view implements ----------------------------------------
@@ -198,6 +229,10 @@ class ImageViewer(QWidget):
         # clear() announced the lost selection to _on_scene_selection, which then read the
         # deleted BoxItems ("Internal C++ object (BoxItem) already deleted")
         self._items = {}
+        self.canvas.cancel_drag()
+        self._pending = []
+        self._hidden = set()
+        self._select_drawn = None
         blocked = self.scene.blockSignals(True)
         try:
             self.scene.clear()
@@ -210,10 +245,7 @@ class ImageViewer(QWidget):
                                       QBrush(self.palette().color(QPalette.Base)))
         backdrop.setZValue(-2)
         self.scene.setSceneRect(QRectF(0, 0, w, h))
-        for info in details.boxes:
-            item = BoxItem(info)
-            self._items[info.detection_id] = item
-            self.scene.addItem(item)
+        self._add_boxes(details)
         self._restyle()
         self._update_title()
         self._update_buttons()
@@ -321,14 +353,31 @@ class ImageViewer(QWidget):
                 self.scene.removeItem(item)
         self._items = {}
         self._details = details
-        for info in details.boxes:
-            item = BoxItem(info)
-            self._items[info.detection_id] = item
-            self.scene.addItem(item)
+        if not self.edits.busy():  # what was drawn is among the boxes read now
+            for pending in self._pending:
+                if shiboken6.isValid(pending) and pending.scene() is self.scene:
+                    self.scene.removeItem(pending)
+            self._pending = []
+        self._add_boxes(details)
+        drawn, self._select_drawn = self._select_drawn, None
+        if drawn is not None:
+            selected = next((i.info.detection_id for i in self._items.values()
+                             if i.info.is_human and same_box(i.info.box, drawn)), selected)
         if selected in self._items:
             self._items[selected].setSelected(True)
         self._restyle()
         self._update_title()
+        self._update_buttons()
+        self.boxesReloaded.emit(image_id)
+
+    def _add_boxes(self, details: ImageDetails) -> None:
+        # a box a person deleted is not drawn: it is in no view and no count
+        for info in details.boxes:
+            if info.deleted:
+                continue
+            item = BoxItem(info)
+            self._items[info.detection_id] = item
+            self.scene.addItem(item)
 
     # -- boxes ------------------------------------------------------------------------------
 
@@ -345,7 +394,8 @@ class ImageViewer(QWidget):
         threshold, show_below = self.threshold(), self.below_check.isChecked()
         for item in self._items.values():
             item.restyle(threshold, self._label_threshold, self.labels_check.isChecked())
-            item.setVisible(show_below or item.info.score >= threshold)
+            item.setVisible((show_below or item.info.score >= threshold)
+                            and item.info.detection_id not in self._hidden)
         self._update_crops()
         self._update_title()
 
@@ -365,7 +415,7 @@ class ImageViewer(QWidget):
         return -1
 
     @Slot(int)
-    def select_detection(self, detection_id: int) -> None:
+    def select_detection(self, detection_id: int, centre: bool = True) -> None:
         """Highlight a detection and centre it (its box is shown even if below the slider)."""
         item = self._items.get(detection_id)
         if item is None:
@@ -378,7 +428,8 @@ class ImageViewer(QWidget):
         finally:
             self._selecting = False
         self._on_scene_selection()
-        self.canvas.focus_on(item.rect())
+        if centre:
+            self.canvas.focus_on(item.rect())
 
     def _on_scene_selection(self) -> None:
         if self._selecting:
@@ -389,6 +440,7 @@ class ImageViewer(QWidget):
             return
         if sel >= 0:
             self.crops.select_detection(sel)
+        self.delete_button.setEnabled(sel >= 0)
         self.detectionSelected.emit(sel)
 
     def _update_title(self) -> None:
@@ -401,11 +453,18 @@ class ImageViewer(QWidget):
         night = f"night of {d.night_date:%d %b %Y}" if d.night_date else "undated"
         self.title.setText(d.rel_path)
         shown = len(self.visible_box_items())
+        deleted = sum(1 for b in d.boxes if b.deleted)
+        drawn = sum(1 for b in d.boxes if b.is_human and not b.deleted)
+        extra = (f" · {drawn} drawn by a person" if drawn else "") + (
+            f" · {deleted} deleted as not an insect" if deleted else "")
         self.info.setText(
             f"{d.deployment_name} · {night} · {when} · image {d.index_in_night + 1} of "
-            f"{d.night_size} · {shown} of {len(d.boxes)} detections shown")
+            f"{d.night_size} · {shown} of {len(d.boxes) - deleted} detections shown{extra}")
 
     def _update_buttons(self) -> None:
         d = self._details
         self.prev_button.setEnabled(d is not None and d.index_in_night > 0)
         self.next_button.setEnabled(d is not None and d.index_in_night < d.night_size - 1)
+        self.draw_button.setEnabled(d is not None)
+        self.delete_button.setEnabled(d is not None and self.selected_detection() >= 0)
+

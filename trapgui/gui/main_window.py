@@ -270,6 +270,15 @@ class MainWindow(QMainWindow):
             self.species.showDetectionsRequested.connect(self._show_label)
         if self.occurrences is not None:  # a person's fixture decision changes the counts
             self.occurrences.countsChanged.connect(self._refresh_views)
+        # a person's corrections change the boxes, the individuals and the counts; the view
+        # that made one shows it already
+        if self.viewer is not None:
+            self.viewer.boxesEdited.connect(self._viewer_edited)
+        if self.review is not None:
+            self.review.actionApplied.connect(self._review_acted)
+        embedded = getattr(self.occurrences, "viewer", None)  # its individual's image
+        if embedded is not None:
+            embedded.boxesEdited.connect(self._viewer_edited)
         self.scanner.scanStarted.connect(self._scan_started)
         self.scanner.progressed.connect(self.status.show_scan)
         self.scanner.tick.connect(self.tree.reload)
@@ -423,10 +432,19 @@ class MainWindow(QMainWindow):
         if not self._refresh_timer.isActive():
             self._refresh_timer.start()
 
-    def _refresh_views(self) -> None:
+    def _refresh_views(self, *, besides: QWidget | None = None) -> None:
         for view in self.views:
-            view.refresh()
+            if view is not besides:
+                view.refresh()
         self.tree.reload()
+
+    def _viewer_edited(self, _outcome) -> None:
+        # the viewer that made it shows it already (the Occurrences tab's own viewer is
+        # refreshed with its tab: its individuals changed)
+        self._refresh_views(besides=self.viewer if self.sender() is self.viewer else None)
+
+    def _review_acted(self, _outcome) -> None:
+        self._refresh_views(besides=self.review)
 
     def _open_image(self, image_id: int, detection_id: int) -> None:
         self.viewer.show_image(image_id, detection_id)

@@ -48,6 +48,13 @@ class ReviewModel(QAbstractListModel):
         self._all = list(rows)
         self._rebuild()
 
+    def replace_rows(self, rows: Sequence) -> None:
+        """The night read again (a run, re-tracking, a correction elsewhere): what is listed now
+        stays listed under the "not yet reviewed" filter, as after an action."""
+        keep = set(self._at_shown)
+        self._all = list(rows)
+        self._rebuild(keep)
+
     def set_filter(self, unreviewed_only: bool) -> None:
         self._unreviewed_only = unreviewed_only
         self._rebuild()
@@ -67,7 +74,7 @@ class ReviewModel(QAbstractListModel):
         """The appearance sort's order (occurrences without an embedding follow, by time)."""
         self._appearance = {occ: k for k, occ in enumerate(occurrence_ids)}
         if self._sort == "appearance":
-            self._rebuild()
+            self._rebuild(set(self._at_shown))  # a new order hides nothing listed
 
     def has_appearance_order(self) -> bool:
         return bool(self._appearance)
@@ -78,9 +85,10 @@ class ReviewModel(QAbstractListModel):
         rank, by_time = self._appearance, SORTS["time"][1]
         return lambda r: (r.id not in rank, rank.get(r.id, 0), *by_time(r))
 
-    def _rebuild(self) -> None:
-        shown = [r for r in self._all if not (self._unreviewed_only and r.reviewed)
-                 and not (self._checks_only and not r.needs_check)]
+    def _rebuild(self, keep: set[int] = frozenset()) -> None:
+        shown = [r for r in self._all
+                 if r.id in keep or (not (self._unreviewed_only and r.reviewed)
+                                     and not (self._checks_only and not r.needs_check))]
         shown.sort(key=self._sort_key())
         self.beginResetModel()
         self.rows = shown

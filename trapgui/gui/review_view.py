@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel,
                                QPushButton, QVBoxLayout, QWidget)
@@ -19,12 +19,15 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout
 from trapgui.gui.error_dialog import show_error
 from trapgui.gui.image_loader import load_crop
 from trapgui.gui.job_runner import job_runner
+from trapgui.gui.review_carry_filter import CarryCheckFilter
 from trapgui.gui.review_delegate import CROP
 from trapgui.gui.review_grid import ReviewGrid
 from trapgui.gui.review_model import SORTS, ReviewModel
 from trapgui.gui.review_picker import RelabelPicker
 
 CROPS_IN_FLIGHT = 3
+# actions that change which detections make which occurrence (and so their mean appearance)
+MEMBERSHIP_KINDS = frozenset({"merge", "split", "move", "add box", "delete box"})
 KEYS_HELP = ("Enter confirm · Delete/R not an insect · F fixture · type a name or L to relabel · "
              "M merge the selected into one · S its frames: split, move one, delete a false "
              "box · B draw a missed insect · "
@@ -37,6 +40,7 @@ class ReviewView(QWidget):
     actionApplied = Signal(object)  # the ReviewOutcome, once saved and shown
     loaded = Signal(int)  # occurrences listed
     appearanceOrdered = Signal(int)  # occurrences with an embedding, once the order is shown
+    nightRefreshed = Signal(bool)  # a refresh's answer: True when the night had changed
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -55,6 +59,11 @@ class ReviewView(QWidget):
         self.splitter = None
         self.mover = None
         self.boxer = None
+        self._version = None  # services.review.night_version of the rows listed
+        self._refreshing = False
+        self._refresh_wanted = False
+        self._applied_count = 0  # actions shown: a refresh read before one is stale
+        self._order_generation = 0
 
         self.title = QLabel("Select one night on the left to review its individuals.", self)
         self.title.setObjectName("reviewTitle")
@@ -97,6 +106,8 @@ class ReviewView(QWidget):
 
         bar = QHBoxLayout()
         bar.addWidget(self.unreviewed)
+        self.carry_filter = CarryCheckFilter(self.model, self)
+        bar.addWidget(self.carry_filter)
         bar.addSpacing(12)
         bar.addWidget(QLabel("Sort by", self))
         bar.addWidget(self.sort)
@@ -156,10 +167,91 @@ class ReviewView(QWidget):
         """Review shows every occurrence: a threshold must not hide one from the person."""
 
     def refresh(self) -> None:
-        """New results: read the night again only while nothing is listed (a reload under a
-        reviewer's hands would lose their place; the Reload button is theirs)."""
-        if self._night is not None and not self.model.rows and not self._acting:
+        """New results, re-tracking or a correction in another view: when the night's
+        occurrences changed, read them again in the background and show them without losing
+        the person's place (the current occurrence stays current and visible; what is listed
+        stays listed), and order them again by appearance when their members changed."""
+        if self._night is None:
+            return
+        if not self.model.rows and not self.busy() and not self._refreshing:
             self._load()
+            return
+        self._refresh_wanted = True
+        self._refresh_rows()
+
+    def _refresh_rows(self) -> None:
+        if (not self._refresh_wanted or self._refreshing or self.busy()
+                or self._pipeline is None or self._night is None):
+            return
+        self._refresh_wanted = False
+        self._refreshing = True
+        gen, pipeline, night, known = self._generation, self._pipeline, self._night, self._version
+        applied, services = self._applied_count, self._services
+
+        def read():
+            review = services.review
+            version = review.night_version(pipeline, night)
+            return version, None if version == known else review.night_rows(pipeline, night)
+
+        job_runner().call(read, lambda result: self._rows_refreshed(gen, applied, result),
+                          self._refresh_failed, context=self, name="review: refresh night")
+
+    def _rows_refreshed(self, gen: int, applied: int, result) -> None:
+        self._refreshing = False
+        if gen != self._generation:
+            return
+        if applied != self._applied_count or self.busy():
+            # an action was saved meanwhile: these rows may be older than its answer
+            self._refresh_wanted = True
+            self._refresh_rows()
+            return
+        version, rows = result
+        self._version = version
+        if rows is not None:
+            members = self._membership()
+            self._keeping_place(lambda: self.model.replace_rows(rows))
+            self._fill_bulk_labels()
+            self._set_enabled(bool(rows))
+            self._update_title()
+            if self.sort.currentData() == "appearance" and self._membership() != members:
+                self._order_by_appearance()
+        self.nightRefreshed.emit(rows is not None)
+        self._refresh_rows()
+
+    def _refresh_failed(self, exc: BaseException) -> None:
+        self._refreshing = False
+        self.status.setText(f"The night could not be read again: {exc}")
+
+    def _membership(self) -> frozenset:
+        return frozenset((r.id, r.n_detections) for r in self.model.all_rows())
+
+    def _keeping_place(self, change: Callable[[], None]) -> None:
+        """Apply ``change`` to the model (a reset) and give the person their place back: the
+        same current occurrence (or the one now holding its best detection, after
+        re-tracking), the same selection, scrolled into view."""
+        current = self.grid.currentIndex()
+        rows = self.model.rows
+        was = current.row() if current.isValid() else -1
+        cur = rows[was] if 0 <= was < len(rows) else None
+        selected = set(self.selected_ids())
+        change()
+        rows = self.model.rows
+        if not rows or was < 0:
+            return
+        row = self.model.row_of(cur.id) if cur is not None else -1
+        if row < 0 and cur is not None and cur.best_detection_id is not None:
+            row = next((k for k, r in enumerate(rows)
+                        if r.best_detection_id == cur.best_detection_id), -1)
+        if row < 0:
+            row = min(was, len(rows) - 1)
+        index = self.model.index(row)
+        selection = self.grid.selectionModel()
+        selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        for occ in selected - {rows[row].id}:
+            k = self.model.row_of(occ)
+            if k >= 0:
+                selection.select(self.model.index(k), QItemSelectionModel.SelectionFlag.Select)
+        self.grid.scrollTo(index)
 
     # ---- loading ----------------------------------------------------------------------------
     def _load(self) -> None:
@@ -176,8 +268,9 @@ class ReviewView(QWidget):
         def query():
             review = services.review
             pipeline = review.default_pipeline(night)
+            version = review.night_version(pipeline, night) if pipeline is not None else None
             rows = review.night_rows(pipeline, night) if pipeline is not None else []
-            return pipeline, rows, review.taxon_choices(pipeline), review.reviewer()
+            return (pipeline, rows, review.taxon_choices(pipeline), review.reviewer()), version
 
         job_runner().call(query, lambda result: self._loaded(gen, result), self._failed,
                           context=self, name="review: load night")
@@ -185,6 +278,7 @@ class ReviewView(QWidget):
     def _loaded(self, gen: int, result) -> None:
         if gen != self._generation:
             return
+        result, self._version = result
         self._pipeline, rows, self._choices, reviewer = result
         current = self.grid.currentIndex().row()
         self.model.set_rows(rows)
@@ -233,7 +327,8 @@ class ReviewView(QWidget):
     # ---- appearance order, off the GUI thread ----------------------------------------------
     def _sort_changed(self) -> None:
         key = self.sort.currentData()
-        self.model.set_sort(key)  # the appearance order follows when computed
+        # the appearance order follows when computed
+        self._keeping_place(lambda: self.model.set_sort(key))
         if key == "appearance":
             self._order_by_appearance()
 
@@ -242,15 +337,14 @@ class ReviewView(QWidget):
             return
         gen, pipeline, night, services = self._generation, self._pipeline, self._night, \
             self._services
+        self._order_generation += 1
+        asked = self._order_generation
         self.status.setText("Ordering the night by appearance…")
 
         def ordered(order) -> None:
-            if gen != self._generation:
-                return
-            self.model.set_appearance_order(order)
-            current = self.grid.currentIndex()
-            if current.isValid():
-                self.grid.scrollTo(current)
+            if gen != self._generation or asked != self._order_generation:
+                return  # the night, or its occurrences, changed since: a newer order follows
+            self._keeping_place(lambda: self.model.set_appearance_order(order))
             total = len(self.model.all_rows())
             self.status.setText(
                 f"Ordered by appearance: look-alikes side by side ({len(order):,} of {total:,} "
@@ -467,6 +561,7 @@ class ReviewView(QWidget):
         self._acting = False
         outcome, rows, touched, choices = result
         if gen == self._generation:
+            self._applied_count += 1
             self.model.update_rows(rows, gone=touched - {r.id for r in rows})
             if focus and outcome.occurrence_ids:
                 row = next((r for r in map(self.model.row_of, outcome.occurrence_ids)
@@ -475,12 +570,15 @@ class ReviewView(QWidget):
                     self.grid.setCurrentIndex(self.model.index(row))
                     self.grid.scrollTo(self.model.index(row))
             self._update_title()  # the bulk labels are the machine's: review never changes them
+            if outcome.kind in MEMBERSHIP_KINDS and self.sort.currentData() == "appearance":
+                self._order_by_appearance()  # the grid keeps the person's place meanwhile
         if choices is not None:
             self._choices = choices
         self.status.setText(outcome.summary + ("." if not outcome.summary.endswith(".") else "")
                             + ("  Ctrl+Z undoes it." if outcome.action_id else ""))
         self.actionApplied.emit(outcome)
         self._next_action()
+        self._refresh_rows()  # a refresh asked for while actions were being saved
 
     def _action_failed(self, exc: BaseException) -> None:
         self._acting = False

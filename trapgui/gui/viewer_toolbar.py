@@ -15,15 +15,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trapgui.gui.box_item import COLOURS, BoxClass
+from trapgui.gui.box_item import COLOURS, PEN_STYLES, BoxClass
 
 
-def swatch(colour: QColor, dashed: bool = False) -> QPixmap:
+def swatch(colour: QColor, style=Qt.SolidLine) -> QPixmap:
     """A small box outline in a class colour, as drawn on the image."""
     pix = QPixmap(14, 14)
     pix.fill(Qt.transparent)
     p = QPainter(pix)
-    p.setPen(QPen(colour, 2.5, Qt.DashLine if dashed else Qt.SolidLine))
+    p.setPen(QPen(colour, 2.5, style))
     p.drawRect(2, 2, 10, 10)
     p.end()
     return pix
@@ -37,6 +37,15 @@ class ViewerToolbar(QWidget):
         self.zoom_out_button = self._tool("−", "Zoom out (−, mouse wheel)")
         self.zoom_in_button = self._tool("+", "Zoom in (+, mouse wheel)")
         self.fit_button = self._tool("Fit", "Fit the image to the window (F)")
+        self.draw_button = self._tool("Draw a missed box", "Draw a box around an insect the "
+                                      "detector missed (B): drag a rectangle on the image; "
+                                      "Esc cancels")
+        self.draw_button.setCheckable(True)
+        self.delete_button = self._tool("Not an insect", "Delete the selected box as not an "
+                                        "insect (Delete); Ctrl+Z undoes it")
+        self.edit_status = QLabel("", self)
+        self.edit_status.setObjectName("viewerEditStatus")
+        self.edit_status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.zoom_label = QLabel("100%", self)
         self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("1600%"))
         self.zoom_label.setAlignment(Qt.AlignCenter)
@@ -72,22 +81,27 @@ class ViewerToolbar(QWidget):
         bar.addWidget(QLabel("Min. score", self))
         for w in (self.slider, self.slider_label, self.below_check, self.labels_check):
             bar.addWidget(w)
+        bar.addSpacing(10)
+        bar.addWidget(self.draw_button)
+        bar.addWidget(self.delete_button)
         bar.addStretch(1)
         self.legend = QWidget(self)
         legend = QHBoxLayout(self.legend)
         legend.setContentsMargins(0, 0, 0, 0)
         for cls in BoxClass:
             mark = QLabel(self.legend)
-            mark.setPixmap(swatch(COLOURS[cls], dashed=cls is BoxClass.BELOW))
+            mark.setPixmap(swatch(COLOURS[cls], PEN_STYLES.get(cls, Qt.SolidLine)))
             legend.addWidget(mark)
             legend.addWidget(QLabel(cls.value, self.legend))
             legend.addSpacing(6)
         self.legend.setToolTip("Box colours: the moth / non-moth classifier's verdict; dashed "
-                               "grey boxes score below the minimum")
+                               "grey boxes score below the minimum; dash-dotted green boxes "
+                               "were drawn by a person")
         legend_row = QHBoxLayout()
         legend_row.setContentsMargins(0, 0, 0, 0)
         legend_row.addWidget(self.legend)
-        legend_row.addStretch(1)
+        legend_row.addSpacing(12)
+        legend_row.addWidget(self.edit_status, 1)
         rows.addLayout(legend_row)
 
     def _tool(self, text: str, tip: str) -> QToolButton:

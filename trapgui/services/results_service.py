@@ -14,7 +14,10 @@ from sqlalchemy import and_, func, literal, or_, select, tuple_
 
 from trapgui.core.file_names import disk_path
 from trapgui.core.geometry import Box
-from trapgui.db.tables import Classification, Deployment, Detection, Image, Night
+from trapgui.core.types import HUMAN_DETECTOR
+from trapgui.db import review_queries
+from trapgui.db.review_queries import REJECTED
+from trapgui.db.tables import Classification, Deployment, Detection, Image, Night, Occurrence
 from trapgui.services.results_types import (
     BoxInfo,
     ClassificationInfo,
@@ -58,6 +61,14 @@ def _after(col, id_col, value, last_id: int, descending: bool):
     return key > bound
 
 
+def _not_deleted():
+    """Not a box a person deleted (its occurrence rejected as not an insect): such a box is in
+    no view and no count, as in ``db.counts``."""
+    return or_(Detection.occurrence_id.is_(None),
+               Detection.occurrence_id.not_in(select(Occurrence.id).where(
+                   Occurrence.review_state == REJECTED)))
+
+
 def resolve_db(source):
     """The facade passes itself (its ``db`` opens the catalogue lazily, off the GUI thread);
     tests and scripts pass a ``Database``. Both work."""
@@ -75,7 +86,7 @@ class ResultsService:
     # -- detections table -------------------------------------------------------------------
 
     def _filtered(self, stmt, q: DetectionQuery):
-        stmt = stmt.where(Detection.score >= q.min_score)
+        stmt = stmt.where(Detection.score >= q.min_score, _not_deleted())
         if q.night_ids:
             stmt = stmt.where(Image.night_id.in_(q.night_ids))
         elif q.deployment_id is not None:
@@ -210,10 +221,16 @@ class ResultsService:
                 return None
             img, dep_path, dep_name, night_date = row
             index, size = self._position(s, img)
-            det_stmt = select(Detection).where(Detection.image_id == image_id)
+            det_stmt = (select(Detection, Occurrence.review_state)
+                        .outerjoin(Occurrence, Occurrence.id == Detection.occurrence_id)
+                        .where(Detection.image_id == image_id))
             if pipeline_id is not None:
                 det_stmt = det_stmt.where(Detection.pipeline_id == pipeline_id)
-            dets = s.execute(det_stmt.order_by(Detection.score.desc())).scalars().all()
+            found = s.execute(det_stmt.order_by(Detection.score.desc(), Detection.id)).all()
+            dets = [d for d, _ in found]
+            deleted = {d.id for d, state in found if state == REJECTED}
+            authors = review_queries.box_authors(
+                s, img.night_id, [d.id for d in dets if d.detector == HUMAN_DETECTOR])
             classes: dict[int, list[ClassificationInfo]] = {}
             if dets:
                 for c in s.execute(select(Classification).where(
@@ -224,7 +241,8 @@ class ResultsService:
             boxes = tuple(
                 BoxInfo(d.id, Box(d.x1, d.y1, d.x2, d.y2), d.score, d.detector, d.binary_label,
                         d.binary_score, d.top_label, d.top_score, d.top_rank,
-                        tuple(classes.get(d.id, ())))
+                        tuple(classes.get(d.id, ())), d.occurrence_id, d.id in deleted,
+                        authors.get(d.id))
                 for d in dets
             )
             return ImageDetails(
@@ -303,7 +321,7 @@ class ResultsService:
                        Detection.id.label("det"), Detection.image_id.label("img"),
                        func.coalesce(Detection.top_score, Detection.score).label("quality"))
                 .select_from(Detection).join(Image, Image.id == Detection.image_id)
-                .where(Detection.score >= min_score))
+                .where(Detection.score >= min_score, _not_deleted()))
         if night_ids:
             base = base.where(Image.night_id.in_(list(night_ids)))
         elif deployment_id is not None:

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from trapgui.core.geometry import Box
+from trapgui.core.types import HUMAN_DETECTOR
 
 # sort keys the detections table offers; each maps to one column of the query
 SORT_KEYS = ("id", "night", "time", "image", "score", "binary", "label", "rank", "label_score")
@@ -94,6 +95,13 @@ class BoxInfo:
     top_score: float | None
     top_rank: str | None
     classifications: tuple[ClassificationInfo, ...] = ()
+    occurrence_id: int | None = None
+    deleted: bool = False  # a person rejected its occurrence: not an insect, counted nowhere
+    drawn_by: str | None = None  # a person's box (detector "human"): who drew it
+
+    @property
+    def is_human(self) -> bool:
+        return self.detector == HUMAN_DETECTOR
 
     @property
     def is_moth(self) -> bool | None:

@@ -101,6 +101,11 @@ class ReviewService:
                                             occurrence_ids=ids[i:i + 900])
         return out
 
+    def night_version(self, pipeline_id: int, night_id: int) -> tuple:
+        """A cheap fingerprint of the night's occurrences: it changes whenever one is added,
+        removed or edited (the window reads the night again only then)."""
+        return review_queries.night_version(self._db, pipeline_id, night_id)
+
     def similarity_order(self, pipeline_id: int, night_id: int) -> list[int]:
         """The night's occurrences with embeddings, look-alikes side by side (the mean of each
         one's stored detection embeddings, hierarchical clustering's leaf order). Occurrences
