@@ -38,6 +38,8 @@ class ImageViewer(QWidget):
     detectionSelected = Signal(int)  # detection id (-1: none)
     imageShown = Signal(int)  # image id, once its details are known
     imageLoaded = Signal(int, int)  # image id, width in pixels shown (preview, then full)
+    # the person moved the score slider: the window's one detection threshold follows it
+    thresholdChosen = Signal(float)
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -50,6 +52,7 @@ class ImageViewer(QWidget):
         self._loaded = None  # LoadedImage currently shown (preview or full)
         self._full_loaded = False
         self._label_threshold = 0.5
+        self._setting_threshold = False  # set_threshold moves the slider, not the person
         self._night_ids: list[int] = []
         self._selecting = False
 
@@ -87,7 +90,7 @@ class ImageViewer(QWidget):
         for button in (self.prev_button, self.next_button, self.zoom_in_button,
                        self.zoom_out_button, self.fit_button):
             button.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # a click leaves the keys to the image
-        self.slider.valueChanged.connect(lambda _v: self._restyle())
+        self.slider.valueChanged.connect(self._slider_moved)
         self.below_check.toggled.connect(lambda _c: self._restyle())
         self.labels_check.toggled.connect(lambda _c: self._restyle())
 
@@ -128,8 +131,18 @@ class ImageViewer(QWidget):
     @Slot(float, float)
     def set_threshold(self, detection: float, classification: float) -> None:
         self._label_threshold = classification
-        self.slider.setValue(round(detection * 100))
+        self._setting_threshold = True
+        try:
+            self.slider.setValue(round(detection * 100))
+        finally:
+            self._setting_threshold = False
         self._restyle()
+
+    @Slot(int)
+    def _slider_moved(self, value: int) -> None:
+        self._restyle()
+        if not self._setting_threshold:
+            self.thresholdChosen.emit(value / 100)
 
     @Slot()
     def refresh(self) -> None:

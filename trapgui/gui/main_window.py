@@ -133,6 +133,7 @@ class MainWindow(QMainWindow):
         self.drop = DropOverlay(self)
         self._build_actions()
         self._build_threshold_bar()
+        self._push_thresholds()
         self._wire()
         self._refresh_timer = QTimer(self, singleShot=True, interval=1000)
         self._refresh_timer.timeout.connect(self._refresh_views)
@@ -250,6 +251,13 @@ class MainWindow(QMainWindow):
         self.det_spin.valueChanged.connect(lambda _v: self._threshold_timer.start())
         self.cls_spin.valueChanged.connect(lambda _v: self._threshold_timer.start())
 
+    def _push_thresholds(self) -> None:
+        """Every view starts at the saved thresholds (the toolbar's): a view's own default
+        (the viewer's slider at 0.50) must never show after a restart."""
+        s = self.services.settings
+        for view in self.views:
+            view.set_threshold(s.detection_threshold, s.classification_threshold)
+
     def _threshold_spin(self, value: float, tip: str) -> QDoubleSpinBox:
         spin = QDoubleSpinBox(self)
         spin.setRange(0.0, 1.0)
@@ -266,6 +274,8 @@ class MainWindow(QMainWindow):
         self.overview.nightActivated.connect(self.tree.select_night)
         if self.detections is not None and self.viewer is not None:
             self.detections.openImageRequested.connect(self._open_image)
+        if self.viewer is not None:  # the slider is the same threshold as the toolbar's
+            self.viewer.thresholdChosen.connect(self.det_spin.setValue)
         if self.species is not None:
             self.species.showDetectionsRequested.connect(self._show_label)
         if self.occurrences is not None:  # a person's fixture decision changes the counts
