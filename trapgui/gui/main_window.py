@@ -25,7 +25,7 @@ from trapgui.gui.resources import app_icon, resource_path
 from trapgui.gui.run_controller import RunController
 from trapgui.gui.scan_controller import ScanController
 from trapgui.gui.status_bar import StatusBar
-from trapgui.gui.trap_tree import TrapTree
+from trapgui.gui.trap_tree import TREE_DOCK_WIDTH, TrapTree
 from trapgui.gui.unclassified_bar import UnclassifiedBar
 from trapgui.services.processing_types import RunScope
 
@@ -140,8 +140,8 @@ class MainWindow(QMainWindow):
         self.resize(1280, 820)
         self.tree.setMinimumWidth(360)
         self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
-        # wide enough for the tree's six count columns (a minimum would widen the window)
-        self.resizeDocks([self.tree_dock], [500], Qt.Orientation.Horizontal)
+        # wide enough for the tree's seven count columns (a minimum would widen the window)
+        self.resizeDocks([self.tree_dock], [TREE_DOCK_WIDTH], Qt.Orientation.Horizontal)
         self._restore_geometry()
         # after the panel's layout has taken its shown/hidden lines into account
         self.panel.compactChanged.connect(
@@ -593,7 +593,7 @@ class MainWindow(QMainWindow):
                 QTimer.singleShot(0, self._size_tree_dock)
 
     def _size_tree_dock(self) -> None:
-        want = min(500, self.width() * 2 // 5)
+        want = min(TREE_DOCK_WIDTH, self.width() * 9 // 20)
         self.resizeDocks([self.tree_dock], [want], Qt.Orientation.Horizontal)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
