@@ -64,7 +64,7 @@ def test_scan_then_nights_table(capsys, small_trap_images):
     assert code == 0, err
     table = out.splitlines()
     assert table[0].split() == ["TRAP", "NIGHT", "FIRST", "LAST", "IMAGES", "PROCESSED",
-                                "DETECTIONS", "UNREADABLE", "MISSING"]
+                                "FAILED", "UNREADABLE", "WAITING", "DETECTIONS", "MISSING"]
     assert [line.split()[:2] for line in table[1:]] == [
         ["panama", "2023-11-10"], ["vermont", "2022-06-21"], ["vermont", "2022-06-22"]]
     assert [line.split()[6] for line in table[1:]] == ["4", "1", "2"]  # images

@@ -91,8 +91,9 @@ def test_start_pause_resume_cancel_then_finish_the_rest(qtbot, window, two_traps
         assert "Of the 7 images in scope, 7 are processed now" in text, text
     assert not panel.log_label.text().startswith("Loading models")  # no stale info line
     # the tree refreshes its counts in the background: wait for both traps, not just the first
-    qtbot.waitUntil(lambda: all(window.tree.tree.topLevelItem(i).text(2) == "100%"
-                                for i in (0, 1)), timeout=10_000)
+    # (every image processed or failed: nothing waiting)
+    qtbot.waitUntil(lambda: len(window.tree.summaries) == 2 and all(
+        n.waiting == 0 for d in window.tree.summaries for n in d.nights), timeout=10_000)
     assert panel.bar.value() == panel.bar.maximum()
 
 

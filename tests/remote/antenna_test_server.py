@@ -37,6 +37,9 @@ PRESIGNED_QUERY = f"X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature={SIGNATURE}"
 class Task:
     id: str
     image_id: str
+    # where the image lies in the project's storage (Antenna's image URL is the storage key,
+    # e.g. ``vermont/2022_06_22/20220622200400-00-79.jpg``); default ``<image id>.jpg``
+    key: str = ""
     deliveries: list[str] = field(default_factory=list)  # reply subjects, in order
 
 
@@ -87,6 +90,7 @@ class AntennaState:
         # observations for assertions
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.image_requests: dict[str, int] = defaultdict(int)
+        self.keys: dict[str, str] = {}  # storage key -> image id
         self.auth_on_images = 0
         self.unauthorised = 0
         self.rejected_results: list[str] = []
@@ -94,12 +98,15 @@ class AntennaState:
         self.stopping = threading.Event()  # ends dripping handlers when the server stops
         self._subjects = itertools.count(1)
 
-    def add_job(self, job_id: int, pipeline_slug: str, image_ids: list[str]) -> Job:
-        tasks = {f"t{job_id}-{i}": Task(f"t{job_id}-{i}", image_id)
+    def add_job(self, job_id: int, pipeline_slug: str, image_ids: list[str],
+                keys: dict[str, str] | None = None) -> Job:
+        keys = keys or {}
+        tasks = {f"t{job_id}-{i}": Task(f"t{job_id}-{i}", image_id, keys.get(image_id, ""))
                  for i, image_id in enumerate(image_ids)}
         job = Job(job_id, pipeline_slug, tasks, deque(tasks))
         with self.lock:
             self.jobs[job_id] = job
+            self.keys.update({k: i for i, k in keys.items()})
         return job
 
     def take_fault(self, method: str, path: str) -> Fault | None:
@@ -137,9 +144,10 @@ class AntennaState:
                 task.deliveries.append(subject)
                 job.in_flight[subject] = (task_id, now + (self.visibility_timeout or 1e9))
                 self.claims_by_agent[agent].append(task_id)
+                where = (quote(task.key, safe="/") if task.key
+                         else f"{quote(task.image_id, safe='')}.jpg")
                 out.append({"id": task_id, "image_id": task.image_id,
-                            "image_url": f"{self.base_url}/images/{quote(task.image_id, safe='')}"
-                                         f".jpg?{PRESIGNED_QUERY}",
+                            "image_url": f"{self.base_url}/images/{where}?{PRESIGNED_QUERY}",
                             "reply_subject": subject})
             return out
 
@@ -355,8 +363,11 @@ class _Handler(BaseHTTPRequestHandler):
                          "processing_service_id": 7})
 
     def _image(self, path: str) -> None:
-        image_id = unquote(path.rsplit("/", 1)[-1]).rsplit(".", 1)[0]
+        key = unquote(path[len("/images/"):])
         with self.state.lock:
+            image_id = self.state.keys.get(key)
+            if image_id is None:  # the default key: ``<image id>.jpg``
+                image_id = unquote(path.rsplit("/", 1)[-1]).rsplit(".", 1)[0]
             self.state.image_requests[image_id] += 1
             if self.headers.get("Authorization"):
                 self.state.auth_on_images += 1
@@ -475,8 +486,11 @@ class AntennaTestServer:
         self.stop()
 
     # ---- helpers for tests ---------------------------------------------------------------
-    def add_job(self, job_id: int, pipeline_slug: str, image_ids: list[str]) -> Job:
-        return self.state.add_job(job_id, pipeline_slug, image_ids)
+    def add_job(self, job_id: int, pipeline_slug: str, image_ids: list[str],
+                keys: dict[str, str] | None = None) -> Job:
+        """``keys``: image id -> storage key (the image URL's path), as Antenna's URLs carry
+        the original folder and file name; ids not in it are served at ``<id>.jpg``."""
+        return self.state.add_job(job_id, pipeline_slug, image_ids, keys)
 
     def inject(self, kind: str, path: str, *, method: str = "*", times: int | None = 1,
                seconds: float = 0.0, target: str = "", headers: dict | None = None) -> Fault:

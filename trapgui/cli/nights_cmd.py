@@ -8,23 +8,25 @@ from __future__ import annotations
 import sys
 
 from trapgui.core.errors import UserInputError
+from trapgui.core.night_counts import PARTITION
 from trapgui.core.safe_text import printable
 
-HEADERS = ("TRAP", "NIGHT", "FIRST", "LAST", "IMAGES", "PROCESSED", "DETECTIONS",
-           "UNREADABLE", "MISSING")
+# IMAGES = PROCESSED + FAILED + UNREADABLE + WAITING (core.night_counts), as in the window
+HEADERS = ("TRAP", "NIGHT", "FIRST", "LAST", "IMAGES", "PROCESSED", "FAILED", "UNREADABLE",
+           "WAITING", "DETECTIONS", "MISSING")
 # once a model configuration processed the nights
 COUNTED_HEADERS = ("TRAP", "NIGHT", "FIRST", "LAST", "IMAGES", "PROCESSED", "FAILED",
-                   "DETECTIONS", "INDIVIDUALS", "MAXN", "UNREADABLE", "MISSING")
+                   "UNREADABLE", "WAITING", "DETECTIONS", "INDIVIDUALS", "MAXN", "MISSING")
 _RIGHT = {"IMAGES", "PROCESSED", "FAILED", "DETECTIONS", "INDIVIDUALS", "MAXN", "UNREADABLE",
-          "MISSING"}
+          "WAITING", "MISSING"}
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "nights", help="list nights per trap with counts",
         description="List every night of every catalogued trap (or of the traps given) with "
-        "its first and last capture and how many images, processed images and detections it "
-        "has. Images without any capture time are listed as 'undated'. Once images are "
+        "its first and last capture, its images (IMAGES = PROCESSED + FAILED + UNREADABLE + "
+        "WAITING; MISSING: deleted since) and detections. Images without any capture time are listed as 'undated'. Once images are "
         "processed, also the individuals (insects tracked across the night's images, "
         "fixtures left out) and MaxN (most individuals in one image) at the thresholds "
         "stated under the table.")
@@ -68,15 +70,15 @@ def format_table(rows, counts=None) -> str:
                            else r.deployment_path),
                  r.date.isoformat() if r.date else "undated",
                  r.start.strftime("%m-%d %H:%M") if r.start else "-",
-                 r.end.strftime("%m-%d %H:%M") if r.end else "-", str(r.images), str(r.processed))
+                 r.end.strftime("%m-%d %H:%M") if r.end else "-", str(r.images),
+                 str(r.processed), str(r.failed), str(r.unreadable), str(r.waiting))
         if counts is None:
-            cells.append(first + (str(r.detections), str(r.unreadable), str(r.missing)))
+            cells.append(first + (str(r.detections), str(r.missing)))
             continue
         c = counts.get((r.deployment_id, r.night_id))
         individuals, max_n = (("-", "-") if r.night_id is None  # undated: never tracked
                               else (str(c.individuals), str(c.max_n)) if c else ("0", "0"))
-        cells.append(first + (str(r.failed), str(r.detections), individuals, max_n,
-                              str(r.unreadable), str(r.missing)))
+        cells.append(first + (str(r.detections), individuals, max_n, str(r.missing)))
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
     for row in cells:
@@ -86,7 +88,8 @@ def format_table(rows, counts=None) -> str:
 
 
 def counted_footer(pipeline_name: str, thresholds, untracked: int) -> str:
-    lines = [f"Model configuration: {printable(pipeline_name)}. Detections: boxes scoring at "
+    lines = [f"Images: {PARTITION} (MISSING: deleted since, apart). "
+             f"Model configuration: {printable(pipeline_name)}. Detections: boxes scoring at "
              f"least {thresholds.detection:.2f}, fixtures left out. Individuals: insects "
              "tracked across the night's images (fixtures left out) with a detection scoring at "
              f"least {thresholds.detection:.2f}; labels count from {thresholds.label:.2f}. "
@@ -139,6 +142,8 @@ def run(args, ctx) -> int:
         return 0
     if pid is None:
         print(format_table(rows))
+        print(f"Images: {PARTITION} (MISSING: deleted since, apart); nothing processed yet.",
+              file=sys.stderr)
         return 0
     scope = ExportScope.of(ids)
     counts = count_individuals_per_night(ctx.db, scope, pid, thresholds)

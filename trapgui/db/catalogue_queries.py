@@ -41,7 +41,8 @@ class NightRow:
     Every count says what it counted: ``detections`` are boxes scoring at least ``min_score``
     from pipeline ``pipeline_id`` (None: any pipeline); ``species`` are the distinct labels
     among them scoring at least ``min_label_score``. The CLI's ``nights`` table, the trap tree
-    and the nights overview all show these rows."""
+    and the nights overview all show these rows. The image counts are a partition
+    (``core.night_counts``): ``images = processed + failed + unreadable + waiting``."""
 
     deployment_id: int
     deployment_name: str
@@ -50,13 +51,14 @@ class NightRow:
     date: dt.date | None
     start: dt.datetime | None
     end: dt.datetime | None
-    images: int  # on disk now (readable or not)
-    unreadable: int
-    missing: int
-    processed: int  # images on disk whose job is done or failed
+    images: int  # on disk now: processed + failed + unreadable + waiting
+    unreadable: int  # on disk, not readable as an image (never processed)
+    missing: int  # catalogued, no longer on disk (not in ``images``)
+    processed: int  # readable, processed (a done job of the pipeline)
     detections: int
-    failed: int = 0  # images on disk whose job failed
+    failed: int = 0  # readable, its job failed (and none is done)
     species: int = 0
+    waiting: int = 0  # readable, no finished job yet (queued, claimed or never queued)
     pipeline_id: int | None = None
     min_score: float = 0.0
     min_label_score: float = 0.0
@@ -108,24 +110,35 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
     """Every night of the chosen traps (all when None), dated nights first, then "undated",
     with counts for ``pipeline_id`` (None: any pipeline) at the given thresholds: the one query
     behind every per-night count the app shows. ``images`` are the files on disk now (readable
-    or not; ``missing`` apart), ``processed``/``failed`` the images whose job of the pipeline is
-    done or failed/failed, ``detections`` those scoring at least ``min_score`` and, with
-    ``counted_only``, not of a fixture (the detections ``db.counts`` and the exports count)."""
+    or not; ``missing`` apart), split into ``processed`` (readable, a done job of the
+    pipeline), ``failed`` (readable, a failed job and no done one), ``unreadable`` and
+    ``waiting`` (readable, no finished job); ``detections`` those scoring at least
+    ``min_score`` and, with ``counted_only``, not of a fixture (the detections ``db.counts`` and the exports count)."""
     dep_filter = [] if deployment_ids is None else [Image.deployment_id.in_(list(deployment_ids))]
     group = (Image.deployment_id, Image.night_id)
-    on_disk = Image.state != ImageState.MISSING.value
     finished = (JobState.DONE.value, JobState.FAILED.value)
     with db.session() as s:
         deps = {r[0]: (r[1], r[2]) for r in s.execute(
             select(Deployment.id, Deployment.name, Deployment.path))}
         nights = {r[0]: r[1:] for r in s.execute(
             select(Night.id, Night.date, Night.start, Night.end))}
-        image_counts = s.execute(select(*group, *_state_sums()).where(*dep_filter)
-                                 .group_by(*group)).all()
-        jobs = select(*group, func.count(distinct(Job.image_id)),
-                      func.count(distinct(case((Job.state == JobState.FAILED.value,
-                                                Job.image_id))))).join(
-            Job, Job.image_id == Image.id).where(Job.state.in_(finished), on_disk, *dep_filter)
+        # per image: whether a job of the pipeline (of any, without one) is done; an image
+        # with only failed jobs is failed; one done with one pipeline and failed with another
+        # is processed, counted once
+        outcome = select(Job.image_id,
+                         func.max(case((Job.state == JobState.DONE.value, 1), else_=0))
+                         .label("done")).where(Job.state.in_(finished))
+        if pipeline_id is not None:
+            outcome = outcome.where(Job.pipeline_id == pipeline_id)
+        outcome = outcome.group_by(Job.image_id).subquery()
+        readable = Image.state == ImageState.OK.value
+        image_counts = s.execute(
+            select(*group, *_state_sums(),
+                   func.sum(case((and_(readable, outcome.c.done == 1), 1), else_=0)),
+                   func.sum(case((and_(readable, outcome.c.done == 0), 1), else_=0)),
+                   func.sum(case((and_(readable, outcome.c.image_id.is_(None)), 1), else_=0)))
+            .outerjoin(outcome, outcome.c.image_id == Image.id)
+            .where(*dep_filter).group_by(*group)).all()
         labelled = case((and_(Detection.top_score >= min_label_score,
                               Detection.top_rank != Rank.BINARY.value), Detection.top_label))
         det = select(*group, func.count(Detection.id), func.count(distinct(labelled))).join(
@@ -136,21 +149,19 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
             det = det.where(Detection.score >= min_score)
             if pipeline_id is not None:
                 det = det.where(Detection.pipeline_id == pipeline_id)
-        if pipeline_id is not None:
-            jobs = jobs.where(Job.pipeline_id == pipeline_id)
-        processed = {(r[0], r[1]): (r[2], r[3]) for r in s.execute(jobs.group_by(*group))}
         detections = {(r[0], r[1]): (r[2], r[3]) for r in s.execute(det.group_by(*group))}
     rows = []
-    for dep_id, night_id, images, unreadable, missing in image_counts:
+    for dep_id, night_id, images, unreadable, missing, done, failed, waiting in image_counts:
         name, path = deps[dep_id]
         date, start, end = nights.get(night_id, (None, None, None))
         key = (dep_id, night_id)
-        done, failed = processed.get(key, (0, 0))
         found, species = detections.get(key, (0, 0))
         rows.append(NightRow(dep_id, name, path, night_id, _as_date(date), _as_datetime(start),
                              _as_datetime(end), int(images or 0), int(unreadable or 0),
-                             int(missing or 0), int(done), int(found), failed=int(failed),
-                             species=int(species), pipeline_id=pipeline_id,
+                             int(missing or 0), int(done or 0), int(found),
+                             failed=int(failed or 0),
+                             species=int(species), waiting=int(waiting or 0),
+                             pipeline_id=pipeline_id,
                              min_score=min_score, min_label_score=min_label_score))
     rows.sort(key=lambda r: (r.deployment_name, r.deployment_id, r.date is None,
                              r.date or dt.date.min))

@@ -49,6 +49,8 @@ class ImageViewer(ViewerCorrections, QWidget):
     imageLoaded = Signal(int, int)  # image id, width in pixels shown (preview, then full)
     boxesEdited = Signal(object)  # a correction on the image was saved (its ReviewOutcome)
     boxesReloaded = Signal(int)  # image id, its boxes read again after a refresh or an edit
+    # the person moved the score slider: the window's one detection threshold follows it
+    thresholdChosen = Signal(float)
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -61,6 +63,7 @@ class ImageViewer(ViewerCorrections, QWidget):
         self._loaded = None  # LoadedImage currently shown (preview or full)
         self._full_loaded = False
         self._label_threshold = 0.5
+        self._setting_threshold = False  # set_threshold moves the slider, not the person
         self._night_ids: list[int] = []
         self._selecting = False
         self._hidden: set[int] = set()  # boxes being deleted (hidden until saved)
@@ -115,7 +118,7 @@ class ImageViewer(ViewerCorrections, QWidget):
                        self.zoom_out_button, self.fit_button, self.draw_button,
                        self.delete_button):
             button.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # a click leaves the keys to the image
-        self.slider.valueChanged.connect(lambda _v: self._restyle())
+        self.slider.valueChanged.connect(self._slider_moved)
         self.below_check.toggled.connect(lambda _c: self._restyle())
         self.labels_check.toggled.connect(lambda _c: self._restyle())
 
@@ -159,8 +162,18 @@ class ImageViewer(ViewerCorrections, QWidget):
     @Slot(float, float)
     def set_threshold(self, detection: float, classification: float) -> None:
         self._label_threshold = classification
-        self.slider.setValue(round(detection * 100))
+        self._setting_threshold = True
+        try:
+            self.slider.setValue(round(detection * 100))
+        finally:
+            self._setting_threshold = False
         self._restyle()
+
+    @Slot(int)
+    def _slider_moved(self, value: int) -> None:
+        self._restyle()
+        if not self._setting_threshold:
+            self.thresholdChosen.emit(value / 100)
 
     @Slot()
     def refresh(self) -> None:

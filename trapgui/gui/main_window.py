@@ -25,7 +25,7 @@ from trapgui.gui.resources import app_icon, resource_path
 from trapgui.gui.run_controller import RunController
 from trapgui.gui.scan_controller import ScanController
 from trapgui.gui.status_bar import StatusBar
-from trapgui.gui.trap_tree import TrapTree
+from trapgui.gui.trap_tree import TREE_DOCK_WIDTH, TrapTree
 from trapgui.gui.unclassified_bar import UnclassifiedBar
 from trapgui.services.processing_types import RunScope
 
@@ -133,14 +133,15 @@ class MainWindow(QMainWindow):
         self.drop = DropOverlay(self)
         self._build_actions()
         self._build_threshold_bar()
+        self._push_thresholds()
         self._wire()
         self._refresh_timer = QTimer(self, singleShot=True, interval=1000)
         self._refresh_timer.timeout.connect(self._refresh_views)
         self.resize(1280, 820)
         self.tree.setMinimumWidth(360)
         self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
-        # wide enough for the tree's six count columns (a minimum would widen the window)
-        self.resizeDocks([self.tree_dock], [500], Qt.Orientation.Horizontal)
+        # wide enough for the tree's seven count columns (a minimum would widen the window)
+        self.resizeDocks([self.tree_dock], [TREE_DOCK_WIDTH], Qt.Orientation.Horizontal)
         self._restore_geometry()
         # after the panel's layout has taken its shown/hidden lines into account
         self.panel.compactChanged.connect(
@@ -250,6 +251,13 @@ class MainWindow(QMainWindow):
         self.det_spin.valueChanged.connect(lambda _v: self._threshold_timer.start())
         self.cls_spin.valueChanged.connect(lambda _v: self._threshold_timer.start())
 
+    def _push_thresholds(self) -> None:
+        """Every view starts at the saved thresholds (the toolbar's): a view's own default
+        (the viewer's slider at 0.50) must never show after a restart."""
+        s = self.services.settings
+        for view in self.views:
+            view.set_threshold(s.detection_threshold, s.classification_threshold)
+
     def _threshold_spin(self, value: float, tip: str) -> QDoubleSpinBox:
         spin = QDoubleSpinBox(self)
         spin.setRange(0.0, 1.0)
@@ -266,6 +274,8 @@ class MainWindow(QMainWindow):
         self.overview.nightActivated.connect(self.tree.select_night)
         if self.detections is not None and self.viewer is not None:
             self.detections.openImageRequested.connect(self._open_image)
+        if self.viewer is not None:  # the slider is the same threshold as the toolbar's
+            self.viewer.thresholdChosen.connect(self.det_spin.setValue)
         if self.species is not None:
             self.species.showDetectionsRequested.connect(self._show_label)
         if self.occurrences is not None:  # a person's fixture decision changes the counts
@@ -601,7 +611,7 @@ class MainWindow(QMainWindow):
                 QTimer.singleShot(0, self._size_tree_dock)
 
     def _size_tree_dock(self) -> None:
-        want = min(500, self.width() * 2 // 5)
+        want = min(TREE_DOCK_WIDTH, self.width() * 9 // 20)
         self.resizeDocks([self.tree_dock], [want], Qt.Orientation.Horizontal)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API

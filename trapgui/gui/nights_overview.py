@@ -9,13 +9,15 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QStyle, QStyledItemDelegate,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from trapgui.core import night_counts
 from trapgui.gui.job_runner import job_runner
 
-COLUMNS = ("Night", "First image", "Last image", "Images", "Processed", "Failed",
-           "Individuals", "MaxN", "Detections", "Species", "Activity through the night")
+COLUMNS = ("Night", "First image", "Last image", "Images", "Processed", "Failed", "Unreadable",
+           "Waiting", "Individuals", "MaxN", "Detections", "Species",
+           "Activity through the night")
 TIPS = ("The night is named by its evening date", "Capture time of the first image",
-        "Capture time of the last image", "Images in the night (unreadable ones included)",
-        "Share of images processed with the current models", "Images that could not be processed",
+        "Capture time of the last image", night_counts.IMAGES, night_counts.PROCESSED,
+        night_counts.FAILED, night_counts.UNREADABLE, night_counts.WAITING,
         "Individuals: insects tracked across the night's images (fixtures left out) with a "
         "detection at or above the detection threshold",
         "MaxN: the most individuals in any one image of the night",
@@ -23,7 +25,7 @@ TIPS = ("The night is named by its evening date", "Capture time of the first ima
         "on the sheet is detected in many images",
         "Distinct species/orders among the individuals at or above the classification threshold",
         "Detections per hour, from the night's cut-off hour (left) to the next day's (right)")
-FIRST_COUNT_COL, INDIVIDUALS_COL, LAST_COUNT_COL = 3, 6, 9
+FIRST_COUNT_COL, INDIVIDUALS_COL, LAST_COUNT_COL = 3, 8, 11
 ACTIVITY_ROLE = Qt.ItemDataRole.UserRole + 10
 NIGHT_ROLE = Qt.ItemDataRole.UserRole
 ACTIVITY_COL = len(COLUMNS) - 1
@@ -127,6 +129,8 @@ class NightsOverview(QWidget):
             self._set_heading(
                 f"<b>{d.name}</b> — {d.path}<br>{n_nights} night{'s' if n_nights != 1 else ''}"
                 f" · {d.total('images'):,} images · {d.total('processed'):,} processed · "
+                f"{d.total('failed'):,} failed · {d.total('unreadable'):,} unreadable · "
+                f"{d.total('waiting'):,} waiting · "
                 f"{d.total_individuals:,} individuals · {d.total('detections'):,} detections"
                 f"{_threshold(d.nights)}")
         else:
@@ -142,13 +146,14 @@ class NightsOverview(QWidget):
             self._new_rows(keys)
         # during a run this runs every second: only cells whose text changed are touched
         for row, n in enumerate(nights):
-            pct = f"{100 * n.processed / n.images:.0f}%" if n.images else "–"
             c = counted[n.night_id]
             # detections that count but no individual yet: not tracked (see the trap tree)
             tracked = (n.night_id is not None and n.pipeline_id is not None
                        and not (n.detections > 0 and c.individuals == 0))
             values = [n.title.replace("Night of ", ""), _time(n.start), _time(n.end),
-                      f"{n.images:,}", pct, f"{n.failed:,}" if n.failed else "",
+                      f"{n.images:,}", f"{n.processed:,}", f"{n.failed:,}" if n.failed else "",
+                      f"{n.unreadable:,}" if n.unreadable else "",
+                      f"{n.waiting:,}" if n.waiting else "",
                       f"{c.individuals:,}" if tracked else "–",
                       f"{c.max_n:,}" if tracked else "–",
                       f"{n.detections:,}", f"{c.taxa:,}" if tracked else "–"]
@@ -156,9 +161,13 @@ class NightsOverview(QWidget):
                 item = self.table.item(row, col)
                 if item.text() != value:
                     item.setText(value)
-            tip = f"{n.processed:,} of {n.images:,} processed"
-            if self.table.item(row, 4).toolTip() != tip:
-                self.table.item(row, 4).setToolTip(tip)
+            tip = night_counts.breakdown(n.images, n.processed, n.failed, n.unreadable,
+                                         n.waiting)
+            if n.images:
+                tip += f" ({100 * n.processed / n.images:.0f}% processed)"
+            for col in range(FIRST_COUNT_COL, INDIVIDUALS_COL):
+                if self.table.item(row, col).toolTip() != tip:
+                    self.table.item(row, col).setToolTip(tip)
         if keys != self._shown_keys:
             self._shown_keys = keys
             for col in range(ACTIVITY_COL):  # the activity chart takes the rest (Stretch)

@@ -1,5 +1,6 @@
-"""Left pane: traps (deployments) and their nights, with images / processed / individuals /
-detections / species counts (individuals and species from ``db.counts``, the numbers of
+"""Left pane: traps (deployments) and their nights, with images / processed / failed /
+unreadable / individuals / detections / species counts (the image counts add up:
+``core.night_counts``) (individuals and species from ``db.counts``, the numbers of
 ``trapgui nights`` and the exports). Counts load off the GUI thread; reloads are coalesced so a flood of "results
 changed" notifications costs at most one query at a time."""
 
@@ -9,18 +10,28 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
+from trapgui.core import night_counts
 from trapgui.gui.job_runner import job_runner
 from trapgui.gui.trap_actions import TrapActions
 
 KIND_ROLE = Qt.ItemDataRole.UserRole
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 DEP_ROLE = Qt.ItemDataRole.UserRole + 2
-COLUMNS = ("Trap / night", "Images", "Processed", "Individuals", "Detections", "Species")
-INDIVIDUALS_COL, DETECTIONS_COL, SPECIES_COL = 3, 4, 5
+COLUMNS = ("Trap / night", "Images", "Processed", "Failed", "Unreadable", "Individuals",
+           "Detections", "Species")
+IMAGES_COL, PROCESSED_COL, FAILED_COL, UNREADABLE_COL = 1, 2, 3, 4
+INDIVIDUALS_COL, DETECTIONS_COL, SPECIES_COL = 5, 6, 7
+# short headers keep all eight columns legible at the tree's default width (500 px); the
+# header tips say each in full
+TREE_DOCK_WIDTH = 560  # what the main window gives the tree at first
+HEADERS = ("Trap / night", "Images", "Done", "Failed", "Unread.", "Indiv.", "Detect.",
+           "Species")
 TIPS = ("Trap folders and the nights found in them (a night runs from the cut-off hour, noon by "
         "default, to the same hour next day)",
-        "Images in the trap folder or night",
-        "Images processed with the current models (failed images count as processed)",
+        f"{night_counts.IMAGES}. A row's tip gives its own sum.",
+        f"Processed: {night_counts.PROCESSED[0].lower()}{night_counts.PROCESSED[1:]}",
+        f"Failed: {night_counts.FAILED[0].lower()}{night_counts.FAILED[1:]}",
+        f"Unreadable: {night_counts.UNREADABLE[0].lower()}{night_counts.UNREADABLE[1:]}",
         "Individuals: insects tracked across the night's images (fixtures left out) with a "
         "detection at or above the detection threshold",
         "Detections at or above the detection threshold (fixtures left out); one insect "
@@ -44,7 +55,7 @@ class TrapTree(QWidget):
         self.tree = QTreeWidget(self)
         self.tree.setObjectName("trapTree")
         self.tree.setColumnCount(len(COLUMNS))
-        self.tree.setHeaderLabels(COLUMNS)
+        self.tree.setHeaderLabels(HEADERS)
         for col, tip in enumerate(TIPS):
             self.tree.headerItem().setToolTip(col, tip)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -114,9 +125,8 @@ class TrapTree(QWidget):
                 item.setData(0, DEP_ROLE, dep.id)
                 self.tree.insertTopLevelItem(index, item)
                 item.setExpanded(True)
-            self._fill(item, dep.name, dep.total("images"), dep.total("processed"),
-                       dep.total("failed"), dep.total_individuals, dep.total("detections"),
-                       None, tooltip=dep.tooltip or dep.path)
+            self._fill(item, dep.name, _image_counts(dep.nights), dep.total_individuals,
+                       dep.total("detections"), None, tooltip=dep.tooltip or dep.path)
             self._sync_nights(item, dep)
         for key, item in existing.items():
             if key not in seen:
@@ -188,7 +198,7 @@ class TrapTree(QWidget):
                         "images are processed" if untracked else
                         f"\n{counted.individuals:,} individuals (MaxN {counted.max_n:,}: most "
                         f"in one image), {night.detections:,} detections")
-            self._fill(item, label, night.images, night.processed, night.failed,
+            self._fill(item, label, _image_counts([night]),
                        None if night.night_id is None or untracked else counted.individuals,
                        night.detections, counted.taxa, tooltip=tip)
         for key, item in existing.items():
@@ -201,20 +211,22 @@ class TrapTree(QWidget):
         parent.addChildren(items)
 
     @staticmethod
-    def _fill(item, name, images, processed, failed, individuals, detections, species,
-              tooltip="") -> None:
+    def _fill(item, name, counts, individuals, detections, species, tooltip="") -> None:
         # only touch what changed: during a run this is called every second for every row,
         # and each Qt call may have to win the GIL back from the workers
-        pct = f"{100 * processed / images:.0f}%" if images else "–"
-        texts = (name, f"{images:,}", pct, "–" if individuals is None else f"{individuals:,}",
+        images, processed, failed, unreadable, waiting = counts
+        texts = (name, f"{images:,}", f"{processed:,}", f"{failed:,}" if failed else "",
+                 f"{unreadable:,}" if unreadable else "",
+                 "–" if individuals is None else f"{individuals:,}",
                  f"{detections:,}", "" if species is None else f"{species:,}")
         fresh = item.text(1) == ""
         for col, text in enumerate(texts):
             if item.text(col) != text:
                 item.setText(col, text)
-        tips = (tooltip, f"{processed:,} of {images:,} images processed"
-                + (f", {failed:,} failed" if failed else ""))
-        for col, tip in zip((0, 2), tips):
+        pct = f" ({100 * processed / images:.0f}% processed)" if images else ""
+        sums = night_counts.breakdown(images, processed, failed, unreadable, waiting) + pct
+        tips = (tooltip, sums, sums, sums, sums)
+        for col, tip in zip((0, IMAGES_COL, PROCESSED_COL, FAILED_COL, UNREADABLE_COL), tips):
             if item.toolTip(col) != tip:
                 item.setToolTip(col, tip)
         if fresh:
@@ -291,3 +303,10 @@ class TrapTree(QWidget):
     def _emit_selection(self) -> None:
         dep, nights = self.selection()
         self.selectionChangedTo.emit(dep, nights)
+
+
+def _image_counts(nights) -> tuple[int, int, int, int, int]:
+    """(images, processed, failed, unreadable, waiting) of some nights (``NightRow``s)."""
+    return (sum(n.images for n in nights), sum(n.processed for n in nights),
+            sum(n.failed for n in nights), sum(n.unreadable for n in nights),
+            sum(n.waiting for n in nights))

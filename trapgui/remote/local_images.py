@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import insert, select, update
 
 from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, night_date
+from trapgui.core.safe_text import printable
 from trapgui.db.database import Database
 from trapgui.db.tables import Deployment, Image, Night
 from trapgui.scan.files import FoundFile, probe_file
@@ -45,6 +46,13 @@ def image_tag(image_id: str) -> str:
     if _PLAIN_ID.fullmatch(image_id):
         return image_id
     return "#" + hashlib.sha256(image_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def url_file_name(url: str) -> str:
+    """The file name at the end of an image URL's path (Antenna's image URLs are storage keys
+    that end in the original file name, ``…/20220622200400-00-79.jpg?X-Amz-…``), printable;
+    never the query, which may carry a signature. Empty when the path ends in ``/``."""
+    return printable(unquote(urlsplit(url).path.rsplit("/", 1)[-1]))
 
 
 def image_filename(image_id: str, url: str) -> str:

@@ -24,12 +24,13 @@ from tenacity import Retrying, retry_if_result, stop_never, wait_exponential
 
 from trapgui.core.errors import AuthenticationError, RemoteError
 from trapgui.core.jobs import Emit, JobControl, LogLine
+from trapgui.core.safe_text import printable
 from trapgui.pipeline.work import WorkBatch, WorkItem
 from trapgui.remote.address_policy import AddressPolicy
 from trapgui.remote.batcher import DynamicBatcher
 from trapgui.remote.client import AntennaClient, TaskInfo
 from trapgui.remote.downloader import Download, ImageDownloader
-from trapgui.remote.local_images import RemoteImageCatalogue
+from trapgui.remote.local_images import RemoteImageCatalogue, url_file_name
 from trapgui.remote.outbox import Outbox
 from trapgui.remote.worker_types import WorkerConfig
 
@@ -47,7 +48,12 @@ class ClaimedTask:
 
     @property
     def name(self) -> str:
-        return f"task {self.task.id} (image {self.task.image_id}, job {self.job_id})"
+        """What a person recognises first (the image's file name on the server), then the
+        server's ids to look it up there."""
+        ids = f"image {printable(self.task.image_id)}, task {printable(self.task.id)}, " \
+              f"job {self.job_id}"
+        file_name = url_file_name(self.task.image_url)
+        return f"{file_name} ({ids})" if file_name else ids
 
 
 class RemoteTaskSource:
