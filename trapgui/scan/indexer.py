@@ -51,6 +51,7 @@ _SQL_CHUNK = 500
 class ScanReport:
     folder: str
     deployment_id: int
+    name: str = ""  # the trap's name (the folder's name unless renamed)
     found: int = 0  # image files on disk now
     added: int = 0
     changed: int = 0  # size or mtime changed: re-read and queued again
@@ -365,3 +366,5 @@ def _fill_totals(db: Database, report: ScanReport) -> None:
             dep, present, Image.time_source == TimeSource.MTIME.value)).scalar_one()
         report.nights = s.execute(select(func.count()).select_from(Night).where(
             Night.deployment_id == report.deployment_id)).scalar_one()
+        report.name = s.execute(select(Deployment.name).where(
+            Deployment.id == report.deployment_id)).scalar_one()
