@@ -32,7 +32,7 @@ from trapgui.db.tables import Deployment, Image
 from trapgui.db.trap_metadata import remove_trap
 from trapgui.scan.indexer import ScanReport, check_folder, scan_folder
 from trapgui.scan.site_folders import SiteLayout, find_site_folders
-from trapgui.scan.trap_claim import rows_under, traps_inside
+from trapgui.scan.trap_claim import check_split, rows_under, traps_inside
 
 TRAP_CHOICES = ("auto", "one", "subfolders")
 FolderProgress = Callable[[str, str, int, int], None]  # (folder name, phase, done, total)
@@ -119,6 +119,8 @@ def scan_traps(db: Database, plan: TrapPlan, cutoff_hour: int = DEFAULT_CUTOFF_H
     if not plan.split:
         out.reports.append(scan(root, root.name))
         return out
+    if plan.already_one_trap:
+        check_split(db, out.folder, plan.layout.site_names)  # all traps, or nothing changes
     for site in plan.layout.sites:
         out.reports.append(scan(Path(site.path), site.name))
         if out.reports[-1].cancelled or stopped():

@@ -118,6 +118,36 @@ def claim_images(db: Database, target_id: int, stored_root: str) -> Claimed | No
     return Claimed(parent_id, parent_name, len(rows), detections, len(individuals))
 
 
+def check_split(db: Database, stored_root: str, folders: list[str]) -> None:
+    """Before a trap at ``stored_root`` gives the images of ``folders`` (relative) to traps of
+    their own: raises UserInputError when an individual spans two of them (or one of them and
+    the rest), so that a split either moves everything or changes nothing."""
+    with db.session() as s:
+        parent = s.execute(select(Deployment.id, Deployment.name).where(
+            Deployment.path == stored_root)).first()
+        if parent is None:
+            return
+        prefixes = tuple(f.rstrip("/") + "/" for f in folders)
+        groups: dict[int, set[str | None]] = {}
+        for occ_id, rel in s.execute(select(Detection.occurrence_id, Image.rel_path).join(
+                Image, Image.id == Detection.image_id).where(
+                Image.deployment_id == parent.id, Detection.occurrence_id.is_not(None))):
+            group = next((p for p in prefixes if rel.startswith(p)), None)
+            groups.setdefault(occ_id, set()).add(group)
+    mixed = [o for o, g in groups.items() if len(g) > 1]
+    if mixed:
+        raise _mixed_error(len(mixed), parent.name, "its site subfolders")
+
+
+def _mixed_error(count: int, trap: str, where: str) -> UserInputError:
+    return UserInputError(
+        f"{count} individual{'s' * (count != 1)} of the trap '{printable(trap)}' "
+        f"{'were' if count != 1 else 'was'} tracked across images of {where}, so its images "
+        "cannot move to traps of their own; nothing was changed.",
+        hint="Keep the folder as one trap, or remove the trap and scan its subfolders again "
+        "(their results are then computed anew).")
+
+
 def _moving_individuals(s, parent_id: int, moving: set[int], prefix: str,
                         parent_name: str) -> set[int]:
     """Individuals of the parent with a detection on a moving image; refuses mixed ones."""
@@ -128,13 +158,8 @@ def _moving_individuals(s, parent_id: int, moving: set[int], prefix: str,
         owners.setdefault(occ_id, set()).add(image_id in moving)
     mixed = [o for o, sides in owners.items() if len(sides) == 2]
     if mixed:
-        raise UserInputError(
-            f"{len(mixed)} individual{'s' * (len(mixed) != 1)} of the trap "
-            f"'{printable(parent_name)}' were tracked across images inside and outside "
-            f"{printable(prefix)}, so its images cannot move to a trap of their own; nothing "
-            "was changed.",
-            hint="Keep the folder as one trap, or remove the trap and scan its subfolders again "
-            "(their results are then computed anew).")
+        raise _mixed_error(len(mixed), parent_name,
+                           f"{printable(prefix)} and of the rest of it")
     return {o for o, sides in owners.items() if sides == {True}}
 
 
