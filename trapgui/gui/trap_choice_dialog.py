@@ -39,7 +39,6 @@ class TrapChoiceDialog(QMessageBox):
                 "Make one trap per subfolder (each with its own nights, counts and exports), or "
                 "one trap of everything?" + rest)
             split_text, one_text = "One trap per subfolder", "One trap for everything"
-        self.setDetailedText("\n".join(f"{s.name}: {s.images:,} images" for s in layout.sites))
         self.split_button = self.addButton(split_text, QMessageBox.ButtonRole.AcceptRole)
         self.one_button = self.addButton(one_text, QMessageBox.ButtonRole.RejectRole)
         self.split_button.setObjectName("splitTraps")
