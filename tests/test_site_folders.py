@@ -73,13 +73,15 @@ def test_sites_with_nightly_subfolders_and_undated_folders(tmp_path):
         make_jpeg(root / site / "2022_07_18" / "DSC_0001.JPG")
         make_jpeg(root / site / "2022_07_19" / "DSC_0002.JPG")
     make_jpeg(root / "east" / "DSC_0003.JPG", original="2022:07:18 22:00:00")
+    make_jpeg(root / "east" / "DSC_0004.JPG", original="2022:07:18 22:02:00")
+    make_jpeg(root / "kept" / "20220718221500-best.jpg")  # one photo kept aside: no trap
     make_jpeg(root / "rejects" / "blurred.jpg")  # no time anywhere: not a site
     make_jpeg(root / ".thumbnails" / "20220718220000.jpg")  # hidden: never looked at
     make_jpeg(root / "20220718230000-loose.jpg")
     layout = find_site_folders(root)
     assert layout.site_names == ["east", "north", "south"]
-    assert [o.name for o in layout.others] == ["rejects"]
-    assert layout.loose_images == 1 and layout.images_outside_sites == 2
+    assert [o.name for o in layout.others] == ["kept", "rejects"]
+    assert layout.loose_images == 1 and layout.images_outside_sites == 3
 
 
 def test_cli_auto_makes_one_trap_per_site_and_keeps_loose_images(capsys, db, tmp_path,

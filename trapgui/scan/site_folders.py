@@ -9,7 +9,9 @@ each with the dated images of its own camera, is several traps, not one. The rul
    ``2022-07``, ``2022``, ``night3``, ``night_2022-07-18``, ``2022-07-18T20``. Traps write (or
    researchers sort) a night's images into such folders, and card offloads named by their date
    may hold several nights of the same trap.
-3. Any other subfolder is a site when it holds **dated trap images**: a capture time in the
+3. Any other subfolder is a site when it holds **dated trap images** (at least
+   ``MIN_SITE_IMAGES``: a single photo is no trap's night, e.g. a stray picture kept aside):
+   a capture time in the
    file names (``20220622200400-01-snapshot.jpg``), nightly subfolders of its own (rule 2
    names), or, when neither, an EXIF capture time in one of a few probed files (a DSLR's
    ``DSC_0390.JPG``). A name like ``vermont`` or ``trap-2`` says where or which camera, not
@@ -37,6 +39,7 @@ from trapgui.core.timeparse import MAX_YEAR, MIN_YEAR, parse_filename_time
 from trapgui.core.types import TimeSource
 from trapgui.scan.files import FoundFile, is_image_name, probe_file
 
+MIN_SITE_IMAGES = 2
 NAME_SAMPLE = 64  # file names parsed per subfolder, spread over its listing
 PROBES = 3  # EXIF headers read per subfolder when no sampled name holds a time
 _WORDS_OF_TIME = frozenset({"night", "nights", "nacht", "nuit", "noche", "notte", "date", "t"})
@@ -55,7 +58,7 @@ class Subfolder:
 
     @property
     def is_site(self) -> bool:
-        return self.images > 0 and self.dated and not self.time_named
+        return self.images >= MIN_SITE_IMAGES and self.dated and not self.time_named
 
 
 @dataclass(frozen=True, slots=True)
