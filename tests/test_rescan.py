@@ -189,7 +189,8 @@ def test_cancelled_scan_keeps_finished_chunks_and_marks_nothing_missing(db, tmp_
     for i in range(300):
         make_jpeg(trap / f"20220622{20 + i // 60:02d}{i % 60:02d}00.jpg")
     make_jpeg(trap / "old" / "20220622235900.jpg")
-    scan_folder(db, trap / "old")  # unrelated trap, to check nothing else is touched
+    make_jpeg(tmp_path / "elsewhere" / "20220622235900.jpg")
+    scan_folder(db, tmp_path / "elsewhere")  # unrelated trap, to check nothing else is touched
     first = scan_folder(db, trap, cancel=lambda: False)
     assert first.added == 301
     for i in range(150):  # half the files vanish, and new ones appear

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from trapgui.cli.argtypes import positive_int, unit_interval
+from trapgui.cli.scan_cmd import add_traps_option
 from trapgui.core.errors import ModelError, UserInputError
 from trapgui.core.safe_text import printable
 
@@ -25,6 +26,7 @@ def register(subparsers) -> None:
         "the chosen models, and optionally export the results as CSV. Images already done with "
         "the same models are skipped; an interrupted run picks up where it stopped.")
     p.add_argument("folder", metavar="FOLDER", help="a trap folder")
+    add_traps_option(p)
     p.add_argument("--detector", metavar="KEY", help="detector (default: the detector setting, "
                    "'builtin' = no weights needed)")
     p.add_argument("--classifier", action="append", metavar="KEY",
@@ -140,12 +142,12 @@ def _duration(seconds: float) -> str:
 
 def run(args, ctx) -> int:
     from trapgui.cli.progress import TerminalProgress
-    from trapgui.cli.scan_cmd import summary as scan_summary
+    from trapgui.cli.scan_cmd import traps_summary
     from trapgui.core.jobs import JobControl
     from trapgui.db.catalogue_queries import image_ids
     from trapgui.ml.store import ModelStore
     from trapgui.pipeline.engine import Engine
-    from trapgui.scan.indexer import scan_folder
+    from trapgui.scan.site_scan import plan_traps, scan_traps
 
     settings = ctx.settings
     store = ModelStore(ctx.paths.models_dir)
@@ -173,10 +175,12 @@ def run(args, ctx) -> int:
                              write_example=config == default_config_file(ctx.paths.config_dir),
                              tracking=settings.tracking_params())
     cutoff = args.cutoff_hour if args.cutoff_hour is not None else settings.night_cutoff_hour
-    report = scan_folder(ctx.db, args.folder, cutoff_hour=cutoff)
-    print("\n".join(scan_summary(report)))
-    queued = engine.enqueue_deployment(report.deployment_id, requeue=args.requeue,
-                                       retry_failed=args.retry_failed)
+    traps = scan_traps(ctx.db, plan_traps(ctx.db, args.folder, args.traps), cutoff_hour=cutoff)
+    print("\n".join(traps_summary(traps)))
+    deployments = traps.deployment_ids  # one per site subfolder, or the folder's one trap
+    queued = sum(engine.enqueue_deployment(dep, requeue=args.requeue,
+                                           retry_failed=args.retry_failed)
+                 for dep in deployments)
     print(f"Models: {spec.display_name}; {queued} image{'s' if queued != 1 else ''} newly "
           "queued.")
     if spec.has_classifiers and spec.classification_floor > spec.storage_floor:
@@ -207,7 +211,8 @@ def run(args, ctx) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
         # only this folder's images: other traps queued with the same models stay queued
-        summary = engine.run(emit, control, image_ids=image_ids(ctx.db, report.deployment_id))
+        summary = engine.run(emit, control, image_ids=[
+            i for dep in deployments for i in image_ids(ctx.db, dep)])
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -221,7 +226,9 @@ def run(args, ctx) -> int:
         print(f"  {summary.failed_earlier} image{'s' if summary.failed_earlier != 1 else ''} "
               "of this folder failed in earlier runs (`trapgui nights` lists them); "
               "`--retry-failed` tries them again.")
-    print_individuals(ctx, report.deployment_id, engine.pipeline_id, summary.tracking)
+    for n, report in enumerate(traps.reports):
+        print_individuals(ctx, report.deployment_id, engine.pipeline_id, summary.tracking,
+                          trap=report.name if len(deployments) > 1 else None, warn=n == 0)
     if summary.status == "cancelled":
         print("Run the same command again to process the rest.")
         return 130
@@ -229,18 +236,20 @@ def run(args, ctx) -> int:
         from trapgui.export.csv_export import ExportFilter, export_detections
 
         out = export_detections(ctx.db, args.export, ExportFilter(
-            deployment_ids=[report.deployment_id], pipeline_id=engine.pipeline_id))
+            deployment_ids=deployments, pipeline_id=engine.pipeline_id))
         print(f"Exported {out.rows} detections to {printable(out.path)}")
     return 0 if summary.status == "finished" else 1
 
 
-def print_individuals(ctx, deployment_id: int, pipeline_id: int, tracking) -> None:
+def print_individuals(ctx, deployment_id: int, pipeline_id: int, tracking,
+                      trap: str | None = None, warn: bool = True) -> None:
     """The individuals this folder's nights now hold (``db.counts``, at the settings'
-    thresholds), after the tracking that ended the run."""
+    thresholds), after the tracking that ended the run; ``trap`` names the trap when a
+    folder made several (``warn``: the tracking's warnings, said once)."""
     from trapgui.db.counts import count_individuals_per_night
     from trapgui.db.export_queries import ExportScope, Thresholds, untracked_detections
 
-    if tracking is not None:
+    if tracking is not None and warn:
         for problem in tracking.problems:
             print(f"  warning: {printable(problem)}")
     thresholds = Thresholds(ctx.settings.detection_threshold,
@@ -249,8 +258,10 @@ def print_individuals(ctx, deployment_id: int, pipeline_id: int, tracking) -> No
     per_night = count_individuals_per_night(ctx.db, scope, pipeline_id, thresholds)
     individuals = sum(c.individuals for c in per_night.values())
     nights = len(per_night)
-    tracked = f" ({tracking.describe()})" if tracking is not None and tracking.nights else ""
-    print(f"Individuals: {individuals} in {nights} night{'s' if nights != 1 else ''}, "
+    tracked = f" ({tracking.describe()})" if warn and tracking is not None and tracking.nights \
+        else ""
+    head = "Individuals" if trap is None else f"Individuals of the trap '{printable(trap)}'"
+    print(f"{head}: {individuals} in {nights} night{'s' if nights != 1 else ''}, "
           f"counted at detection score {thresholds.detection:.2f}, fixtures left out"
           f"{tracked}; `trapgui nights` lists them per night.")
     untracked = untracked_detections(ctx.db, scope, pipeline_id, thresholds.detection)

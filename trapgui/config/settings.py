@@ -20,6 +20,9 @@ from trapgui.core.tracking_params import TrackingParams
 log = logging.getLogger(__name__)
 
 CLUSTER_MODES = ("off", "address", "local", "slurm", "pbs")
+# a folder whose subfolders are different trap sites: ask (the window asks each time), or the
+# remembered answer: one trap per site subfolder, or one trap for everything
+SITE_SUBFOLDER_CHOICES = ("ask", "subfolders", "one")
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Settings:
     data_dir: str | None = None
     db_path: str | None = None
     recent_folders: list[str] = field(default_factory=list)
+    site_subfolders: str = "ask"  # SITE_SUBFOLDER_CHOICES
     # remote jobs (the token itself lives in the OS keyring, or the secrets file)
     remote_base_url: str = "https://antenna.insectai.org/api/v2"
     remote_pipelines: list[str] = field(default_factory=list)
@@ -97,6 +101,9 @@ class Settings:
                                 "(or empty for the detector's default).")
         if self.remote_batch_timeout_s < 0:
             problems.append("Remote batch timeout cannot be negative.")
+        if self.site_subfolders not in SITE_SUBFOLDER_CHOICES:
+            problems.append("Site subfolders must be one of "
+                            f"{', '.join(SITE_SUBFOLDER_CHOICES)}.")
         if self.cluster_mode not in CLUSTER_MODES:
             problems.append(f"Cluster mode must be one of {', '.join(CLUSTER_MODES)}.")
         if self.cluster_local_workers < 1:

@@ -293,6 +293,8 @@ class MainWindow(QMainWindow):
         self.scanner.progressed.connect(self.status.show_scan)
         self.scanner.tick.connect(self.tree.reload)
         self.scanner.scanFinished.connect(self._scan_finished)
+        self.scanner.trapsScanned.connect(self._traps_scanned)
+        self.scanner.choiceNeeded.connect(self._ask_trap_choice)
         self.scanner.scanFailed.connect(
             lambda folder, exc: show_error(self, f"Cannot open {Path(folder).name}", exc))
         self.scanner.allDone.connect(self._scans_done)
@@ -394,6 +396,29 @@ class MainWindow(QMainWindow):
         self._select_after_load = report.deployment_id
         self.tree.select_deployment(report.deployment_id)  # when the tree has it already
         self.tree.reload()
+
+    def _traps_scanned(self, traps) -> None:
+        if traps.split or traps.notes:
+            names = ", ".join(r.name for r in traps.reports)
+            text = (f"{Path(traps.folder).name}: {len(traps.reports)} traps ({names})"
+                    if traps.split else "")
+            self.status.showMessage(" ".join([text] + traps.notes).strip(), 20000)
+
+    @Slot(str, object)
+    def _ask_trap_choice(self, folder: str, plan) -> None:
+        from trapgui.gui.trap_choice_dialog import TrapChoiceDialog
+
+        self.status.show_scan(f"{Path(folder).name}: one trap or one per site?", 0, 0)
+        dialog = TrapChoiceDialog(Path(folder).name or folder, plan, self)
+        dialog.answered.connect(self._trap_choice_answered)
+        dialog.open()
+
+    @Slot(str, bool)
+    def _trap_choice_answered(self, choice: str, remember: bool) -> None:
+        if remember:
+            self.services.settings.site_subfolders = choice
+            job_runner().call(self.services.save_settings, context=self)
+        self.scanner.answer(choice)
 
     def _scans_done(self) -> None:
         self.status.hide_scan()

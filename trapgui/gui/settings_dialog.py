@@ -117,6 +117,19 @@ class SettingsDialog(QDialog):
         form.addRow("Store boxes from score", self.storage_floor)
         form.addRow("Classify boxes from score", self.classification_floor)
         form.addRow("Night starts at", self.cutoff)
+        self.site_subfolders = QComboBox(self)
+        self.site_subfolders.setObjectName("siteSubfolders")
+        for text, value in (("Ask each time", "ask"), ("One trap per subfolder", "subfolders"),
+                            ("One trap for everything", "one")):
+            self.site_subfolders.addItem(text, value)
+        self.site_subfolders.setToolTip(
+            "A folder whose subfolders each hold dated images of their own (vermont/, panama/…) "
+            "is several trap sites: make one trap per subfolder, one trap of everything, or ask "
+            "when such a folder is opened. A folder catalogued as one trap is split only after "
+            "asking")
+        self.site_subfolders.setCurrentIndex(
+            max(0, self.site_subfolders.findData(s.site_subfolders)))
+        form.addRow("Site subfolders", self.site_subfolders)
         self.reviewer = QLineEdit(s.reviewer_name, self)
         self.reviewer.setObjectName("reviewerName")
         self.reviewer.setPlaceholderText("your name, e.g. A. Smith")
@@ -303,6 +316,8 @@ class SettingsDialog(QDialog):
         self.det_threshold.setValue(s.detection_threshold)
         self.cls_threshold.setValue(s.classification_threshold)
         self.cutoff.setValue(s.night_cutoff_hour)
+        self.site_subfolders.setCurrentIndex(
+            max(0, self.site_subfolders.findData(s.site_subfolders)))
         self.reviewer.setText(s.reviewer_name)
         self.data_dir.setText(s.data_dir or "")
         self.db_path.setText(s.db_path or "")
@@ -325,6 +340,7 @@ class SettingsDialog(QDialog):
         new.detection_threshold = round(self.det_threshold.value(), 4)
         new.classification_threshold = round(self.cls_threshold.value(), 4)
         new.night_cutoff_hour = self.cutoff.value()
+        new.site_subfolders = self.site_subfolders.currentData()
         new.reviewer_name = " ".join(self.reviewer.text().split())
         new.data_dir = self.data_dir.text().strip() or None
         new.db_path = self.db_path.text().strip() or None

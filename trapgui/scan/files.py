@@ -69,8 +69,10 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def discover(folder: Path) -> Discovery:
+def discover(folder: Path, exclude: frozenset[str] = frozenset()) -> Discovery:
     """Every file with an image extension below ``folder`` (recursive, symlinks followed once).
+
+    ``exclude``: relative folders (POSIX, as stored) not to enter: traps of their own.
 
     Hidden folders (``.Trashes``, ``.thumbnails``...) and macOS ``._`` metadata files are skipped:
     they are never trap images. A folder that cannot be listed is reported, not fatal. Names
@@ -99,6 +101,8 @@ def discover(folder: Path) -> Discovery:
                     if entry.is_dir():  # follows links; loops stopped by seen_dirs
                         if name.startswith("."):
                             out.skipped += 1
+                            continue
+                        if exclude and to_stored(rel) in exclude:
                             continue
                         est = entry.stat()
                         key = (est.st_dev, est.st_ino)

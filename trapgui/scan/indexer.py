@@ -32,10 +32,12 @@ from trapgui.core.file_names import to_stored
 from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, check_cutoff_hour
 from trapgui.core.types import ImageState, JobState, TimeSource
 from trapgui.db.database import Database, user_error
+from trapgui.db.trap_metadata import remove_trap
 from trapgui.db.tables import Classification, Deployment, Detection, Image, Job, Night
 from trapgui.scan.files import FoundFile, Probe, discover, iter_chunks, probe_file
 from trapgui.scan.night_groups import NightIds, refresh_night_bounds, regroup_nights
 from trapgui.scan.probe_pool import default_workers, probe_all
+from trapgui.scan.trap_claim import Claimed, claim_images, traps_inside
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ _SQL_CHUNK = 500
 class ScanReport:
     folder: str
     deployment_id: int
+    name: str = ""  # the trap's name (the folder's name unless renamed)
     found: int = 0  # image files on disk now
     added: int = 0
     changed: int = 0  # size or mtime changed: re-read and queued again
@@ -62,6 +65,9 @@ class ScanReport:
     new_problems: list[tuple[str, str]] = field(default_factory=list)  # (rel path, reason)
     folder_errors: list[tuple[str, str]] = field(default_factory=list)
     skipped: int = 0
+    # subfolders (relative, POSIX) left out because each is a trap of its own
+    own_traps: list[str] = field(default_factory=list)
+    claimed: Claimed | None = None  # images this new trap took over from the one that held them
     cancelled: bool = False
     seconds: float = 0.0
 
@@ -103,7 +109,11 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
                 progress: ProgressFn | None = None, cancel=None,
                 workers: int | None = None) -> ScanReport:
     """Index ``folder`` as one deployment (trap). ``cancel`` is a callable or an Event;
-    ``workers`` header-reading processes (default: one per CPU, at most 4; 1 = in-process)."""
+    ``workers`` header-reading processes (default: one per CPU, at most 4; 1 = in-process).
+
+    Every image is in one trap: subfolders that are traps of their own are left out, and a
+    folder that lay in another trap takes its images, with their results, out of it
+    (``scan.trap_claim``)."""
     started = time.perf_counter()
     check_cutoff_hour(cutoff_hour)
     root = check_folder(folder)
@@ -111,23 +121,22 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
     report_progress = progress or (lambda phase, done, total: None)
 
     report_progress(PHASE_LISTING, 0, 0)
-    listing = discover(root)
     stored_root = to_stored(str(root))  # the folder's name may not be valid text either
     with db.session() as s:
-        dep = s.execute(select(Deployment.id, Deployment.night_cutoff_hour).where(
-            Deployment.path == stored_root)).first()
-        # plain Core rows (no ORM loading): this is most of a no-change rescan's time
-        existing = {} if dep is None else {
-            r[1]: r for r in s.connection().execute(select(
-                Image.id, Image.rel_path, Image.size, Image.mtime, Image.state, Image.error).where(
-                Image.deployment_id == dep[0]))}
-    if dep is None and not listing.files:
+        own_traps = traps_inside(s, stored_root)  # folders below that are traps of their own
+        dep_id = s.execute(select(Deployment.id).where(
+            Deployment.path == stored_root)).scalar_one_or_none()
+    listing = discover(root, frozenset(own_traps))
+    if dep_id is None and not listing.files:
         why = "; ".join(f"{p}: {r}" for p, r in listing.folder_errors)
         raise UserInputError(
             f"No images found in {stored_root}: it contains no .jpg, .jpeg, .png, .tif or .tiff files "
-            "(subfolders included).", hint=f"Some folders could not be read: {why}" if why else
+            "(subfolders included)" + (f" outside its subfolders that are traps of their own "
+                                      f"({', '.join(own_traps)})." if own_traps else "."),
+            hint=f"Some folders could not be read: {why}" if why else
             "Choose the folder the trap camera wrote its images to.")
-    if dep is None:
+    created = dep_id is None
+    if created:
         with db.write_session() as s:
             # re-read under the write lock: another process may be scanning this folder too
             dep_id = s.execute(select(Deployment.id).where(
@@ -136,11 +145,29 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
                 dep_id = s.execute(insert(Deployment).values(
                     path=stored_root, name=to_stored(root.name) or stored_root, kind="local",
                     night_cutoff_hour=cutoff_hour).returning(Deployment.id)).scalar_one()
-        old_cutoff = cutoff_hour
-    else:
-        dep_id, old_cutoff = dep
+    try:
+        # a folder that lay in another trap takes its images (and their results) with it
+        claimed = claim_images(db, dep_id, stored_root)
+    except UserInputError:
+        if created:
+            remove_trap(db, dep_id)
+        raise
+    with db.session() as s:
+        old_cutoff = s.execute(select(Deployment.night_cutoff_hour).where(
+            Deployment.id == dep_id)).scalar_one()
+        # plain Core rows (no ORM loading): this is most of a no-change rescan's time
+        existing = {
+            r[1]: r for r in s.connection().execute(select(
+                Image.id, Image.rel_path, Image.size, Image.mtime, Image.state, Image.error).where(
+                Image.deployment_id == dep_id))}
     report = ScanReport(folder=stored_root, deployment_id=dep_id, found=len(listing.files),
-                        folder_errors=listing.folder_errors, skipped=listing.skipped)
+                        folder_errors=listing.folder_errors, skipped=listing.skipped,
+                        own_traps=own_traps, claimed=claimed)
+    if own_traps:
+        # rows of a sub-trap's images this trap still holds (a subfolder scanned on its own
+        # before this rule, whose images were already there) stay, as missing ones do
+        keep = tuple(f"{t}/" for t in own_traps)
+        existing = {k: v for k, v in existing.items() if not k.startswith(keep)}
 
     new: list[FoundFile] = []
     reread: list[tuple[FoundFile, int, bool]] = []  # (file, image id, content changed)
@@ -339,3 +366,5 @@ def _fill_totals(db: Database, report: ScanReport) -> None:
             dep, present, Image.time_source == TimeSource.MTIME.value)).scalar_one()
         report.nights = s.execute(select(func.count()).select_from(Night).where(
             Night.deployment_id == report.deployment_id)).scalar_one()
+        report.name = s.execute(select(Deployment.name).where(
+            Deployment.id == report.deployment_id)).scalar_one()

@@ -154,26 +154,54 @@ class CatalogueService:
         self._services.settings.add_recent_folder(str(folder))
         self._services.save_settings()
 
-    def scan_job(self, folder: str):
-        """A job that indexes a trap folder (incremental) and remembers it; returns the
-        scanner's ``ScanReport`` (``cancelled`` set when stopped early: what was read is kept).
-        Emits Progress in "files", its message says the phase."""
+    def trap_plan_job(self, folder: str, choice: str = "auto"):
+        """A job that looks at ``folder``'s subfolders (directory listings only) and returns
+        the ``scan.site_scan.TrapPlan`` scanning it with ``choice`` would follow: whether its
+        subfolders are trap sites, and whether it is catalogued as one trap already."""
         path = Path(folder).expanduser()
-        name = path.name or str(path)
+
+        def job(emit: Emit, control: JobControl):
+            from trapgui.scan.site_scan import plan_traps
+
+            emit(Progress(0, None, unit="files", message=f"Looking into {path.name or path}"))
+            return plan_traps(self._db, path, choice)
+
+        return job
+
+    @staticmethod
+    def needs_trap_question(plan, remembered: str) -> bool:
+        """Whether the window asks "one trap per subfolder or one for everything?" before
+        scanning: when the folder holds two or more sites and no answer is remembered, and
+        always before splitting a folder catalogued as one trap (never silently)."""
+        if plan.layout is None or plan.already_split or not plan.layout.splits:
+            return False
+        if plan.already_one_trap:
+            return remembered != "one"
+        return remembered == "ask"
+
+    def scan_job(self, folder: str, traps: str = "auto", layout=None):
+        """A job that indexes a trap folder (incremental) and remembers it; ``traps`` is
+        ``auto``, ``one`` or ``subfolders`` (``scan.site_scan``; ``layout`` the
+        ``SiteLayout`` already found, to skip listing again). Returns the
+        ``scan.site_scan.TrapsReport``: one ``ScanReport`` per trap made (``cancelled`` set
+        when stopped early: what was read is kept). Emits Progress in "files", its message
+        says the trap and the phase."""
+        path = Path(folder).expanduser()
 
         def job(emit: Emit, control: JobControl):
             if not path.is_dir():
                 raise UserInputError(f"{path} is not a folder.",
                                      hint="Drop or open the folder that holds the trap's images.")
-            from trapgui.scan.indexer import scan_folder
+            from trapgui.scan.site_scan import plan_traps, scan_traps
 
-            def progress(phase: str, done: int, total: int) -> None:
+            def progress(name: str, phase: str, done: int, total: int) -> None:
                 emit(Progress(done, total or None, unit="files",
                               message=f"Scanning {name}: {phase}"))
 
-            report = scan_folder(self._db, path.resolve(),
-                                 cutoff_hour=self._services.settings.night_cutoff_hour,
-                                 progress=progress, cancel=lambda: control.cancelled)
+            plan = plan_traps(self._db, path, traps, layout=layout)
+            report = scan_traps(self._db, plan,
+                                cutoff_hour=self._services.settings.night_cutoff_hour,
+                                progress=progress, cancel=lambda: control.cancelled)
             self.add_recent_folder(str(path.resolve()))
             return report
 
