@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 
 from trapgui.core.errors import UserInputError
 from trapgui.core.file_names import disk_path
@@ -72,6 +72,7 @@ class StoredCandidate:
     pinned: bool
     fixture_reviewed: bool
     fixture: bool
+    fixture_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +138,13 @@ def stored_candidates(session, pipeline_id: int, deployment_id: int,
                       exclude_night: int | None = None) -> list[StoredCandidate]:
     """The fixture evidence of the trap's tracked nights (one row per candidate)."""
     q = (select(Occurrence.night_id, Occurrence.id, Occurrence.fixture_candidate,
-                Occurrence.pinned, Occurrence.fixture_reviewed, Occurrence.fixture)
+                Occurrence.pinned, Occurrence.fixture_reviewed, Occurrence.fixture,
+                Occurrence.fixture_reason)
          .where(Occurrence.pipeline_id == pipeline_id, Occurrence.deployment_id == deployment_id,
                 Occurrence.fixture_candidate.is_not(None), Occurrence.night_id.is_not(None)))
     if exclude_night is not None:
         q = q.where(Occurrence.night_id != exclude_night)
-    return [StoredCandidate(r[0], r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]))
+    return [StoredCandidate(r[0], r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]), r[6])
             for r in session.execute(q.order_by(Occurrence.night_id, Occurrence.id))
             if isinstance(r[2], dict)]
 
@@ -277,13 +279,14 @@ def _param(value):
 
 def set_flags(session, changes: Sequence[FlagChange]) -> int:
     """Machine fixture flags of occurrences (a person's decision is never overwritten)."""
-    changed = 0
-    for c in changes:
-        changed += session.execute(
-            update(Occurrence).where(Occurrence.id == c.occurrence_id,
-                                     Occurrence.fixture_reviewed.is_(False))
-            .values(fixture=c.fixture, fixture_reason=c.reason)).rowcount or 0
-    return changed
+    if not changes:
+        return 0
+    table = Occurrence.__table__
+    statement = (update(table).where(table.c.id == bindparam("occurrence"),
+                                     table.c.fixture_reviewed.is_(False))
+                 .values(fixture=bindparam("flag"), fixture_reason=bindparam("why")))
+    rows = [{"occurrence": c.occurrence_id, "flag": c.fixture, "why": c.reason} for c in changes]
+    return session.execute(statement, rows).rowcount or 0
 
 
 def set_fixture_decision(db: Database, occurrence_id: int,

@@ -201,9 +201,10 @@ def _flag(session, result: NightTracks, night_id: int, date, others, params):
         for cand in cands:
             row = stored[cand.key]
             reason = flags[other_night].get(cand.key)
-            # a flag stays as it is when nothing changed; a fixture's reason names the
-            # nights anew (this one may be among them)
-            if not row.fixture_reviewed and (row.fixture or reason is not None):
+            # written only when the flag or its reason (the nights it names) changed: a
+            # season's nights hold thousands of fixtures, and most stay as they are
+            if not row.fixture_reviewed and (row.fixture != (reason is not None)
+                                             or (reason is not None and reason != row.fixture_reason)):
                 changes.append(store.FlagChange(cand.key, reason is not None, reason))
     return apply_fixture_flags(result, flags[night_id]), changes
 

@@ -156,36 +156,61 @@ def flag_fixtures(nights: Mapping[Hashable, Sequence[FixtureCandidate]],
         return result
     boxes = np.array([c.box for _, c in flat], dtype=np.float64)
     centres = box_centres(boxes)
-    tree = cKDTree(centres)
+    found = cKDTree(centres).query_ball_point(centres, _place_radius(boxes, p))
     labels = night_labels or {}
-    nights_seen = len({night for night, _ in flat})
+    night_names = list(nights)
+    night_of = _night_index(flat, night_names)
+    nights_seen = len(np.unique(night_of))
     needed = max(p.fixture_min_nights, math.ceil(p.fixture_min_night_fraction * nights_seen - 1e-9))
-    for i, near in enumerate(tree.query_ball_point(centres, _place_radius(boxes, p))):
-        night, cand = flat[i]
-        others = set()
-        for j in near:
-            other_night, other = flat[j]
-            if other_night == night or other_night in others:
-                continue
-            if not same_place(boxes[i:i + 1], boxes[j:j + 1], p)[0]:
-                continue
-            if not _alike(cand, other, p):
-                continue
-            others.add(other_night)
+    # every pair at once (a season holds thousands of candidates: pair by pair in Python took
+    # minutes): near in the KD-tree, of another night, at the same place, alike
+    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+    cols = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=int(counts.sum()))
+    rows = np.repeat(np.arange(len(flat)), counts)
+    keep = night_of[rows] != night_of[cols]
+    rows, cols = rows[keep], cols[keep]
+    keep = same_place(boxes[rows], boxes[cols], p)
+    rows, cols = rows[keep], cols[keep]
+    keep = _alike_pairs([c for _, c in flat], rows, cols, p)
+    rows, cols = rows[keep], cols[keep]
+    pairs = np.unique(rows * len(night_names) + night_of[cols])  # (candidate, other night)
+    others_of: dict[int, list] = {}
+    for i, other in zip(*np.divmod(pairs, len(night_names))):
+        others_of.setdefault(int(i), []).append(night_names[int(other)])
+    for i, (night, cand) in enumerate(flat):
+        others = others_of.get(i, [])
         if 1 + len(others) >= needed:
             result[night][cand.key] = _reason(cand, sorted(others, key=lambda n: str(labels.get(n, n))),
                                               labels)
     return result
 
 
-def _alike(a: FixtureCandidate, b: FixtureCandidate, p: TrackingParams) -> bool:
-    if a.embedding is None or b.embedding is None or a.embedding.shape != b.embedding.shape:
-        return True  # place alone decides
-    refs = [r for r in (a.reference_distance, b.reference_distance) if r]
-    if not refs:
-        return True
-    distance = (1.0 - float(np.dot(a.embedding, b.embedding))) / (sum(refs) / len(refs))
-    return distance <= p.fixture_max_appearance
+def _night_index(flat, night_names) -> np.ndarray:
+    index = {night: k for k, night in enumerate(night_names)}
+    return np.array([index[night] for night, _ in flat], dtype=np.int64)
+
+
+def _alike_pairs(cands: Sequence[FixtureCandidate], rows: np.ndarray, cols: np.ndarray,
+                 p: TrackingParams) -> np.ndarray:
+    """``_alike`` for the pairs (rows[k], cols[k]), vectorised (float64 dot products)."""
+    out = np.ones(len(rows), dtype=bool)
+    if len(rows) == 0:
+        return out
+    dims = np.array([c.embedding.shape[0] if c.embedding is not None and c.embedding.ndim == 1
+                     else -1 for c in cands], dtype=np.int64)
+    refs = np.array([c.reference_distance or np.nan for c in cands], dtype=np.float64)
+    for dim in np.unique(dims[dims > 0]).tolist():
+        members = np.flatnonzero(dims == dim)
+        matrix = np.zeros((len(cands), dim), dtype=np.float64)
+        matrix[members] = np.stack([cands[k].embedding for k in members.tolist()])
+        both = (dims[rows] == dim) & (dims[cols] == dim)
+        pair_refs = np.stack([refs[rows[both]], refs[cols[both]]], axis=1)
+        has_ref = ~np.isnan(pair_refs).all(axis=1)
+        mean_ref = np.nanmean(np.where(has_ref[:, None], pair_refs, 1.0), axis=1)
+        dot = np.einsum("ij,ij->i", matrix[rows[both]], matrix[cols[both]])
+        alike = (1.0 - dot) / mean_ref <= p.fixture_max_appearance
+        out[np.flatnonzero(both)] = alike | ~has_ref
+    return out
 
 
 def _reason(cand: FixtureCandidate, others: list, labels: Mapping) -> str:
