@@ -47,7 +47,7 @@ def test_rescan_with_another_hour_keeps_a_persons_decision(tmp_path, capsys):
         [(occ_id, night_id, _, _, _)] = occurrence_holding(db, d_dets)
         with db.session() as s:
             assert s.get(Night, night_id).date == dt.date(2022, 6, 24)
-        review_store.relabel(db, [occ_id], "Xestia c-nigrum", "species", by="ana")
+        review_store.relabel(db, [occ_id], "Xestia triangulum", "species", by="ana")
     finally:
         db.close()
 
@@ -56,7 +56,7 @@ def test_rescan_with_another_hour_keeps_a_persons_decision(tmp_path, capsys):
     db = open_database(db_path)
     try:
         [(occ_after, night_after, state, label, pinned)] = occurrence_holding(db, d_dets)
-        assert (occ_after, state, label, pinned) == (occ_id, "relabelled", "Xestia c-nigrum", True)
+        assert (occ_after, state, label, pinned) == (occ_id, "relabelled", "Xestia triangulum", True)
         with db.session() as s:
             assert s.get(Night, night_after).date == dt.date(2022, 6, 23)
             assert s.execute(select(Night.id).where(Night.date == dt.date(2022, 6, 24))).first() is None
