@@ -216,6 +216,16 @@ def _split_off(session, occ_id: int, night_id: int, detection_ids: list[int], no
     session.execute(insert(Occurrence).values(**values))
     _set_occurrence(session, detection_ids, new_id)
     refresh_summaries(session, [new_id])
+    # the part shares the decision's history: undoing the decision takes it back on both
+    key = str(occ_id)
+    for action_id, changes in session.execute(select(ReviewAction.id, ReviewAction.changes).where(
+            ReviewAction.undone.is_(False), ReviewAction.kind != REGROUP_KIND,
+            ReviewAction.pipeline_id.is_(None) | (ReviewAction.pipeline_id == row["pipeline_id"]))):
+        touched = (changes or {}).get("occurrences") or {}
+        if key in touched:
+            updated = dict(changes, occurrences={**touched, str(new_id): touched[key]})
+            session.execute(update(ReviewAction).where(ReviewAction.id == action_id).values(
+                changes=updated))
     return new_id
 
 
