@@ -91,3 +91,30 @@ def test_a_catalogue_on_another_hour_is_regrouped_at_start(qtbot, tmp_path):
         qtbot.waitUntil(lambda: not window.regroup.busy, timeout=60_000)
         window.close()
         services.close()
+
+
+def test_a_new_hour_during_a_run_waits_for_the_run_to_end(qtbot, services, fast_settings,
+                                                           main_window, tmp_path):
+    from trapgui.services.processing_types import RunScope
+
+    traps = make_trap(tmp_path / "trapA", DAY_A), make_trap(tmp_path / "trapB", DAY_B)
+    for trap in traps:
+        run_job(services.catalogue.scan_job(str(trap), traps="one"))
+    window = main_window
+    window.tree.reload()
+    ids = tuple(d.id for d in services.catalogue.tree())
+    window.controller.start(RunScope(deployment_ids=ids, description="both traps"))
+    window.controller.pause()  # at once (however fast the machine): it stays on meanwhile
+    assert window.controller.state == "paused"
+
+    services.settings.night_cutoff_hour = 18
+    window._settings_applied()  # what the dialog's OK does
+    qtbot.waitUntil(lambda: window.status.currentMessage().startswith(
+        "Nights will start at 18:00 once the run in progress ends"), timeout=30_000)
+    assert not window.regroup.busy
+    assert services.catalogue.traps_to_regroup() == ["trapA", "trapB"]
+
+    window.controller.resume()
+    qtbot.waitUntil(lambda: window.status.currentMessage().startswith(
+        "Nights now start at 18:00: 2 traps regrouped, 4 nights → 6"), timeout=300_000)
+    assert not window.controller.busy and services.catalogue.traps_to_regroup() == []

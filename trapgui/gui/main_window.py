@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         self.controller = RunController(services, self)
         self.scanner = ScanController(services, self)
         self.regroup = RegroupController(services, self.controller, self.scanner, self)
+        self._after_regroup: list[str] = []  # folders opened while the nights were regrouped
         self.tree = TrapTree(services, self)
         self.tree.actions.busy = lambda: self.controller.busy  # no trap removal during a run
         self.overview = NightsOverview(services, self)
@@ -372,6 +373,10 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def open_folders(self, folders: list) -> None:
+        if self.regroup.busy:  # a scan would cut the trap's new images at the old hour
+            self._after_regroup.extend(str(f) for f in folders)
+            self.status.showMessage("The folder opens once the nights are regrouped…")
+            return
         self._pending_select = folders[-1] if folders else None
         self.stack.setCurrentWidget(self.tabs)
         self.scanner.scan([str(f) for f in folders])
@@ -503,6 +508,11 @@ class MainWindow(QMainWindow):
     def start_processing(self, kind: str, files: list | None = None) -> None:
         if self.controller.busy:
             return
+        if self.regroup.busy:  # the selection's nights are being replaced
+            show_error(self, "Nights are being regrouped", UserInputError(
+                "The traps' nights are being regrouped to the new cut-off hour; start "
+                "processing again once the status bar says they are done."))
+            return
         if kind == "resume":
             self.controller.start(RunScope(description="the images left from an earlier run"))
             return
@@ -593,6 +603,9 @@ class MainWindow(QMainWindow):
     def _regrouped(self, sentence: str) -> None:
         self.status.showMessage(sentence, 60000)
         self._refresh_views()
+        folders, self._after_regroup = self._after_regroup, []
+        if folders:
+            self.open_folders(folders)
 
     def open_model_manager(self, highlight: str | None = None) -> None:
         from trapgui.gui.model_manager import ModelManager
