@@ -163,6 +163,11 @@ def test_changed_capture_time_moves_the_image_and_updates_nights(db, tmp_path):
 
 
 def test_new_cutoff_hour_regroups_nights(db, trap_copy):
+    """A scan keeps a catalogued trap's hour (new images are cut at it too); the regroup job
+    moves the trap to another hour and back."""
+    from trapgui.core.jobs import run_job
+    from trapgui.pipeline.night_regroup import regroup_job
+
     vermont = trap_copy / "vermont"
     scan_folder(db, vermont, cutoff_hour=12)
 
@@ -173,13 +178,18 @@ def test_new_cutoff_hour_regroups_nights(db, trap_copy):
                 .group_by(Night.id)))
 
     assert nights() == [("2022-06-21", 1), ("2022-06-22", 2)]
-    report = scan_folder(db, vermont, cutoff_hour=0)  # calendar days
-    assert report.nights == 2 and report.unchanged == 3
+    report = scan_folder(db, vermont, cutoff_hour=0)
+    assert report.cutoff_hour == 12 and nights() == [("2022-06-21", 1), ("2022-06-22", 2)]
+    summary = run_job(regroup_job(db, 0))  # calendar days
+    assert summary.describe() == ("Nights now start at 00:00: 1 trap regrouped, 2 nights → 2; "
+                                  "results kept; individuals counted again.")
     assert nights() == [("2022-06-22", 2), ("2022-06-23", 1)]
     with db.session() as s:
         assert s.execute(select(Deployment.night_cutoff_hour)).scalar() == 0
-    scan_folder(db, vermont, cutoff_hour=12)
+    assert scan_folder(db, vermont, cutoff_hour=0).nights == 2
+    run_job(regroup_job(db, 12))
     assert nights() == [("2022-06-21", 1), ("2022-06-22", 2)]
+    assert run_job(regroup_job(db, 12)).describe() == "Nights start at 12:00 in every trap."
 
 
 def test_cancelled_scan_keeps_finished_chunks_and_marks_nothing_missing(db, tmp_path,

@@ -38,6 +38,10 @@ def register(subparsers) -> None:
                    help="detector score from which a detection counts (default: the setting)")
     p.add_argument("--classification-threshold", type=float, metavar="S",
                    help="classifier score from which a label counts (default: the setting)")
+    p.add_argument("--regroup", action="store_true",
+                   help="first move the traps whose nights were made with another cut-off "
+                   "hour than the night_cutoff_hour setting to the setting, as the window does "
+                   "at start (results and review decisions kept, individuals counted again)")
     p.set_defaults(func=run)
 
 
@@ -124,7 +128,17 @@ def run(args, ctx) -> int:
     from trapgui.db.counts import count_individuals_per_night
     from trapgui.db.export_queries import ExportScope, Thresholds, untracked_detections
 
+    from trapgui.cli.regroup import apply_cutoff, pending_note
+
     ids = resolve_traps(ctx.db, args.trap)
+    hour = ctx.settings.night_cutoff_hour
+    if args.regroup:
+        print(apply_cutoff(ctx.db, hour, ids) or f"Nights start at {hour:02d}:00 in every trap.",
+              file=sys.stderr)  # the table on stdout stays machine-readable
+    else:
+        note = pending_note(ctx.db, hour)
+        if note:
+            print(note, file=sys.stderr)
     pid, name = choose_pipeline(ctx.db, ctx.settings, args.pipeline)
     thresholds = Thresholds(
         ctx.settings.detection_threshold if args.detection_threshold is None

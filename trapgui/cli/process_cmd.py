@@ -141,6 +141,7 @@ def _duration(seconds: float) -> str:
 
 
 def run(args, ctx) -> int:
+    from trapgui.cli.regroup import apply_cutoff
     from trapgui.cli.progress import TerminalProgress
     from trapgui.cli.scan_cmd import traps_summary
     from trapgui.core.jobs import JobControl
@@ -176,7 +177,10 @@ def run(args, ctx) -> int:
                              tracking=settings.tracking_params())
     cutoff = args.cutoff_hour if args.cutoff_hour is not None else settings.night_cutoff_hour
     traps = scan_traps(ctx.db, plan_traps(ctx.db, args.folder, args.traps), cutoff_hour=cutoff)
+    sentence = apply_cutoff(ctx.db, cutoff, traps.deployment_ids, traps.reports)
     print("\n".join(traps_summary(traps)))
+    if sentence:
+        print(sentence)
     deployments = traps.deployment_ids  # one per site subfolder, or the folder's one trap
     queued = sum(engine.enqueue_deployment(dep, requeue=args.requeue,
                                            retry_failed=args.retry_failed)

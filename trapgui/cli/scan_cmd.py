@@ -25,7 +25,9 @@ def register(subparsers) -> None:
     add_traps_option(p)
     p.add_argument("--cutoff-hour", type=_hour, default=None, metavar="H",
                    help="hour (0-23, camera local time) at which one night ends and the next "
-                   "begins (default: the night_cutoff_hour setting, 12 = noon)")
+                   "begins (default: the night_cutoff_hour setting, 12 = noon); a catalogued "
+                   "trap whose nights were made with another hour is regrouped, keeping its "
+                   "results and review decisions")
     p.set_defaults(func=run)
 
 
@@ -108,6 +110,7 @@ def traps_summary(traps) -> list[str]:
 
 
 def run(args, ctx) -> int:
+    from trapgui.cli.regroup import apply_cutoff
     from trapgui.scan.site_scan import plan_traps, scan_traps
 
     cutoff = args.cutoff_hour if args.cutoff_hour is not None else ctx.settings.night_cutoff_hour
@@ -124,6 +127,9 @@ def run(args, ctx) -> int:
             print(f"trapgui: error: {printable(exc, keep_newlines=True)}", file=sys.stderr)
             failures += 1
             continue
+        sentence = apply_cutoff(ctx.db, cutoff, traps.deployment_ids, traps.reports)
         line.close(clear=True)
         print("\n".join(traps_summary(traps)))
+        if sentence:
+            print(sentence)
     return 2 if failures else 0

@@ -367,7 +367,10 @@ def undo(db: Database, *, night_id: int | None = None,
     gets its fields back, every moved detection goes back where it was, occurrences the
     action created and morphospecies nobody else uses go."""
     with db.write_session() as s:
-        q = select(ReviewAction).where(ReviewAction.undone.is_(False))
+        # a split along a new night boundary (db.night_regroup) is a record, not a step to
+        # take back: its parts lie in two nights now
+        q = select(ReviewAction).where(ReviewAction.undone.is_(False),
+                                       ReviewAction.kind != "regroup")
         if night_id is not None:
             q = q.where(ReviewAction.night_id == night_id)
         latest = s.execute(q.order_by(ReviewAction.id.desc()).limit(1)).scalars().first()

@@ -22,6 +22,7 @@ from trapgui.gui.job_runner import job_runner
 from trapgui.gui.nights_overview import NightsOverview
 from trapgui.gui.processing_panel import ProcessingPanel
 from trapgui.gui.resources import app_icon, resource_path
+from trapgui.gui.regroup_controller import RegroupController
 from trapgui.gui.run_controller import RunController
 from trapgui.gui.scan_controller import ScanController
 from trapgui.gui.status_bar import StatusBar
@@ -61,6 +62,8 @@ class MainWindow(QMainWindow):
 
         self.controller = RunController(services, self)
         self.scanner = ScanController(services, self)
+        self.regroup = RegroupController(services, self.controller, self.scanner, self)
+        self._after_regroup: list[str] = []  # folders opened while the nights were regrouped
         self.tree = TrapTree(services, self)
         self.tree.actions.busy = lambda: self.controller.busy  # no trap removal during a run
         self.overview = NightsOverview(services, self)
@@ -307,12 +310,15 @@ class MainWindow(QMainWindow):
         self.unclassified.resultsChanged.connect(self._results_committed)
         self.controller.finished.connect(self._run_finished)
         self.controller.error.connect(self._run_error)
+        self.regroup.message.connect(self.status.showMessage)
+        self.regroup.done.connect(self._regrouped)
 
     # ---- startup ------------------------------------------------------------------------
     def start(self) -> None:
         """Called once the window is visible: load the catalogue and check for unfinished
         work and missing models, all in the background."""
         self.tree.reload()
+        self.regroup.check_at_start()  # traps grouped with another cut-off hour
         services = self.services
         # a lambda: even touching services.processing imports its module
         job_runner().call(lambda: services.processing.unfinished(), self._offer_resume,
@@ -367,6 +373,10 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def open_folders(self, folders: list) -> None:
+        if self.regroup.busy:  # a scan would cut the trap's new images at the old hour
+            self._after_regroup.extend(str(f) for f in folders)
+            self.status.showMessage("The folder opens once the nights are regrouped…")
+            return
         self._pending_select = folders[-1] if folders else None
         self.stack.setCurrentWidget(self.tabs)
         self.scanner.scan([str(f) for f in folders])
@@ -498,6 +508,11 @@ class MainWindow(QMainWindow):
     def start_processing(self, kind: str, files: list | None = None) -> None:
         if self.controller.busy:
             return
+        if self.regroup.busy:  # the selection's nights are being replaced
+            show_error(self, "Nights are being regrouped", UserInputError(
+                "The traps' nights are being regrouped to the new cut-off hour; start "
+                "processing again once the status bar says they are done."))
+            return
         if kind == "resume":
             self.controller.start(RunScope(description="the images left from an earlier run"))
             return
@@ -583,6 +598,14 @@ class MainWindow(QMainWindow):
         self.cls_spin.setValue(s.classification_threshold)
         self.status.device_label.setText(f"Device: {s.device}")
         self.tree.schedule_reload()
+        self.regroup.check_at_start()  # a changed "Night starts at" applies to every trap
+
+    def _regrouped(self, sentence: str) -> None:
+        self.status.showMessage(sentence, 60000)
+        self._refresh_views()
+        folders, self._after_regroup = self._after_regroup, []
+        if folders:
+            self.open_folders(folders)
 
     def open_model_manager(self, highlight: str | None = None) -> None:
         from trapgui.gui.model_manager import ModelManager

@@ -109,9 +109,17 @@ class SettingsDialog(QDialog):
         self.cls_threshold = self._dspin(s.classification_threshold, "Labels scoring below "
                                          "this count as uncertain")
         self.cutoff = self._spin(0, 23, s.night_cutoff_hour, "A night runs from this hour to "
-                                 "the same hour next day (camera time). Existing traps are "
-                                 "regrouped when they are scanned again")
+                                 "the same hour next day (camera time). Changing it regroups "
+                                 "every trap's images into nights in the background, keeping "
+                                 "all results and review decisions")
+        self.cutoff.setObjectName("nightCutoff")
         self.cutoff.setSuffix(":00")
+        # what OK will do with a changed hour, said before it is done
+        self.cutoff_note = QLabel("", self)
+        self.cutoff_note.setObjectName("cutoffNote")
+        self.cutoff_note.setWordWrap(True)
+        self.cutoff.valueChanged.connect(self._cutoff_changed)
+        self._cutoff_changed(s.night_cutoff_hour)
         form.addRow("Detection threshold", self.det_threshold)
         form.addRow("Classification threshold", self.cls_threshold)
         form.addRow("Store boxes from score", self.storage_floor)
@@ -169,6 +177,7 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(models)
         layout.addLayout(columns)
+        layout.addWidget(self.cutoff_note)  # the full width: what "Night starts at" does
         layout.addWidget(folders)
         layout.addWidget(self.cluster)
         layout.addWidget(self.problems)
@@ -186,6 +195,16 @@ class SettingsDialog(QDialog):
         self._batch_mode(self.auto_batch.isChecked())
 
     # ---- widgets ------------------------------------------------------------------------
+    def _cutoff_changed(self, hour: int) -> None:
+        before = self._services.settings.night_cutoff_hour
+        # the note keeps its place (its lines are laid out with the dialog), its words change
+        self.cutoff_note.setText(
+            f"OK regroups every trap into nights that start at {hour:02d}:00 (now "
+            f"{before:02d}:00) in the background, after a run in progress; results and review "
+            "decisions are kept." if hour != before else
+            "Changing \u201cNight starts at\u201d regroups every trap's images into the new "
+            "nights in the background, keeping all results and review decisions.")
+
     def _spin(self, lo, hi, value, tip) -> QSpinBox:
         spin = QSpinBox(self)
         spin.setRange(lo, hi)

@@ -144,37 +144,43 @@ def track_catalogue_nights(db, pipeline_id: int, night_ids: Iterable[int],
 def track_one_night(db, pipeline_id: int, night_id: int, params: TrackingParams) -> NightTracked:
     """Read, track, flag and write one night in one write transaction (writers wait; readers
     see the old occurrences until the commit)."""
-    t0 = time.perf_counter()
     with db.write_session() as s:
-        data = store.read_night(s, pipeline_id, night_id)
-        images = [NightImage(i.image_id, i.captured, i.width, i.height) for i in data.images]
-        detections = [NightDetection(d.detection_id, d.image_id, d.box, d.score, d.labels,
-                                     decode_embedding(d.embedding), d.sharpness)
-                      for d in data.detections]
-        pinned = [PinnedOccurrence(p.occurrence_id, p.detection_ids, p.fixture)
-                  for p in data.pinned if p.detection_ids]
-        t1 = time.perf_counter()
-        result = track_night(images, detections, params, pinned)
-        track_s = time.perf_counter() - t1
-        others = store.stored_candidates(s, pipeline_id, data.deployment_id, exclude_night=night_id)
-        result, changes = _flag(s, result, night_id, data.date, others, params)
-        candidates = {c.key: c for c in result.fixture_candidates}
-        current = {d.detection_id: d.occurrence_id for d in data.detections}
-        pinned_ids = {p.occurrence_id for p in data.pinned}
-        reused: set[int] = set()
-        writes = []
-        for occ in result.occurrences:
-            row_id = occ.pinned_key
-            if row_id is None:  # continue the row its first detection is in (stable ids)
-                was = current.get(occ.key)
-                if was is not None and was not in pinned_ids and was not in reused:
-                    row_id = was
-                    reused.add(was)
-            writes.append(_write_row(occ, candidates.get(occ.key), row_id))
-        stats = store.replace_night(s, pipeline_id, data.deployment_id, night_id, writes, changes,
-                                    current)
-        # the same transaction: a person's work in the night's other configurations follows
-        carry = carry_into_night(s, pipeline_id, night_id)
+        return track_night_in(s, pipeline_id, night_id, params)
+
+
+def track_night_in(s, pipeline_id: int, night_id: int, params: TrackingParams) -> NightTracked:
+    """:func:`track_one_night` in the caller's write transaction (the night regroup tracks
+    a trap's changed nights in the transaction that moved its images)."""
+    t0 = time.perf_counter()
+    data = store.read_night(s, pipeline_id, night_id)
+    images = [NightImage(i.image_id, i.captured, i.width, i.height) for i in data.images]
+    detections = [NightDetection(d.detection_id, d.image_id, d.box, d.score, d.labels,
+                                 decode_embedding(d.embedding), d.sharpness)
+                  for d in data.detections]
+    pinned = [PinnedOccurrence(p.occurrence_id, p.detection_ids, p.fixture)
+              for p in data.pinned if p.detection_ids]
+    t1 = time.perf_counter()
+    result = track_night(images, detections, params, pinned)
+    track_s = time.perf_counter() - t1
+    others = store.stored_candidates(s, pipeline_id, data.deployment_id, exclude_night=night_id)
+    result, changes = _flag(s, result, night_id, data.date, others, params)
+    candidates = {c.key: c for c in result.fixture_candidates}
+    current = {d.detection_id: d.occurrence_id for d in data.detections}
+    pinned_ids = {p.occurrence_id for p in data.pinned}
+    reused: set[int] = set()
+    writes = []
+    for occ in result.occurrences:
+        row_id = occ.pinned_key
+        if row_id is None:  # continue the row its first detection is in (stable ids)
+            was = current.get(occ.key)
+            if was is not None and was not in pinned_ids and was not in reused:
+                row_id = was
+                reused.add(was)
+        writes.append(_write_row(occ, candidates.get(occ.key), row_id))
+    stats = store.replace_night(s, pipeline_id, data.deployment_id, night_id, writes, changes,
+                                current)
+    # the same transaction: a person's work in the night's other configurations follows
+    carry = carry_into_night(s, pipeline_id, night_id)
     return NightTracked(night_id, data.deployment_id, data.date.isoformat(), len(detections),
                         len(result.occurrences), sum(o.fixture for o in result.occurrences),
                         sum(o.pinned for o in result.occurrences), stats.other_flags_changed,

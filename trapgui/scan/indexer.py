@@ -35,7 +35,7 @@ from trapgui.db.database import Database, user_error
 from trapgui.db.trap_metadata import remove_trap
 from trapgui.db.tables import Classification, Deployment, Detection, Image, Job, Night
 from trapgui.scan.files import FoundFile, Probe, discover, iter_chunks, probe_file
-from trapgui.scan.night_groups import NightIds, refresh_night_bounds, regroup_nights
+from trapgui.scan.night_groups import NightIds, refresh_night_bounds
 from trapgui.scan.probe_pool import default_workers, probe_all
 from trapgui.scan.trap_claim import Claimed, claim_images, traps_inside
 
@@ -68,6 +68,8 @@ class ScanReport:
     # subfolders (relative, POSIX) left out because each is a trap of its own
     own_traps: list[str] = field(default_factory=list)
     claimed: Claimed | None = None  # images this new trap took over from the one that held them
+    # the hour its nights are cut at now (another ``cutoff_hour`` is applied by the regroup job)
+    cutoff_hour: int = DEFAULT_CUTOFF_HOUR
     cancelled: bool = False
     seconds: float = 0.0
 
@@ -108,7 +110,9 @@ def check_folder(folder: str | Path) -> Path:
 def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUTOFF_HOUR,
                 progress: ProgressFn | None = None, cancel=None,
                 workers: int | None = None) -> ScanReport:
-    """Index ``folder`` as one deployment (trap). ``cancel`` is a callable or an Event;
+    """Index ``folder`` as one deployment (trap). ``cutoff_hour`` cuts the nights of a new
+    trap; a catalogued trap keeps the hour it records (``ScanReport.cutoff_hour``) until the
+    regroup job (``pipeline.night_regroup``) moves it. ``cancel`` is a callable or an Event;
     ``workers`` header-reading processes (default: one per CPU, at most 4; 1 = in-process).
 
     Every image is in one trap: subfolders that are traps of their own are left out, and a
@@ -188,7 +192,9 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
             report.unchanged += 1
     vanished = [r.id for r in existing.values() if r.state != missing]
 
-    nights = NightIds(db, dep_id, cutoff_hour)
+    # a trap's nights are all cut at the hour it records; moving it to another hour is the
+    # regroup job's (pipeline.night_regroup: it keeps occurrences and decisions, and tracks)
+    nights = NightIds(db, dep_id, old_cutoff)
     todo: list[tuple[FoundFile, int | None, bool]] = [(f, None, False) for f in new] + reread
     done = 0
     workers = default_workers() if workers is None else max(1, workers)
@@ -214,18 +220,16 @@ def scan_folder(db: Database, folder: str | Path, cutoff_hour: int = DEFAULT_CUT
     if todo and not report.cancelled:
         report_progress(PHASE_READING, done, len(todo))
 
-    regroup = old_cutoff != cutoff_hour
-    if not report.cancelled and (vanished or regroup or report.wrote_anything):
+    report.cutoff_hour = old_cutoff
+    if not report.cancelled and (vanished or report.wrote_anything):
         with db.write_session() as s:
             for part in iter_chunks(vanished, _SQL_CHUNK):
                 s.execute(update(Image).where(Image.id.in_(part)).values(
                     state=ImageState.MISSING.value))
             report.missing = len(vanished)
-            if regroup:
-                regroup_nights(s, dep_id, nights)
             s.execute(update(Deployment).where(Deployment.id == dep_id).values(
-                night_cutoff_hour=cutoff_hour, last_scan_at=_utcnow()))
-    if report.wrote_anything or regroup:
+                last_scan_at=_utcnow()))
+    if report.wrote_anything:
         with db.write_session() as s:
             refresh_night_bounds(s, dep_id)
     _fill_totals(db, report)

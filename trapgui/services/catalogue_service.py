@@ -179,6 +179,25 @@ class CatalogueService:
             return remembered != "one"
         return remembered == "ask"
 
+    def traps_to_regroup(self, hour: int | None = None) -> list[str]:
+        """Names of the traps whose nights were made with another cut-off hour than ``hour``
+        (default: the setting's)."""
+        from trapgui.pipeline.night_regroup import pending_traps
+
+        return pending_traps(self._db, self._hour(hour))
+
+    def regroup_job(self, hour: int | None = None):
+        """A job moving every trap to the cut-off ``hour`` (default: the setting's), keeping
+        every result (``pipeline.night_regroup``). Returns a ``RegroupSummary`` (``describe()``
+        is the sentence); Progress in "traps"."""
+        from trapgui.pipeline.night_regroup import regroup_job
+
+        return regroup_job(self._db, self._hour(hour),
+                           params=self._services.settings.tracking_params())
+
+    def _hour(self, hour: int | None) -> int:
+        return self._services.settings.night_cutoff_hour if hour is None else hour
+
     def scan_job(self, folder: str, traps: str = "auto", layout=None):
         """A job that indexes a trap folder (incremental) and remembers it; ``traps`` is
         ``auto``, ``one`` or ``subfolders`` (``scan.site_scan``; ``layout`` the
