@@ -40,8 +40,11 @@ class BuiltinDetectorParams:
     min_seed_pixels: int = 3  # a seed must be more than a hot pixel
     close_radius: int = 2  # working pixels: joins wing fragments of pale moths
     open_radius: int = 1  # removes legs, antennae, sheet fibres
-    min_length_fraction: float = 0.0033  # major axis vs. longest side (~14 px at 4096)
-    min_area_fraction: float = 1.0e-5  # pixels vs. image area
+    # The size gates sit below the smallest insect that can be told from a speck (a gnat of
+    # ~12 px at 4096 px: wings or legs visible), so gnats reach the score instead of being cut
+    # at the gate; specks just above it are left to the score (faint, no shape).
+    min_length_fraction: float = 0.0026  # major axis vs. longest side (~11 px at 4096)
+    min_area_fraction: float = 0.7e-5  # pixels vs. image area (~9 working px at 1536x810)
     # Small regions must stand out more than large ones: a speck of dirt or a clump of sheet
     # grain is small and faint, a small fly is small and dark, a pale moth is faint but large.
     # Required contrast = base * sqrt(1 + reference_area / area).
@@ -59,6 +62,9 @@ class BuiltinDetectorParams:
     max_sheet_noise: float = 0.12  # robust spread of relative darkness; trap sheets are < 0.03
     split: bool = True
     split_min_core: float = 0.004  # a core of a touching insect: depth vs. longest side
+    split_levels: tuple[float, ...] = (0.3, 0.45, 0.55)  # of a component's deepest point
+    split_peak_level: float = 0.5  # a core's own peak, of the component's deepest point
+    split_neck_ratio: float = 0.7  # the neck's depth at most this share of each core's peak
     pad_fraction: float = 0.1  # of the box's longer side, on each side
     pad_pixels: float = 3.0  # working pixels, on each side
     merge_containment: float = 0.9  # of the smaller unpadded box inside the larger one
@@ -221,6 +227,9 @@ class BuiltinDetector:
             labels = split_touching(
                 labels,
                 min_core_fraction=p.split_min_core,
+                core_levels=tuple(p.split_levels),
+                peak_level=p.split_peak_level,
+                neck_ratio=p.split_neck_ratio,
                 shape_mask=binary_close(raw, 1)[:, 0] > 0.5,
             )
         st = region_stats(labels, region_maps(fg, high, self._weak_labels(fg.score)))
