@@ -40,11 +40,8 @@ class BuiltinDetectorParams:
     min_seed_pixels: int = 3  # a seed must be more than a hot pixel
     close_radius: int = 2  # working pixels: joins wing fragments of pale moths
     open_radius: int = 1  # removes legs, antennae, sheet fibres
-    # The size gates sit below the smallest insect that can be told from a speck (a gnat of
-    # ~12 px at 4096 px: wings or legs visible), so gnats reach the score instead of being cut
-    # at the gate; specks just above it are left to the score (faint, no shape).
-    min_length_fraction: float = 0.0026  # major axis vs. longest side (~11 px at 4096)
-    min_area_fraction: float = 0.7e-5  # pixels vs. image area (~9 working px at 1536x810)
+    min_length_fraction: float = 0.0033  # major axis vs. longest side (~14 px at 4096)
+    min_area_fraction: float = 1.0e-5  # pixels vs. image area
     # Small regions must stand out more than large ones: a speck of dirt or a clump of sheet
     # grain is small and faint, a small fly is small and dark, a pale moth is faint but large.
     # Required contrast = base * sqrt(1 + reference_area / area).
