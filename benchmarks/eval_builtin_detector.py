@@ -305,6 +305,8 @@ def _parse_param(text: str) -> tuple[str, object]:
             default = getattr(holder, name)
             if isinstance(default, bool):
                 return name, value.lower() in ("1", "true", "yes")
+            if isinstance(default, tuple):
+                return name, tuple(float(v) for v in value.split(","))
             return name, type(default)(value)
     sys.exit(f"unknown detector parameter {name}")
 

@@ -59,6 +59,9 @@ class BuiltinDetectorParams:
     max_sheet_noise: float = 0.12  # robust spread of relative darkness; trap sheets are < 0.03
     split: bool = True
     split_min_core: float = 0.004  # a core of a touching insect: depth vs. longest side
+    split_levels: tuple[float, ...] = (0.3, 0.45, 0.55)  # of a component's deepest point
+    split_peak_level: float = 0.5  # a core's own peak, of the component's deepest point
+    split_neck_ratio: float = 0.7  # the neck's depth at most this share of each core's peak
     pad_fraction: float = 0.1  # of the box's longer side, on each side
     pad_pixels: float = 3.0  # working pixels, on each side
     merge_containment: float = 0.9  # of the smaller unpadded box inside the larger one
@@ -221,6 +224,9 @@ class BuiltinDetector:
             labels = split_touching(
                 labels,
                 min_core_fraction=p.split_min_core,
+                core_levels=tuple(p.split_levels),
+                peak_level=p.split_peak_level,
+                neck_ratio=p.split_neck_ratio,
                 shape_mask=binary_close(raw, 1)[:, 0] > 0.5,
             )
         st = region_stats(labels, region_maps(fg, high, self._weak_labels(fg.score)))
