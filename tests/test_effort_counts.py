@@ -85,7 +85,8 @@ def test_the_exports_effort_is_the_partition_of_trapgui_nights(mixed, capsys, tm
     _cli(capsys, "--db", db_path, "export", "dwc", "--out", dwc)
     with zipfile.ZipFile(dwc) as zf:
         events = list(csv.DictReader(io.TextIOWrapper(zf.open("event.csv"), encoding="utf-8")))
-    by_night = {e["eventDate"][:10]: e for e in events}
+    by_night = {f"{int(e['year']):04d}-{int(e['month']):02d}-{int(e['day']):02d}": e
+                for e in events}
     assert len(events) == 2
     first, second = by_night["2022-06-21"], by_night["2022-06-22"]
     assert first["samplingEffort"].startswith("12 images taken over ")
@@ -95,3 +96,33 @@ def test_the_exports_effort_is_the_partition_of_trapgui_nights(mixed, capsys, tm
     assert "4 images could not be read or processed" in first["eventRemarks"]
     assert second["samplingEffort"].startswith("6 images taken over ")
     assert "waiting" not in second["eventRemarks"]
+
+
+def test_a_night_whose_processed_files_were_deleted_stays_sampled(mixed, capsys, tmp_path):
+    """Deleted files are apart from the partition, but a night processed before its files
+    were deleted was sampled: its individuals stay in the matrix, with no zeros invented."""
+    from sqlalchemy import update
+
+    from tests.night_counts_catalogue import N2
+    from trapgui.db.tables import Image
+
+    db_path, cat = mixed
+    with cat.db.write_session() as s:
+        s.execute(update(Image).where(Image.night_id == cat.nights[N2]).values(state="missing"))
+    nights = _nights(capsys, db_path)
+    assert nights[N2.isoformat()] == (0, 0, 0, 0, 0, 6)
+    (effort,) = [e for e in night_effort(cat.db, ExportScope(), cat.pipeline_id)
+                 if e.date == N2]
+    assert (effort.images, effort.missing, effort.missing_processed) == (0, 6, 5)
+    assert effort.sampled and effort.fully_processed
+    matrix = tmp_path / "matrix.csv"
+    _cli(capsys, "--db", db_path, "export", "matrix", "--out", matrix)
+    with matrix.open(newline="", encoding="utf-8") as fh:
+        row = {r["night"]: r for r in csv.DictReader(fh)}[N2.isoformat()]
+    assert (row["images"], row["missing"], row["individuals"]) == ("0", "6", "1")
+    dwc = tmp_path / "dwc.zip"
+    _cli(capsys, "--db", db_path, "export", "dwc", "--out", dwc)
+    with zipfile.ZipFile(dwc) as zf:
+        events = list(csv.DictReader(io.TextIOWrapper(zf.open("event.csv"), encoding="utf-8")))
+    assert any("5 processed images deleted from the trap folder since" in e["eventRemarks"]
+               for e in events)
