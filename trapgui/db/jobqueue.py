@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 
 from trapgui.core.box_match import match_boxes
 from trapgui.core.file_names import disk_path
@@ -131,7 +131,7 @@ def _delete_results(session, pipeline_id: int | None, image_ids: Sequence[int], 
     ids = list(image_ids)
     if not ids:
         return
-    free = or_(Detection.occurrence_id.is_(None), Detection.occurrence_id.not_in(_pinned()))
+    free = or_(Detection.occurrence_id.is_(None), ~_held_by_a_person())
     doomed = [Detection.image_id.in_(ids),
               or_(Detection.detector == HUMAN_DETECTOR, free) if drawn_too
               else and_(Detection.detector != HUMAN_DETECTOR, free)]
@@ -149,8 +149,9 @@ def delete_results_of_changed_files(session, image_ids: Sequence[int]) -> None:
         _delete_results(session, None, part, drawn_too=True)
 
 
-def _pinned():
-    return select(Occurrence.id).where(Occurrence.pinned.is_(True))
+def _held_by_a_person():
+    # correlated (a primary-key lookup per box): the images' boxes are few, pinned rows many
+    return exists().where(Occurrence.id == Detection.occurrence_id, Occurrence.pinned.is_(True))
 
 
 def _held(session, pipeline_id: int, image_ids: Sequence[int]) -> dict[int, list]:
@@ -163,7 +164,7 @@ def _held(session, pipeline_id: int, image_ids: Sequence[int]) -> dict[int, list
                        Detection.x2, Detection.y2)
                 .where(Detection.pipeline_id == pipeline_id, Detection.image_id.in_(part),
                        Detection.detector != HUMAN_DETECTOR,
-                       Detection.occurrence_id.in_(_pinned()))
+                       _held_by_a_person())
                 .order_by(Detection.id)):
             out.setdefault(image, []).append((det, (x1, y1, x2, y2)))
     return out
