@@ -72,10 +72,10 @@ def test_matrix(catalogue, tmp_path):
     out = tmp_path / "matrix.csv"
     result = export_matrix(ExportRun.start(catalogue.db, ExportScope(), Thresholds()), out)
     rows = read(out)
-    assert list(rows[0])[:11] == ["trap", "trap_id", "night", "first_image", "last_image",
-                                  "hours", "images", "processed", "failed", "complete",
-                                  "individuals"]
-    assert list(rows[0])[11:] == ["Noctua pronuba", NOT_IDENTIFIED]
+    assert list(rows[0])[:14] == ["trap", "trap_id", "night", "first_image", "last_image",
+                                  "hours", "images", "processed", "failed", "unreadable",
+                                  "waiting", "missing", "complete", "individuals"]
+    assert list(rows[0])[14:] == ["Noctua pronuba", NOT_IDENTIFIED]
     night = next(r for r in rows if r["night"] == "2022-06-22")
     assert (night["hours"], night["images"], night["processed"], night["complete"]) == (
         "8.433", "2", "2", "true")

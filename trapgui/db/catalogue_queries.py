@@ -116,29 +116,12 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
     ``min_score`` and, with ``counted_only``, not of a fixture (the detections ``db.counts`` and the exports count)."""
     dep_filter = [] if deployment_ids is None else [Image.deployment_id.in_(list(deployment_ids))]
     group = (Image.deployment_id, Image.night_id)
-    finished = (JobState.DONE.value, JobState.FAILED.value)
     with db.session() as s:
         deps = {r[0]: (r[1], r[2]) for r in s.execute(
             select(Deployment.id, Deployment.name, Deployment.path))}
         nights = {r[0]: r[1:] for r in s.execute(
             select(Night.id, Night.date, Night.start, Night.end))}
-        # per image: whether a job of the pipeline (of any, without one) is done; an image
-        # with only failed jobs is failed; one done with one pipeline and failed with another
-        # is processed, counted once
-        outcome = select(Job.image_id,
-                         func.max(case((Job.state == JobState.DONE.value, 1), else_=0))
-                         .label("done")).where(Job.state.in_(finished))
-        if pipeline_id is not None:
-            outcome = outcome.where(Job.pipeline_id == pipeline_id)
-        outcome = outcome.group_by(Job.image_id).subquery()
-        readable = Image.state == ImageState.OK.value
-        image_counts = s.execute(
-            select(*group, *_state_sums(),
-                   func.sum(case((and_(readable, outcome.c.done == 1), 1), else_=0)),
-                   func.sum(case((and_(readable, outcome.c.done == 0), 1), else_=0)),
-                   func.sum(case((and_(readable, outcome.c.image_id.is_(None)), 1), else_=0)))
-            .outerjoin(outcome, outcome.c.image_id == Image.id)
-            .where(*dep_filter).group_by(*group)).all()
+        image_counts = image_partition(s, pipeline_id, dep_filter)
         labelled = case((and_(Detection.top_score >= min_label_score,
                               Detection.top_rank != Rank.BINARY.value), Detection.top_label))
         det = select(*group, func.count(Detection.id), func.count(distinct(labelled))).join(
@@ -151,7 +134,8 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
                 det = det.where(Detection.pipeline_id == pipeline_id)
         detections = {(r[0], r[1]): (r[2], r[3]) for r in s.execute(det.group_by(*group))}
     rows = []
-    for dep_id, night_id, images, unreadable, missing, done, failed, waiting in image_counts:
+    for (dep_id, night_id), part in image_counts.items():
+        images, unreadable, missing, done, failed, waiting, _ = part
         name, path = deps[dep_id]
         date, start, end = nights.get(night_id, (None, None, None))
         key = (dep_id, night_id)
@@ -166,6 +150,38 @@ def nights_table(db: Database, deployment_ids: Sequence[int] | None = None,
     rows.sort(key=lambda r: (r.deployment_name, r.deployment_id, r.date is None,
                              r.date or dt.date.min))
     return rows
+
+
+def image_partition(session, pipeline_id: int | None,
+                    where: Sequence = ()) -> dict[tuple[int, int | None], tuple[int, ...]]:
+    """(trap, night) -> (images, unreadable, missing, processed, failed, waiting,
+    missing_processed) of the
+    images matching ``where``, for ``pipeline_id`` (None: any pipeline): the one definition
+    of a night's image counts (``core.night_counts``), behind :func:`nights_table` and the
+    exports' effort (``db.counts.night_effort``). ``images`` are the files on disk now
+    (readable or not) = processed + failed + unreadable + waiting; ``missing`` (deleted since)
+    are apart, and ``missing_processed`` are those of them that were processed (their results
+    are kept: the night was sampled). An image with a done job is processed, one with only
+    failed jobs failed, each counted once."""
+    finished = (JobState.DONE.value, JobState.FAILED.value)
+    outcome = select(Job.image_id,
+                     func.max(case((Job.state == JobState.DONE.value, 1), else_=0))
+                     .label("done")).where(Job.state.in_(finished))
+    if pipeline_id is not None:
+        outcome = outcome.where(Job.pipeline_id == pipeline_id)
+    outcome = outcome.group_by(Job.image_id).subquery()
+    readable = Image.state == ImageState.OK.value
+    group = (Image.deployment_id, Image.night_id)
+    rows = session.execute(
+        select(*group, *_state_sums(),
+               func.sum(case((and_(readable, outcome.c.done == 1), 1), else_=0)),
+               func.sum(case((and_(readable, outcome.c.done == 0), 1), else_=0)),
+               func.sum(case((and_(readable, outcome.c.image_id.is_(None)), 1), else_=0)),
+               func.sum(case((and_(Image.state == ImageState.MISSING.value,
+                                   outcome.c.done == 1), 1), else_=0)))
+        .outerjoin(outcome, outcome.c.image_id == Image.id)
+        .where(*where).group_by(*group)).all()
+    return {(r[0], r[1]): tuple(int(v or 0) for v in r[2:]) for r in rows}
 
 
 def hourly_detections(db: Database, night_ids: Sequence[int], pipeline_id: int,

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from sqlalchemy import case, distinct, func, select
 
 from trapgui.core.file_names import disk_path
-from trapgui.core.types import ImageState, JobState
 from trapgui.db import final_labels
+from trapgui.db.catalogue_queries import image_partition
 from trapgui.db.database import Database
 from trapgui.db.export_queries import (
     ExportScope,
@@ -35,7 +35,7 @@ from trapgui.db.export_queries import (
     night_filters,
     occurrence_filters,
 )
-from trapgui.db.tables import Deployment, Detection, Image, Job, Night, Occurrence
+from trapgui.db.tables import Deployment, Detection, Image, Night, Occurrence
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +52,35 @@ class TaxonNightCount:
 
 @dataclass(frozen=True, slots=True)
 class NightEffort:
-    """One trap-night's sampling: images taken and processed, first and last capture."""
+    """One trap-night's sampling: its images, first and last capture. The image counts are
+    the partition of ``trapgui nights`` and every view (``core.night_counts``,
+    ``db.catalogue_queries.image_partition``): images = processed + failed + unreadable +
+    waiting, files deleted since apart (``missing``)."""
 
     deployment_id: int
     night_id: int
     date: dt.date
     start: dt.datetime | None  # camera local time of the first / last image
     end: dt.datetime | None
-    images: int  # every image of the night in the catalogue (readable or not, or deleted)
-    unreadable: int
-    processed: int  # processed successfully with the pipeline
-    failed: int  # processing failed (the reason is stored with the job)
+    images: int  # the night's files on disk now, readable or not
+    unreadable: int  # cannot be read as images: never processed
+    processed: int  # readable, processed with the pipeline
+    failed: int  # readable, processing failed (the reason is stored with the job)
+    waiting: int = 0  # readable, not processed yet
+    missing: int = 0  # catalogued, deleted from disk since (not in ``images``)
+    missing_processed: int = 0  # of those, processed before (their results are kept)
+
+    @property
+    def sampled(self) -> bool:
+        """Some of its images were processed (deleted files included: their results are
+        kept); a night that was not is *not sampled*: no zeros, no event."""
+        return self.processed > 0 or self.missing_processed > 0
 
     @property
     def fully_processed(self) -> bool:
-        return self.processed > 0 and self.processed + self.unreadable + self.failed >= self.images
+        """Every image that can be processed was: nothing waits (failed and unreadable ones
+        never will)."""
+        return self.sampled and self.waiting == 0
 
     @property
     def local_hours(self) -> float:
@@ -203,26 +217,20 @@ def best_crop_per_taxon(db: Database, scope: ExportScope, pipeline_id: int | Non
 
 
 def night_effort(db: Database, scope: ExportScope, pipeline_id: int | None) -> list[NightEffort]:
-    """Every dated night of the scope with its images and how many were processed."""
-    job_done = case((Job.state == JobState.DONE.value, 1), else_=0)
-    job_failed = case((Job.state == JobState.FAILED.value, 1), else_=0)
-    unreadable = case((Image.state == ImageState.UNREADABLE.value, 1), else_=0)
-    q = (select(Image.night_id, func.count(distinct(Image.id)), func.sum(unreadable),
-                func.sum(job_done), func.sum(job_failed))
-         .outerjoin(Job, (Job.image_id == Image.id) & (Job.pipeline_id == pipeline_id))
-         .where(*image_filters(scope, dated_only=True))
-         .group_by(Image.night_id))
+    """Every dated night of the scope with its image counts (those of ``trapgui nights``);
+    a night with no image left at all (not even a deleted one) is left out."""
     nights = (select(Night.id, Night.deployment_id, Night.date, Night.start, Night.end)
               .where(*night_filters(scope)).order_by(Night.deployment_id, Night.date))
     with db.session() as s:
-        counts = {r[0]: r[1:] for r in s.execute(q)}
+        counts = {night: part for (_, night), part in image_partition(
+            s, pipeline_id, image_filters(scope, dated_only=True)).items()}
         rows = s.execute(nights).all()
     out = []
     for night_id, dep_id, date, start, end in rows:
-        images, bad, done, failed = counts.get(night_id, (0, 0, 0, 0))
-        if not images:
+        images, unreadable, missing, processed, failed, waiting, gone_done = counts.get(
+            night_id, (0, 0, 0, 0, 0, 0, 0))
+        if not images and not missing:
             continue
-        out.append(NightEffort(dep_id, night_id, date, start, end, int(images), int(bad or 0),
-                               int(done or 0) if pipeline_id is not None else 0,
-                               int(failed or 0) if pipeline_id is not None else 0))
+        out.append(NightEffort(dep_id, night_id, date, start, end, images, unreadable,
+                               processed, failed, waiting, missing, gone_done))
     return out

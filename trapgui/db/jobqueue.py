@@ -18,17 +18,20 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 
+from trapgui.core.box_match import match_boxes
 from trapgui.core.file_names import disk_path
 from trapgui.core.types import HUMAN_DETECTOR, ImageResult, ImageState, JobState, Rank
 from trapgui.db.database import Database
+from trapgui.db.review_store import refresh_summaries
 from trapgui.db.tables import (
     Classification,
     Deployment,
     Detection,
     Image,
     Job,
+    Occurrence,
     PipelineConfig,
     ProcessingRun,
 )
@@ -116,14 +119,85 @@ def enqueue(db: Database, pipeline_id: int, image_ids: Iterable[int], *, requeue
     return changed
 
 
-def _delete_results(session, pipeline_id: int, image_ids: Sequence[int]) -> None:
-    """The machine's results of these images, before they are processed again (boxes a
-    person drew stay: they are not the machine's to replace)."""
-    machine = (Detection.pipeline_id == pipeline_id, Detection.image_id.in_(image_ids),
-               Detection.detector != HUMAN_DETECTOR)
-    det_ids = select(Detection.id).where(*machine)
+def _delete_results(session, pipeline_id: int | None, image_ids: Sequence[int], *,
+                    drawn_too: bool = False) -> None:
+    """The machine's results of these images, before they are processed again (of every
+    configuration when ``pipeline_id`` is None). Boxes a person drew stay unless
+    ``drawn_too`` (the file changed: they describe other pixels). A machine box that a
+    person's decision holds (it belongs to a pinned occurrence: deleted as not an insect,
+    confirmed, relabelled, grouped by hand) stays until the image's new results come: it is
+    then replaced by the same box of the new results, or goes when there is none
+    (:func:`_replace_held`)."""
+    ids = list(image_ids)
+    if not ids:
+        return
+    free = or_(Detection.occurrence_id.is_(None), ~_held_by_a_person())
+    doomed = [Detection.image_id.in_(ids),
+              or_(Detection.detector == HUMAN_DETECTOR, free) if drawn_too
+              else and_(Detection.detector != HUMAN_DETECTOR, free)]
+    if pipeline_id is not None:
+        doomed.append(Detection.pipeline_id == pipeline_id)
+    det_ids = select(Detection.id).where(*doomed)
     session.execute(delete(Classification).where(Classification.detection_id.in_(det_ids)))
-    session.execute(delete(Detection).where(*machine))
+    session.execute(delete(Detection).where(*doomed))
+
+
+def delete_results_of_changed_files(session, image_ids: Sequence[int]) -> None:
+    """A changed file's results of every configuration, before it is processed again (the
+    scanner): as :func:`_delete_results`, boxes a person drew included."""
+    for part in _chunks(list(image_ids)):
+        _delete_results(session, None, part, drawn_too=True)
+
+
+def _held_by_a_person():
+    # correlated (a primary-key lookup per box): the images' boxes are few, pinned rows many
+    return exists().where(Occurrence.id == Detection.occurrence_id, Occurrence.pinned.is_(True))
+
+
+def _held(session, pipeline_id: int, image_ids: Sequence[int]) -> dict[int, list]:
+    """image -> [(detection, box)] of the machine's boxes there that a person's decision
+    holds, oldest first."""
+    out: dict[int, list] = {}
+    for part in _chunks(list(image_ids)):
+        for det, image, x1, y1, x2, y2 in session.execute(
+                select(Detection.id, Detection.image_id, Detection.x1, Detection.y1,
+                       Detection.x2, Detection.y2)
+                .where(Detection.pipeline_id == pipeline_id, Detection.image_id.in_(part),
+                       Detection.detector != HUMAN_DETECTOR,
+                       _held_by_a_person())
+                .order_by(Detection.id)):
+            out.setdefault(image, []).append((det, (x1, y1, x2, y2)))
+    return out
+
+
+def _replace_held(session, pipeline_id: int, results: Sequence[ImageResult]) -> dict:
+    """The machine boxes a person's decision holds on these images, against the new results:
+    each new box that is the same box as a held one (``core.box_match``: same image, the
+    largest IoU, at least 0.5, one-to-one) takes the held box's id, so it stays in the
+    person's occurrence and the review log (undo) goes on naming it; a held box with no such
+    new box goes. Returns (image, index of the new box) -> the id it takes."""
+    held = _held(session, pipeline_id, [r.image_id for r in results])
+    if not held:
+        return {}
+    reuse: dict[tuple[int, int], int] = {}
+    for r in results:
+        boxes = held.get(r.image_id)
+        if boxes:
+            found = match_boxes(boxes, [(k, d.box.as_tuple()) for k, d in enumerate(r.detections)])
+            reuse.update({(r.image_id, k): det for det, k in found.items()})
+    every = [det for boxes in held.values() for det, _ in boxes]
+    kept = set(reuse.values())
+    gone = [det for det in every if det not in kept]
+    for part in _chunks(every):
+        session.execute(delete(Classification).where(Classification.detection_id.in_(part)))
+    if gone:
+        owners = set()
+        for part in _chunks(gone):
+            owners.update(session.execute(select(Detection.occurrence_id)
+                                          .where(Detection.id.in_(part))).scalars())
+            session.execute(delete(Detection).where(Detection.id.in_(part)))
+        refresh_summaries(session, {o for o in owners if o is not None})
+    return reuse
 
 
 def claim(db: Database, pipeline_id: int, worker: str, limit: int, lease_s: float,
@@ -288,7 +362,7 @@ def _write_results(session, pipeline_id: int, run_id: int | None, held: dict[int
     failed = [by_image[i] for i in held if by_image[i].error is not None]
     if ok:
         _delete_results(session, pipeline_id, [r.image_id for r in ok])
-        _insert_results(session, pipeline_id, run_id, ok)
+        _insert_results(session, pipeline_id, run_id, ok, _replace_held(session, pipeline_id, ok))
         session.execute(update(Job).where(Job.id.in_([held[r.image_id] for r in ok])).values(
             state=JobState.DONE.value, lease_expires_at=None, error=None,
             run_id=run_id, updated_at=now))
@@ -299,14 +373,20 @@ def _write_results(session, pipeline_id: int, run_id: int | None, held: dict[int
 
 
 def _insert_results(session, pipeline_id: int, run_id: int | None,
-                    results: Sequence[ImageResult]) -> None:
+                    results: Sequence[ImageResult],
+                    reuse: dict[tuple[int, int], int] | None = None) -> None:
+    """``reuse``: (image, index of the box) -> the id of the held box it replaces (that row
+    is written over in place: its occurrence stays)."""
     # Explicit ids: we hold SQLite's write lock, so max(id)+1.. is ours; this avoids a
     # RETURNING round trip per row to link classifications to their detection.
     next_id = (session.execute(select(func.max(Detection.id))).scalar() or 0) + 1
-    det_rows, cls_rows = [], []
+    reuse = reuse or {}
+    det_rows, cls_rows, updates = [], [], []
     for result in results:
-        for det in result.detections:
-            row = {"id": next_id, "image_id": result.image_id, "pipeline_id": pipeline_id,
+        for k, det in enumerate(result.detections):
+            own_id = reuse.get((result.image_id, k))
+            row = {"id": next_id if own_id is None else own_id, "image_id": result.image_id,
+                   "pipeline_id": pipeline_id,
                    "run_id": run_id, "x1": det.box.x1, "y1": det.box.y1, "x2": det.box.x2,
                    "y2": det.box.y2, "score": det.score, "detector": det.detector,
                    "binary_label": None, "binary_score": None, "top_label": None,
@@ -314,7 +394,7 @@ def _insert_results(session, pipeline_id: int, run_id: int | None,
                    "sharpness": det.sharpness}
             best_rank = -1
             for c in det.classifications:
-                cls_rows.append({"detection_id": next_id, "model": c.model, "rank": c.rank.value
+                cls_rows.append({"detection_id": row["id"], "model": c.model, "rank": c.rank.value
                                  if isinstance(c.rank, Rank) else c.rank, "label": c.label,
                                  "score": c.score, "top_labels": list(c.top_labels),
                                  "top_scores": [float(x) for x in c.top_scores]})
@@ -325,10 +405,20 @@ def _insert_results(session, pipeline_id: int, run_id: int | None,
                 if order > best_rank:
                     best_rank = order
                     row["top_label"], row["top_score"], row["top_rank"] = c.label, c.score, rank.value
-            det_rows.append(row)
-            next_id += 1
+            if own_id is not None:
+                updates.append(row)
+            else:
+                det_rows.append(row)
+                next_id += 1
     for part in _chunks(det_rows, 2000):
         session.execute(insert(Detection), part)
+    if updates:
+        table = Detection.__table__
+        cols = [c for c in updates[0] if c not in ("id", "image_id", "pipeline_id")]
+        session.connection().execute(
+            table.update().where(table.c.id == bindparam("b_id"))
+            .values({c: bindparam(f"v_{c}") for c in cols}),
+            [{"b_id": r["id"], **{f"v_{c}": r[c] for c in cols}} for r in updates])
     for part in _chunks(cls_rows, 2000):
         session.execute(insert(Classification), part)
 

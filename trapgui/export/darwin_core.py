@@ -78,7 +78,7 @@ def export_darwin_core(run: ExportRun, out: str | Path,
     out = check_file_target(out, (".zip",), "darwin-core")
     run.require_results()
     efforts = [e for e in db_counts.night_effort(run.db, run.scope, run.pipeline_id)
-               if e.processed > 0]
+               if e.sampled]
     if not efforts:
         raise UserInputError("Nothing to export: no night of the selection has processed images.")
     counts = db_counts.count_individuals(run.db, run.scope, run.pipeline_id, run.thresholds)
@@ -157,11 +157,14 @@ def _event_row(run: ExportRun, e, event_id: str, options: DwcOptions, pipeline: 
     end = run.exact_time(e.deployment_id, e.end, None) or e.end
     hours = trap_hours(run, e.deployment_id, e.start, e.end)
     remarks = [f"night of {e.date.isoformat()} (named after its evening)"]
-    if e.processed + e.unreadable + e.failed < e.images:
-        remarks.append(f"only {e.processed} of {e.images} images processed: counts cover "
-                       "those")
+    if e.waiting:
+        remarks.append(f"only {e.processed} of {e.images} images processed ({e.waiting} "
+                       "waiting): counts cover those")
     if e.failed or e.unreadable:
         remarks.append(f"{e.failed + e.unreadable} images could not be read or processed")
+    if e.missing_processed:
+        remarks.append(f"{e.missing_processed} processed images deleted from the trap folder "
+                       "since (their results are counted)")
     if v.notes:
         remarks.append(v.notes)
     coords = trap.has_coordinates

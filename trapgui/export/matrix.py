@@ -22,8 +22,10 @@ from trapgui.export.atomic import CsvWriter, atomic_file, check_file_target, num
 from trapgui.export.common import ExportResult, ExportRun, trap_hours
 
 NOT_IDENTIFIED = "(not identified)"
+# the night's images as `trapgui nights` counts them: images = processed + failed +
+# unreadable + waiting, deleted files apart (core.night_counts)
 EFFORT_COLUMNS = ["trap", "trap_id", "night", "first_image", "last_image", "hours", "images",
-                  "processed", "failed", "complete"]
+                  "processed", "failed", "unreadable", "waiting", "missing", "complete"]
 SUMMARY_COLUMNS = EFFORT_COLUMNS + ["taxon", "rank", "individuals", "detections", "max_n"]
 
 
@@ -61,11 +63,10 @@ def _effort_cells(run: ExportRun, e) -> list:
     hours = trap_hours(run, e.deployment_id, e.start, e.end)
     first = run.exact_time(e.deployment_id, e.start, None) or e.start
     last = run.exact_time(e.deployment_id, e.end, None) or e.end
-    complete = e.processed > 0 and e.processed + e.unreadable + e.failed >= e.images
     return [trap.name, trap.id, e.date.isoformat(),
             first.isoformat(timespec="seconds") if first else None,
             last.isoformat(timespec="seconds") if last else None, number(hours, 3), e.images,
-            e.processed, e.failed, complete]
+            e.processed, e.failed, e.unreadable, e.waiting, e.missing, e.fully_processed]
 
 
 def export_matrix(run: ExportRun, out: str | Path) -> ExportResult:
@@ -77,7 +78,7 @@ def export_matrix(run: ExportRun, out: str | Path) -> ExportResult:
         w.header(EFFORT_COLUMNS + ["individuals"] + [names[k] for k in keys])
         for e in efforts:
             got = per_night.get(e.night_id, {})
-            if e.processed:
+            if e.sampled:
                 cells = [got[k].individuals if k in got else 0 for k in keys]
                 total = sum(c.individuals for c in got.values())
             else:
@@ -95,7 +96,7 @@ def export_summary(run: ExportRun, out: str | Path) -> ExportResult:
         w = CsvWriter(fh)
         w.header(SUMMARY_COLUMNS)
         for e in efforts:
-            if not e.processed:
+            if not e.sampled:
                 continue
             effort = _effort_cells(run, e)
             got = per_night.get(e.night_id, {})

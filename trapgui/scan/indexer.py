@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
@@ -31,9 +31,10 @@ from trapgui.core.errors import UserInputError
 from trapgui.core.file_names import to_stored
 from trapgui.core.nights import DEFAULT_CUTOFF_HOUR, check_cutoff_hour
 from trapgui.core.types import ImageState, JobState, TimeSource
+from trapgui.db import jobqueue
 from trapgui.db.database import Database, user_error
 from trapgui.db.trap_metadata import remove_trap
-from trapgui.db.tables import Classification, Deployment, Detection, Image, Job, Night
+from trapgui.db.tables import Deployment, Image, Job, Night
 from trapgui.scan.files import FoundFile, Probe, discover, iter_chunks, probe_file
 from trapgui.scan.night_groups import NightIds, refresh_night_bounds
 from trapgui.scan.probe_pool import default_workers, probe_all
@@ -349,10 +350,10 @@ def _store_fallback(session, dep_id: int, item, exc: Exception, now: dt.datetime
 
 
 def _requeue(session, image_ids: list[int]) -> None:
-    """A changed file's old results describe other pixels: drop them and process it again."""
-    det_ids = select(Detection.id).where(Detection.image_id.in_(image_ids))
-    session.execute(delete(Classification).where(Classification.detection_id.in_(det_ids)))
-    session.execute(delete(Detection).where(Detection.image_id.in_(image_ids)))
+    """A changed file's old results describe other pixels: drop them and process it again
+    (a machine box a person's decision holds waits for the new results, which keep it only
+    where they find the same box: ``db.jobqueue``)."""
+    jobqueue.delete_results_of_changed_files(session, image_ids)
     session.execute(update(Job).where(Job.image_id.in_(image_ids)).values(
         state=JobState.PENDING.value, worker=None, lease_expires_at=None, error=None,
         run_id=None, attempts=0, updated_at=time.time()))

@@ -5,7 +5,9 @@ docs/review.md, "Decisions follow the insect".
 
 Frames are compared image by image: a decided occurrence's box on an image *matches* the
 target configuration's box on the same image with the largest IoU, when that IoU is at least
-``MIN_IOU`` (0.5). Only images the target configuration has processed count ("its frames").
+``MIN_IOU`` (0.5; the rule is ``core.box_match``'s, also used when an image is processed
+again with the same configuration). Only images the target configuration has processed count
+("its frames").
 
 - **One-to-one** (a decision on a machine-made track: confirm, relabel, reject, fixture): the
   decision goes to occurrence T when more than half of its frames match boxes of T, no box of
@@ -29,9 +31,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
-MIN_IOU = 0.5
-
-Box = tuple[float, float, float, float]
+from trapgui.core.box_match import MIN_IOU, Box, best_match, iou
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +70,6 @@ class CarryPlan:
     reason: str | None = None  # check: why it was not carried (a clause)
 
 
-def iou(a: Box, b: Box) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def plan_carries(sources: Sequence[DecidedOccurrence], targets: Sequence[TargetDetection],
                  target_images: Set[int], source_images: Mapping[int, Set[int]],
                  decided_targets: Set[int], min_iou: float = MIN_IOU) -> list[CarryPlan]:
@@ -97,14 +87,9 @@ def plan_carries(sources: Sequence[DecidedOccurrence], targets: Sequence[TargetD
     used: set[int] = set()  # target boxes a frame set took
 
     def best(frame: SourceFrame, exclude: Set[int]) -> TargetDetection | None:
-        found, top = None, min_iou
-        for t in by_image.get(frame.image_id, ()):
-            if t.detection_id in exclude:
-                continue
-            v = iou(frame.box, t.box)
-            if v >= top:
-                found, top = t, v
-        return found
+        here = {t.detection_id: t for t in by_image.get(frame.image_id, ())}
+        hit = best_match(frame.box, ((d, t.box) for d, t in here.items()), exclude, min_iou)
+        return here.get(hit) if hit is not None else None
 
     ordered = sorted(sources, key=lambda s: (not s.frame_set, s.occurrence_id))
     label_only: list[tuple[DecidedOccurrence, list[SourceFrame], dict[int, TargetDetection]]] = []
