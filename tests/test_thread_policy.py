@@ -25,3 +25,13 @@ def test_set_before_torch_is_imported():
     # the variable is read once, when torch loads OpenMP: trapgui's package must come first
     code = "import sys, trapgui; assert 'torch' not in sys.modules, 'trapgui imports torch'"
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+
+
+def test_malloc_arenas_limited_on_glibc_and_a_users_setting_wins(monkeypatch):
+    from trapgui.core.allocator import limit_malloc_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    if sys.platform.startswith("linux") and os.path.exists("/lib/x86_64-linux-gnu/libc.so.6"):
+        assert limit_malloc_arenas(2) is True
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas(2) is False

@@ -9,6 +9,10 @@ import os
 # own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from trapgui.core.allocator import limit_malloc_arenas  # noqa: E402
+
+limit_malloc_arenas()
+
 from trapgui.version import __version__  # noqa: E402
 
 __all__ = ["__version__"]
