@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import trapgui  # noqa: E402,F401  (first: the bare models get the thread policy trapgui sets)
 import torch  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
