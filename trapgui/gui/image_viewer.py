@@ -7,7 +7,7 @@ preview is swapped for the full image. Each request carries a generation number:
 arrives after the user moved on is dropped.
 
 Corrections on the image (``gui.viewer_edits``): Delete (or the box's context menu) deletes the
-selected box as not an insect; B (or "Draw a missed box") turns a left-drag into a rectangle
+selected box as not an insect; B (or "Draw box") turns a left-drag into a rectangle
 that becomes a person's detection; Ctrl+Z undoes the night's latest review action. They are
 the Review tab's service calls, saved at once; the boxes are read again when saved, and
 ``boxesEdited`` tells the window to refresh the other views. A box a person deleted is not

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QSlider,
     QToolButton,
     QVBoxLayout,
@@ -29,6 +30,14 @@ def swatch(colour: QColor, style=Qt.SolidLine) -> QPixmap:
     return pix
 
 
+class _ClippedLabel(QLabel):
+    """A one-line label whose text may be clipped: its tooltip always holds all of it."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self.setToolTip(text)
+
+
 class ViewerToolbar(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -37,15 +46,18 @@ class ViewerToolbar(QWidget):
         self.zoom_out_button = self._tool("−", "Zoom out (−, mouse wheel)")
         self.zoom_in_button = self._tool("+", "Zoom in (+, mouse wheel)")
         self.fit_button = self._tool("Fit", "Fit the image to the window (F)")
-        self.draw_button = self._tool("Draw a missed box", "Draw a box around an insect the "
+        self.draw_button = self._tool("Draw box", "Draw a box around an insect the "
                                       "detector missed (B): drag a rectangle on the image; "
                                       "Esc cancels")
         self.draw_button.setCheckable(True)
         self.delete_button = self._tool("Not an insect", "Delete the selected box as not an "
                                         "insect (Delete); Ctrl+Z undoes it")
-        self.edit_status = QLabel("", self)
+        self.edit_status = _ClippedLabel(self)
         self.edit_status.setObjectName("viewerEditStatus")
         self.edit_status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        # a long sentence is clipped (its tooltip has it whole): it must never squeeze the
+        # legend's names or widen the window
+        self.edit_status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.zoom_label = QLabel("100%", self)
         self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("1600%"))
         self.zoom_label.setAlignment(Qt.AlignCenter)
@@ -86,6 +98,7 @@ class ViewerToolbar(QWidget):
         bar.addWidget(self.delete_button)
         bar.addStretch(1)
         self.legend = QWidget(self)
+        self.legend.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Preferred)
         legend = QHBoxLayout(self.legend)
         legend.setContentsMargins(0, 0, 0, 0)
         for cls in BoxClass:
