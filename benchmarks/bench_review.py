@@ -18,6 +18,8 @@ each saved action's GUI-thread update.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import gc
 import os
 import statistics
 import sys
@@ -74,25 +76,36 @@ def main() -> int:
     ap.add_argument("--occurrences", type=int, default=5000)
     ap.add_argument("--actions", type=int, default=1000)
     ap.add_argument("--opens", type=int, default=3)
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="write a cProfile of the GUI thread during the actions here (pstats)")
+    ap.add_argument("--switch-interval-ms", type=float, default=None,
+                    help="the GIL switch interval instead of the app's (gui.launch)")
     args = ap.parse_args()
+    from PySide6.QtWidgets import QApplication
+
+    from trapgui.gui.launch import prepare_application
+
+    app = QApplication.instance() or QApplication(["trapgui"])
+    prepare_application(app)  # what `trapgui` does at start: GIL switch interval, collector
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} "
+          f"cores; switch interval {sys.getswitchinterval() * 1000:.1f} ms")
     tmp = Path(tempfile.mkdtemp(prefix="trapgui-bench-review-"))
     os.environ["TRAPGUI_CONFIG_DIR"] = str(tmp / "config")
     os.environ["TRAPGUI_DATA_DIR"] = str(tmp / "data")
 
     from PySide6.QtCore import QEventLoop, Qt, QTimer
     from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QApplication
     from sqlalchemy import update
 
     from tests.gui.review_fixtures import build_synthetic
     from trapgui.db.tables import Deployment, Image
-    from trapgui.gui.collector import GuiThreadCollector, freeze_long_lived_objects
+    from trapgui.gui.collector import freeze_long_lived_objects
     from trapgui.gui.job_runner import job_runner
     from trapgui.gui.review_view import ReviewView
     from trapgui.services.app_services import Services
 
-    app = QApplication.instance() or QApplication(["trapgui"])
-    collector = GuiThreadCollector()
     services = Services.create()
     services.settings.reviewer_name = "Bench Reviewer"
     t0 = time.perf_counter()
@@ -160,6 +173,21 @@ def main() -> int:
         applied_ms.append((time.perf_counter() - t) * 1000)
 
     view._applied = timed_applied
+    saving_ms: dict[str, list[tuple[float, float]]] = {}  # method -> (wall, own CPU) ms
+
+    def timed(name, fn):  # on the saving (runner) thread
+        def wrapper(*a, **k):
+            t, c = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                saving_ms.setdefault(name, []).append(((time.perf_counter() - t) * 1000,
+                                                       (time.thread_time() - c) * 1000))
+        return wrapper
+
+    review = services.review
+    for name in ("confirm", "reject", "relabel", "undo", "rows", "taxon_choices"):
+        setattr(review, name, timed(name, getattr(review, name)))
     state = {"n": 0, "started": 0.0}
     finished = QEventLoop()
 
@@ -192,6 +220,20 @@ def main() -> int:
             press(Qt.Key.Key_Return)
 
     view.actionApplied.connect(lambda o: QTimer.singleShot(0, next_action))
+    gc_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    gc_started = {}
+
+    def gc_timer(phase, info):  # collections run on the GUI thread (GuiThreadCollector)
+        if phase == "start":
+            gc_started[info["generation"]] = time.perf_counter()
+        elif info["generation"] in gc_started:
+            gen = info["generation"]
+            gc_ms[gen].append((time.perf_counter() - gc_started.pop(gen)) * 1000)
+
+    gc.callbacks.append(gc_timer)
+    profile = cProfile.Profile() if args.profile else None  # this (the GUI) thread only
+    if profile is not None:
+        profile.enable()
     beat.start()
     state["started"] = time.perf_counter()
     QTimer.singleShot(0, next_action)
@@ -199,6 +241,10 @@ def main() -> int:
     finished.exec()
     elapsed = time.perf_counter() - state["started"]
     stalls = beat.stop()
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(str(args.profile))
+    gc.callbacks.remove(gc_timer)
     job_runner().wait(30)
     done = state["n"]
     print(f"{done} review actions ({', '.join(f'{kinds.count(k)} {k}' for k in ('confirm', 'reject', 'relabel', 'undo'))}) "
@@ -214,13 +260,26 @@ def main() -> int:
           f"p99 {pct(idle, 0.99):.1f} ms")
     print(f"per key press (handler, GUI thread): max {max(press_ms):.1f} ms, p99 "
           f"{pct(press_ms, 0.99):.1f} ms, median {statistics.median(press_ms):.2f} ms")
+    by_kind = {}
+    for kind, ms in zip(kinds, press_ms):
+        by_kind.setdefault(kind, []).append(ms)
+    print("  by action: " + ", ".join(f"{k} max {max(v):.1f} / median {statistics.median(v):.2f} ms"
+                                      for k, v in by_kind.items()))
+    print("garbage collections on the GUI thread during the actions: " + ", ".join(
+        f"generation {g}: {len(v)}, longest {max(v, default=0):.1f} ms" for g, v in gc_ms.items()))
+    print("saving thread per call (wall / own CPU, median and max): " + ", ".join(
+        f"{k} {statistics.median(w for w, _ in v):.1f} / {statistics.median(c for _, c in v):.1f}"
+        f" ms, max {max(w for w, _ in v):.1f} / {max(c for _, c in v):.1f} ms"
+        for k, v in saving_ms.items()))
+    first, last = (sum(w for w, _ in v) for v in (saving_ms["confirm"][:100],
+                                                   saving_ms["confirm"][-100:]))
+    print(f"  confirm, first 100 vs last 100: {first / 100:.1f} vs {last / 100:.1f} ms each")
     print(f"per saved action's grid update (GUI thread): max {max(applied_ms):.1f} ms, p99 "
           f"{pct(applied_ms, 0.99):.1f} ms, median {statistics.median(applied_ms):.2f} ms")
     reviewed = sum(1 for r in services.review.night_rows(pipeline, night) if r.reviewed)
     print(f"catalogue after the run: {reviewed} occurrences reviewed, "
           f"{len(services.review.history(night, limit=10_000))} actions logged")
     view.close()
-    collector.stop()
     services.close()
     return 0
 
