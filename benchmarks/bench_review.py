@@ -2,7 +2,7 @@
 person reviews 1,000 occurrences from the keyboard.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_review.py \
-        [--occurrences 5000] [--actions 1000] [--opens 3]
+        [--occurrences 5000] [--actions 1000] [--opens 3] [--window] [--profile FILE]
 
 Goals (issue 14): a night with 5,000 occurrences opens in <= 1 s; each review action <= 50 ms
 on the GUI thread. A temporary catalogue holds one synthetic night (one detection per
@@ -10,7 +10,9 @@ occurrence, crops cut from a real shared photograph when ../shared is there). Th
 through the review view as key presses (QTest) on its grid, the real handlers: Enter
 (confirm), Delete (reject), a type-ahead relabel every tenth (the picker opened by typing,
 the name typed, Enter), Ctrl+Z (undo); each is saved through the services before the next.
-Figures: a 10 ms QTimer heartbeat's longest gap over 10 ms (GUI-thread stall) during the
+``--window`` reviews in the main window, whose other views and trap tree follow the actions.
+The app's runtime settings apply (``gui.launch.prepare_application``: GIL switch interval,
+garbage collection on the GUI thread). Figures: a 10 ms QTimer heartbeat's longest gap over 10 ms (GUI-thread stall) during the
 actions and, for comparison, with the view idle; the time spent in each key press and in
 each saved action's GUI-thread update.
 """
@@ -50,7 +52,16 @@ class Heartbeat:
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._beat)
 
+    def mark(self, what: str) -> None:
+        """Something that ran on the GUI thread before the next beat (see ``busiest``)."""
+        self._marks[what] = self._marks.get(what, 0) + 1
+
+    def busiest(self, n=5) -> list[tuple[float, float, dict]]:
+        """(own CPU ms, gap ms, what ran) of the ``n`` beats with the most GUI-thread CPU."""
+        return sorted(zip(self.cpu, self.gaps, self.marks), key=lambda b: -b[0])[:n]
+
     def start(self):
+        self.marks, self._marks = [], {}
         self.gaps, self.cpu, self.last = [], [], time.perf_counter()
         self.last_cpu = time.thread_time()
         self.timer.start()
@@ -68,6 +79,8 @@ class Heartbeat:
         now, cpu = time.perf_counter(), time.thread_time()
         self.gaps.append((now - self.last) * 1000)
         self.cpu.append((cpu - self.last_cpu) * 1000)
+        self.marks.append(self._marks)
+        self._marks = {}
         self.last, self.last_cpu = now, cpu
 
 
@@ -78,6 +91,8 @@ def main() -> int:
     ap.add_argument("--opens", type=int, default=3)
     ap.add_argument("--profile", type=Path, default=None,
                     help="write a cProfile of the GUI thread during the actions here (pstats)")
+    ap.add_argument("--window", action="store_true",
+                    help="review in the main window (its other views and tree follow the actions)")
     ap.add_argument("--switch-interval-ms", type=float, default=None,
                     help="the GIL switch interval instead of the app's (gui.launch)")
     args = ap.parse_args()
@@ -120,9 +135,25 @@ def main() -> int:
           f"{photo[0].name if photo else 'a missing file (no photograph)'}")
     services.review.night_rows(pipeline, night)  # SQLite's page cache warm, as after a look
 
-    view = ReviewView(services)
-    view.resize(1280, 860)
-    view.show()
+    window = None
+    if args.window:
+        from sqlalchemy import select
+
+        from trapgui.db.tables import Night
+        from trapgui.gui.main_window import MainWindow
+
+        window = MainWindow(services)
+        window.resize(1280, 860)
+        window.show()
+        view = window.review
+        window.tabs.setCurrentWidget(view)
+        with services.db.session() as s:
+            deployment = s.execute(select(Night.deployment_id).where(Night.id == night)).scalar()
+        window._selection_changed(deployment, [night])  # as the tree says it: every view
+    else:
+        view = ReviewView(services)
+        view.resize(1280, 860)
+        view.show()
     app.processEvents()
 
     def run_until(start, done_signal, timeout_s=120):
@@ -202,6 +233,8 @@ def main() -> int:
             finished.quit()
             return
         state["n"] += 1
+        beat.mark("action " + ("relabel" if n % 10 == 9 else "undo" if n % 7 == 6 else
+                               "reject" if n % 5 == 4 else "confirm"))
         if n % 10 == 9:
             kinds.append("relabel")
             t = time.perf_counter()
@@ -231,6 +264,19 @@ def main() -> int:
             gc_ms[gen].append((time.perf_counter() - gc_started.pop(gen)) * 1000)
 
     gc.callbacks.append(gc_timer)
+    set_crop = view.model.set_crop
+    view.model.set_crop = lambda det, pixmap: (beat.mark("crop shown"), set_crop(det, pixmap))
+    delegate = view.grid.itemDelegate()
+    if hasattr(delegate, "_draw_contents"):  # tiles drawn anew (the rest come from its cache)
+        draw = delegate._draw_contents
+        delegate._draw_contents = lambda *a: (beat.mark("tile drawn"), draw(*a))
+    original_applied = view._applied
+
+    def marked_applied(*a):
+        beat.mark("answer applied")
+        original_applied(*a)
+
+    view._applied = marked_applied
     profile = cProfile.Profile() if args.profile else None  # this (the GUI) thread only
     if profile is not None:
         profile.enable()
@@ -256,6 +302,9 @@ def main() -> int:
     print(f"  of which the GUI thread's own CPU time: longest {max(beat.cpu):.1f} ms, p99 "
           f"{pct(beat.cpu, 0.99):.1f} ms, {len(busy)} gaps with over 50 ms of it (the rest of "
           "a stall is waiting for a core or the GIL)")
+    print("  busiest beats (GUI-thread CPU / gap, what ran in them): " + "; ".join(
+        f"{c:.1f} / {g:.1f} ms: {', '.join(f'{v} {k}' for k, v in m.items()) or 'nothing marked'}"
+        for c, g, m in beat.busiest()))
     print(f"same heartbeat, view idle {IDLE_S:.0f} s (machine noise): longest {max(idle):.1f} ms, "
           f"p99 {pct(idle, 0.99):.1f} ms")
     print(f"per key press (handler, GUI thread): max {max(press_ms):.1f} ms, p99 "
@@ -279,7 +328,8 @@ def main() -> int:
     reviewed = sum(1 for r in services.review.night_rows(pipeline, night) if r.reviewed)
     print(f"catalogue after the run: {reviewed} occurrences reviewed, "
           f"{len(services.review.history(night, limit=10_000))} actions logged")
-    view.close()
+    (window or view).close()
+    job_runner().wait(30)
     services.close()
     return 0
 

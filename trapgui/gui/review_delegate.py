@@ -50,40 +50,50 @@ class ReviewDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self._tiles: OrderedDict[tuple, tuple] = OrderedDict()  # key -> (row, crop, pixmap)
         self._tile_bytes = 0
+        self._look = None  # (unselected fill, selected fill, cursor pen) of the palette
+
+    def forget_look(self) -> None:
+        """The palette, font, style or screen changed (``ReviewGrid.changeEvent``): every
+        tile is drawn anew."""
+        self._tiles.clear()
+        self._tile_bytes = 0
+        self._look = None
 
     def sizeHint(self, option, index) -> QSize:
         line = option.fontMetrics.height()
         return QSize(CROP + 2 * PAD, CROP + 2 * PAD + TEXT_LINES * line + line + 4)
 
     def paint(self, painter: QPainter, option, index) -> None:
-        r = index.data(ROW_ROLE)
+        model = index.model()
+        tile = getattr(model, "tile", None)
+        r, crop = tile(index.row()) if tile is not None else (index.data(ROW_ROLE),
+                                                              index.data(CROP_ROLE))
         if r is None:
             return
-        crop = index.data(CROP_ROLE)
+        if self._look is None:
+            pal = option.palette
+            selected = QColor(pal.highlight().color())
+            selected.setAlpha(60)  # the labels stay readable on a selected tile
+            self._look = (pal.base().color(), selected,
+                          QPen(pal.highlight().color(), 2, Qt.PenStyle.DashLine))
+        base, selected, cursor = self._look
         rect = option.rect.adjusted(2, 2, -2, -2)
         state = option.state
-        pal = option.palette
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
-        if state & QStyle.StateFlag.State_Selected:
-            fill = QColor(pal.highlight().color())
-            fill.setAlpha(60)  # the labels stay readable on a selected tile
-        else:
-            fill = pal.base().color()
-        painter.setBrush(fill)
+        painter.setBrush(selected if state & QStyle.StateFlag.State_Selected else base)
         painter.drawRoundedRect(rect, 6, 6)
         painter.drawPixmap(rect.topLeft(), self._tile(r, crop, option, rect, painter))
         if state & QStyle.StateFlag.State_HasFocus:  # the current one
-            painter.setPen(QPen(pal.highlight().color(), 2, Qt.PenStyle.DashLine))
+            painter.setPen(cursor)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(rect.adjusted(4, 4, -4, -4), 5, 5)
         painter.restore()
 
     def _tile(self, r, crop, option, rect: QRect, painter: QPainter) -> QPixmap:
         dpr = painter.device().devicePixelRatioF()
-        key = (id(r), -1 if crop is None else crop.cacheKey(), rect.width(), rect.height(),
-               dpr, option.palette.cacheKey(), option.font.key())
+        key = (id(r), -1 if crop is None else crop.cacheKey(), rect.width(), rect.height(), dpr)
         hit = self._tiles.get(key)
         if hit is not None:  # the entry holds the row and crop: their ids are not reused
             self._tiles.move_to_end(key)

@@ -155,6 +155,18 @@ class ReviewModel(QAbstractListModel):
     def has_crop(self, detection_id: int | None) -> bool:
         return detection_id in self._crops
 
+    def tile(self, row: int) -> tuple:
+        """(ReviewRow, crop or None while loading) of a listed row, for the delegate's paint:
+        ``data``'s two roles without two round trips through Qt. A crop not loaded yet is
+        asked for (off the GUI thread)."""
+        if not 0 <= row < len(self.rows):
+            return None, None
+        r = self.rows[row]
+        crop = self._crops.get(r.best_detection_id)
+        if crop is None and self.crop_wanted is not None and r.best_detection_id is not None:
+            self.crop_wanted(r)
+        return r, crop
+
     # ---- QAbstractListModel -------------------------------------------------------------
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.rows)
