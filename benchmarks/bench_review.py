@@ -9,7 +9,7 @@ on the GUI thread. A temporary catalogue holds one synthetic night (one detectio
 occurrence, crops cut from a real shared photograph when ../shared is there). The actions go
 through the review view as key presses (QTest) on its grid, the real handlers: Enter
 (confirm), Delete (reject), a type-ahead relabel every tenth (the picker opened by typing,
-the name typed, Enter), Ctrl+Z (undo); each is saved through the services before the next.
+the name typed one key event at a time, as a person types, Enter), Ctrl+Z (undo); each is saved through the services before the next.
 ``--window`` reviews in the main window, whose other views and trap tree follow the actions.
 The app's runtime settings apply (``gui.launch.prepare_application``: GIL switch interval,
 garbage collection on the GUI thread). Figures: a 10 ms QTimer heartbeat's longest gap over 10 ms (GUI-thread stall) during the
@@ -227,6 +227,19 @@ def main() -> int:
         QTest.keyClick(view.grid, key, modifier)
         press_ms.append((time.perf_counter() - t) * 1000)
 
+    relabel_total_ms: list[float] = []
+
+    def type_keys(keys, took):
+        widget, key = keys[0]
+        t = time.perf_counter()
+        QTest.keyClick(widget(), key)
+        took.append((time.perf_counter() - t) * 1000)
+        if len(keys) > 1:
+            QTimer.singleShot(0, lambda: type_keys(keys[1:], took))
+        else:  # the slowest key event is what the person waits for
+            press_ms.append(max(took))
+            relabel_total_ms.append(sum(took))
+
     def next_action(_outcome=None):
         n = state["n"]
         if n >= args.actions:
@@ -236,12 +249,13 @@ def main() -> int:
         beat.mark("action " + ("relabel" if n % 10 == 9 else "undo" if n % 7 == 6 else
                                "reject" if n % 5 == 4 else "confirm"))
         if n % 10 == 9:
+            # as a person types: one key event per pass of the event loop (what is painted and
+            # answered in between runs between the keys), "N" on the grid opening the picker
             kinds.append("relabel")
-            t = time.perf_counter()
-            QTest.keyClick(view.grid, Qt.Key.Key_N)  # opens the picker with "N"
-            QTest.keyClicks(view.picker.edit, "octuidae sp. B")
-            QTest.keyClick(view.picker.edit, Qt.Key.Key_Return)
-            press_ms.append((time.perf_counter() - t) * 1000)
+            keys = [(lambda: view.grid, Qt.Key.Key_N)]
+            keys += [(lambda: view.picker.edit, c) for c in "octuidae sp. B"]
+            keys.append((lambda: view.picker.edit, Qt.Key.Key_Return))
+            type_keys(keys, [])
         elif n % 7 == 6:
             kinds.append("undo")
             press(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
