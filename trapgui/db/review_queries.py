@@ -5,10 +5,11 @@ the agreement, who identified what, the action history). Decisions are in
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from trapgui.core.errors import UserInputError
 from trapgui.core.file_names import disk_path
@@ -84,10 +85,36 @@ def review_rows(db: Database, pipeline_id: int, night_id: int, *,
                 occurrence_ids: Sequence[int] | None = None) -> list[ReviewRow]:
     """The night's occurrences that have detections, in order of first sight (only
     ``occurrence_ids`` when given: the rows an action changed)."""
-    best = (select(Detection.occurrence_id.label("occ"), func.max(Detection.score).label("best"))
-            .join(Occurrence, Occurrence.id == Detection.occurrence_id)
-            .where(Occurrence.pipeline_id == pipeline_id, Occurrence.night_id == night_id)
-            .group_by(Detection.occurrence_id).subquery())
+    params = {"pipeline_id": pipeline_id, "night_id": night_id}
+    if occurrence_ids is not None:
+        params["ids"] = sorted(set(occurrence_ids))[:_CHUNK]
+    with db.session() as s:
+        rows = s.execute(_rows_statement(occurrence_ids is not None, unreviewed_only),
+                         params).all()
+        checks = carry_checks_by_occurrence(s, pipeline_id, [night_id])
+    return [ReviewRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                      int(r[12] or 0), r[13], bool(r[14]), bool(r[15]), r[16], r[17],
+                      disk_path(r[18], r[19]) if r[18] is not None else None,
+                      (r[20], r[21], r[22], r[23]) if r[20] is not None else None, r[24],
+                      None if (r[6] is not None or r[15]) else checks.get(r[0]))
+            for r in rows]
+
+
+@functools.cache
+def _rows_statement(by_ids: bool, unreviewed_only: bool):
+    """The grid's query, built once (bound parameters): each review action reads its rows
+    again on the saving thread, and building this select in SQLAlchemy costs more Python than
+    running it. With ``by_ids`` the best score is computed for those occurrences only, not for
+    the whole night."""
+    pipeline, night = bindparam("pipeline_id"), bindparam("night_id")
+    ids = bindparam("ids", expanding=True)
+    best = select(Detection.occurrence_id.label("occ"), func.max(Detection.score).label("best"))
+    if by_ids:
+        best = best.where(Detection.occurrence_id.in_(ids))
+    else:
+        best = (best.join(Occurrence, Occurrence.id == Detection.occurrence_id)
+                .where(Occurrence.pipeline_id == pipeline, Occurrence.night_id == night))
+    best = best.group_by(Detection.occurrence_id).subquery()
     q = (select(Occurrence.id, Occurrence.pipeline_id, Occurrence.night_id, Occurrence.label,
                 Occurrence.label_rank, Occurrence.label_score, Occurrence.review_state,
                 Occurrence.review_label, Occurrence.review_rank, Occurrence.identified_by,
@@ -100,21 +127,13 @@ def review_rows(db: Database, pipeline_id: int, night_id: int, *,
          .outerjoin(Detection, Detection.id == Occurrence.best_detection_id)
          .outerjoin(Image, Image.id == Detection.image_id)
          .outerjoin(Deployment, Deployment.id == Image.deployment_id)
-         .where(Occurrence.pipeline_id == pipeline_id, Occurrence.night_id == night_id)
+         .where(Occurrence.pipeline_id == pipeline, Occurrence.night_id == night)
          .order_by(Occurrence.first_seen, Occurrence.id))
     if unreviewed_only:
         q = q.where(Occurrence.review_state.is_(None), Occurrence.fixture_reviewed.is_(False))
-    if occurrence_ids is not None:
-        q = q.where(Occurrence.id.in_(sorted(set(occurrence_ids))[:_CHUNK]))
-    with db.session() as s:
-        rows = s.execute(q).all()
-        checks = carry_checks_by_occurrence(s, pipeline_id, [night_id])
-    return [ReviewRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                      int(r[12] or 0), r[13], bool(r[14]), bool(r[15]), r[16], r[17],
-                      disk_path(r[18], r[19]) if r[18] is not None else None,
-                      (r[20], r[21], r[22], r[23]) if r[20] is not None else None, r[24],
-                      None if (r[6] is not None or r[15]) else checks.get(r[0]))
-            for r in rows]
+    if by_ids:
+        q = q.where(Occurrence.id.in_(ids))
+    return q
 
 
 def carry_checks_by_occurrence(s, pipeline_id: int, night_ids: Sequence[int]) -> dict[int, str]:

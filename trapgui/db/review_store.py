@@ -17,11 +17,12 @@ Rules (docs/review.md):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 
 from trapgui.core.errors import UserInputError
 from trapgui.core.types import HUMAN_DETECTOR
@@ -155,7 +156,7 @@ def _decide_in(s, kind, occurrence_ids, values, summary, by, extra=None) -> Revi
             raise UserInputError(f"Occurrence {occ_id} was merged into occurrence "
                                  f"{row.merged_into}; review that one.")
         new = values(row, now)
-        s.execute(update(Occurrence).where(Occurrence.id == occ_id).values(updated_at=now, **new))
+        s.connection().execute(_decision_update(), {"occ_id": occ_id, "updated_at": now, **new})
         before = _snap(row)
         changes[str(occ_id)] = {"before": before, "after": {**before, **_jsonable(new)}}
     n = len(ids)
@@ -391,14 +392,15 @@ def undo(db: Database, *, night_id: int | None = None,
         touched = []
         for occ_id, change in (ch.get("occurrences") or {}).items():
             values = _from_json(change["before"])
-            s.execute(update(Occurrence).where(Occurrence.id == int(occ_id)).values(**values))
+            conn.execute(_decision_update(), {"occ_id": int(occ_id), **values})
             touched.append(int(occ_id))
         created = [int(i) for i in ch.get("created") or []]
         drawn = [int(i) for i in ch.get("created_detections") or []]
         if drawn:  # boxes a person drew: gone again
             s.execute(delete(Detection).where(Detection.id.in_(drawn),
                                               Detection.detector == HUMAN_DETECTOR))
-        refresh_summaries(s, touched)
+        if moves or created or drawn:  # a label decision left every occurrence's frames be
+            refresh_summaries(s, touched)
         for occ_id in created:
             if s.execute(select(Detection.id).where(Detection.occurrence_id == occ_id)).first() is None:
                 s.execute(delete(Occurrence).where(Occurrence.id == occ_id))
@@ -442,10 +444,32 @@ def _ids(ids: Iterable[int]) -> list[int]:
     return out
 
 
+# Statements every action runs, built once and executed on the session's connection (Core):
+# a person makes several decisions a second and this Python runs on the saving thread, holding
+# the GIL the window needs; building and ORM-executing them cost more than SQLite running them.
+@functools.cache
+def _decision_update():
+    """UPDATE of one occurrence (``occ_id``); the SET clause is each call's other parameters."""
+    table = Occurrence.__table__
+    return update(table).where(table.c.id == bindparam("occ_id"))
+
+
+@functools.cache
+def _read_statement():
+    return select(*_READ).where(Occurrence.id.in_(bindparam("ids", expanding=True)))
+
+
+@functools.cache
+def _action_insert():
+    table = ReviewAction.__table__
+    return insert(table).returning(table.c.id)
+
+
 def _load(s, ids: Sequence[int]) -> dict:
     rows = {}
+    conn = s.connection()
     for part in [list(ids)[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]:
-        rows.update({r.id: r for r in s.execute(select(*_READ).where(Occurrence.id.in_(part)))})
+        rows.update({r.id: r for r in conn.execute(_read_statement(), {"ids": part})})
     missing = [i for i in ids if i not in rows]
     if missing:
         raise UserInputError(f"Occurrence {missing[0]} is not in the catalogue "
@@ -472,10 +496,10 @@ def _after(when, cut) -> bool:
 def _record(s, kind, rows, ids, changes, text, now, created=(), by=None) -> ReviewOutcome:
     nights = sorted({rows[i].night_id for i in rows if rows[i].night_id is not None})
     pipelines = {rows[i].pipeline_id for i in rows}
-    action_id = s.execute(insert(ReviewAction).values(
+    action_id = s.connection().execute(_action_insert(), dict(
         kind=kind, pipeline_id=next(iter(pipelines)) if len(pipelines) == 1 else None,
         night_id=nights[0] if len(nights) == 1 else None, summary=text, changes=changes,
-        by=by, at=now, undone=False).returning(ReviewAction.id)).scalar_one()
+        by=by, at=now, undone=False)).scalar_one()
     return ReviewOutcome(action_id, kind, tuple(ids), tuple(nights), text, tuple(created))
 
 

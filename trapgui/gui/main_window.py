@@ -140,6 +140,11 @@ class MainWindow(QMainWindow):
         self._wire()
         self._refresh_timer = QTimer(self, singleShot=True, interval=1000)
         self._refresh_timer.timeout.connect(self._refresh_views)
+        # a person reviews several occurrences a second: the other views and the tree follow
+        # at most once a second, not once per action (each refresh is a query on a worker
+        # thread, holding the GIL the window needs)
+        self._review_refresh_timer = QTimer(self, singleShot=True, interval=1000)
+        self._review_refresh_timer.timeout.connect(self._refresh_after_review)
         self.resize(1280, 820)
         self.tree.setMinimumWidth(360)
         self.resizeDocks([self.panel_dock], [200], Qt.Orientation.Vertical)
@@ -489,6 +494,10 @@ class MainWindow(QMainWindow):
         self._refresh_views(besides=self.viewer if self.sender() is self.viewer else None)
 
     def _review_acted(self, _outcome) -> None:
+        if not self._review_refresh_timer.isActive():
+            self._review_refresh_timer.start()
+
+    def _refresh_after_review(self) -> None:
         self._refresh_views(besides=self.review)
 
     def _open_image(self, image_id: int, detection_id: int) -> None:

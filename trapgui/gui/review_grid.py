@@ -9,13 +9,16 @@ Shift/Ctrl select several. The grid only says what was asked (signals); the revi
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QListView
 
 from trapgui.gui.review_delegate import ReviewDelegate
 
 _CONFIRM = {Qt.Key.Key_Return, Qt.Key.Key_Enter}
+_LOOK_CHANGES = {QEvent.Type.PaletteChange, QEvent.Type.FontChange, QEvent.Type.StyleChange,
+                 QEvent.Type.ApplicationPaletteChange, QEvent.Type.ApplicationFontChange,
+                 QEvent.Type.DevicePixelRatioChange}
 _REJECT = {Qt.Key.Key_Delete, Qt.Key.Key_R, Qt.Key.Key_Backspace}
 
 
@@ -46,6 +49,12 @@ class ReviewGrid(QListView):
         self.setItemDelegate(ReviewDelegate(self))
         self.setIconSize(QSize(136, 136))
         self.setToolTip("")
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in _LOOK_CHANGES:  # the delegate's cached tiles are of the old look
+            self.itemDelegate().forget_look()
+            self.viewport().update()
+        super().changeEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()

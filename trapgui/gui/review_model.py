@@ -36,6 +36,9 @@ class ReviewModel(QAbstractListModel):
         self._at_shown: dict[int, int] = {}
         self.reviewed_count = 0
         self._crops: dict[int, QPixmap] = {}  # best detection id -> crop
+        # best detection id -> occurrences listed with it: a crop's arrival repaints those
+        # rows without walking the night
+        self._with_crop: dict[int, set[int]] = {}
         self._unreviewed_only = False
         self._checks_only = False  # only decisions of another configuration to look at
         self.checks_count = 0
@@ -100,6 +103,10 @@ class ReviewModel(QAbstractListModel):
         self._at_all = {r.id: k for k, r in enumerate(self._all)}
         self._at_shown = {r.id: k for k, r in enumerate(self.rows)}
         self.reviewed_count = sum(1 for r in self._all if r.reviewed)
+        self._with_crop = {}
+        for r in self.rows:
+            if r.best_detection_id is not None:
+                self._with_crop.setdefault(r.best_detection_id, set()).add(r.id)
         self.checks_count = sum(1 for r in self._all if r.needs_check)
 
     def update_rows(self, fresh: Iterable, gone: Iterable[int] = ()) -> None:
@@ -121,7 +128,12 @@ class ReviewModel(QAbstractListModel):
             k = self._at_all[occ_id]
             self.reviewed_count += int(r.reviewed) - int(self._all[k].reviewed)
             self.checks_count += int(bool(r.needs_check)) - int(bool(self._all[k].needs_check))
+            old = self._all[k]
             self._all[k] = r
+            if old.best_detection_id != r.best_detection_id:
+                self._with_crop.get(old.best_detection_id, set()).discard(occ_id)
+                if r.best_detection_id is not None:
+                    self._with_crop.setdefault(r.best_detection_id, set()).add(occ_id)
             row = self._at_shown[occ_id]
             self.rows[row] = r
             index = self.index(row)
@@ -136,13 +148,24 @@ class ReviewModel(QAbstractListModel):
     # ---- crops --------------------------------------------------------------------------
     def set_crop(self, detection_id: int, pixmap: QPixmap) -> None:
         self._crops[detection_id] = pixmap
-        for row, r in enumerate(self.rows):
-            if r.best_detection_id == detection_id:
-                index = self.index(row)
-                self.dataChanged.emit(index, index, [CROP_ROLE])
+        for occ_id in self._with_crop.get(detection_id, ()):
+            index = self.index(self._at_shown[occ_id])
+            self.dataChanged.emit(index, index, [CROP_ROLE])
 
     def has_crop(self, detection_id: int | None) -> bool:
         return detection_id in self._crops
+
+    def tile(self, row: int) -> tuple:
+        """(ReviewRow, crop or None while loading) of a listed row, for the delegate's paint:
+        ``data``'s two roles without two round trips through Qt. A crop not loaded yet is
+        asked for (off the GUI thread)."""
+        if not 0 <= row < len(self.rows):
+            return None, None
+        r = self.rows[row]
+        crop = self._crops.get(r.best_detection_id)
+        if crop is None and self.crop_wanted is not None and r.best_detection_id is not None:
+            self.crop_wanted(r)
+        return r, crop
 
     # ---- QAbstractListModel -------------------------------------------------------------
     def rowCount(self, parent=QModelIndex()) -> int:
