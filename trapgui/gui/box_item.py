@@ -127,6 +127,14 @@ class BoxItem(QGraphicsRectItem):
         self._caption_bg = QColor()
         self._show_labels = True
 
+    def detach_caption(self) -> None:
+        """Call after removing the box from its scene, before the last reference goes: the
+        caption then dies as its own object. Deleting a removed box with its caption still a
+        child crashed the app in Shiboken (a child wrapper released twice), reloading 5,000
+        boxes after review actions (benchmarks/bench_review.py --window)."""
+        if self.caption.parentItem() is self:
+            self.caption.setParentItem(None)
+
     def restyle(self, threshold: float, label_threshold: float, show_labels: bool) -> None:
         self.box_class = classify(self.info, threshold)
         colour = COLOURS[self.box_class]

@@ -64,6 +64,7 @@ class ImageViewer(ViewerCorrections, QWidget):
         self._full_loaded = False
         self._label_threshold = 0.5
         self._setting_threshold = False  # set_threshold moves the slider, not the person
+        self._stale = False  # results changed while the viewer was behind another tab
         self._night_ids: list[int] = []
         self._selecting = False
         self._hidden: set[int] = set()  # boxes being deleted (hidden until saved)
@@ -177,8 +178,14 @@ class ImageViewer(ViewerCorrections, QWidget):
 
     @Slot()
     def refresh(self) -> None:
-        """Results were committed: re-read this image's boxes (at most once a second)."""
-        if self._details is not None and not self._refresh_timer.isActive():
+        """Results were committed: re-read this image's boxes (at most once a second). Behind
+        another tab of a window on screen (a person reviewing in the Review tab), only once it
+        is shown again: rebuilding an image's boxes is GUI-thread work nobody would see."""
+        if self._details is None:
+            return
+        if not self.isVisible() and self.window().isVisible():
+            self._stale = True
+        elif not self._refresh_timer.isActive():
             self._refresh_timer.start()
 
     # -- showing an image -------------------------------------------------------------------
@@ -323,6 +330,9 @@ class ImageViewer(ViewerCorrections, QWidget):
     def showEvent(self, event):  # noqa: N802 - Qt API
         super().showEvent(event)
         self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
+        if self._stale:
+            self._stale = False
+            self.refresh()
 
     def _image_failed(self, gen: int, exc: BaseException) -> None:
         if gen == self._generation:
@@ -364,6 +374,7 @@ class ImageViewer(ViewerCorrections, QWidget):
             # (scene.clear() for a new image) crashed the app during runs
             if shiboken6.isValid(item) and item.scene() is self.scene:
                 self.scene.removeItem(item)
+                item.detach_caption()
         self._items = {}
         self._details = details
         if not self.edits.busy():  # what was drawn is among the boxes read now
