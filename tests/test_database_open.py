@@ -187,3 +187,36 @@ def test_a_version_1_catalogue_migrates_to_the_latest_schema(tmp_path):
         con.close()
     finally:
         db.close()
+
+
+def _unindexed_foreign_keys(path) -> list[str]:
+    """Foreign-key columns that lead no index: deleting a parent row scans the whole child
+    table for each row deleted (SQLite does not index them itself)."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        missing = []
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            leading = {con.execute(f"PRAGMA index_info('{ix[1]}')").fetchone()[2]
+                       for ix in con.execute(f"PRAGMA index_list('{table}')")}
+            missing += [f"{table}.{fk[3]}" for fk in con.execute(
+                f"PRAGMA foreign_key_list('{table}')") if fk[3] not in leading]
+        return missing
+    finally:
+        con.close()
+
+
+def test_every_foreign_key_leads_an_index_in_new_and_migrated_catalogues(tmp_path):
+    import sqlite3
+
+    db = open_database(tmp_path / "new.sqlite3")
+    db.close()
+    assert _unindexed_foreign_keys(tmp_path / "new.sqlite3") == []
+    old = tmp_path / "old.sqlite3"
+    con = sqlite3.connect(old)
+    con.executescript((Path(__file__).parent / "data" / "catalogue-v1.sql").read_text())
+    con.close()
+    open_database(old).close()
+    assert _unindexed_foreign_keys(old) == []

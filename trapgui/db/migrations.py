@@ -144,6 +144,15 @@ def carry_review_decisions(conn: Connection) -> None:
     ReviewCarry.__table__.create(conn, checkfirst=True)
 
 
+def index_occurrence_links(conn: Connection) -> None:
+    """Every foreign key is indexed: without these, deleting a night's detections before it
+    is processed again (ON DELETE SET NULL on ``best_detection_id``) scanned every
+    occurrence once per detection (6,000 boxes: 5.7 s, now 0.2 s)."""
+    for column in ("best_detection_id", "first_image_id", "last_image_id"):
+        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS ix_occurrences_{column} "
+                             f"ON occurrences ({column})")
+
+
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, add_occurrences),
     (3, key_remote_tasks_by_job_and_pipeline),
@@ -152,6 +161,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (6, add_tracking_details),
     (7, add_review),
     (8, carry_review_decisions),
+    (9, index_occurrence_links),
 ]
 
-LATEST_VERSION = 8
+LATEST_VERSION = 9

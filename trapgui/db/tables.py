@@ -230,13 +230,16 @@ class Occurrence(Base):
         ForeignKey("deployments.id", ondelete="CASCADE"), index=True
     )
     night_id: Mapped[int | None] = mapped_column(ForeignKey("nights.id", ondelete="CASCADE"))
-    first_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
-    last_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    # indexed like every foreign key: deleting a parent row looks its children up
+    first_image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("images.id", ondelete="SET NULL"), index=True)
+    last_image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("images.id", ondelete="SET NULL"), index=True)
     first_seen: Mapped[dt.datetime | None] = mapped_column(DateTime)  # camera local time
     last_seen: Mapped[dt.datetime | None] = mapped_column(DateTime)
     n_detections: Mapped[int] = mapped_column(Integer, default=0)
     best_detection_id: Mapped[int | None] = mapped_column(
-        ForeignKey("detections.id", ondelete="SET NULL", use_alter=True)
+        ForeignKey("detections.id", ondelete="SET NULL", use_alter=True), index=True
     )
     # the machine's label: a score-weighted vote over the occurrence's detections
     label: Mapped[str | None] = mapped_column(String(255), index=True)
