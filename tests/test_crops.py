@@ -107,3 +107,36 @@ def test_uint8_images_give_the_same_crops_as_float():
     a = stack_crops(u8, boxes, 16, "pad", IMAGENET_MEAN, IMAGENET_STD)
     b = stack_crops([im.float() / 255 for im in u8], boxes, 16, "pad", IMAGENET_MEAN, IMAGENET_STD)
     assert torch.allclose(a.crops, b.crops, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["stretch", "pad"])
+def test_regions_of_a_large_image_give_the_whole_image_crops(mode):
+    """On a CPU only each box's region becomes float; against the whole image as float
+    (crop_one), at 4K coordinates and at every edge where roi_align clamps or a pad square
+    leaves the image. Tolerance from the arithmetic: the two paths place samples from
+    coordinates up to 4096, whose float32 spacing is 2**-11; a few such errors in a bilinear
+    weight, times a pixel step of at most 1, over the smallest std."""
+    g = torch.Generator().manual_seed(11)
+    h, w = 1100, 4096
+    image = torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+    boxes = torch.tensor([[4000.3, 1000.6, 4096.0, 1100.0],  # bottom-right corner
+                          [0.0, 0.0, 37.5, 81.25],  # top-left corner
+                          [2047.7, 500.2, 2311.9, 540.8],  # wide: pad square leaves nothing
+                          [10.0, 1050.0, 200.0, 1099.0],  # bottom edge, pad reaches below
+                          [3900.0, 3.0, 4095.0, 30.0],  # top and right edges
+                          [1234.5, 678.9, 1250.1, 701.3]])  # small, inside
+    batch = stack_crops([image], [boxes], 48, mode, IMAGENET_MEAN, IMAGENET_STD, fill=0.3)
+    assert batch.owner[:, 1].tolist() == list(range(len(boxes)))
+    atol = 4 * 2.0 ** -11 / min(IMAGENET_STD)
+    for row in range(len(boxes)):
+        ref = crop_one(image, boxes[row], 48, mode, IMAGENET_MEAN, IMAGENET_STD, fill=0.3)
+        err = (batch.crops[row] - ref).abs().max().item()
+        assert err <= atol, (mode, row, err)
+
+
+def test_boxes_covering_most_of_the_image_convert_it_once():
+    img = torch.rand((3, 60, 80))
+    boxes = torch.tensor([[0., 0., 80., 60.], [5., 5., 70., 50.]])
+    batch = stack_crops([img], [boxes], 16)
+    for row in range(2):
+        assert torch.allclose(batch.crops[row], crop_one(img, boxes[row], 16), atol=1e-6)
