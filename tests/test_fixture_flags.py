@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from trapgui.tracking.fixtures import flag_fixtures, same_place
+from trapgui.tracking import place_pairs
+from trapgui.tracking.fixtures import flag_fixtures
+from trapgui.tracking.place_pairs import same_place, same_place_pairs
 from trapgui.tracking.params import TrackingParams
 from trapgui.tracking.types import FixtureCandidate
 
@@ -57,3 +59,27 @@ def test_flags_equal_the_pair_by_pair_rule(seed):
     flags = flag_fixtures(nights, p)
     assert {n: set(f) for n, f in flags.items()} == _reference(nights, p)
     assert sum(map(len, flags.values())) > 0  # not vacuous: places recur across nights
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_same_place_pairs_are_every_pair_same_place_accepts(seed, monkeypatch):
+    """Against all pairs, with thin and huge boxes, duplicates and pairs exactly at the
+    offset limit; small chunks so several are used."""
+    monkeypatch.setattr(place_pairs, "CHUNK_PAIRS", 37)
+    rng = np.random.default_rng(seed)
+    n = 160
+    centres = rng.uniform(0, 1, (n, 2))
+    sides = np.exp(rng.uniform(np.log(0.002), np.log(0.6), (n, 2)))
+    sides[:10, 0] *= 40  # long thin boxes
+    boxes = np.concatenate([centres - sides / 2, centres + sides / 2], axis=1)
+    boxes[20:30] = boxes[10:20]  # the same box twice
+    p = TrackingParams()
+    w = boxes[40, 2] - boxes[40, 0]
+    boxes[41] = boxes[40] + [p.fixture_max_offset * w, 0, p.fixture_max_offset * w, 0]
+    rows, cols = same_place_pairs(boxes, p)
+    i, j = np.nonzero(~np.eye(n, dtype=bool))
+    want = {(a, b) for a, b, ok in zip(i, j, same_place(boxes[i], boxes[j], p)) if ok}
+    got = list(zip(rows.tolist(), cols.tolist()))
+    assert len(got) == len(set(got)) and set(got) == want
+    assert len(want) > 40  # not vacuous
+    assert (40, 41) in want  # exactly at the limit: same_place accepts it

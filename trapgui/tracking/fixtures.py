@@ -12,38 +12,18 @@ candidates of several nights of one trap).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from trapgui.tracking.arrays import NightArrays
-from trapgui.tracking.costs import box_centres
 from trapgui.tracking.params import TrackingParams
+from trapgui.tracking.place_pairs import same_place_pairs
 from trapgui.tracking.relink import Group
 from trapgui.tracking.types import FixtureCandidate
-
-
-def same_place(a: np.ndarray, b: np.ndarray, p: TrackingParams) -> np.ndarray:
-    """For box pairs a[k], b[k]: centres within ``fixture_max_offset`` of the mean width /
-    height on each axis, sizes within ``fixture_max_size_ratio``."""
-    wa, ha = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
-    wb, hb = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    dx = np.abs(a[:, 0] + a[:, 2] - b[:, 0] - b[:, 2]) / (wa + wb)  # = |centre dx| / mean width
-    dy = np.abs(a[:, 1] + a[:, 3] - b[:, 1] - b[:, 3]) / (ha + hb)
-    sa, sb = np.sqrt(np.maximum(wa * ha, 1e-18)), np.sqrt(np.maximum(wb * hb, 1e-18))
-    ratio = np.maximum(sa, sb) / np.minimum(sa, sb)
-    return (np.hypot(dx, dy) <= p.fixture_max_offset) & (ratio <= p.fixture_max_size_ratio)
-
-
-def _place_radius(boxes: np.ndarray, p: TrackingParams) -> np.ndarray:
-    """A generous bound of the centre distance ``same_place`` can accept (KD-tree search)."""
-    longest = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    return 2.0 * p.fixture_max_offset * p.fixture_max_size_ratio ** 2 * longest
 
 
 def _static_groups(arr: NightArrays, groups: Sequence[Group], p: TrackingParams) -> np.ndarray:
@@ -84,28 +64,27 @@ def night_candidates(arr: NightArrays, groups: Sequence[Group], keys: Sequence[i
     medians = _group_medians(arr, [groups[k] for k in static])
     # Static tracks at the same place belong together (connected components), unless they
     # were there at the same time: fragments of one flickering fixture never overlap in time
-    found = cKDTree(box_centres(medians)).query_ball_point(box_centres(medians), _place_radius(medians, p))
-    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
-    cols = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=int(counts.sum()))
-    rows = np.repeat(np.arange(len(static)), counts)
-    same = same_place(medians[rows], medians[cols], p)
-    graph = coo_matrix((np.ones(int(same.sum())), (rows[same], cols[same])),
-                       shape=(len(static), len(static)))
+    rows, cols = same_place_pairs(medians, p)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(static), len(static)))
     _, component = connected_components(graph, directed=False)
     places = []
     for label in np.unique(component):
         members = sorted(static[component == label].tolist(), key=lambda k: (-len(groups[k].dets), k))
-        while members:
-            taken, seen, rest = [], set(), []
-            for k in members:
-                images = set(arr.image_index[groups[k].dets].tolist())
-                if images & seen:
-                    rest.append(k)
-                else:
-                    taken.append(k)
-                    seen |= images
-            places.append(np.array(taken))
-            members = rest
+        # longest first, each into the first place it shares no image with (what repeated
+        # greedy passes over the rest give); images as bits of one int per place
+        taken: list[list[int]] = []
+        seen: list[int] = []
+        for k in members:
+            bits = _image_bits(arr.image_index[groups[k].dets])
+            for slot, used in enumerate(seen):
+                if not used & bits:
+                    taken[slot].append(k)
+                    seen[slot] = used | bits
+                    break
+            else:
+                taken.append([k])
+                seen.append(bits)
+        places.extend(np.array(t) for t in taken)
     out = []
     for members in places:
         dets = np.concatenate([groups[k].dets for k in members])
@@ -125,6 +104,13 @@ def night_candidates(arr: NightArrays, groups: Sequence[Group], keys: Sequence[i
             out.append(FixtureCandidate(keys[k], tuple(float(v) for v in rel), presence,
                                         n_images, emb, reference, groups[k].pinned))
     return sorted(out, key=lambda c: c.key)
+
+
+def _image_bits(image_index: np.ndarray) -> int:
+    bits = 0
+    for i in np.unique(image_index).tolist():
+        bits |= 1 << i
+    return bits
 
 
 def _group_medians(arr: NightArrays, groups: Sequence[Group]) -> np.ndarray:
@@ -155,21 +141,15 @@ def flag_fixtures(nights: Mapping[Hashable, Sequence[FixtureCandidate]],
     if not flat:
         return result
     boxes = np.array([c.box for _, c in flat], dtype=np.float64)
-    centres = box_centres(boxes)
-    found = cKDTree(centres).query_ball_point(centres, _place_radius(boxes, p))
     labels = night_labels or {}
     night_names = list(nights)
     night_of = _night_index(flat, night_names)
     nights_seen = len(np.unique(night_of))
     needed = max(p.fixture_min_nights, math.ceil(p.fixture_min_night_fraction * nights_seen - 1e-9))
     # every pair at once (a season holds thousands of candidates: pair by pair in Python took
-    # minutes): near in the KD-tree, of another night, at the same place, alike
-    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
-    cols = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=int(counts.sum()))
-    rows = np.repeat(np.arange(len(flat)), counts)
+    # minutes): at the same place, of another night, alike
+    rows, cols = same_place_pairs(boxes, p)
     keep = night_of[rows] != night_of[cols]
-    rows, cols = rows[keep], cols[keep]
-    keep = same_place(boxes[rows], boxes[cols], p)
     rows, cols = rows[keep], cols[keep]
     keep = _alike_pairs([c for _, c in flat], rows, cols, p)
     rows, cols = rows[keep], cols[keep]
