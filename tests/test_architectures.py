@@ -171,6 +171,25 @@ def test_publishers_own_torchvision_construction_loads_into_ours():
     load_state_dict_strict(old, state, "FasterRCNN 2021")
 
 
+def test_timm_resnet50_is_built_as_timm_builds_it():
+    """The timm ResNet-50 species classifiers are built with torchvision's ResNet-50 (no timm
+    import at start-up): timm's own network takes the same state dict strictly and computes
+    the same function (float64: any real difference in the layers would show far above
+    rounding)."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(5)
+    theirs = timm.create_model("resnet50", pretrained=False, num_classes=9).eval()
+    _make_bn_stats_nontrivial(theirs)
+    ours = build_architecture("timm_resnet50", 9)
+    load_state_dict_strict(ours, theirs.state_dict(), "timm resnet50")
+    assert set(ours.state_dict()) == set(theirs.state_dict())
+    x = torch.rand((2, 3, 96, 96), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        a, b = theirs.double()(x), ours.double()(x)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+    assert a.abs().max() > 1e-3  # not vacuous
+
+
 def test_mobilenet_detector_has_the_publishers_anchors(published):
     model = published("fasterrcnn_mobilenet_v3_large_fpn_ami").model
     assert model.rpn.anchor_generator.sizes == ((64, 128, 256, 512),) * 3

@@ -126,7 +126,10 @@ def _timm_model(names: tuple[str, ...], num_classes: int) -> nn.Module:
 
 
 def build_timm_resnet50(num_classes: int) -> nn.Module:
-    return _timm_model(("resnet50",), num_classes)
+    """timm's ``resnet50`` is torchvision's ResNet-50 layer for layer, under the same
+    state-dict names (tests/test_architectures.py holds the two equal in float64 when timm is
+    installed): built without importing timm, which costs a second at every start."""
+    return build_torchvision_resnet50(num_classes)
 
 
 def build_timm_tf_efficientnetv2_b3(num_classes: int) -> nn.Module:
