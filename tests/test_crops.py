@@ -140,3 +140,27 @@ def test_boxes_covering_most_of_the_image_convert_it_once():
     batch = stack_crops([img], [boxes], 16)
     for row in range(2):
         assert torch.allclose(batch.crops[row], crop_one(img, boxes[row], 16), atol=1e-6)
+
+
+def test_big_boxes_on_a_cpu_split_across_threads_and_a_kept_buffer_give_the_same_crops():
+    """Boxes covering most of the image: the whole image goes through this thread's float
+    buffer and the boxes are shared among threads; each crop is exactly what one roi_align
+    on the image as float gives (each box is computed on its own either way), and a second
+    image of the same size and a third of another size are not served stale pixels."""
+    from trapgui.ml import crop_cpu
+
+    g = torch.Generator().manual_seed(8)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for shape in ((3, 300, 400), (3, 300, 400), (3, 200, 250)):
+            image = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+            h, w = shape[1:]
+            xy = torch.rand((12, 2), generator=g) * torch.tensor([w / 3, h / 3])
+            boxes = torch.cat([xy, xy + torch.tensor([w / 1.5, h / 1.5])], 1)
+            rois = torch.cat([torch.zeros((12, 1)), boxes], 1)
+            got = crop_cpu.cut_on_cpu(image, rois, 32)
+            want = crop_cpu._resize(image.float() / 255, rois, 32)
+            assert torch.equal(got, want), shape
+    finally:
+        torch.set_num_threads(previous)

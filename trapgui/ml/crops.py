@@ -1,10 +1,8 @@
 """Cutting detection boxes out of images and resizing them for a classifier, on the device.
 
 ``stack_crops`` cuts every box of a batch with ``torchvision.ops.roi_align`` (no PIL, no JPEG
-round trip), then normalises. On a CPU only the pixels under the boxes are converted to float
-(each box's region with a 2-pixel margin): converting a whole 4K image was 106 MB written and
-faulted in per image and classifier, ~0.2 s, for a few dozen crops; on other devices, or when
-the boxes cover half the image, the whole image is converted once (one kernel, not one per box).
+round trip), then normalises; on a CPU through ``crop_cpu`` (regions, a kept float buffer, the
+boxes split across threads), elsewhere one conversion and one call per image.
 ``crop_one`` is the reference path (one box, the whole image as float, same resize method)
 that tests compare against.
 
@@ -25,6 +23,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torchvision.ops import roi_align
+
+from trapgui.ml.crop_cpu import cut_on_cpu
 
 MIN_BOX_SIDE = 1.0  # pixels, after clipping to the image
 
@@ -110,39 +110,18 @@ def _resize(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
                      sampling_ratio=0, aligned=True)
 
 
-REGION_MARGIN = 2  # pixels: roi_align's bilinear samples reach at most 1 pixel past a box
-
-
 def _cut(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
-    """roi_align of (M, 5) rois on one (3, H, W) image, converting only what is needed.
-
-    Each box's region is the box grown by REGION_MARGIN and clipped to the image, so every
-    sample sees the same pixels as in the whole image, and the image's own edges (where
-    roi_align clamps, or a pad-mode square reaches outside) stay the region's edges."""
-    h, w = int(image.shape[-2]), int(image.shape[-1])
-    if image.device.type != "cpu":
-        return _resize(image, rois, size)
-    b = rois[:, 1:]
-    x0 = (b[:, 0].floor() - REGION_MARGIN).clamp(0, w)
-    y0 = (b[:, 1].floor() - REGION_MARGIN).clamp(0, h)
-    x1 = (b[:, 2].ceil() + REGION_MARGIN).clamp(0, w)
-    y1 = (b[:, 3].ceil() + REGION_MARGIN).clamp(0, h)
-    if float(((x1 - x0) * (y1 - y0)).sum()) * 2 >= h * w:
-        return _resize(image, rois, size)
-    origin = torch.stack([torch.zeros_like(x0), x0, y0, x0, y0], dim=1)
-    shifted = rois - origin  # exact: whole-pixel offsets
-    out = torch.empty((rois.shape[0], 3, size, size), dtype=torch.float32)
-    for k, (a, c, e, f) in enumerate(torch.stack([x0, y0, x1, y1], 1).to(torch.int64).tolist()):
-        out[k] = _resize(image[:, c:f, a:e], shifted[k:k + 1], size)[0]
-    return out
+    if image.device.type == "cpu":
+        return cut_on_cpu(image, rois, size)
+    return _resize(image, rois, size)  # one conversion, one kernel: no per-box launches
 
 
 def stack_crops(images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], size: int,
                 mode: str = "stretch", mean: Sequence[float] = (0.0, 0.0, 0.0),
                 std: Sequence[float] = (1.0, 1.0, 1.0), fill: float = 0.0) -> CropBatch:
-    """All boxes of all images → (M, 3, size, size) normalised crops, one roi_align call per
-    image (only one image is ever converted to float: a 4K image is 106 MB as float32, a
-    whole batch at once was 4-8x that; and an image's crops never depend on its batch-mates).
+    """All boxes of all images → (M, 3, size, size) normalised crops, image by image (a 4K
+    image is 106 MB as float32, a whole batch at once was 4-8x that; and an image's crops
+    never depend on its batch-mates).
 
     images: (3, H, W) tensors (uint8 or float in [0, 1]) on one device, sizes may differ.
     boxes: per image, (N_i, 4) x1 y1 x2 y2 in that tensor's pixels."""
