@@ -1,3 +1,3 @@
-from trapgui.app import main
+from trapgui.app import entry
 
-raise SystemExit(main())
+entry()
