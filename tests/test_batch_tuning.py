@@ -51,6 +51,23 @@ def test_measure_stops_once_larger_batches_stop_helping():
     assert 128 not in rates and calls[0] == 2  # one warm-up at the smallest size first
 
 
+def test_the_first_call_at_each_size_does_not_decide_the_choice():
+    """A device whose first call at every new batch size costs extra (buffers, kernels)
+    and which is fastest per item at 16: measured once, the set-up cost would favour the
+    small sizes; the faster of two timings finds 16."""
+    import time
+
+    seen = set()
+
+    def run(n):
+        per_item = {4: 0.004, 8: 0.003, 16: 0.002, 32: 0.0025}[n]
+        time.sleep(per_item * n + (0.0 if n in seen else 0.08))
+        seen.add(n)
+
+    rates = measure(run, (4, 8, 16, 32), CPU, budget_s=30)
+    assert choose(rates) == 16, rates
+
+
 def test_the_first_use_measures_later_ones_read_the_cache(tmp_path):
     cache = BatchSizeCache(tmp_path / "batch_sizes.json")
     lines = []
