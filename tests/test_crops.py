@@ -160,7 +160,7 @@ def test_big_boxes_on_a_cpu_split_across_threads_and_a_kept_buffer_give_the_same
             boxes = torch.cat([xy, xy + torch.tensor([w / 1.5, h / 1.5])], 1)
             rois = torch.cat([torch.zeros((12, 1)), boxes], 1)
             got = crop_cpu.cut_on_cpu(image, rois, 32)
-            want = crop_cpu._resize(image.float() / 255, rois, 32)
+            want = crop_cpu.resize(image.float() / 255, rois, 32)
             assert torch.equal(got, want), shape
     finally:
         torch.set_num_threads(previous)

@@ -25,7 +25,15 @@ _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
 
-def _resize(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
+def as_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels in [0, 1], or a float image as float32."""
+    if image.dtype == torch.uint8:
+        return image.to(torch.float32).div_(255.0)
+    return image.to(torch.float32)
+
+
+def resize(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
+    """The one resize of every crop path: roi_align on a float (3, H, W) image."""
     return roi_align(image[None], rois, output_size=(size, size), spatial_scale=1.0,
                      sampling_ratio=0, aligned=True)
 
@@ -48,15 +56,15 @@ def _workers() -> ThreadPoolExecutor:
 
 
 def _resize_split(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
-    """``_resize`` with the boxes shared among the torch threads (roi_align releases the GIL)."""
+    """``resize`` with the boxes shared among the torch threads (roi_align releases the GIL)."""
     parts = min(torch.get_num_threads(), rois.shape[0] // MIN_BOXES_PER_THREAD)
     if parts < 2:
-        return _resize(image, rois, size)
+        return resize(image, rois, size)
     out = torch.empty((rois.shape[0], image.shape[0], size, size), dtype=torch.float32)
 
     def one(k: int) -> None:
         with torch.inference_mode():
-            out[k::parts] = _resize(image, rois[k::parts], size)
+            out[k::parts] = resize(image, rois[k::parts], size)
 
     list(_workers().map(one, range(parts)))
     return out
@@ -75,13 +83,11 @@ def cut_on_cpu(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tens
     x1 = (b[:, 2].ceil() + REGION_MARGIN).clamp(0, w)
     y1 = (b[:, 3].ceil() + REGION_MARGIN).clamp(0, h)
     if float(((x1 - x0) * (y1 - y0)).sum()) * 2 >= h * w:
-        whole = _float_buffer(image) if image.dtype == torch.uint8 else image.to(torch.float32)
+        whole = _float_buffer(image) if image.dtype == torch.uint8 else as_float(image)
         return _resize_split(whole, rois, size)
     origin = torch.stack([torch.zeros_like(x0), x0, y0, x0, y0], dim=1)
     shifted = rois - origin  # exact: whole-pixel offsets
     out = torch.empty((rois.shape[0], 3, size, size), dtype=torch.float32)
     for k, (a, c, e, f) in enumerate(torch.stack([x0, y0, x1, y1], 1).to(torch.int64).tolist()):
-        region = image[:, c:f, a:e]
-        region = region.to(torch.float32).div_(255.0) if region.dtype == torch.uint8 else region.to(torch.float32)
-        out[k] = _resize(region, shifted[k:k + 1], size)[0]
+        out[k] = resize(as_float(image[:, c:f, a:e]), shifted[k:k + 1], size)[0]
     return out

@@ -22,9 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-from torchvision.ops import roi_align
-
-from trapgui.ml.crop_cpu import cut_on_cpu
+from trapgui.ml.crop_cpu import as_float, cut_on_cpu, resize
 
 MIN_BOX_SIDE = 1.0  # pixels, after clipping to the image
 
@@ -82,12 +80,6 @@ def square_boxes(boxes: torch.Tensor) -> torch.Tensor:
     return torch.stack([cx - half, cy - half, cx + half, cy + half], dim=1)
 
 
-def _as_float(image: torch.Tensor) -> torch.Tensor:
-    if image.dtype == torch.uint8:
-        return image.to(torch.float32).div_(255.0)
-    return image.to(torch.float32)
-
-
 def _inside_mask(rois: torch.Tensor, sizes: torch.Tensor, size: int) -> torch.Tensor:
     """(M, 1, S, S) True where an output pixel's centre falls inside its own image."""
     steps = (torch.arange(size, device=rois.device, dtype=torch.float32) + 0.5) / size
@@ -106,8 +98,7 @@ def _normalise(crops: torch.Tensor, mean: Sequence[float], std: Sequence[float])
 
 
 def _resize(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
-    return roi_align(_as_float(image)[None], rois, output_size=(size, size), spatial_scale=1.0,
-                     sampling_ratio=0, aligned=True)
+    return resize(as_float(image), rois, size)
 
 
 def _cut(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
