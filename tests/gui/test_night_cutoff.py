@@ -59,8 +59,10 @@ def test_a_new_night_start_in_settings_regroups_the_traps(qtbot, services, main_
     sentence = ("Nights now start at 18:00: 2 traps regrouped, 4 nights → 6; results kept; "
                 "individuals counted again.")
     qtbot.waitUntil(lambda: main_window.status.currentMessage() == sentence, timeout=120_000)
-    qtbot.waitUntil(lambda: _nights(main_window)["trapA"] == [
-        "Tue 21 Jun 2022", "Wed 22 Jun 2022", "Thu 23 Jun 2022"], timeout=30_000)
+    # each trap's nights are read again on their own: wait for both, then hold both
+    regrouped = {"trapA": ["Tue 21 Jun 2022", "Wed 22 Jun 2022", "Thu 23 Jun 2022"],
+                 "trapB": ["Thu 30 Jun 2022", "Fri 01 Jul 2022", "Sat 02 Jul 2022"]}
+    qtbot.waitUntil(lambda: _nights(main_window) == regrouped, timeout=30_000)
     assert _nights(main_window)["trapB"] == ["Thu 30 Jun 2022", "Fri 01 Jul 2022",
                                              "Sat 02 Jul 2022"]
     main_window.grab().save(str(_shots(tmp_path) / "window-regrouped.png"))
