@@ -46,8 +46,8 @@ from trapgui.scan.indexer import scan_folder  # noqa: E402
 STARTUP = """
 import time, sys
 t0 = time.perf_counter()
+from trapgui.ml import registry  # first, as trapgui does: torchvision without torch._dynamo
 import torch, torchvision
-from trapgui.ml import registry
 t1 = time.perf_counter()
 from trapgui.ml.store import ModelStore
 store = ModelStore(sys.argv[1])

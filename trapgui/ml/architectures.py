@@ -12,8 +12,12 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from trapgui.core.errors import ModelError
+from trapgui.ml.torchvision_import import import_torchvision
+
+import_torchvision()  # its constructors import torchvision lazily: see torchvision_import
 
 # Faster R-CNN keeps at most this many boxes per image (the publishers' setting; the default
 # of 100 loses insects on a busy night).
@@ -181,8 +185,35 @@ def build_architecture(architecture: str, num_classes: int,
         raise ModelError(f"Cannot build {architecture} with {num_classes} classes.")
     if device is None:
         return builder(num_classes).eval()
+    if torch.device(device).type == "meta":
+        with torch.device("meta"), _MetaSkipsRandomFills():
+            return builder(num_classes).eval()
     with torch.device(device):
         return builder(num_classes).eval()
+
+
+class _MetaSkipsRandomFills(TorchFunctionMode):
+    """Random initialisation of a meta tensor does nothing (it has no values), but some fills
+    (``normal_``: torchvision's kaiming_normal_ and normal_ inits) run as Python references
+    on meta tensors, and the first one imports torch._dynamo, sympy and triton (~150 MB and
+    seconds): they return the tensor unchanged instead. Torch function modes are per thread,
+    so a model built for real on another thread at the same time is untouched. (Inside a
+    mode's handler the mode is off, so the ``nn.init`` functions themselves are listed.)"""
+
+    FILLS = frozenset({
+        torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.erfinv_,
+        torch.Tensor.exponential_, torch.Tensor.log_normal_, torch.Tensor.cauchy_,
+        torch.Tensor.geometric_, torch.Tensor.random_, torch.Tensor.bernoulli_,
+        nn.init.normal_, nn.init.uniform_, nn.init.trunc_normal_, nn.init.kaiming_normal_,
+        nn.init.kaiming_uniform_, nn.init.xavier_normal_, nn.init.xavier_uniform_,
+        nn.init.orthogonal_, nn.init.sparse_})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor")
+        if func in self.FILLS and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **kwargs)
 
 
 def classes_in_state_dict(architecture: str, state_dict: dict) -> int | None:

@@ -15,7 +15,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
-from torchvision.ops import roi_align
+from trapgui.ml.torchvision_import import import_torchvision
+
+import_torchvision()  # before any torchvision module: see torchvision_import
+from torchvision.ops import roi_align  # noqa: E402
 
 REGION_MARGIN = 2  # pixels: roi_align's bilinear samples reach at most 1 pixel past a box
 MIN_BOXES_PER_THREAD = 4  # fewer: a thread hand-off costs more than it saves

@@ -22,12 +22,21 @@ from __future__ import annotations
 import torch
 
 
+_RESIZED: dict[tuple, tuple[int, int]] = {}
+
+
 def resized_size(transform, height: int, width: int) -> tuple[int, int]:
     """The (height, width) torchvision's transform resizes an image of this size to: its own
-    resize on a shape-only (meta) tensor, so the rule is exactly the installed version's."""
-    probe = torch.empty((3, height, width), device="meta")
-    out, _ = transform.resize(probe, None)
-    return int(out.shape[-2]), int(out.shape[-1])
+    resize of a one-channel stand-in, so the rule is exactly the installed version's. Kept
+    per transform setting and image size (a trap's images share one size). Not a meta tensor:
+    interpolate runs as a Python reference on meta, whose first call imports torch._dynamo."""
+    key = (tuple(transform.min_size), transform.max_size,
+           getattr(transform, "fixed_size", None), height, width)
+    if key not in _RESIZED:
+        probe = torch.zeros((1, 1, 1)).expand(1, height, width)
+        out, _ = transform.resize(probe, None)
+        _RESIZED[key] = (int(out.shape[-2]), int(out.shape[-1]))
+    return _RESIZED[key]
 
 
 def _taps(in_size: int, out_size: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

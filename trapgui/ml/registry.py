@@ -10,7 +10,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models.detection.image_list import ImageList
+from trapgui.ml.torchvision_import import import_torchvision
+
+import_torchvision()  # before any torchvision module: see torchvision_import
+from torchvision.models.detection.image_list import ImageList  # noqa: E402
 
 from trapgui.core.errors import ModelError
 from trapgui.ml.architectures import DETECTOR_MAX_SIZE, build_architecture
