@@ -164,3 +164,41 @@ def test_big_boxes_on_a_cpu_split_across_threads_and_a_kept_buffer_give_the_same
             assert torch.equal(got, want), shape
     finally:
         torch.set_num_threads(previous)
+
+
+def test_small_boxes_on_a_cpu_split_across_threads_give_the_same_crops_as_one_thread():
+    """The region path (boxes covering little of the image) shares the boxes among the torch
+    threads by pixel area; each crop is computed exactly as on one thread."""
+    from trapgui.ml import crop_cpu
+
+    g = torch.Generator().manual_seed(12)
+    image = torch.randint(0, 256, (3, 600, 900), generator=g, dtype=torch.uint8)
+    wh = torch.randint(4, 120, (17, 2), generator=g).float()
+    xy = torch.rand((17, 2), generator=g) * torch.tensor([900 - 120, 600 - 120])
+    rois = torch.cat([torch.zeros((17, 1)), xy, xy + wh], 1)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = crop_cpu.cut_on_cpu(image, rois, 24)
+        torch.set_num_threads(2)
+        assert len(crop_cpu._shares([1] * 17)) == 2
+        two = crop_cpu.cut_on_cpu(image, rois, 24)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(one, two)
+
+
+def test_box_shares_cover_every_box_once_with_near_equal_areas():
+    from trapgui.ml import crop_cpu
+
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        areas = [900, 10, 400, 400, 50, 300, 300, 200, 100, 90, 80, 70, 5]
+        shares = crop_cpu._shares(areas)
+        assert sorted(k for share in shares for k in share) == list(range(len(areas)))
+        loads = [sum(areas[k] for k in share) for share in shares]
+        assert len(shares) == 3 and max(loads) - min(loads) <= max(areas)
+        assert crop_cpu._shares([5, 6, 7]) == [[0, 1, 2]]  # too few boxes to hand off
+    finally:
+        torch.set_num_threads(previous)

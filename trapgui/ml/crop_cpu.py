@@ -5,7 +5,8 @@ resizing them: converting the whole image to float for a few boxes; a new 106 MB
 image per batch, which the allocator maps fresh each time (26,000 page faults); and
 torchvision's CPU ``roi_align``, which runs on one core. So: only each box's region becomes
 float when the boxes are small; otherwise the whole image is converted into a float buffer
-this thread keeps for the image size; and the boxes are split across the torch threads.
+this thread keeps for the image size; either way the boxes are split across the torch threads
+(each share about the same pixel area).
 Every path gives the same numbers as converting the whole image and one ``roi_align``.
 """
 
@@ -49,12 +50,15 @@ def _float_buffer(image: torch.Tensor) -> torch.Tensor:
     return buf.copy_(image).div_(255.0)
 
 
-def _workers() -> ThreadPoolExecutor:
+def _workers(parts: int) -> ThreadPoolExecutor:
+    """The crop threads, at least ``parts`` of them (the torch thread count can rise later)."""
     global _pool
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()),
-                                       thread_name_prefix="trapgui-crops")
+        if _pool is None or _pool._max_workers < parts:
+            old, _pool = _pool, ThreadPoolExecutor(max_workers=parts,
+                                                   thread_name_prefix="trapgui-crops")
+            if old is not None:
+                old.shutdown(wait=False)
         return _pool
 
 
@@ -69,7 +73,7 @@ def _resize_split(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.T
         with torch.inference_mode():
             out[k::parts] = resize(image, rois[k::parts], size)
 
-    list(_workers().map(one, range(parts)))
+    list(_workers(parts).map(one, range(parts)))
     return out
 
 
@@ -91,6 +95,32 @@ def cut_on_cpu(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tens
     origin = torch.stack([torch.zeros_like(x0), x0, y0, x0, y0], dim=1)
     shifted = rois - origin  # exact: whole-pixel offsets
     out = torch.empty((rois.shape[0], 3, size, size), dtype=torch.float32)
-    for k, (a, c, e, f) in enumerate(torch.stack([x0, y0, x1, y1], 1).to(torch.int64).tolist()):
-        out[k] = resize(as_float(image[:, c:f, a:e]), shifted[k:k + 1], size)[0]
+    regions = torch.stack([x0, y0, x1, y1], 1).to(torch.int64).tolist()
+
+    def cut(ks: list[int]) -> None:
+        with torch.inference_mode():
+            for k in ks:
+                a, c, e, f = regions[k]
+                out[k] = resize(as_float(image[:, c:f, a:e]), shifted[k:k + 1], size)[0]
+
+    shares = _shares([(e - a) * (f - c) for a, c, e, f in regions])
+    if len(shares) < 2:
+        cut(list(range(len(regions))))
+    else:
+        list(_workers(len(shares)).map(cut, shares))
     return out
+
+
+def _shares(areas: list[int]) -> list[list[int]]:
+    """Box indices split among the torch threads, each share about the same pixel area (a
+    box's roi_align samples grow with its area): largest first, each to the lightest share."""
+    parts = min(torch.get_num_threads(), len(areas) // MIN_BOXES_PER_THREAD)
+    if parts < 2:
+        return [list(range(len(areas)))]
+    shares: list[list[int]] = [[] for _ in range(parts)]
+    load = [0] * parts
+    for k in sorted(range(len(areas)), key=lambda k: -areas[k]):
+        lightest = load.index(min(load))
+        shares[lightest].append(k)
+        load[lightest] += areas[k]
+    return shares
