@@ -56,6 +56,9 @@ registry.load_classifier({binary!r}, "cpu", store)
 registry.load_classifier({species!r}, "cpu", store)
 t2 = time.perf_counter()
 print(t1 - t0, t2 - t1)
+sys.stdout.flush()
+import os
+os._exit(0)  # as `trapgui` leaves: no teardown of torch in the interpreter figure
 """
 
 
