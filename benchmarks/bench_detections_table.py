@@ -145,7 +145,7 @@ def main() -> None:
 
     night = services.results.nights(list(range(1, 4)))[:1]
     if night:
-        print(f"\none night selected (ms), first page / page after 10 pages:")
+        print("\none night selected (ms), first page / page after 10 pages:")
         for key in SORT_KEYS:
             q = DetectionQuery(night_ids=(night[0].id,), min_score=0.5, sort=key)
             t0 = time.perf_counter()
@@ -157,7 +157,7 @@ def main() -> None:
             t_deep = time.perf_counter() - t0
             print(f"  {key:12s} {t_first * 1000:7.0f} {t_deep * 1000:7.0f}")
     services.close()
-    del model, beat
+    model = beat = None  # the Qt objects go before the application does
     sys.stdout.flush()
 
 

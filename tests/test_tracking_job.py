@@ -274,7 +274,7 @@ def cli(capsys, *argv):
 
 
 def test_cli_track_and_nights(two_nights, capsys):
-    cat, db = two_nights, two_nights.db
+    db = two_nights.db
     path = str(db.path)
     code, out, err = cli(capsys, "--db", path, "nights")
     assert code == 0, err
