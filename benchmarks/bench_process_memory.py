@@ -15,6 +15,7 @@ for that process (glibc malloc tunables, say); "" is the shipped behaviour.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -80,7 +81,10 @@ def main() -> None:
         set_up_app(root, args.weights)
         copy_trap(root / "trap", args.images)
         first, _ = trapgui_process(root, root / "trap")
-        print(f"first use (measures the batch sizes): {first:.1f} s")
+        sizes = json.loads((root / "data" / "batch_sizes.json").read_text())["entries"]
+        chosen = ", ".join(f"{key.split('|')[2]} {entry['batch_size']}"
+                           for key, entry in sorted(sizes.items()))
+        print(f"first use (measures the batch sizes): {first:.1f} s; batch sizes: {chosen}")
         results: dict[str, list[tuple[float, int]]] = {v: [] for v in args.variants}
         for r in range(args.rounds):
             for variant in args.variants:
