@@ -221,9 +221,13 @@ def test_an_image_that_keeps_crashing_the_program_is_isolated_then_failed(queued
     jobqueue.complete(db, pid, None, "w1", [result(c.image_id) for c in clean])
     jobqueue.complete(db, pid, None, "w1", [result(c.image_id) for c in
                                             jobqueue.claim(db, pid, "w1", 10, 60)])
+    assert not any(c.suspect for c in clean)
+    # a caller with other work in flight does not take a suspect
+    assert jobqueue.claim(db, pid, "w1", 4, 60, suspects=False) == []
     for crash in range(2, jobqueue.MAX_CRASHES + 1):
         alone = jobqueue.claim(db, pid, f"w{crash}", 4, 60)
         assert [c.image_id for c in alone] == [ids[0]]  # a suspect is handed out alone
+        assert alone[0].suspect
         charged, failed = jobqueue.charge_interrupted(db, [alone[0].job_id], crashed=True,
                                                       report="Fatal Python error: Segfault")
         assert charged == 1 and failed == (crash == jobqueue.MAX_CRASHES)

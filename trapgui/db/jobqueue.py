@@ -55,6 +55,7 @@ class ClaimedImage:
     width: int | None
     height: int | None
     attempts: int
+    suspect: bool = False  # in flight when a process died: handed out alone
 
 
 def pipeline_key(config: dict) -> str:
@@ -201,10 +202,13 @@ def _replace_held(session, pipeline_id: int, results: Sequence[ImageResult]) -> 
 
 
 def claim(db: Database, pipeline_id: int, worker: str, limit: int, lease_s: float,
-          *, image_ids: Sequence[int] | None = None, now: float | None = None) -> list[ClaimedImage]:
+          *, image_ids: Sequence[int] | None = None, suspects: bool = True,
+          now: float | None = None) -> list[ClaimedImage]:
     """Atomically take up to ``limit`` pending jobs (or claims whose lease has expired).
     ``image_ids`` restricts the claim to a selection (selected nights or images). A job that
-    was in flight when a process died is handed out alone, after the others."""
+    was in flight when a process died (a suspect) is handed out alone, after the others, and
+    only if ``suspects``: a caller with other work in flight says False, so that if the
+    suspect crashes the program again, the crash is charged to it alone."""
     now = time.time() if now is None else now
     with db.write_session() as s:
         _fail_unavailable(s, pipeline_id, now)
@@ -217,7 +221,8 @@ def claim(db: Database, pipeline_id: int, worker: str, limit: int, lease_s: floa
             query = query.where(Job.image_id.in_(list(image_ids)))
         clean = and_(Job.attempts == 0, Job.interruptions == 0)
         job_ids = list(s.execute(query.where(clean).order_by(Job.id).limit(limit)).scalars())
-        if not job_ids:
+        suspect = not job_ids
+        if suspect and suspects:
             job_ids = list(s.execute(query.order_by(Job.id).limit(1)).scalars())
         if not job_ids:
             return []
@@ -232,7 +237,8 @@ def claim(db: Database, pipeline_id: int, worker: str, limit: int, lease_s: floa
             .where(Job.id.in_(job_ids)).order_by(Job.id)).all()
     # stored names are escaped when they are not valid text: disk_path gives the real name
     return [ClaimedImage(job_id=r[0], image_id=r[1], abs_path=disk_path(r[2], r[3]),
-                         rel_path=r[3], width=r[4], height=r[5], attempts=r[6]) for r in rows]
+                         rel_path=r[3], width=r[4], height=r[5], attempts=r[6],
+                         suspect=suspect) for r in rows]
 
 
 def charge_interrupted(db: Database, job_ids: Sequence[int], *, crashed: bool,

@@ -2,10 +2,14 @@
 
 Source: each device worker claims batches from ``db.jobqueue`` in its own name, with leases,
 and keeps one batch claimed and decoding ahead of the one on its device (the loader pool
-decodes it meanwhile). Leases of everything held are renewed by ``keep_alive``; a worker that
-stops gives back what it never started. Sink: each batch's results and job states in one
-transaction (``jobqueue.complete``), only for jobs still claimed in that worker's name, and the
-run record (``processing_runs``).
+decodes it meanwhile). A suspect (an image in flight when an earlier process crashed) is the
+exception: it is claimed only when nothing else of this process is decoding or on a device,
+and nothing else is claimed until it has left the device, so a crash it causes again is
+charged to it alone and its innocent batch-mates clear themselves. Leases of everything held
+are renewed by ``keep_alive``; a worker that stops gives back what it never started.
+
+Sink: each batch's results and job states in one transaction (``jobqueue.complete``), only for
+jobs still claimed in that worker's name, and the run record (``processing_runs``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from trapgui.pipeline.work import WorkBatch, WorkItem
 from trapgui.version import __version__
 
 PREFETCH = 1  # batches claimed and decoding ahead of the one on the device
+ISOLATION_WAIT_S = 0.05  # a worker waiting for a suspect (or for the others, to run one)
 
 
 class QueueSource:
@@ -45,6 +50,9 @@ class QueueSource:
         self._ahead: dict[str, deque[WorkBatch]] = {}
         self._held: dict[str, dict[int, int]] = {}  # worker -> {job id: image id} not yet written
         self._drained: set[str] = set()
+        self._claim_lock = threading.Lock()  # one decision at a time on running a suspect
+        self._flying: dict[str, int] = {}  # worker -> batches claimed, not yet off its device
+        self._suspect: WorkBatch | None = None  # in flight alone
         self._last_renew = time.monotonic()
         before = jobqueue.counts(db, pipeline_id, self.scope)
         self._total = sum(before.values())
@@ -62,25 +70,54 @@ class QueueSource:
         with self._lock:
             ahead = self._ahead.setdefault(worker, deque())
         while worker not in self._drained and len(ahead) <= PREFETCH:
-            claims = jobqueue.claim(self.db, self.pipeline_id, worker, size, self.lease_s,
-                                    image_ids=self.scope)
-            if not claims:
-                self._drained.add(worker)
-                break
-            batch = WorkBatch(worker, [WorkItem(c.image_id, c.abs_path, ref=c) for c in claims],
-                              [self._loader.submit(c.image_id, c.abs_path, (c.width, c.height),
-                                                   on_start=self._decoding(c.job_id, True),
-                                                   on_end=self._decoding(c.job_id, False))
-                               for c in claims])
-            with self._lock:
-                self._held.setdefault(worker, {}).update((c.job_id, c.image_id) for c in claims)
-                ahead.append(batch)
+            with self._claim_lock:
+                with self._lock:
+                    if self._suspect is not None:
+                        break
+                    alone = not any(self._flying.values())
+                claims = jobqueue.claim(self.db, self.pipeline_id, worker, size, self.lease_s,
+                                        image_ids=self.scope, suspects=alone)
+                if not claims:
+                    if alone:
+                        self._drained.add(worker)
+                    break
+                batch = self._submit(worker, claims)
+                with self._lock:
+                    self._held.setdefault(worker, {}).update(
+                        (c.job_id, c.image_id) for c in claims)
+                    self._flying[worker] = self._flying.get(worker, 0) + 1
+                    ahead.append(batch)
+                    if claims[0].suspect:
+                        self._suspect = batch
+                        break
         with self._lock:
-            return ahead.popleft() if ahead else None
+            if ahead:
+                return ahead.popleft()
+        if worker in self._drained:
+            return None
+        # a suspect is alone in flight, or waits for the others to finish: ask again soon
+        time.sleep(min(wait_s, ISOLATION_WAIT_S))
+        return WorkBatch(worker, [])
+
+    def _submit(self, worker: str, claims) -> WorkBatch:
+        return WorkBatch(worker, [WorkItem(c.image_id, c.abs_path, ref=c) for c in claims],
+                         [self._loader.submit(c.image_id, c.abs_path, (c.width, c.height),
+                                              on_start=self._decoding(c.job_id, True),
+                                              on_end=self._decoding(c.job_id, False))
+                          for c in claims])
 
     def on_device(self, batch: WorkBatch, flying: bool) -> None:
         if self._recorder is not None:
             self._recorder.mark("device", [i.ref.job_id for i in batch.items], flying)
+        if not flying:
+            self._landed(batch.worker, [batch])
+
+    def _landed(self, worker: str, batches) -> None:
+        """These batches are off the device (or were never put on it)."""
+        with self._lock:
+            self._flying[worker] = max(0, self._flying.get(worker, 0) - len(batches))
+            if any(b is self._suspect for b in batches):
+                self._suspect = None
 
     def _decoding(self, job_id: int, flying: bool):
         if self._recorder is None:
@@ -93,6 +130,7 @@ class QueueSource:
         job_ids = [i.ref.job_id for b in batches for i in b.items]
         for b in batches:
             b.cancel()
+        self._landed(worker, batches)
         if job_ids:
             jobqueue.release(self.db, worker, job_ids)
             self.settled(worker, job_ids)
