@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 
+from trapgui.core.allocator import release_free_memory_paced
 from trapgui.core.jobs import DeviceStatus, JobControl
 from trapgui.core.types import ImageResult
 from trapgui.ml.devices import DeviceChoice
@@ -100,6 +101,7 @@ class DeviceWorker:
                 break
             if batch.items:
                 self._put(batch, self._process(batch))
+                release_free_memory_paced()  # see core/allocator: what the batch freed
         self.state = "idle"
 
     def _process(self, batch: WorkBatch) -> list[ProcessedImage]:
