@@ -1,13 +1,15 @@
 """Cutting crops on a CPU at the speed of the arithmetic, not of the memory system.
 
-Three things made a 4K image's crops cost ~0.4 s on 2 cores (bench_stages.py), more than
-resizing them: converting the whole image to float for a few boxes; a new 106 MB float
-image per batch, which the allocator maps fresh each time (26,000 page faults); and
-torchvision's CPU ``roi_align``, which runs on one core. So: only each box's region becomes
-float when the boxes are small; otherwise the whole image is converted into a float buffer
-this thread keeps for the image size; either way the boxes are split across the torch threads
-(each share about the same pixel area).
+Two things made a 4K image's crops cost ~0.4 s on 2 cores (bench_stages.py), more than
+resizing them: converting the whole image to float for a few boxes, and torchvision's CPU
+``roi_align``, which runs on one core. So: only each box's region becomes float when the boxes
+are small; otherwise the whole image is converted (106 MB for a 4096x2160 image); either way
+the boxes are split across the torch threads (each share about the same pixel area).
 Every path gives the same numbers as converting the whole image and one ``roi_align``.
+
+The whole image's float copy is not kept between images: a buffer kept per thread saved its
+page faults (~33 ms per image here) but stayed resident all run long (101 MiB of a run's
+1.5 GiB peak, see core/allocator.py), and the memory goal weighs more than 1 % of the time.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from torchvision.ops import roi_align  # noqa: E402
 REGION_MARGIN = 2  # pixels: roi_align's bilinear samples reach at most 1 pixel past a box
 MIN_BOXES_PER_THREAD = 4  # fewer: a thread hand-off costs more than it saves
 
-_local = threading.local()
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 
 
 def as_float(image: torch.Tensor) -> torch.Tensor:
@@ -42,21 +44,13 @@ def resize(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
                      sampling_ratio=0, aligned=True)
 
 
-def _float_buffer(image: torch.Tensor) -> torch.Tensor:
-    """``image`` (uint8) as float in [0, 1], written into this thread's buffer for the shape."""
-    buf = getattr(_local, "buffer", None)
-    if buf is None or buf.shape != image.shape:
-        _local.buffer = buf = torch.empty(image.shape, dtype=torch.float32)
-    return buf.copy_(image).div_(255.0)
-
-
 def _workers(parts: int) -> ThreadPoolExecutor:
     """The crop threads, at least ``parts`` of them (the torch thread count can rise later)."""
-    global _pool
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers < parts:
-            old, _pool = _pool, ThreadPoolExecutor(max_workers=parts,
-                                                   thread_name_prefix="trapgui-crops")
+        if _pool is None or _pool_size < parts:
+            old, _pool, _pool_size = _pool, ThreadPoolExecutor(
+                max_workers=parts, thread_name_prefix="trapgui-crops"), parts
             if old is not None:
                 old.shutdown(wait=False)
         return _pool
@@ -90,8 +84,7 @@ def cut_on_cpu(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tens
     x1 = (b[:, 2].ceil() + REGION_MARGIN).clamp(0, w)
     y1 = (b[:, 3].ceil() + REGION_MARGIN).clamp(0, h)
     if float(((x1 - x0) * (y1 - y0)).sum()) * 2 >= h * w:
-        whole = _float_buffer(image) if image.dtype == torch.uint8 else as_float(image)
-        return _resize_split(whole, rois, size)
+        return _resize_split(as_float(image), rois, size)
     origin = torch.stack([torch.zeros_like(x0), x0, y0, x0, y0], dim=1)
     shifted = rois - origin  # exact: whole-pixel offsets
     out = torch.empty((rois.shape[0], 3, size, size), dtype=torch.float32)
