@@ -12,6 +12,7 @@ store; default settings otherwise (floors, measured batch sizes: measured before
 
     .venv/bin/python benchmarks/bench_memory.py [--images 1000] [--side 512] [--binary]
     .venv/bin/python benchmarks/bench_memory.py --weights DIR --side 0 --images 60 --warm 10
+        [--report-every 50]
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=512)
     ap.add_argument("--warm", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--report-every", type=int, default=0,
+                    help="print RSS every N images while it runs (a long run's partial figures)")
     ap.add_argument("--binary", action="store_true",
                     help="add the moth/non-moth ResNet-50 (random weights)")
     ap.add_argument("--weights", help="realistic weights folder: detector + binary + species")
@@ -118,10 +121,17 @@ def run(args, tmp: Path) -> None:
     samples: list[tuple[int, int]] = []
     lock = threading.Lock()
 
+    reported = [0]
+
     def on_event(event) -> None:
         if isinstance(event, RunProgress):
+            n, value = event.done + event.failed, rss()
             with lock:
-                samples.append((event.done + event.failed, rss()))
+                samples.append((n, value))
+            if args.report_every and n >= reported[0] + args.report_every:
+                reported[0] = n - n % args.report_every
+                print(f"  {n} images: RSS {value / MB:.0f} MB [{time.perf_counter() - t:.0f} s]",
+                      flush=True)
 
     start_rss = rss()
     t = time.perf_counter()
