@@ -105,6 +105,30 @@ def test_counts_per_night_match_the_catalogue(qtbot, catalogue):
     assert after == sum(_expected(path, cat.night_ids[:2], 0.9, 0.5).values()) < before
 
 
+def test_refreshes_leave_no_wrapper_of_an_item_the_model_deleted(qtbot, catalogue):
+    """PySide keeps the wrapper of a model-made item it handed out after model.clear()
+    deletes the item; a later Qt object at that address then came back as that stale
+    QStandardItem (a table's selectionModel() did, and the main window failed to build)."""
+    import shiboken6
+    from PySide6.QtGui import QStandardItem
+
+    services, cat, _path = catalogue
+    view = _view(qtbot, services)
+    steps = [lambda: view.set_selection(cat.deployment_id, cat.night_ids[:2]),
+             lambda: view.set_threshold(0.9, 0.5),
+             lambda: view.set_selection(cat.deployment_id, cat.night_ids)]
+    for step in steps:
+        with qtbot.waitSignal(view.model.modelReset, timeout=10_000):
+            step()
+        qtbot.waitUntil(lambda: view.model.rowCount() > 0, timeout=10_000)
+        for col in range(view.model.columnCount()):  # what a test or a tooltip reads
+            view.model.horizontalHeaderItem(col).toolTip()
+            view.model.item(0, col).text()
+    model_made = [w for w in shiboken6.getAllValidWrappers()
+                  if isinstance(w, QStandardItem) and not shiboken6.createdByPython(w)]
+    assert model_made == []
+
+
 def test_thumbnails_are_the_best_crops(qtbot, catalogue):
     services, cat, path = catalogue
     view = _view(qtbot, services)

@@ -43,6 +43,15 @@ class _CountItem(QStandardItem):
         self.setEditable(False)
 
 
+def _header_item(title: str, tip: str) -> QStandardItem:
+    """Header items are made here, not by setHorizontalHeaderLabels: PySide kept the wrapper of
+    a model-made item it had handed out after model.clear() deleted the item, and a later Qt
+    object at that address came back as that stale QStandardItem (a selectionModel(), in CI)."""
+    item = QStandardItem(title)
+    item.setToolTip(tip)
+    return item
+
+
 class SpeciesSummaryView(QWidget):
     showDetectionsRequested = Signal(str)  # label
 
@@ -133,11 +142,6 @@ class SpeciesSummaryView(QWidget):
         sort_col, sort_order = header.sortIndicatorSection(), header.sortIndicatorOrder()
         night_cols = nights if len(nights) <= MAX_NIGHT_COLUMNS else []
         self.model.clear()
-        self.model.setHorizontalHeaderLabels(
-            FIXED_COLUMNS + [f"{n.date:%d %b}" for n in night_cols])
-        for col, n in enumerate(night_cols, start=NIGHT_COL0):
-            self.model.horizontalHeaderItem(col).setToolTip(
-                f"Individuals on the night of {n.date:%A %d %B %Y}")
         det, cls = self._det_threshold, self._cls_threshold
         tips = (f"The taxon of the individuals (their label scores ≥ {cls:.2f}, the "
                 "classification threshold)", "The taxon's rank",
@@ -146,8 +150,10 @@ class SpeciesSummaryView(QWidget):
                 f"Their detections scoring ≥ {det:.2f}: one insect resting on the sheet is "
                 "detected in many images", "MaxN: the most individuals of the taxon in any "
                 "one image of a night")
-        for col, tip in enumerate(tips):
-            self.model.horizontalHeaderItem(col).setToolTip(tip)
+        tips += tuple(f"Individuals on the night of {n.date:%A %d %B %Y}" for n in night_cols)
+        titles = FIXED_COLUMNS + [f"{n.date:%d %b}" for n in night_cols]
+        for col, (title, tip) in enumerate(zip(titles, tips)):
+            self.model.setHorizontalHeaderItem(col, _header_item(title, tip))
         for c in counts:
             label_item = QStandardItem(c.label)
             label_item.setEditable(False)
