@@ -7,30 +7,19 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from trapgui.core.geometry import Box
 from trapgui.core.types import ClassificationResult, DetectionResult, ImageResult, Rank
 from trapgui.db import jobqueue, open_database
-from trapgui.db.tables import Classification, Deployment, Detection, Image, Job
-
-
-def add_images(db, n: int) -> list[int]:
-    with db.write_session() as s:
-        dep = s.execute(insert(Deployment).values(path=f"/traps/{n}", name="t").returning(
-            Deployment.id)).scalar_one()
-        s.execute(insert(Image), [{"deployment_id": dep, "rel_path": f"{i:04d}.jpg", "size": 1,
-                                   "mtime": 1.0, "width": 400, "height": 300,
-                                   "time_source": "none"} for i in range(n)])
-        return list(s.scalars(select(Image.id).where(Image.deployment_id == dep)))
+from trapgui.db.tables import Classification, Detection, Image, Job
+from tests.queue_helpers import add_images, queue_images
 
 
 @pytest.fixture
 def queued(db):
-    ids = add_images(db, 20)
-    pid = jobqueue.get_or_create_pipeline(db, jobqueue.pipeline_key({"d": 1}), "p", {"d": 1})
-    jobqueue.enqueue(db, pid, ids)
+    pid, ids = queue_images(db, 20)
     return db, pid, ids
 
 

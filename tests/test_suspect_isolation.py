@@ -5,27 +5,12 @@ crashes would be skipped as if it were the culprit."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
 
 from trapgui.core.jobs import JobControl
 from trapgui.core.types import ImageResult
 from trapgui.db import jobqueue
-from trapgui.db.tables import Deployment, Image
 from trapgui.pipeline.queue_source import QueueSource
-
-
-def _queue(db, n: int):
-    with db.write_session() as s:
-        dep = s.execute(insert(Deployment).values(path="/traps/x", name="t").returning(
-            Deployment.id)).scalar_one()
-        s.execute(insert(Image), [{"deployment_id": dep, "rel_path": f"{i:04d}.jpg", "size": 1,
-                                   "mtime": 1.0, "width": 40, "height": 30,
-                                   "time_source": "none"} for i in range(n)])
-        ids = list(s.scalars(select(Image.id).where(Image.deployment_id == dep)
-                             .order_by(Image.id)))
-    pid = jobqueue.get_or_create_pipeline(db, jobqueue.pipeline_key({"d": 1}), "p", {"d": 1})
-    jobqueue.enqueue(db, pid, ids)
-    return pid, ids
+from tests.queue_helpers import queue_images
 
 
 def _source(db, pid) -> QueueSource:
@@ -45,7 +30,7 @@ def _write(db, pid, source, batch) -> None:
 
 
 def test_a_suspect_waits_for_the_others_and_runs_alone(db):
-    pid, ids = _queue(db, 10)
+    pid, ids = queue_images(db, 10)
     crashed = jobqueue.claim(db, pid, "dead", 3, 60)
     jobqueue.charge_interrupted(db, [c.job_id for c in crashed], crashed=True)
     source = _source(db, pid)

@@ -3,29 +3,25 @@ glibc).
 
 glibc gives each thread that allocates its own arena (up to 8 per core). A run's decode
 threads, device thread and writer each free large buffers (4K images, activations) into their
-own arena, where the memory stays resident for that thread's next use: peak RSS of
-`trapgui process` with three models on 4K images was 1.77-1.85 GB with the default and
-1.69-1.74 GB with two arenas, at the same speed (the environment variable
-``MALLOC_ARENA_MAX`` did the same). Called once at import, before threads start.
+own arena, where the memory stays resident for that thread's next use; two arenas cost no
+speed (``MALLOC_ARENA_MAX`` does the same). Called once at import, before threads start.
 
-Even with two arenas the free chunks between live ones grew to ~400 MB of a 1.6 GB run
-(``mallinfo2``: 300 MB in use, 420-465 MB free, all of it resident), because image- and
-activation-sized buffers (below glibc's 32 MB mmap limit) are carved from the arenas in an
-order that leaves holes. ``release_free_memory`` (``malloc_trim``: the free pages of every
-arena, not only the top, go back to the system) after each device batch: median RSS of 12
-4K images 1376-1422 MB against 1550-1556 MB without it, at the same wall time (~45 ms per
-call, per batch of ~3 s; benchmarks/bench_process_memory.py, variant
-``TRAPGUI_MALLOC_TRIM=0``). Lowering the mmap threshold to 4 MB instead saved as much but cost
-20-80 % of the time (every activation mapped and faulted in afresh). ``TRAPGUI_MALLOC_TRIM=0``
-turns the trimming off (to measure it). ``release_free_memory_paced`` keeps its cost under
-2 % of the time where batches are short (a GPU): after a call it waits 50 times as long as
-the call took.
+Even with two arenas the free chunks between live ones grew to ~400 MB of a 1.6 GB run,
+because image- and activation-sized buffers (below glibc's 32 MB mmap limit) are carved from
+the arenas in an order that leaves holes. ``release_free_memory`` (``malloc_trim``: the free
+pages of every arena, not only the top, go back to the system) runs after each device batch;
+lowering the mmap threshold instead saved as much but cost 20-80 % of the time (every
+activation mapped and faulted in afresh). ``TRAPGUI_MALLOC_TRIM=0`` turns the trimming off
+(to measure it: benchmarks/bench_process_memory.py; the figures are in docs/engine.md,
+"where a run's memory goes"). ``release_free_memory_paced`` keeps its cost under 2 % of the
+time where batches are short (a GPU): after a call it waits 50 times as long as the call took.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 import threading
@@ -33,7 +29,6 @@ import time
 
 M_ARENA_MAX = -8  # glibc malloc.h
 
-_trim = None  # glibc's malloc_trim, once looked up; False where there is none
 PACED_SHARE = 0.02  # of the time, at most, spent trimming
 _paced_lock = threading.Lock()
 _paced_next = 0.0  # time.monotonic() before which a paced call does nothing
@@ -59,20 +54,22 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     return mallopt(M_ARENA_MAX, arenas) == 1
 
 
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None where there is none."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    return trim
+
+
 def release_free_memory() -> bool:
     """Give the free pages of the C allocator's arenas back to the system; True if it could
     (glibc, and not turned off by ``TRAPGUI_MALLOC_TRIM=0``)."""
-    global _trim
-    if os.environ.get("TRAPGUI_MALLOC_TRIM", "1") == "0":
+    trim = _malloc_trim()
+    if trim is None or os.environ.get("TRAPGUI_MALLOC_TRIM", "1") == "0":
         return False
-    if _trim is None:
-        trim = getattr(_libc(), "malloc_trim", None)
-        if trim is not None:
-            trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
-        _trim = trim or False
-    if _trim is False:
-        return False
-    _trim(0)
+    trim(0)
     return True
 
 
@@ -87,7 +84,8 @@ def release_free_memory_paced() -> bool:
         if started < _paced_next:
             return False
         done = release_free_memory()
-        _paced_next = time.monotonic() + (time.monotonic() - started) / PACED_SHARE
+        ended = time.monotonic()
+        _paced_next = ended + (ended - started) / PACED_SHARE
         return done
     finally:
         _paced_lock.release()

@@ -30,7 +30,8 @@ from trapgui.pipeline.work import WorkBatch, WorkItem
 from trapgui.version import __version__
 
 PREFETCH = 1  # batches claimed and decoding ahead of the one on the device
-ISOLATION_WAIT_S = 0.05  # a worker waiting for a suspect (or for the others, to run one)
+ISOLATION_WAIT_S = 0.25  # at most, a worker waiting for a suspect (or for the others, to run
+# one) before it asks again; a batch leaving a device wakes it sooner
 
 
 class QueueSource:
@@ -52,6 +53,7 @@ class QueueSource:
         self._drained: set[str] = set()
         self._claim_lock = threading.Lock()  # one decision at a time on running a suspect
         self._flying: dict[str, int] = {}  # worker -> batches claimed, not yet off its device
+        self._landing = threading.Condition(self._lock)  # a batch left a device
         self._suspect: WorkBatch | None = None  # in flight alone
         self._last_renew = time.monotonic()
         before = jobqueue.counts(db, pipeline_id, self.scope)
@@ -95,8 +97,10 @@ class QueueSource:
                 return ahead.popleft()
         if worker in self._drained:
             return None
-        # a suspect is alone in flight, or waits for the others to finish: ask again soon
-        time.sleep(min(wait_s, ISOLATION_WAIT_S))
+        # a suspect is alone in flight, or waits for the others to finish: ask again once a
+        # batch leaves a device (a landing between the claim and here costs one timeout)
+        with self._landing:
+            self._landing.wait(min(wait_s, ISOLATION_WAIT_S))
         return WorkBatch(worker, [])
 
     def _submit(self, worker: str, claims) -> WorkBatch:
@@ -118,6 +122,7 @@ class QueueSource:
             self._flying[worker] = max(0, self._flying.get(worker, 0) - len(batches))
             if any(b is self._suspect for b in batches):
                 self._suspect = None
+            self._landing.notify_all()
 
     def _decoding(self, job_id: int, flying: bool):
         if self._recorder is None:
