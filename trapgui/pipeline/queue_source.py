@@ -54,6 +54,7 @@ class QueueSource:
         self._claim_lock = threading.Lock()  # one decision at a time on running a suspect
         self._flying: dict[str, int] = {}  # worker -> batches claimed, not yet off its device
         self._landing = threading.Condition(self._lock)  # a batch left a device
+        self._landings = 0  # how many times: a waiter sees one that came after its decision
         self._suspect: WorkBatch | None = None  # in flight alone
         self._last_renew = time.monotonic()
         before = jobqueue.counts(db, pipeline_id, self.scope)
@@ -71,9 +72,11 @@ class QueueSource:
             return None
         with self._lock:
             ahead = self._ahead.setdefault(worker, deque())
+            seen = self._landings
         while worker not in self._drained and len(ahead) <= PREFETCH:
             with self._claim_lock:
                 with self._lock:
+                    seen = self._landings
                     if self._suspect is not None:
                         break
                     alone = not any(self._flying.values())
@@ -98,9 +101,9 @@ class QueueSource:
         if worker in self._drained:
             return None
         # a suspect is alone in flight, or waits for the others to finish: ask again once a
-        # batch leaves a device (a landing between the claim and here costs one timeout)
+        # batch leaves a device (at once if one left since the decision above)
         with self._landing:
-            self._landing.wait(min(wait_s, ISOLATION_WAIT_S))
+            self._landing.wait_for(lambda: self._landings != seen, min(wait_s, ISOLATION_WAIT_S))
         return WorkBatch(worker, [])
 
     def _submit(self, worker: str, claims) -> WorkBatch:
@@ -122,6 +125,7 @@ class QueueSource:
             self._flying[worker] = max(0, self._flying.get(worker, 0) - len(batches))
             if any(b is self._suspect for b in batches):
                 self._suspect = None
+            self._landings += 1
             self._landing.notify_all()
 
     def _decoding(self, job_id: int, flying: bool):
