@@ -142,11 +142,11 @@ def test_boxes_covering_most_of_the_image_convert_it_once():
         assert torch.allclose(batch.crops[row], crop_one(img, boxes[row], 16), atol=1e-6)
 
 
-def test_big_boxes_on_a_cpu_split_across_threads_and_a_kept_buffer_give_the_same_crops():
-    """Boxes covering most of the image: the whole image goes through this thread's float
-    buffer and the boxes are shared among threads; each crop is exactly what one roi_align
-    on the image as float gives (each box is computed on its own either way), and a second
-    image of the same size and a third of another size are not served stale pixels."""
+def test_boxes_covering_most_of_the_image_split_across_threads_give_the_same_crops():
+    """Boxes covering most of the image (cut by roi_align): the whole image is converted to
+    float and the boxes are shared among threads; each crop is exactly what one roi_align on
+    the image as float gives (each box is computed on its own either way), and a second image
+    of the same size and a third of another size are not served stale pixels."""
     from trapgui.ml import crop_cpu
 
     g = torch.Generator().manual_seed(8)
@@ -159,7 +159,7 @@ def test_big_boxes_on_a_cpu_split_across_threads_and_a_kept_buffer_give_the_same
             xy = torch.rand((12, 2), generator=g) * torch.tensor([w / 3, h / 3])
             boxes = torch.cat([xy, xy + torch.tensor([w / 1.5, h / 1.5])], 1)
             rois = torch.cat([torch.zeros((12, 1)), boxes], 1)
-            got = crop_cpu.cut_on_cpu(image, rois, 32)
+            got = crop_cpu._cut_by_roi_align(image, rois, 32)
             want = crop_cpu.resize(image.float() / 255, rois, 32)
             assert torch.equal(got, want), shape
     finally:
@@ -202,3 +202,64 @@ def test_box_shares_cover_every_box_once_with_near_equal_areas():
         assert crop_cpu._shares([5, 6, 7]) == [[0, 1, 2]]  # too few boxes to hand off
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("size, layout, strip_bytes", [(16, "chw", 16 << 20), (48, "hwc", 16 << 20),
+                                                     (48, "hwc", 20_000)])
+def test_large_boxes_cut_as_matrix_products_match_roi_align(size, layout, strip_bytes, monkeypatch):
+    """crop_separable (boxes with many samples per output pixel) against one roi_align on the
+    whole image as float: inside, along every edge where roi_align clamps, and squares reaching
+    outside the image (samples dropped). Tolerance from the arithmetic: the sample coordinates
+    are the same float32 values in both; roi_align sums 4 corners of gy * gx samples, the
+    products sum at most H + W terms, all of them weights (summing to at most 1) times pixels
+    in [0, 1], so each float32 sum is off by at most (terms) * 2**-24, whatever the order."""
+    from trapgui.ml import crop_cpu, crop_separable
+
+    monkeypatch.setattr(crop_separable, "STRIP_BYTES", strip_bytes)  # small: many strips
+    g = torch.Generator().manual_seed(21)
+    h, w = 700, 1300
+    image = torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+    if layout == "hwc":  # as decoded: pixels interleaved in memory
+        image = image.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    boxes = torch.tensor([[0.0, 0.0, 1300.0, 700.0],  # the whole image
+                          [12.3, 40.7, 611.9, 399.2],  # inside
+                          [900.5, 300.25, 1300.0, 700.0],  # bottom-right corner
+                          [-150.0, -220.5, 400.0, 329.5],  # a pad square above and left
+                          [1000.0, 500.0, 1500.0, 1000.0],  # below and right
+                          [-300.0, 10.0, -100.0, 600.0],  # entirely outside: all zero
+                          [3.0, 650.0, 1297.0, 699.0]])  # wide and flat, at the bottom edge
+    rois = torch.cat([torch.zeros((len(boxes), 1)), boxes], 1)
+    assert crop_separable.wanted(rois[:5], size).all()
+    want = crop_cpu.resize(image.float() / 255, rois, size)
+    grids = crop_separable.sample_grids(rois, size)
+    for k in range(len(boxes)):
+        atol = (4 * int(grids[k].prod()) + h + w) * 2.0 ** -24
+        got = crop_separable.cut(image, boxes[k].tolist(), size)
+        assert (got - want[k]).abs().max().item() <= atol, k
+        if k == len(boxes) - 2:
+            assert not got.any()
+    floats = image.float() / 255
+    atol = (4 * int(grids[1].prod()) + h + w) * 2.0 ** -24
+    assert (crop_separable.cut(floats, boxes[1].tolist(), size) - want[1]).abs().max() <= atol
+
+
+def test_a_batch_mixing_large_and_small_boxes_keeps_each_box_in_its_place():
+    """cut_on_cpu sends large boxes to crop_separable and the rest to roi_align on their
+    regions; the crops come back in the boxes' order and match the whole-image reference.
+    Tolerance: the regions' roi_align places samples from shifted coordinates up to 1600,
+    whose float32 spacing is 2**-13; a few such errors in a bilinear weight, times a pixel
+    step of at most 1 (the large boxes are far closer, see the test above)."""
+    from trapgui.ml import crop_cpu, crop_separable
+
+    g = torch.Generator().manual_seed(22)
+    image = torch.randint(0, 256, (3, 900, 1600), generator=g, dtype=torch.uint8)
+    small = torch.rand((9, 2), generator=g) * torch.tensor([1500.0, 800.0])
+    boxes = torch.cat([torch.cat([small, small + 40], 1),
+                       torch.tensor([[10.0, 10.0, 1590.0, 890.0], [200.0, 100.0, 900.0, 800.0]])])
+    order = torch.randperm(len(boxes), generator=g)
+    rois = torch.cat([torch.zeros((len(boxes), 1)), boxes[order]], 1)
+    large = crop_separable.wanted(rois, 32)
+    assert 0 < int(large.sum()) < len(rois)
+    got = crop_cpu.cut_on_cpu(image, rois, 32)
+    want = crop_cpu.resize(image.float() / 255, rois, 32)
+    assert (got - want).abs().max().item() <= 4 * 2.0 ** -13

@@ -2,10 +2,12 @@
 
 Two things made a 4K image's crops cost ~0.4 s on 2 cores (bench_stages.py), more than
 resizing them: converting the whole image to float for a few boxes, and torchvision's CPU
-``roi_align``, which runs on one core. So: only each box's region becomes float when the boxes
-are small; otherwise the whole image is converted (106 MB for a 4096x2160 image); either way
-the boxes are split across the torch threads (each share about the same pixel area).
-Every path gives the same numbers as converting the whole image and one ``roi_align``.
+``roi_align``, which runs on one core. So: large boxes (many samples per output pixel) go
+through crop_separable, two matrix products on a few image rows at a time; of the others, only
+each box's region becomes float when they are small, otherwise the whole image is converted
+(106 MB for a 4096x2160 image); either way those are split across the torch threads (each
+share about the same pixel area). The roi_align paths give the same numbers as converting the
+whole image and one ``roi_align``; crop_separable agrees with it to ~1e-6.
 
 The whole image's float copy is not kept between images: a buffer kept per thread saved its
 page faults (~33 ms per image here) but stayed resident all run long (101 MiB of a run's
@@ -18,6 +20,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+from trapgui.ml import crop_separable
 from trapgui.ml.torchvision_import import import_torchvision
 
 import_torchvision()  # before any torchvision module: see torchvision_import
@@ -73,6 +76,24 @@ def _resize_split(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.T
 
 def cut_on_cpu(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
     """roi_align of (M, 5) rois on one (3, H, W) CPU image (uint8, or float in [0, 1]).
+
+    Boxes with many samples per output pixel go through crop_separable (a few rows of the
+    image at a time), one after the other: its products use the torch threads themselves."""
+    large = crop_separable.wanted(rois, size)
+    if not bool(large.any()):
+        return _cut_by_roi_align(image, rois, size)
+    out = torch.empty((rois.shape[0], image.shape[0], size, size), dtype=torch.float32)
+    for k in large.nonzero().flatten().tolist():
+        out[k] = crop_separable.cut(image, rois[k, 1:].tolist(), size)
+    rest = (~large).nonzero().flatten()
+    if rest.numel():
+        out[rest] = _cut_by_roi_align(image, rois[rest], size)
+    return out
+
+
+def _cut_by_roi_align(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
+    """roi_align on each box's region, or on the whole image as float when the regions cover
+    half of it or more; the boxes shared among the torch threads.
 
     A box's region is the box grown by REGION_MARGIN and clipped to the image, so every
     sample sees the same pixels as in the whole image, and the image's own edges (where

@@ -1,8 +1,8 @@
 """Cutting detection boxes out of images and resizing them for a classifier, on the device.
 
 ``stack_crops`` cuts every box of a batch with ``torchvision.ops.roi_align`` (no PIL, no JPEG
-round trip), then normalises; on a CPU through ``crop_cpu`` (regions, a kept float buffer, the
-boxes split across threads), elsewhere one conversion and one call per image.
+round trip), then normalises; on a CPU through ``crop_cpu`` (regions, large boxes as matrix
+products, the boxes split across threads), elsewhere one conversion and one call per image.
 ``crop_one`` is the reference path (one box, the whole image as float, same resize method)
 that tests compare against.
 
