@@ -4,7 +4,10 @@ Same set-up as bench_pipeline_vs_model.py (realistic benchmark weights of Mobile
 R-CNN 2023 + moth/non-moth ResNet-50 + Quebec-Vermont timm ResNet-50, shipped settings,
 --images copies of the 4096x2160 trap images, batch sizes measured by a first run). Then
 `trapgui process FOLDER --requeue` in a new process once per variant and round, alternating,
-with VmRSS sampled every 0.1 s. A variant is a comma-separated list of environment settings
+with VmRSS (and its anonymous / file-backed split) sampled every 0.1 s. The set-up runs in a
+child process, so that this one never imports torch: a second process mapping the same torch
+libraries would share their pages, which the kernel then keeps resident for both (see
+core/library_pages.py). A variant is a comma-separated list of environment settings
 for that process (glibc malloc tunables, say); "" is the shipped behaviour.
 
     .venv/bin/python benchmarks/bench_process_memory.py [--weights DIR] [--images 12]
@@ -26,23 +29,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_weights import app_env, copy_trap, load_average, set_up_app, trapgui_process  # noqa: E402
+from bench_weights import app_env, copy_trap, load_average, trapgui_process  # noqa: E402
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent.parent / "bench-weights"
 
 
-def rss_mb(pid: int) -> int | None:
+def rss_mb(pid: int) -> tuple[int, int, int] | None:
+    """(VmRSS, RssAnon, RssFile) of a process in MB, or None once it has gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    except OSError:
+        fields = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        return tuple(int(fields[k].split()[0]) // 1024 for k in ("VmRSS", "RssAnon", "RssFile"))
+    except (OSError, KeyError, ValueError):
         return None
-    return None
 
 
-def one_run(root: Path, variant: str) -> tuple[float, int, list[tuple[float, int]]]:
-    """(wall seconds, peak MB, samples) of one `trapgui process --requeue` with ``variant``."""
+def set_up_in_child(root: Path, weights: str) -> None:
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+            "from bench_weights import set_up_app; set_up_app(Path(sys.argv[2]), sys.argv[3])")
+    subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent), str(root),
+                    weights], env=app_env(root), check=True)
+
+
+def one_run(root: Path, variant: str) -> tuple[float, tuple[int, int, int], list[tuple[float, int]]]:
+    """(wall seconds, (peak MB, its anonymous MB, its file MB), samples) of one
+    `trapgui process --requeue` with ``variant``."""
     env = app_env(root)
     for setting in filter(None, variant.split(",")):
         name, value = setting.split("=", 1)
@@ -51,12 +62,15 @@ def one_run(root: Path, variant: str) -> tuple[float, int, list[tuple[float, int
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     samples: list[tuple[float, int]] = []
+    peak = (0, 0, 0)
 
     def sample() -> None:
+        nonlocal peak
         while proc.poll() is None:
             value = rss_mb(proc.pid)
             if value is not None:
-                samples.append((time.perf_counter() - started, value))
+                samples.append((time.perf_counter() - started, value[0]))
+                peak = max(peak, value)
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample)
@@ -65,7 +79,7 @@ def one_run(root: Path, variant: str) -> tuple[float, int, list[tuple[float, int
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"trapgui process failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return time.perf_counter() - started, max(v for _, v in samples), samples
+    return time.perf_counter() - started, peak, samples
 
 
 def main() -> None:
@@ -78,7 +92,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="trapgui-bench-"))
     try:
         print(f"load average at start: {load_average()}")
-        set_up_app(root, args.weights)
+        set_up_in_child(root, args.weights)
         copy_trap(root / "trap", args.images)
         first, _ = trapgui_process(root, root / "trap")
         sizes = json.loads((root / "data" / "batch_sizes.json").read_text())["entries"]
@@ -89,9 +103,10 @@ def main() -> None:
         for r in range(args.rounds):
             for variant in args.variants:
                 wall, peak, samples = one_run(root, variant)
-                results[variant].append((wall, peak))
+                results[variant].append((wall, peak[0]))
                 steady = sorted(v for t, v in samples if t > wall / 4)
-                print(f"round {r + 1} {variant or 'shipped'}: wall {wall:.1f} s, peak {peak} MB, "
+                print(f"round {r + 1} {variant or 'shipped'}: wall {wall:.1f} s, peak {peak[0]} MB "
+                      f"({peak[1]} anonymous, {peak[2]} file-backed), "
                       f"median after the first quarter {steady[len(steady) // 2]} MB  "
                       f"[load {load_average()}]", flush=True)
         for variant, rows in results.items():

@@ -34,7 +34,9 @@ _paced_lock = threading.Lock()
 _paced_next = 0.0  # time.monotonic() before which a paced call does nothing
 
 
-def _libc():
+@functools.cache
+def libc():
+    """The C library (glibc on Linux), or None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -47,7 +49,7 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     """True if glibc accepted the limit (False elsewhere; a user's MALLOC_ARENA_MAX wins)."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
-    mallopt = getattr(_libc(), "mallopt", None)
+    mallopt = getattr(libc(), "mallopt", None)
     if mallopt is None:  # not Linux, or musl and other C libraries: nothing to tune
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
@@ -57,7 +59,7 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
 @functools.cache
 def _malloc_trim():
     """glibc's malloc_trim, or None where there is none."""
-    trim = getattr(_libc(), "malloc_trim", None)
+    trim = getattr(libc(), "malloc_trim", None)
     if trim is not None:
         trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
     return trim

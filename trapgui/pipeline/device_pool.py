@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from trapgui.core.jobs import (BatchCommitted, Emit, ItemFailed, JobControl, LogLine,
                                RunProgress, safe_emit)
+from trapgui.core.library_pages import page_out_gpu_libraries
 from trapgui.ml.devices import DeviceChoice, resolve_devices
 from trapgui.pipeline.batch_size_cache import BatchSizeCache
 from trapgui.pipeline.batch_tuning import BatchTuner
@@ -108,6 +109,8 @@ class DevicePool:
         for message in messages:
             emit(LogLine("warning", message))
         processors = self._load(choices)
+        if all(c.device.type == "cpu" for c in choices):
+            page_out_gpu_libraries()  # see core/library_pages: resident, never run on a CPU
         decoder = Decoder.for_processors(next(iter(processors[0].values())),
                                          pin_memory=any(c.device.type == "cuda" for c in choices))
         self.source.start(decoder, control)
