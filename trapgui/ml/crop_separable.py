@@ -69,14 +69,13 @@ def axis_weights(lo: float, hi: float, size: int, pixels: int, scale: float = 1.
     inside = (y >= -1.0) & (y <= pixels)
     y = y.clamp(min=0)
     low = y.to(torch.int64)
-    last = low >= pixels - 1
-    low = torch.where(last, torch.full_like(low, pixels - 1), low)
-    high = torch.where(last, low, low + 1)
-    frac = torch.where(last, torch.zeros_like(y), y - low.to(f32)).to(torch.float64)
-    used = inside.any(1)
+    at_end = low >= pixels - 1
+    low = torch.where(at_end, torch.full_like(low, pixels - 1), low)
+    high = torch.where(at_end, low, low + 1)
+    frac = torch.where(at_end, torch.zeros_like(y), y - low.to(f32)).to(torch.float64)
     first = torch.where(inside, low, pixels).amin(1)
     final = torch.where(inside, high, -1).amax(1)
-    if not bool(used.any()):
+    if not bool(inside.any()):
         return AxisWeights(torch.zeros((size, 0), dtype=f32), 0, first.tolist(), final.tolist())
     offset = int(first.min())
     n = int(final.max()) + 1 - offset
