@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-import sys
 
 from trapgui.core.allocator import libc
 
@@ -49,8 +48,8 @@ def page_out_gpu_libraries() -> int:
     process; returns the bytes of mappings advised (0 where it cannot, or is turned off)."""
     if os.environ.get("TRAPGUI_PAGE_OUT_GPU_LIBRARIES", "1") == "0":
         return 0
-    madvise = getattr(libc(), "madvise", None) if sys.platform.startswith("linux") else None
-    if madvise is None:
+    madvise = getattr(libc(), "madvise", None)
+    if madvise is None:  # not Linux
         return 0
     madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     madvise.restype = ctypes.c_int

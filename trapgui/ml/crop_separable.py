@@ -15,7 +15,7 @@ over the box's own pixels only; the products run in float32 on strips of the box
 most STRIP_BYTES as float, converted and put in (3, rows, width) order in one pass), so the
 image is never converted whole. Against roi_align the crops agree to about 1e-6
 (tests/test_crops.py); on 4K trap images with the benchmark detector's boxes (bench_stages.py)
-crops cost 0.09 s per image instead of 0.22; for small boxes roi_align is faster, so only
+the crops stage took 0.077 s per image instead of 0.223; for small boxes roi_align is faster, so only
 boxes with many samples per output pixel come here.
 """
 
