@@ -81,11 +81,13 @@ def test_floors_and_measured_batch_sizes(qtbot, services):
 
     services.processing.batch_size_cache().put("k", TunedEntry(
         "cpu (Test CPU, 2 threads)", "moth_binary_resnet50_2024", "classification", 16, 33.0,
-        "2025-01-01T00:00:00+00:00", {"8": 30.0, "16": 33.0}))
+        "2025-01-01T00:00:00+00:00", {"8": 30.0, "16": 33.0}, memory_mb=115.4,
+        measured_memory={"8": 45.0, "16": 115.4}, memory_cap_mb=256.0))
     dialog = _dialog(qtbot, services)
     assert dialog.auto_batch.isChecked() and not dialog.det_batch.isEnabled()
     qtbot.waitUntil(lambda: "16 crops" in dialog.tuned.text(), timeout=60_000)
     assert "cpu, 2 threads" in dialog.tuned.text()
+    assert "16 crops (115 MB a batch)" in dialog.tuned.text()
     # the detector's own floors are the defaults, shown as such
     qtbot.waitUntil(lambda: dialog.storage_floor.specialValueText() == "default (0.20)",
                     timeout=60_000)

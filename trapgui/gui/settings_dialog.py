@@ -71,7 +71,8 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         self.auto_batch = QCheckBox("Measure the best batch sizes", self)
         self.auto_batch.setToolTip("On first use of a model on a device, time it at a few batch "
-                                   "sizes (a few seconds) and keep the fastest for later runs")
+                                   "sizes (a few seconds) and keep the fastest for later runs, "
+                                   "among the sizes whose batches fit the device's memory cap")
         self.auto_batch.setChecked(s.auto_batch_sizes)
         self.det_batch = self._spin(1, 256, s.detection_batch_size,
                                     "Images per detector batch (lower it if a GPU runs out of "
@@ -242,8 +243,9 @@ class SettingsDialog(QDialog):
         lines = []
         for device in dict.fromkeys(e.device_label for e in entries):
             lines.append(f"Measured on {device}:")
-            lines += [f"   {e.model}: {e.batch_size} {e.unit}" for e in entries
-                      if e.device_label == device]
+            lines += [f"   {e.model}: {e.batch_size} {e.unit}"
+                      + (f" ({e.memory_text})" if e.memory_text else "")
+                      for e in entries if e.device_label == device]
         self.tuned.setText("\n".join(lines))
         self.tuned.setToolTip("Measured on this computer and kept for later runs:\n"
                               + "\n".join(sorted({e.device for e in entries})))

@@ -4,7 +4,8 @@
 Pure Python (no torch): the Settings dialog lists the entries without loading any model.
 An entry is valid for one device (its name and thread count), one model (catalogue key and
 input), one torch version: a new GPU, a torch upgrade or another thread count measures again.
-A damaged or unreadable file is treated as empty (the measurement simply runs again).
+A damaged or unreadable file is treated as empty (the measurement simply runs again), and so
+is one in an older format (format 1 chose by speed alone, without the memory of each size).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 CACHE_FILE = "batch_sizes.json"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _LOCK = threading.Lock()  # one writer per process; os.replace keeps the file whole across processes
 
 
@@ -36,6 +37,9 @@ class TunedEntry:
     per_s: float  # images or crops per second at that batch size when measured
     measured_at: str  # ISO time, UTC
     measured: dict[str, float]  # batch size (as text) -> images or crops per second
+    memory_mb: float | None = None  # one batch's peak memory at batch_size (None: not known)
+    measured_memory: dict[str, float] = field(default_factory=dict)  # batch size -> MB
+    memory_cap_mb: float | None = None  # the most a batch could take on that device
 
     @property
     def device_label(self) -> str:
@@ -49,9 +53,15 @@ class TunedEntry:
     def unit(self) -> str:
         return "images" if self.role == "detection" else "crops"
 
+    @property
+    def memory_text(self) -> str:
+        """ "240 MB a batch", or "" when the memory was not measured."""
+        return "" if self.memory_mb is None else f"{self.memory_mb:.0f} MB a batch"
+
     def describe(self) -> str:
+        memory = f", {self.memory_text}" if self.memory_text else ""
         return (f"{self.model}: {self.batch_size} {self.unit} per batch "
-                f"({self.per_s:.1f} {self.unit}/s)")
+                f"({self.per_s:.1f} {self.unit}/s{memory})")
 
 
 def default_cache_path() -> Path:
@@ -90,7 +100,10 @@ class BatchSizeCache:
             entries = self._read()
             entries[key] = {"device": entry.device, "model": entry.model, "role": entry.role,
                             "batch_size": entry.batch_size, "per_s": entry.per_s,
-                            "measured_at": entry.measured_at, "measured": entry.measured}
+                            "measured_at": entry.measured_at, "measured": entry.measured,
+                            "memory_mb": entry.memory_mb,
+                            "measured_memory": entry.measured_memory,
+                            "memory_cap_mb": entry.memory_cap_mb}
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=".batch-sizes-", dir=self.path.parent)
@@ -125,9 +138,17 @@ def _entry(raw) -> TunedEntry | None:
                           role=str(raw["role"]), batch_size=size, per_s=float(raw["per_s"]),
                           measured_at=str(raw.get("measured_at", "")),
                           measured={str(k): float(v) for k, v in
-                                    dict(raw.get("measured") or {}).items()})
+                                    dict(raw.get("measured") or {}).items()},
+                          memory_mb=_optional_mb(raw.get("memory_mb")),
+                          measured_memory={str(k): float(v) for k, v in
+                                           dict(raw.get("measured_memory") or {}).items()},
+                          memory_cap_mb=_optional_mb(raw.get("memory_cap_mb")))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _optional_mb(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def now_text() -> str:

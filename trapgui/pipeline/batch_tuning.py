@@ -3,9 +3,10 @@
 No fixed default suits every device: on a 2-core CPU a ResNet-50 at 128 px classifies ~34
 crops/s in batches of 20 and ~22 in batches of 64 (caches overflow), while a GPU wants
 hundreds. So the first run on a device times each model's forward pass at a few batch sizes
-on synthetic input of the real shape (a few seconds per model), keeps the fastest (a smaller
-one within ``WITHIN`` of it: less memory, smoother progress), and stores it in the data
-folder (``pipeline.batch_size_cache``) for later runs. Detectors that work one image at a
+on synthetic input of the real shape (a few seconds per model), with each size's peak memory
+(``pipeline.batch_memory``: sizes over the device's cap are not used, nor larger ones tried),
+keeps the fastest (a smaller one within ``WITHIN`` of it: less memory, smoother progress),
+and stores it in the data folder (``pipeline.batch_size_cache``) for later runs. Detectors that work one image at a
 time on this device (the built-in detector on a CPU) are not measured.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from trapgui.pipeline.batch_memory import PeakMemory, batch_memory_cap_mb
 from trapgui.pipeline.batch_size_cache import BatchSizeCache, TunedEntry, now_text
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,12 @@ class BatchPlan:
     classification: dict[str, int] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)  # model key -> measured|cache|settings
     measured_s: float = 0.0  # time spent measuring in this run (0 when all came from the cache)
+    memory_mb: dict[str, float] = field(default_factory=dict)  # model key -> one batch's peak
 
     def as_record(self) -> dict:
         return {"detection": self.detection, "classification": dict(self.classification),
-                "source": dict(self.source), "measured_s": round(self.measured_s, 1)}
+                "source": dict(self.source), "measured_s": round(self.measured_s, 1),
+                "batch_memory_mb": {k: round(v) for k, v in self.memory_mb.items()}}
 
 
 def device_identity(device: torch.device, threads: int | None) -> str:
@@ -79,36 +83,60 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def choose(rates: dict[int, float]) -> int:
-    """The smallest batch size within WITHIN of the fastest."""
-    best = max(rates.values())
-    return min(n for n, r in rates.items() if r >= (1 - WITHIN) * best)
+@dataclass
+class Timings:
+    """What ``measure`` found: items per second and (where it can be read) the peak memory of
+    one batch, MB, per batch size tried."""
+
+    rates: dict[int, float]
+    memory_mb: dict[int, float] = field(default_factory=dict)
+
+
+def choose(rates: dict[int, float], memory_mb: dict[int, float] | None = None,
+           cap_mb: float | None = None) -> int:
+    """The smallest batch size within WITHIN of the fastest, among the sizes whose batches
+    stay under ``cap_mb`` (the smallest size always qualifies: there is nothing smaller)."""
+    memory_mb = memory_mb or {}
+    smallest = min(rates)
+    allowed = {n: r for n, r in rates.items() if n == smallest or cap_mb is None
+               or memory_mb.get(n, 0.0) <= cap_mb}
+    best = max(allowed.values())
+    return min(n for n, r in allowed.items() if r >= (1 - WITHIN) * best)
 
 
 def measure(run: Callable[[int], None], sizes: tuple[int, ...], device: torch.device,
-            budget_s: float) -> dict[int, float]:
-    """Items per second for each size (ascending), after one warm-up at the smallest; stops
-    after two sizes in a row that are not faster than the best, or when the budget is spent.
+            budget_s: float, cap_mb: float | None = None) -> Timings:
+    """Items per second and peak memory for each size (ascending), after one warm-up at the
+    smallest; stops after two sizes in a row that are not faster than the best, at a size
+    whose batch goes over ``cap_mb`` (larger ones would take more), or when the budget is
+    spent.
 
     Each size is timed twice and the faster kept: the first call at a new shape also pays
     for allocating its buffers and building its kernels, which once decided the choice by
-    more than the sizes differed (ResNet-50@128 on 2 cores: 4, 8 or 16 between first uses)."""
+    more than the sizes differed (ResNet-50@128 on 2 cores: 4, 8 or 16 between first uses).
+    The first call's peak memory is kept (it allocates what the size needs)."""
     run(sizes[0])
     _sync(device)
-    rates: dict[int, float] = {}
+    peak = PeakMemory(device)
+    found = Timings({})
     worse, started = 0, time.perf_counter()
     for n in sizes:
         best = float("inf")
-        for _ in range(2):
+        for attempt in range(2):
+            if attempt == 0:
+                peak.start()
             t = time.perf_counter()
             run(n)
             _sync(device)
             best = min(best, time.perf_counter() - t)
-        rates[n] = n / max(best, 1e-9)
-        worse = worse + 1 if rates[n] < max(rates.values()) else 0
-        if worse >= 2 or time.perf_counter() - started > budget_s:
+            if attempt == 0 and (mb := peak.stop()) is not None:
+                found.memory_mb[n] = mb
+        found.rates[n] = n / max(best, 1e-9)
+        worse = worse + 1 if found.rates[n] < max(found.rates.values()) else 0
+        over = cap_mb is not None and found.memory_mb.get(n, 0.0) > cap_mb
+        if worse >= 2 or over or time.perf_counter() - started > budget_s:
             break
-    return rates
+    return found
 
 
 def _synthetic_image(device: torch.device) -> torch.Tensor:
@@ -150,6 +178,8 @@ class BatchTuner:
                 else:
                     entry = self._entry(identity, detector, device, "detection", measuring)
                     plan.detection = entry.batch_size
+                    if entry.memory_mb is not None:
+                        plan.memory_mb[detector.key] = entry.memory_mb
                     plan.source[detector.key] = "measured" if measuring else "cache"
             else:
                 plan.source[getattr(detector, "key", "detector")] = "settings"
@@ -159,6 +189,8 @@ class BatchTuner:
                     before = len(measuring)
                     entry = self._entry(identity, clf, device, "classification", measuring)
                     plan.classification[key] = entry.batch_size
+                    if entry.memory_mb is not None:
+                        plan.memory_mb[key] = entry.memory_mb
                     plan.source[key] = "measured" if len(measuring) > before else "cache"
                 else:
                     plan.classification[key] = classification
@@ -179,34 +211,43 @@ class BatchTuner:
         name = getattr(model, "key", None) or model.info.key
         self._log("info", f"Measuring the best {role} batch size of {name} on {identity} "
                           "(once; a few seconds).")
+        cap = batch_memory_cap_mb(device)
         with torch.inference_mode():
-            rates = (self._measure_detector(model, device) if role == "detection"
-                     else self._measure_classifier(model, device))
-        size = choose(rates)
+            found = (self._measure_detector(model, device, cap) if role == "detection"
+                     else self._measure_classifier(model, device, cap))
+        size = choose(found.rates, found.memory_mb, cap)
         entry = TunedEntry(device=identity, model=name, role=role, batch_size=size,
-                           per_s=round(rates[size], 2), measured_at=now_text(),
-                           measured={str(n): round(r, 2) for n, r in rates.items()})
+                           per_s=round(found.rates[size], 2), measured_at=now_text(),
+                           measured={str(n): round(r, 2) for n, r in found.rates.items()},
+                           memory_mb=_rounded(found.memory_mb.get(size)),
+                           measured_memory={str(n): round(m, 1)
+                                            for n, m in found.memory_mb.items()},
+                           memory_cap_mb=_rounded(cap))
         self.cache.put(key, entry)
         measuring.append(entry)
         return entry
 
     @staticmethod
-    def _measure_detector(detector, device: torch.device) -> dict[int, float]:
+    def _measure_detector(detector, device: torch.device, cap_mb: float | None) -> Timings:
         sizes = DETECTION_SIZES.get(device.type, (1, 2, 4))
         image = _synthetic_image(device)
         if not getattr(detector, "accepts_uint8", False):
             image = image.float().div_(255.0)
         return measure(lambda n: detector.detect([image] * n), sizes, device,
-                       BUDGET_S.get(device.type, 10.0))
+                       BUDGET_S.get(device.type, 10.0), cap_mb)
 
     @staticmethod
-    def _measure_classifier(clf, device: torch.device) -> dict[int, float]:
+    def _measure_classifier(clf, device: torch.device, cap_mb: float | None) -> Timings:
         sizes = CLASSIFICATION_SIZES.get(device.type, (8, 16, 32, 64))
         side = int(clf.info.input_size)
         g = torch.Generator().manual_seed(0)
         crops = torch.randn((sizes[-1], 3, side, side), generator=g).to(device)
         return measure(lambda n: clf.predict(crops[:n]), sizes, device,
-                       BUDGET_S.get(device.type, 10.0))
+                       BUDGET_S.get(device.type, 10.0), cap_mb)
+
+
+def _rounded(mb: float | None) -> float | None:
+    return None if mb is None else round(mb, 1)
 
 
 def cache_key(identity: str, model, role: str) -> str:
