@@ -88,6 +88,9 @@ def test_floors_and_measured_batch_sizes(qtbot, services):
     qtbot.waitUntil(lambda: "16 crops" in dialog.tuned.text(), timeout=60_000)
     assert "cpu, 2 threads" in dialog.tuned.text()
     assert "16 crops (115 MB a batch)" in dialog.tuned.text()
+    # text that came after the dialog was laid out gets its room (it was clipped)
+    qtbot.waitUntil(lambda: dialog.tuned.height() >= dialog.tuned.sizeHint().height(),
+                    timeout=10_000)
     # the detector's own floors are the defaults, shown as such
     qtbot.waitUntil(lambda: dialog.storage_floor.specialValueText() == "default (0.20)",
                     timeout=60_000)

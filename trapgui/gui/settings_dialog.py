@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
@@ -81,7 +81,10 @@ class SettingsDialog(QDialog):
                                     "Crops per classifier batch")
         self.tuned = QLabel("", self)
         self.tuned.setObjectName("tunedBatchSizes")
-        self.tuned.setStyleSheet("color: palette(dark); font-size: 11px;")
+        self.tuned.setStyleSheet("color: palette(dark);")
+        small = self.tuned.font()  # a font, not a style sheet size: the label's size follows it
+        small.setPixelSize(11)
+        self.tuned.setFont(small)
         self.auto_batch.toggled.connect(self._batch_mode)
         self.storage_floor = self._floor_spin(s.storage_floor, "Boxes the detector scores below "
                                               "this are not stored at all (default: the "
@@ -238,7 +241,6 @@ class SettingsDialog(QDialog):
         if not entries:
             self.tuned.setText("Not measured on this computer yet: the next run\n"
                                "measures them (a few seconds per model).")
-            self.adjustSize()
             return
         lines = []
         for device in dict.fromkeys(e.device_label for e in entries):
@@ -249,7 +251,15 @@ class SettingsDialog(QDialog):
         self.tuned.setText("\n".join(lines))
         self.tuned.setToolTip("Measured on this computer and kept for later runs:\n"
                               + "\n".join(sorted({e.device for e in entries})))
-        self.adjustSize()
+
+    def event(self, event) -> bool:
+        handled = super().event(event)
+        # Text that arrives after the dialog was laid out (the measured batch sizes, the
+        # models' notes) needs room: show() and adjustSize stop at two thirds of the screen,
+        # which clipped it.
+        if event.type() == QEvent.Type.LayoutRequest and self.isVisible():
+            self.resize(self.size().expandedTo(self.sizeHint()))
+        return handled
 
     def _fill_floor_defaults(self, defaults: dict) -> None:
         self._floor_defaults = dict(defaults)
