@@ -7,8 +7,8 @@ on a 4096x2160 image; ResNet-50 at 128 px), peak memory above the resident size 
 call: detector 240 MB at 1 image, 330-385 at 2, 706 at 4; classifier 45 MB at 8 crops,
 115-138 at 16, 160-170 at 32, 288 at 64. Chosen by speed alone, noise between equally fast
 sizes moved a run's peak by up to 270 MB from one first use to the next (docs/engine.md,
-"where a run's memory goes"). So the tuner measures each size's peak and considers only the
-sizes under a cap: on a CPU ``CPU_BATCH_MB`` (which keeps a run with detector + two
+"Measured figures (issue 11)", eighth stop). So the tuner measures each size's peak and
+considers only the sizes under a cap: on a CPU ``CPU_BATCH_MB`` (which keeps a run with detector + two
 classifiers under 1.5 GiB on 4K images), on a GPU a share of its memory (the caching
 allocator keeps what a batch once took). Where the peak cannot be read (not Linux, MPS) the
 sizes are chosen by speed alone.
