@@ -89,6 +89,28 @@ def test_the_first_call_at_each_size_does_not_decide_the_choice():
     assert choose(rates) == 16, rates
 
 
+def test_a_size_the_device_has_no_memory_for_ends_the_measurement():
+    """A GPU shared with another program: at 32 it runs out of memory. The sizes below are
+    measured and chosen from; the failure is not an error of the run."""
+    tried = []
+
+    def run(n):
+        tried.append(n)
+        if n >= 32:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        time.sleep(0.01)
+
+    found = measure(run, (4, 8, 16, 32, 64), CPU, budget_s=30)
+    assert set(found.rates) == {4, 8, 16} and 64 not in tried
+    assert choose(found.rates) == 16
+
+    def broken(n):
+        raise RuntimeError("shape mismatch")  # not memory: a real error, raised
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        measure(broken, (4, 8), CPU, budget_s=30)
+
+
 @linux_peaks
 def test_the_peak_of_a_call_is_measured_not_what_remains_after_it():
     held = torch.ones(40 * MB // 4)  # in use before: not the call's

@@ -22,6 +22,7 @@ import torch
 
 from trapgui.pipeline.batch_memory import PeakMemory, batch_memory_cap_mb
 from trapgui.pipeline.batch_size_cache import BatchSizeCache, TunedEntry, now_text
+from trapgui.pipeline.processor import free_device_cache, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,8 @@ def measure(run: Callable[[int], None], sizes: tuple[int, ...], device: torch.de
             budget_s: float, cap_mb: float | None = None) -> Timings:
     """Items per second and peak memory for each size (ascending), after one warm-up at the
     smallest; stops after two sizes in a row that are not faster than the best, at a size
-    whose batch goes over ``cap_mb`` (larger ones would take more), or when the budget is
-    spent.
+    whose batch goes over ``cap_mb`` (larger ones would take more), at a size the device has
+    no memory for (not kept), or when the budget is spent.
 
     Each size is timed twice and the faster kept: the first call at a new shape also pays
     for allocating its buffers and building its kernels, which once decided the choice by
@@ -122,15 +123,22 @@ def measure(run: Callable[[int], None], sizes: tuple[int, ...], device: torch.de
     worse, started = 0, time.perf_counter()
     for n in sizes:
         best = float("inf")
-        for attempt in range(2):
-            if attempt == 0:
-                peak.start()
-            t = time.perf_counter()
-            run(n)
-            _sync(device)
-            best = min(best, time.perf_counter() - t)
-            if attempt == 0 and (mb := peak.stop()) is not None:
-                found.memory_mb[n] = mb
+        try:
+            for attempt in range(2):
+                if attempt == 0:
+                    peak.start()
+                t = time.perf_counter()
+                run(n)
+                _sync(device)
+                best = min(best, time.perf_counter() - t)
+                if attempt == 0 and (mb := peak.stop()) is not None:
+                    found.memory_mb[n] = mb
+        except Exception as exc:  # a GPU another program also uses: larger would fail too
+            if not is_out_of_memory(exc):
+                raise
+            found.memory_mb.pop(n, None)
+            free_device_cache(device)
+            break
         found.rates[n] = n / max(best, 1e-9)
         worse = worse + 1 if found.rates[n] < max(found.rates.values()) else 0
         over = cap_mb is not None and found.memory_mb.get(n, 0.0) > cap_mb

@@ -65,7 +65,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
 
 
-def _free_cache(device: torch.device) -> None:
+def free_device_cache(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     elif device.type == "mps" and hasattr(torch, "mps"):
@@ -304,7 +304,7 @@ class BatchProcessor:
             except Exception as exc:
                 if not is_out_of_memory(exc) or n == 1:
                     raise
-                _free_cache(self.device)
+                free_device_cache(self.device)
                 self._detect_batch = max(1, n // 2)
                 self._note(f"out of memory in detection, batch {n} -> {self._detect_batch}")
         return outputs
@@ -336,7 +336,7 @@ class BatchProcessor:
             except Exception as exc:
                 if not is_out_of_memory(exc) or n == 1:
                     raise
-                _free_cache(self.device)
+                free_device_cache(self.device)
                 smaller = max(1, n // 2)
                 if clf.info.key in self.classification_batch_sizes:
                     self.classification_batch_sizes[clf.info.key] = smaller
