@@ -13,6 +13,12 @@ moth's dark body is wrapped in its wings), and how far apart the two groups' mea
 counts, for a grid of limits, how many regions the split would cut that hold two labelled
 insects in different parts ("right") and how many it would cut that hold one insect or none
 ("wrong"). Nothing here changes the detector.
+
+    .venv/bin/python benchmarks/detector_split_cues.py --evaluate 0.15,0.4,0.5 [eval args]
+
+runs benchmarks/eval_builtin_detector.py (its arguments follow) with that cut (share, contact,
+separation) applied to the detector's regions in this process, so the rest of the detector
+(rules, the part rule, the score, the nested-box merge) decides what the cut pieces become.
 """
 
 from __future__ import annotations
@@ -83,7 +89,74 @@ def two_parts(region: np.ndarray, darkness: np.ndarray, chroma: np.ndarray):
     return parts[0], parts[1], float(np.abs(centres[0] - centres[1]).sum())
 
 
+def cut_regions(labels: torch.Tensor, darkness: torch.Tensor, chroma: torch.Tensor,
+                min_area: int, share: float, contact: float, separation: float) -> torch.Tensor:
+    """Labels (B, H, W) with every region that meets the cut divided in two (each remaining
+    pixel joins the nearer part). A new label is a pixel index of its part, as elsewhere."""
+    out = labels.clone()
+    for i in range(labels.shape[0]):
+        lab, dark, chro = labels[i].numpy(), darkness[i, 0].numpy(), chroma[i, 0].numpy()
+        width = lab.shape[1]
+        ids, areas = np.unique(lab[lab >= 0], return_counts=True)
+        for cid in ids[areas >= min_area]:
+            ys, xs = np.nonzero(lab == cid)
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            region = lab[y0:y1, x0:x1] == cid
+            found = two_parts(region, dark[y0:y1, x0:x1], chro[y0:y1, x0:x1])
+            if found is None:
+                continue
+            a, b, apart = found
+            measured = measure_cut(region, a, b)
+            if not (measured[0] >= share and measured[1] <= contact and apart >= separation):
+                continue
+            seeds = np.where(a, 1, np.where(b, 2, 0))
+            _, (iy, ix) = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+            for k in (2, 1):
+                piece = region & (seeds[iy, ix] == k)
+                fy, fx = np.nonzero(piece)
+                flat = (fy + y0) * width + (fx + x0)
+                if int(cid) not in set(flat.tolist()):
+                    out[i, y0:y1, x0:x1][torch.from_numpy(piece)] = int(flat.min())
+                    break
+    return out
+
+
+def measure_cut(region: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Smaller part's share of the region; contact between the parts over its outline."""
+    outline = min((a & ~ndimage.binary_erosion(a, FOUR)).sum(),
+                  (b & ~ndimage.binary_erosion(b, FOUR)).sum())
+    contact = (a & ndimage.binary_dilation(b, FOUR, iterations=2)).sum()
+    return min(a.sum(), b.sum()) / region.sum(), contact / max(1, outline)
+
+
+def evaluate(cut: str, rest: list[str]) -> None:
+    import runpy
+
+    import trapgui.ml.builtin_detector as detector_module
+
+    share, contact, separation = (float(v) for v in cut.split(","))
+    measure, split = detector_module.measure_foreground, detector_module.split_touching
+    seen = {}
+
+    def measure_and_keep(images, params):
+        seen["fg"] = measure(images, params)
+        return seen["fg"]
+
+    def split_then_cut(labels, **kwargs):
+        fg = seen["fg"]
+        return cut_regions(split(labels, **kwargs), fg.darkness, fg.chroma, 300,
+                           share, contact, separation)
+
+    detector_module.measure_foreground = measure_and_keep
+    detector_module.split_touching = split_then_cut
+    sys.argv = [str(REPO / "benchmarks" / "eval_builtin_detector.py"), *rest]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+
+
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--evaluate":
+        evaluate(sys.argv[2], sys.argv[3:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("tune", "held-out"), default="tune")
     parser.add_argument("--min-area", type=int, default=300, help="working pixels")
@@ -111,18 +184,15 @@ def main() -> None:
                 if found is None:
                     continue
                 a, b, separation = found
-                outline = min((a & ~ndimage.binary_erosion(a, FOUR)).sum(),
-                              (b & ~ndimage.binary_erosion(b, FOUR)).sum())
-                contact = (a & ndimage.binary_dilation(b, FOUR, iterations=2)).sum()
+                share, contact = measure_cut(region, a, b)
                 near_a = ndimage.binary_dilation(a, iterations=3)
                 near_b = ndimage.binary_dilation(b, iterations=3)
                 both = any(near_a[q] for q in inside) and any(near_b[q] for q in inside)
-                share = min(a.sum(), b.sum()) / region.sum()
-                rows.append((share, contact / max(1, outline), separation,
+                rows.append((share, contact, separation,
                              len(inside) >= 2 and both, len(inside)))
                 if len(inside) >= 2:
                     print(f"{rel}: region of {region.sum()} px with {len(inside)} insects: "
-                          f"share {share:.2f}, contact {contact / max(1, outline):.2f}, "
+                          f"share {share:.2f}, contact {contact:.2f}, "
                           f"separation {separation:.2f}")
     r = np.array(rows, dtype=float)
     print(f"{len(r)} regions >= {args.min_area} working px, "
