@@ -187,6 +187,49 @@ def test_a_wing_tip_beyond_a_pale_wing_is_part_of_its_insect(detector):
     assert x1 <= 582 and x2 >= 733, f"the box {near[0]} must hold body and wing tip"
 
 
+def _moth_with_wings_swept_back(film: bool) -> np.ndarray:
+    """A big moth whose spread wings reach far below its body (its box holds the notch between
+    them), optionally with a pale, barely visible film in the notch that joins whatever sits
+    there to the big moth's faint region."""
+    img = _sheet(21)
+    wings = _mask(lambda d, k: d.polygon([(k * x, k * y) for x, y in [
+        (640, 200), (820, 420), (780, 440), (640, 300), (500, 440), (460, 420)]], fill=255))
+    _multiply(img, wings, (0.55, 0.42, 0.3))
+    body = _mask(lambda d, k: d.ellipse([625 * k, 190 * k, 655 * k, 330 * k], fill=255))
+    _multiply(img, body, (0.45, 0.4, 0.35))
+    if film:
+        patch = _mask(lambda d, k: d.polygon([(k * x, k * y) for x, y in [
+            (600, 320), (680, 320), (690, 420), (590, 420)]], fill=255))
+        _multiply(img, patch, (0.96, 0.955, 0.95))
+    return img
+
+
+@pytest.mark.parametrize("film", [True, False], ids=["joined-by-faint-film", "on-clean-sheet"])
+def test_a_small_moth_inside_a_big_ones_box_gets_its_own(film):
+    """A small moth in the notch of a big moth's wings lies inside the big one's box (and, with
+    the film, in its faint region): it has a body of its own, so it is neither a part of the
+    big moth nor a nested duplicate of its box. A thin leg in the same place still is."""
+    big = (421, 150, 859, 480)
+    moth = _moth_with_wings_swept_back(film)
+    _draw_moth(moth, 640, 385, 40, colour=(0.45, 0.36, 0.3))
+    kept = _kept(BuiltinDetector(), moth)
+    assert len(kept) == 2, kept
+    small = kept[np.argmin((kept[:, 2] - kept[:, 0]) * (kept[:, 3] - kept[:, 1]))]
+    assert small[0] >= 600 and small[2] <= 680 and small[1] >= 345 and small[3] <= 420, small
+    # Before the thickness limit every such moth was folded into the big one's box.
+    assert len(_kept(BuiltinDetector(part_max_thickness=1.0), moth)) == 1
+
+    leg = _moth_with_wings_swept_back(film)
+    stroke = _mask(lambda d, k: d.polygon([(k * x, k * y) for x, y in [
+        (630, 350), (635, 348), (645, 366), (651, 398), (646, 400), (639, 369)]], fill=255))
+    _multiply(leg, stroke, (0.6, 0.42, 0.25))
+    kept = _kept(BuiltinDetector(), leg)
+    assert len(kept) == 1 and np.allclose(kept[0], big, atol=3), kept
+    # The leg is a region of its own that only the part rule or the nested-box merge takes.
+    alone = BuiltinDetector(merge_parts=False, merge_containment=1.01).detect([_tensor(leg)])[0]
+    assert len(alone.boxes) == 2
+
+
 def test_real_moths_are_still_boxed(detector):
     """Crops of real trap photos: moths of every shade stay boxed with a confident score."""
     crops = [

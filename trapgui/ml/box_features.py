@@ -26,6 +26,8 @@ The cues, each a property of the object rather than of any one trap:
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -221,18 +223,30 @@ def _pairwise(st: ComponentStats, candidates: torch.Tensor) -> tuple[torch.Tenso
     return row, contained
 
 
+def thickness(values: torch.Tensor) -> torch.Tensor:
+    """Mean thickness (working pixels) of the regions whose feature rows are `values`: area
+    over the major axis, scaled so an ellipse gives its minor axis. A curved wing fragment or
+    leg is as thin as it looks, where its moments' minor axis is widened by the curve."""
+    col = {name: values[:, i] for i, name in enumerate(FEATURE_NAMES)}
+    major = torch.exp(col["log_minor"] + col["log_elongation"])
+    return 4.0 / math.pi * col["fill"] * major
+
+
 def host_of_parts(
     st: ComponentStats,
     features: RegionFeatures,
     candidates: torch.Tensor,
     min_share: float,
     max_area_ratio: float,
+    max_thickness: float = float("inf"),
 ) -> torch.Tensor:
     """For each region, the index of the bigger candidate it is a part of (-1 if none).
 
     A part lies mostly inside the bigger one's box, is much smaller, and is joined to it by
     faint foreground (the same region of the weak mask): a wing tip or a leg beyond a pale,
-    barely visible wing. A separate insect next to a big one is divided from it by clean sheet."""
+    barely visible wing. A separate insect next to a big one is divided from it by clean sheet.
+    A region thicker than `max_thickness` (working pixels, see `thickness`) has a body of its
+    own: a small moth between the wings or antennae of a big one, never a part."""
     k = st.area.shape[0]
     host = torch.full((k,), -1, dtype=torch.long, device=st.area.device)
     idx = torch.nonzero(candidates).squeeze(1)
@@ -252,6 +266,7 @@ def host_of_parts(
         & (weak[:, None] >= 0)
         & (area[:, None] <= max_area_ratio * area[None, :])
         & (share >= min_share)
+        & (thickness(features.values[idx])[:, None] <= max_thickness)
     )
     ok.fill_diagonal_(False)
     # The largest qualifying host (a part of a part goes straight to the whole insect).

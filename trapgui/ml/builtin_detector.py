@@ -23,6 +23,7 @@ from trapgui.ml.box_features import (
     region_features,
     region_maps,
     region_stats,
+    thickness,
 )
 from trapgui.ml.box_score import insect_probability
 from trapgui.ml.components import label_components, merge_overlapping_members
@@ -78,6 +79,9 @@ class BuiltinDetectorParams:
     weak_threshold: float = 2.5
     part_share: float = 0.6  # of a part's box inside its host's box
     part_area_ratio: float = 0.35  # a part has at most this share of its host's area
+    # Thicker than this share of the longest side (16 px at 1536, ~43 px at 4096), a region has
+    # a body of its own: never a part of a bigger insect, nor a nested duplicate of its box.
+    part_max_thickness: float = 0.0104
     artefact_rules: bool = True  # False: keep printed marks, fixtures, text, stains (analysis)
     merge_parts: bool = True
     sheet: SheetParams = field(default_factory=SheetParams)
@@ -186,7 +190,8 @@ class BuiltinDetector:
         boxes, scores, features = boxes[sel], scores[sel], features[sel]
         order = torch.argsort(scores, descending=True, stable=True)
         boxes, scores, features = boxes[order], scores[order], features[order]
-        b, s, member = merge_overlapping_members(boxes, scores, p.merge_containment)
+        apart = thickness(features) > p.part_max_thickness * max(h, w)
+        b, s, member = merge_overlapping_members(boxes, scores, p.merge_containment, apart)
         f = features[member]
         # Margin so a crop holds the whole insect (antennae and legs were opened away).
         longer = torch.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
@@ -265,7 +270,8 @@ class BuiltinDetector:
             reason = torch.where(keep, reject(features, boxes, area, h, w, p.artefacts), reason)
             keep &= reason == KEPT
         # Parts of an insect (a wing tip beyond a pale wing) widen their host's box instead.
-        host = host_of_parts(st, features, keep, p.part_share, p.part_area_ratio)
+        host = host_of_parts(st, features, keep, p.part_share, p.part_area_ratio,
+                             p.part_max_thickness * longest)
         is_part = keep & (host >= 0) & p.merge_parts
         if bool(is_part.any()):
             target = host[is_part]

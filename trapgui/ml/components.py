@@ -157,13 +157,19 @@ def merge_overlapping(
 
 
 def merge_overlapping_members(
-    boxes: torch.Tensor, scores: torch.Tensor, containment: float
+    boxes: torch.Tensor, scores: torch.Tensor, containment: float,
+    apart: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`merge_overlapping`, also returning for every merged box the index (into the input) of
     its best-scoring member, whose measurements then describe the merged box.
 
+    `apart` (N,) bool, if given: boxes that are never merged into a bigger one (a box may still
+    take smaller ones in).
+
     Repeats until stable; the loop is over merge rounds, never over pixels."""
     member = torch.arange(boxes.shape[0], device=boxes.device)
+    if apart is None:
+        apart = torch.zeros(boxes.shape[0], dtype=torch.bool, device=boxes.device)
     while boxes.shape[0] > 1:
         x1 = torch.maximum(boxes[:, None, 0], boxes[None, :, 0])
         y1 = torch.maximum(boxes[:, None, 1], boxes[None, :, 1])
@@ -173,6 +179,8 @@ def merge_overlapping_members(
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         smaller = torch.minimum(area[:, None], area[None, :]).clamp(min=1e-6)
         overlap = inter / smaller >= containment
+        is_smaller = area[:, None] <= area[None, :]
+        overlap &= ~((is_smaller & apart[:, None]) | (~is_smaller & apart[None, :]))
         overlap.fill_diagonal_(False)
         if not bool(overlap.any()):
             break
@@ -197,6 +205,9 @@ def merge_overlapping_members(
         first = torch.full((g,), boxes.shape[0], dtype=torch.long, device=boxes.device)
         first = first.scatter_reduce(0, inverse, candidate, reduce="amin", include_self=True)
         member = member[first]
+        apart = torch.ones(g, dtype=torch.bool, device=boxes.device).scatter_reduce(
+            0, inverse, apart, reduce="amin", include_self=True
+        )
         boxes = torch.cat([mins, maxs], dim=1)
         scores = best
     return boxes, scores, member
