@@ -11,7 +11,7 @@ from PIL import Image
 
 from trapgui.ml.base import DetectorOutput
 from trapgui.ml.builtin_detector import BuiltinDetector
-from trapgui.ml.components import label_components
+from trapgui.ml.components import label_components, merge_overlapping_members
 
 H, W = 600, 900
 
@@ -247,6 +247,26 @@ def test_bad_input_and_parameters_are_clear_errors(detector):
     tuned = BuiltinDetector(low_threshold=3.0, tile_quantile=0.8, working_max_side=800)
     assert tuned.working_max_side == 800 and tuned.params.sheet.tile_quantile == 0.8
     assert tuned.key == "builtin" and tuned.device == torch.device("cpu")
+
+
+def test_nested_boxes_merge_unless_the_smaller_is_kept_apart():
+    big = [0.0, 0.0, 100.0, 100.0]
+    inner = [10.0, 10.0, 30.0, 30.0]  # wholly inside big
+    outside = [200.0, 200.0, 220.0, 220.0]
+    boxes = torch.tensor([big, inner, outside])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    merged, best, member = merge_overlapping_members(boxes, scores, 0.9)
+    assert merged.tolist() == [big, outside] and member.tolist() == [0, 2]
+    apart = torch.tensor([False, True, False])
+    merged, best, member = merge_overlapping_members(boxes, scores, 0.9, apart)
+    assert merged.tolist() == [big, inner, outside] and best.tolist() == pytest.approx([0.9, 0.8, 0.7])
+    # A big box kept apart still takes smaller boxes in; equal boxes stay two when either is apart.
+    merged, _, _ = merge_overlapping_members(boxes, scores, 0.9, torch.tensor([True, False, False]))
+    assert merged.tolist() == [big, outside]
+    for flags in ([True, False], [False, True]):
+        twins = torch.tensor([inner, inner])
+        merged, _, _ = merge_overlapping_members(twins, torch.tensor([0.5, 0.6]), 0.9, torch.tensor(flags))
+        assert len(merged) == 2
 
 
 def test_label_components_matches_a_reference_labelling():

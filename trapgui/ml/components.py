@@ -179,8 +179,9 @@ def merge_overlapping_members(
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         smaller = torch.minimum(area[:, None], area[None, :]).clamp(min=1e-6)
         overlap = inter / smaller >= containment
+        # A pair whose smaller box (either, when equal) is kept apart does not merge.
         is_smaller = area[:, None] <= area[None, :]
-        overlap &= ~((is_smaller & apart[:, None]) | (~is_smaller & apart[None, :]))
+        overlap &= ~((is_smaller & apart[:, None]) | (is_smaller.T & apart[None, :]))
         overlap.fill_diagonal_(False)
         if not bool(overlap.any()):
             break
