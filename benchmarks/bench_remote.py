@@ -16,6 +16,8 @@ Models: the built-in detector and the published moth/non-moth ResNet-50 with ran
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import statistics
 import sys
 import tempfile
@@ -118,6 +120,7 @@ def main() -> None:
     from trapgui.remote.pipelines import resolve_pipeline
 
     work = Path(tempfile.mkdtemp(prefix="bench-remote-"))
+    atexit.register(shutil.rmtree, work, True)
     store = ModelStore(work / "models")
     install_random_weights(store, "moth_binary_resnet50_2024", seed=1)
     pipe = resolve_pipeline("moth_binary", store.model_catalogue, detector="builtin")

@@ -20,9 +20,11 @@ each saved action's GUI-thread update.
 from __future__ import annotations
 
 import argparse
+import atexit
 import cProfile
 import gc
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -107,6 +109,7 @@ def main() -> int:
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} "
           f"cores; switch interval {sys.getswitchinterval() * 1000:.1f} ms")
     tmp = Path(tempfile.mkdtemp(prefix="trapgui-bench-review-"))
+    atexit.register(shutil.rmtree, tmp, True)
     os.environ["TRAPGUI_CONFIG_DIR"] = str(tmp / "config")
     os.environ["TRAPGUI_DATA_DIR"] = str(tmp / "data")
 

@@ -19,8 +19,10 @@ image with the current code, so before/after figures and the time ratio share on
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +66,7 @@ FOUR_K = (2160, 4096)
 def load_baseline(rev: str):
     """The BuiltinDetector class of git revision `rev`, imported from a temporary package."""
     root = Path(tempfile.mkdtemp(prefix="trapgui-baseline-"))
+    atexit.register(shutil.rmtree, root, True)  # imported by then; nothing reads it again
     package = "baseline_ml_" + "".join(c for c in rev if c.isalnum())
     (root / package).mkdir()
     (root / package / "__init__.py").write_text("")
