@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
@@ -39,32 +38,36 @@ sys.path.insert(0, str(REPO))
 from benchmarks.detector_scoring import HELD_OUT_PHOTOS, TUNE_PHOTOS, load_labels  # noqa: E402
 from benchmarks.eval_builtin_detector import SHARED  # noqa: E402
 from trapgui.ml.builtin_detector import BuiltinDetector  # noqa: E402
-from trapgui.ml.components import label_components  # noqa: E402
-from trapgui.ml.insect_splitting import split_touching  # noqa: E402
-from trapgui.ml.morphology import binary_close, binary_open  # noqa: E402
-from trapgui.ml.sheet_foreground import measure_foreground  # noqa: E402
 
 FOUR = ndimage.generate_binary_structure(2, 1)
+MIN_AREA = 300  # working pixels: the merged pairs are large
 
 
 def regions(detector: BuiltinDetector, path: Path):
-    """Working-size image's region labels (as `_detect_working` makes them), darkness, chroma
-    and the working scale."""
-    p = detector.params
+    """The detector's own region labels of a photo at the working size, its darkness and
+    chroma maps, and the working scale."""
     with Image.open(path) as im:
         rgb = np.array(im.convert("RGB"))
-    t = torch.from_numpy(rgb).permute(2, 0, 1).float()[None] / 255
-    h, w = t.shape[-2:]
-    s = min(1.0, p.working_max_side / max(h, w))
-    work = F.interpolate(t, size=(round(h * s), round(w * s)), mode="area")
-    fg = measure_foreground(work, p.sheet)
-    raw = (fg.score > p.low_threshold).float()
-    low = binary_open(binary_close(raw, p.close_radius), p.open_radius)
-    labels = split_touching(
-        label_components(low[:, 0] > 0.5), min_core_fraction=p.split_min_core,
-        core_levels=tuple(p.split_levels), peak_level=p.split_peak_level,
-        neck_ratio=p.split_neck_ratio, shape_mask=binary_close(raw, 1)[:, 0] > 0.5)
-    return labels[0].numpy(), fg.darkness[0, 0].numpy(), fg.chroma[0, 0].numpy(), s
+    batch = torch.from_numpy(rgb).permute(2, 0, 1).float()[None] / 255
+    work = detector.working_image(batch)
+    fg, _, labels = detector.regions(work)
+    scale = work.shape[-1] / batch.shape[-1]
+    return labels[0].numpy(), fg.darkness[0, 0].numpy(), fg.chroma[0, 0].numpy(), scale
+
+
+def candidate_cuts(lab: np.ndarray, dark: np.ndarray, chroma: np.ndarray, min_area: int):
+    """Per region of at least `min_area` pixels that divides in two: (label, top-left corner,
+    region mask in its box, part A, part B, share, contact, separation)."""
+    ids, areas = np.unique(lab[lab >= 0], return_counts=True)
+    for cid in ids[areas >= min_area]:
+        ys, xs = np.nonzero(lab == cid)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        region = lab[y0:y1, x0:x1] == cid
+        found = two_parts(region, dark[y0:y1, x0:x1], chroma[y0:y1, x0:x1])
+        if found is not None:
+            a, b, separation = found
+            share, contact = measure_cut(region, a, b)
+            yield int(cid), (y0, x0), region, a, b, share, contact, separation
 
 
 def two_parts(region: np.ndarray, darkness: np.ndarray, chroma: np.ndarray):
@@ -90,33 +93,26 @@ def two_parts(region: np.ndarray, darkness: np.ndarray, chroma: np.ndarray):
 
 
 def cut_regions(labels: torch.Tensor, darkness: torch.Tensor, chroma: torch.Tensor,
-                min_area: int, share: float, contact: float, separation: float) -> torch.Tensor:
+                share: float, contact: float, separation: float) -> torch.Tensor:
     """Labels (B, H, W) with every region that meets the cut divided in two (each remaining
     pixel joins the nearer part). A new label is a pixel index of its part, as elsewhere."""
     out = labels.clone()
     for i in range(labels.shape[0]):
-        lab, dark, chro = labels[i].numpy(), darkness[i, 0].numpy(), chroma[i, 0].numpy()
+        lab = labels[i].numpy()
         width = lab.shape[1]
-        ids, areas = np.unique(lab[lab >= 0], return_counts=True)
-        for cid in ids[areas >= min_area]:
-            ys, xs = np.nonzero(lab == cid)
-            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-            region = lab[y0:y1, x0:x1] == cid
-            found = two_parts(region, dark[y0:y1, x0:x1], chro[y0:y1, x0:x1])
-            if found is None:
-                continue
-            a, b, apart = found
-            measured = measure_cut(region, a, b)
-            if not (measured[0] >= share and measured[1] <= contact and apart >= separation):
+        for cid, (y0, x0), region, a, b, s, c, apart in candidate_cuts(
+                lab, darkness[i, 0].numpy(), chroma[i, 0].numpy(), MIN_AREA):
+            if not (s >= share and c <= contact and apart >= separation):
                 continue
             seeds = np.where(a, 1, np.where(b, 2, 0))
             _, (iy, ix) = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
-            for k in (2, 1):
+            for k in (2, 1):  # relabel the piece that does not hold the region's own label
                 piece = region & (seeds[iy, ix] == k)
                 fy, fx = np.nonzero(piece)
                 flat = (fy + y0) * width + (fx + x0)
-                if int(cid) not in set(flat.tolist()):
-                    out[i, y0:y1, x0:x1][torch.from_numpy(piece)] = int(flat.min())
+                if cid not in set(flat.tolist()):
+                    out[i, y0:y0 + region.shape[0], x0:x0 + region.shape[1]][
+                        torch.from_numpy(piece)] = int(flat.min())
                     break
     return out
 
@@ -132,23 +128,14 @@ def measure_cut(region: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float
 def evaluate(cut: str, rest: list[str]) -> None:
     import runpy
 
-    import trapgui.ml.builtin_detector as detector_module
-
     share, contact, separation = (float(v) for v in cut.split(","))
-    measure, split = detector_module.measure_foreground, detector_module.split_touching
-    seen = {}
+    own_regions = BuiltinDetector.regions
 
-    def measure_and_keep(images, params):
-        seen["fg"] = measure(images, params)
-        return seen["fg"]
+    def regions_then_cut(self, images):
+        fg, mask, labels = own_regions(self, images)
+        return fg, mask, cut_regions(labels, fg.darkness, fg.chroma, share, contact, separation)
 
-    def split_then_cut(labels, **kwargs):
-        fg = seen["fg"]
-        return cut_regions(split(labels, **kwargs), fg.darkness, fg.chroma, 300,
-                           share, contact, separation)
-
-    detector_module.measure_foreground = measure_and_keep
-    detector_module.split_touching = split_then_cut
+    BuiltinDetector.regions = regions_then_cut  # in this process only
     sys.argv = [str(REPO / "benchmarks" / "eval_builtin_detector.py"), *rest]
     runpy.run_path(sys.argv[0], run_name="__main__")
 
@@ -159,7 +146,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("tune", "held-out"), default="tune")
-    parser.add_argument("--min-area", type=int, default=300, help="working pixels")
+    parser.add_argument("--min-area", type=int, default=MIN_AREA, help="working pixels")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -173,18 +160,11 @@ def main() -> None:
                 continue
             lab, dark, chroma, s = regions(detector, SHARED / rel)
             points = [(int(y * s), int(x * s)) for x, y in labels[rel].insects]
-            ids, areas = np.unique(lab[lab >= 0], return_counts=True)
-            for cid in ids[areas >= args.min_area]:
-                ys, xs = np.nonzero(lab == cid)
-                y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-                region = lab[y0:y1, x0:x1] == cid
+            for _, (y0, x0), region, a, b, share, contact, separation in candidate_cuts(
+                    lab, dark, chroma, args.min_area):
+                h, w = region.shape
                 inside = [(y - y0, x - x0) for y, x in points
-                          if y0 <= y < y1 and x0 <= x < x1 and region[y - y0, x - x0]]
-                found = two_parts(region, dark[y0:y1, x0:x1], chroma[y0:y1, x0:x1])
-                if found is None:
-                    continue
-                a, b, separation = found
-                share, contact = measure_cut(region, a, b)
+                          if y0 <= y < y0 + h and x0 <= x < x0 + w and region[y - y0, x - x0]]
                 near_a = ndimage.binary_dilation(a, iterations=3)
                 near_b = ndimage.binary_dilation(b, iterations=3)
                 both = any(near_a[q] for q in inside) and any(near_b[q] for q in inside)

@@ -27,7 +27,6 @@ The cues, each a property of the object rather than of any one trap:
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import torch
@@ -227,9 +226,11 @@ def thickness(values: torch.Tensor) -> torch.Tensor:
     """Mean thickness (working pixels) of the regions whose feature rows are `values`: area
     over the major axis, scaled so an ellipse gives its minor axis. A curved wing fragment or
     leg is as thin as it looks, where its moments' minor axis is widened by the curve."""
-    col = {name: values[:, i] for i, name in enumerate(FEATURE_NAMES)}
-    major = torch.exp(col["log_minor"] + col["log_elongation"])
-    return 4.0 / math.pi * col["fill"] * major
+    def column(name: str) -> torch.Tensor:
+        return values[:, FEATURE_NAMES.index(name)]
+
+    major = torch.exp(column("log_minor") + column("log_elongation"))
+    return 4.0 / math.pi * column("fill") * major
 
 
 def host_of_parts(

@@ -140,10 +140,9 @@ class BuiltinDetector:
     def _detect_same_size(
         self, batch: torch.Tensor, h: int, w: int, explain: bool
     ) -> list[ExplainedDetection]:
-        scale = min(1.0, self.params.working_max_side / max(h, w))
-        wh, ww = max(8, round(h * scale)), max(8, round(w * scale))
-        work = batch if (wh, ww) == (h, w) else F.interpolate(batch, size=(wh, ww), mode="area")
-        regions, refused = self._detect_working(work.clamp(0.0, 1.0))
+        work = self.working_image(batch)
+        wh, ww = work.shape[-2:]
+        per_image, refused = self._detect_working(work)
         sx, sy = w / ww, h / wh
         factor = torch.tensor([sx, sy, sx, sy], device=batch.device)
         limit = torch.tensor([w, h, w, h], device=batch.device, dtype=torch.float32)
@@ -152,7 +151,7 @@ class BuiltinDetector:
             return torch.minimum((b * factor).clamp(min=0), limit).float().contiguous()
 
         out = []
-        for (boxes, scores, features, dropped, reasons), why in zip(regions, refused):
+        for (boxes, scores, features, dropped, reasons), why in zip(per_image, refused):
             b, s, f = self._finish(boxes, scores, features, self.params.min_score, wh, ww)
             result = ExplainedDetection(DetectorOutput(boxes=to_input(b), scores=s.float().contiguous(),
                                                          refused=why))
@@ -164,6 +163,34 @@ class BuiltinDetector:
                 result.rejected_reasons = [REASONS[int(r)] for r in reasons]
             out.append(result)
         return out
+
+    def working_image(self, batch: torch.Tensor) -> torch.Tensor:
+        """A (B, 3, H, W) batch reduced (area averaging) to the working size, in [0, 1]: every
+        measurement is made at this size."""
+        h, w = batch.shape[-2:]
+        scale = min(1.0, self.params.working_max_side / max(h, w))
+        wh, ww = max(8, round(h * scale)), max(8, round(w * scale))
+        work = batch if (wh, ww) == (h, w) else F.interpolate(batch, size=(wh, ww), mode="area")
+        return work.clamp(0.0, 1.0)
+
+    def regions(self, images: torch.Tensor):
+        """Of a working-size batch: the foreground measures, the region mask (B, 1, H, W) and
+        the regions' labels (B, H, W), touching insects split, before any filter or rule."""
+        p = self.params
+        fg = measure_foreground(images, p.sheet)
+        raw = (fg.score > p.low_threshold).float()
+        low = binary_open(binary_close(raw, p.close_radius), p.open_radius)
+        labels = label_components(low[:, 0] > 0.5)
+        if p.split:
+            labels = split_touching(
+                labels,
+                min_core_fraction=p.split_min_core,
+                core_levels=tuple(p.split_levels),
+                peak_level=p.split_peak_level,
+                neck_ratio=p.split_neck_ratio,
+                shape_mask=binary_close(raw, 1)[:, 0] > 0.5,
+            )
+        return fg, low, labels
 
     def _refusals(self, fg) -> list[str | None]:
         """Per image: why it is not a trap sheet (None where it is one)."""
@@ -220,20 +247,8 @@ class BuiltinDetector:
         p = self.params
         bsz, _, h, w = images.shape
         longest = max(h, w)
-        fg = measure_foreground(images, p.sheet)
-        raw = (fg.score > p.low_threshold).float()
-        low = binary_open(binary_close(raw, p.close_radius), p.open_radius)
+        fg, low, labels = self.regions(images)
         high = (fg.score > p.high_threshold).float() * low
-        labels = label_components(low[:, 0] > 0.5)
-        if p.split:
-            labels = split_touching(
-                labels,
-                min_core_fraction=p.split_min_core,
-                core_levels=tuple(p.split_levels),
-                peak_level=p.split_peak_level,
-                neck_ratio=p.split_neck_ratio,
-                shape_mask=binary_close(raw, 1)[:, 0] > 0.5,
-            )
         st = region_stats(labels, region_maps(fg, high, self._weak_labels(fg.score)))
 
         area = st.area
