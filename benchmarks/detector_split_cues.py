@@ -1,4 +1,5 @@
-"""Would a split by appearance separate merged insects without cutting single ones? (a probe)
+"""Would a split by appearance (or at faint bridges) separate merged insects without cutting
+single ones? (a probe)
 
     .venv/bin/python benchmarks/detector_split_cues.py [--split tune] [--min-area 300]
 
@@ -19,6 +20,14 @@ insects in different parts ("right") and how many it would cut that hold one ins
 runs benchmarks/eval_builtin_detector.py (its arguments follow) with that cut (share, contact,
 separation) applied to the detector's regions in this process, so the rest of the detector
 (rules, the part rule, the score, the nested-box merge) decides what the cut pieces become.
+
+    .venv/bin/python benchmarks/detector_split_cues.py --bridges 16,80,4 [eval args]
+
+the same with a second cue instead: two dark cores joined only by faint foreground (a cricket
+whose leg reaches a moth's halo). A core is a connected part of the region whose score is above
+T noise units (the detector's seed level is 8), after an opening, of at least AREA working
+pixels and DEPTH pixels from its edge; a region with two or more cores is divided among them
+(each pixel joins the nearest core).
 """
 
 from __future__ import annotations
@@ -125,15 +134,48 @@ def measure_cut(region: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float
     return min(a.sum(), b.sum()) / region.sum(), contact / max(1, outline)
 
 
-def evaluate(cut: str, rest: list[str]) -> None:
+def cut_at_bridges(labels: torch.Tensor, score: torch.Tensor, level: float, min_area: float,
+                   min_depth: float) -> torch.Tensor:
+    """Labels (B, H, W) with every region that holds two or more dark cores divided among them
+    (each pixel joins the nearest core). A new label is a pixel index of its piece."""
+    out = labels.clone()
+    flat = np.arange(labels[0].numel()).reshape(labels.shape[1:])
+    for i in range(labels.shape[0]):
+        lab = labels[i].numpy()
+        strong = ndimage.binary_opening((score[i, 0].numpy() > level) & (lab >= 0), FOUR)
+        cores, n = ndimage.label(strong)
+        if n < 2:
+            continue
+        index = np.arange(1, n + 1)
+        area = ndimage.sum(strong, cores, index)
+        depth = ndimage.maximum(ndimage.distance_transform_cdt(strong), cores, index)
+        keep = np.zeros(n + 1, bool)
+        keep[1:] = (area >= min_area) & (depth >= min_depth)
+        cores = np.where(keep[cores], cores, 0)
+        for cid in np.unique(lab[cores > 0]):
+            inside = (cores > 0) & (lab == cid)
+            if len(np.unique(cores[inside])) < 2:
+                continue
+            region = lab == cid
+            _, (iy, ix) = ndimage.distance_transform_edt(~inside, return_indices=True)
+            nearest = np.where(region, cores[iy, ix], 0)
+            for k in np.unique(nearest[region]):
+                piece = region & (nearest == k)
+                out[i][torch.from_numpy(piece)] = int(flat[piece].min())
+    return out
+
+
+def evaluate(cut: str, rest: list[str], bridges: bool = False) -> None:
     import runpy
 
-    share, contact, separation = (float(v) for v in cut.split(","))
+    limits = [float(v) for v in cut.split(",")]
     own_regions = BuiltinDetector.regions
 
     def regions_then_cut(self, images):
         fg, mask, labels = own_regions(self, images)
-        return fg, mask, cut_regions(labels, fg.darkness, fg.chroma, share, contact, separation)
+        if bridges:
+            return fg, mask, cut_at_bridges(labels, fg.score, *limits)
+        return fg, mask, cut_regions(labels, fg.darkness, fg.chroma, *limits)
 
     BuiltinDetector.regions = regions_then_cut  # in this process only
     sys.argv = [str(REPO / "benchmarks" / "eval_builtin_detector.py"), *rest]
@@ -143,6 +185,9 @@ def evaluate(cut: str, rest: list[str]) -> None:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--evaluate":
         evaluate(sys.argv[2], sys.argv[3:])
+        return
+    if len(sys.argv) > 2 and sys.argv[1] == "--bridges":
+        evaluate(sys.argv[2], sys.argv[3:], bridges=True)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("tune", "held-out"), default="tune")
