@@ -27,7 +27,8 @@ the same with a second cue instead: two dark cores joined only by faint foregrou
 whose leg reaches a moth's halo). A core is a connected part of the region whose score is above
 T noise units (the detector's seed level is 8), after an opening, of at least AREA working
 pixels and DEPTH pixels from its edge; a region with two or more cores is divided among them
-(each pixel joins the nearest core).
+(each pixel joins the nearest core), unless a rule removes the region as a whole (a printed
+card cut into its squares would escape the printed-mark rule).
 """
 
 from __future__ import annotations
@@ -134,10 +135,11 @@ def measure_cut(region: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float
     return min(a.sum(), b.sum()) / region.sum(), contact / max(1, outline)
 
 
-def cut_at_bridges(labels: torch.Tensor, score: torch.Tensor, level: float, min_area: float,
-                   min_depth: float) -> torch.Tensor:
+def cut_at_bridges(labels: torch.Tensor, score: torch.Tensor, whole: torch.Tensor, level: float,
+                   min_area: float, min_depth: float) -> torch.Tensor:
     """Labels (B, H, W) with every region that holds two or more dark cores divided among them
-    (each pixel joins the nearest core). A new label is a pixel index of its piece."""
+    (each pixel joins the nearest core), except those `whole` (B, H, W) marks. A new label is a
+    pixel index of its piece."""
     out = labels.clone()
     flat = np.arange(labels[0].numel()).reshape(labels.shape[1:])
     for i in range(labels.shape[0]):
@@ -154,7 +156,7 @@ def cut_at_bridges(labels: torch.Tensor, score: torch.Tensor, level: float, min_
         cores = np.where(keep[cores], cores, 0)
         for cid in np.unique(lab[cores > 0]):
             inside = (cores > 0) & (lab == cid)
-            if len(np.unique(cores[inside])) < 2:
+            if len(np.unique(cores[inside])) < 2 or whole[i].numpy()[inside].any():
                 continue
             region = lab == cid
             _, (iy, ix) = ndimage.distance_transform_edt(~inside, return_indices=True)
@@ -174,7 +176,10 @@ def evaluate(cut: str, rest: list[str], bridges: bool = False) -> None:
     def regions_then_cut(self, images):
         fg, mask, labels = own_regions(self, images)
         if bridges:
-            return fg, mask, cut_at_bridges(labels, fg.score, *limits)
+            # A region a rule removes as a whole (a printed card, a fixture, text) stays whole.
+            st, _, _, reason, _ = self.measure(fg, mask, labels)
+            ruled = (reason > 0)[st.inverse.clamp(min=0)] & (st.inverse >= 0)
+            return fg, mask, cut_at_bridges(labels, fg.score, ruled.view(labels.shape), *limits)
         return fg, mask, cut_regions(labels, fg.darkness, fg.chroma, *limits)
 
     BuiltinDetector.regions = regions_then_cut  # in this process only

@@ -238,16 +238,13 @@ class BuiltinDetector:
         up = labels.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)[:, :h, :w]
         return up[:, None]
 
-    def _detect_working(
-        self, images: torch.Tensor
-    ) -> tuple[list[tuple[torch.Tensor, ...]], list[str | None]]:
-        """Per image: unpadded boxes (working pixels), insect probabilities and features of the
-        regions that pass the shape filters and the artefact rules, parts merged into hosts;
-        and per image why it is not a trap sheet (None where it is one)."""
+    def measure(self, fg, low: torch.Tensor, labels: torch.Tensor):
+        """Measurements of every region of `labels` (from `regions`): its statistics, features,
+        whether it passes the size, shape and contrast gates, which rule removes it (KEPT where
+        none does) and its unpadded box."""
         p = self.params
-        bsz, _, h, w = images.shape
+        bsz, _, h, w = low.shape
         longest = max(h, w)
-        fg, low, labels = self.regions(images)
         high = (fg.score > p.high_threshold).float() * low
         st = region_stats(labels, region_maps(fg, high, self._weak_labels(fg.score)))
 
@@ -284,6 +281,19 @@ class BuiltinDetector:
         if p.artefact_rules:
             reason = torch.where(keep, reject(features, boxes, area, h, w, p.artefacts), reason)
             keep &= reason == KEPT
+        return st, features, keep, reason, boxes
+
+    def _detect_working(
+        self, images: torch.Tensor
+    ) -> tuple[list[tuple[torch.Tensor, ...]], list[str | None]]:
+        """Per image: unpadded boxes (working pixels), insect probabilities and features of the
+        regions that pass the shape filters and the artefact rules, parts merged into hosts;
+        and per image why it is not a trap sheet (None where it is one)."""
+        p = self.params
+        bsz, _, h, w = images.shape
+        longest = max(h, w)
+        fg, low, labels = self.regions(images)
+        st, features, keep, reason, boxes = self.measure(fg, low, labels)
         # Parts of an insect (a wing tip beyond a pale wing) widen their host's box instead.
         host = host_of_parts(st, features, keep, p.part_share, p.part_area_ratio,
                              p.part_max_thickness * longest)
