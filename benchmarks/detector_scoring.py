@@ -102,6 +102,8 @@ class ImageScore:
     # Per box (in the order given): 1 = true positive, 0 = false positive, -1 = ignored,
     # -2 = below the threshold (not scored).
     outcome: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # Per labelled insect (in the labels' order): whether a box claimed it.
+    claimed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __iadd__(self, other: ImageScore) -> ImageScore:
         self.tp += other.tp
@@ -168,6 +170,7 @@ def score_image(
     result.big = int(big.sum())
     result.big_found = int((big & claimed).sum())
     result.outcome = outcome
+    result.claimed = claimed
     return result
 
 

@@ -336,6 +336,23 @@ def _report_kinds(items: list[Item], results: dict[str, list], threshold: float)
         for key, (placed, boxed, count) in per.items():
             line += f" | {key}: {boxed:3d} of {placed:3d} boxed ({count} boxes)"
         print(line)
+    # Pasted insects are the labels' last points, in the order of `pasted`.
+    found: dict[str, dict[str, list[int]]] = {}
+    for n, item in enumerate(items):
+        first = len(item.labels.insects) - len(item.pasted)
+        for key, per in results.items():
+            boxes, scores, labels = per[n]
+            claimed = score_image(boxes, scores, labels, threshold).claimed
+            for k, (kind, _) in enumerate(item.pasted):
+                entry = found.setdefault(kind, {}).setdefault(key, [0, 0])
+                entry[0] += 1
+                entry[1] += int(claimed[first + k])
+    print(f"  pasted insects with a box of their own (threshold {threshold:.2f}):")
+    for kind, per in sorted(found.items()):
+        line = f"    {kind:17s}"
+        for key, (pasted, claimed) in per.items():
+            line += f" | {key}: {claimed:3d} of {pasted:3d}"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ around them go the things that other traps' photos show and these do not: dark r
 and rivets with a bright centre near the frame, the camera's burnt-in timestamp in a corner,
 stains, water marks and pale smudges, printed scale bars ("20 mm" bars with ticks, checkered
 cards), plus insects that tempt part-boxes (a pale-winged moth with a dark body) and pairs of
-real moths cut from the photos and pasted wing to wing. Everything is deterministic for a seed.
+real moths cut from the photos and pasted wing to wing, or a few pixels apart. Everything is
+deterministic for a seed.
 
 Physics of the compositing: things lying on the sheet change how much light it reflects, so
 they multiply the photo (`image * reflectance`); a real insect is moved as its ratio to the sheet
@@ -550,8 +551,11 @@ def paste_insect(canvas: Canvas, crop, x0: int, y0: int) -> tuple[np.ndarray, tu
     return point + (x0, y0), (x0 + bx1, y0 + by1, x0 + bx2, y0 + by2)
 
 
-def add_touching_pair(canvas: Canvas, rng: np.random.Generator, crops) -> list[tuple[np.ndarray, tuple]]:
-    """Two real moths wing to wing: one box each is right, one box for both is a merge."""
+def add_touching_pair(canvas: Canvas, rng: np.random.Generator, crops,
+                      apart: bool = False) -> list[tuple[np.ndarray, tuple]]:
+    """Two real moths wing to wing: one box each is right, one box for both is a merge.
+    `apart`: a few pixels of sheet between their foreground instead (a leg, an antenna or the
+    blur around a dark moth joins them, as on a crowded sheet)."""
     base = canvas.base
     if len(crops) < 2:
         return []
@@ -560,7 +564,10 @@ def add_touching_pair(canvas: Canvas, rng: np.random.Generator, crops) -> list[t
     (ha, wa), (hb, wb) = a[0].shape[:2], b[0].shape[:2]
     # Horizontal neighbours: b's insect starts where a's ends, minus a small overlap.
     a_box, b_box = a[2], b[2]
-    overlap = rng.uniform(0.0, 0.12) * (a_box[2] - a_box[0])
+    if apart:
+        overlap = -rng.uniform(2.0, 10.0)
+    else:
+        overlap = rng.uniform(0.0, 0.12) * (a_box[2] - a_box[0])
     dx = int(a_box[2] - overlap - b_box[0])
     dy = int((a_box[1] + a_box[3]) / 2 - (b_box[1] + b_box[3]) / 2 + rng.uniform(-0.2, 0.2) * (a_box[3] - a_box[1]))
     x_min, y_min = min(0, dx), min(0, dy)
@@ -583,6 +590,8 @@ def generate(split: str, variants: int = 2, seed: int | None = None) -> list[Syn
     held_out = split == "held-out"
     photos = HELD_OUT_PHOTOS if held_out else TUNE_PHOTOS
     rng = np.random.default_rng(SEEDS[split] if seed is None else seed)
+    # Items added later draw from their own stream, so the earlier items stay as they were.
+    later_rng = np.random.default_rng((SEEDS[split] if seed is None else seed) + 1)
     labels = load_labels()
     bases = [Base(rel, labels[rel]) for rel in photos]
     crops = [c for b in bases for c in b.insect_crops()]
@@ -610,6 +619,11 @@ def generate(split: str, variants: int = 2, seed: int | None = None) -> list[Syn
                 insects.append(point)
                 sizes.append(max(box[2] - box[0], box[3] - box[1]))
                 pasted.append(("touching moths", box))
+            for _ in range(2):
+                for point, box in add_touching_pair(canvas, later_rng, crops, apart=True):
+                    insects.append(point)
+                    sizes.append(max(box[2] - box[0], box[3] - box[1]))
+                    pasted.append(("moths a leg apart", box))
             stem = Path(base.rel).stem
             name = f"synthetic-{split}/{Path(base.rel).parent.name}-{stem}-v{v}"
             quality = int(rng.integers(82, 95))

@@ -40,10 +40,12 @@ def test_greedy_point_in_box_matching():
     s = score_image(boxes, scores, labels, 0.5)
     assert (s.tp, s.fp, s.ignored, s.missed) == (3, 2, 1, 1)
     assert s.outcome.tolist() == [1, 1, 1, 0, -1, 0]
+    assert s.claimed.tolist() == [True, True, True, False]  # the insect at 90,90 has no box
     assert s.precision == pytest.approx(3 / 5) and s.recall == pytest.approx(3 / 4)
     high = score_image(boxes, scores, labels, 0.75)
     assert (high.tp, high.fp, high.ignored, high.missed) == (2, 0, 1, 2)
     assert high.outcome[2] == -2  # below the threshold: not scored
+    assert high.claimed.tolist() == [True, True, False, False]  # the merged box claims the nearer
 
 
 def test_a_box_with_an_insect_and_a_speck_is_not_ignored():
