@@ -1,5 +1,5 @@
-"""Would a split by appearance (or at faint bridges) separate merged insects without cutting
-single ones? (a probe)
+"""Would a split by appearance (or at faint bridges, or at gaps) separate merged insects
+without cutting single ones? (a probe)
 
     .venv/bin/python benchmarks/detector_split_cues.py [--split tune] [--min-area 300]
 
@@ -29,6 +29,12 @@ T noise units (the detector's seed level is 8), after an opening, of at least AR
 pixels and DEPTH pixels from its edge; a region with two or more cores is divided among them
 (each pixel joins the nearest core), unless a rule removes the region as a whole (a printed
 card cut into its squares would escape the printed-mark rule).
+
+    .venv/bin/python benchmarks/detector_split_cues.py --gaps 40,6 [eval args]
+
+a third: the gaps the detector's closing bridges. A region that is two or more separate parts
+of the unclosed foreground (score above the detector's low threshold), each of at least AREA
+working pixels with SEEDS pixels above the seed level, is divided among them.
 """
 
 from __future__ import annotations
@@ -167,7 +173,41 @@ def cut_at_bridges(labels: torch.Tensor, score: torch.Tensor, whole: torch.Tenso
     return out
 
 
-def evaluate(cut: str, rest: list[str], bridges: bool = False) -> None:
+def cut_at_gaps(labels: torch.Tensor, score: torch.Tensor, low: float, high: float,
+                min_area: float, min_seeds: float) -> torch.Tensor:
+    """Labels (B, H, W) with every region that the closing made of two or more separate
+    objects (connected parts of the unclosed foreground, each of at least `min_area` pixels
+    with `min_seeds` pixels above the seed level) divided among them."""
+    out = labels.clone()
+    flat = np.arange(labels[0].numel()).reshape(labels.shape[1:])
+    eight = np.ones((3, 3), bool)
+    for i in range(labels.shape[0]):
+        lab = labels[i].numpy()
+        sc = score[i, 0].numpy()
+        raw = (sc > low) & (lab >= 0)
+        parts, n = ndimage.label(raw, eight)
+        if n < 2:
+            continue
+        index = np.arange(1, n + 1)
+        area = ndimage.sum(raw, parts, index)
+        seeds = ndimage.sum(sc > high, parts, index)
+        keep = np.zeros(n + 1, bool)
+        keep[1:] = (area >= min_area) & (seeds >= min_seeds)
+        objects = np.where(keep[parts], parts, 0)
+        for cid in np.unique(lab[objects > 0]):
+            inside = (objects > 0) & (lab == cid)
+            if len(np.unique(objects[inside])) < 2:
+                continue
+            region = lab == cid
+            _, (iy, ix) = ndimage.distance_transform_edt(~inside, return_indices=True)
+            nearest = np.where(region, objects[iy, ix], 0)
+            for k in np.unique(nearest[region]):
+                piece = region & (nearest == k)
+                out[i][torch.from_numpy(piece)] = int(flat[piece].min())
+    return out
+
+
+def evaluate(cut: str, rest: list[str], bridges: bool = False, gaps: bool = False) -> None:
     import runpy
 
     limits = [float(v) for v in cut.split(",")]
@@ -175,6 +215,10 @@ def evaluate(cut: str, rest: list[str], bridges: bool = False) -> None:
 
     def regions_then_cut(self, images):
         fg, mask, labels = own_regions(self, images)
+        if gaps:
+            p = self.params
+            return fg, mask, cut_at_gaps(labels, fg.score, p.low_threshold, p.high_threshold,
+                                         *limits)
         if bridges:
             # A region a rule removes as a whole (a printed card, a fixture, text) stays whole.
             st, _, _, reason, _ = self.measure(fg, mask, labels)
@@ -190,6 +234,9 @@ def evaluate(cut: str, rest: list[str], bridges: bool = False) -> None:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--evaluate":
         evaluate(sys.argv[2], sys.argv[3:])
+        return
+    if len(sys.argv) > 2 and sys.argv[1] == "--gaps":
+        evaluate(sys.argv[2], sys.argv[3:], gaps=True)
         return
     if len(sys.argv) > 2 and sys.argv[1] == "--bridges":
         evaluate(sys.argv[2], sys.argv[3:], bridges=True)
