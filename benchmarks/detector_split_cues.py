@@ -141,36 +141,58 @@ def measure_cut(region: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float
     return min(a.sum(), b.sum()) / region.sum(), contact / max(1, outline)
 
 
-def cut_at_bridges(labels: torch.Tensor, score: torch.Tensor, whole: torch.Tensor, level: float,
-                   min_area: float, min_depth: float) -> torch.Tensor:
-    """Labels (B, H, W) with every region that holds two or more dark cores divided among them
-    (each pixel joins the nearest core), except those `whole` (B, H, W) marks. A new label is a
-    pixel index of its piece."""
+def divide_among(labels: np.ndarray, seeds: np.ndarray, skip: np.ndarray | None = None):
+    """The piece masks of every region of one image's `labels` that holds two or
+    more seeds (`seeds`: one positive id per seed, 0 elsewhere) and no pixel `skip` marks; each
+    pixel of the region joins the nearest seed."""
+    for cid in np.unique(labels[seeds > 0]):
+        inside = (seeds > 0) & (labels == cid)
+        if len(np.unique(seeds[inside])) < 2 or (skip is not None and skip[inside].any()):
+            continue
+        region = labels == cid
+        _, (iy, ix) = ndimage.distance_transform_edt(~inside, return_indices=True)
+        nearest = np.where(region, seeds[iy, ix], 0)
+        yield [region & (nearest == k) for k in np.unique(nearest[region])]
+
+
+def relabel_pieces(labels: torch.Tensor, per_image_seeds) -> torch.Tensor:
+    """Labels (B, H, W) with the regions `divide_among` divides relabelled piece by piece (a
+    new label is a pixel index of its piece, as elsewhere). `per_image_seeds(i, lab)` gives
+    one image's seeds and skip mask."""
     out = labels.clone()
     flat = np.arange(labels[0].numel()).reshape(labels.shape[1:])
     for i in range(labels.shape[0]):
         lab = labels[i].numpy()
-        strong = ndimage.binary_opening((score[i, 0].numpy() > level) & (lab >= 0), FOUR)
-        cores, n = ndimage.label(strong)
-        if n < 2:
-            continue
-        index = np.arange(1, n + 1)
-        area = ndimage.sum(strong, cores, index)
-        depth = ndimage.maximum(ndimage.distance_transform_cdt(strong), cores, index)
-        keep = np.zeros(n + 1, bool)
-        keep[1:] = (area >= min_area) & (depth >= min_depth)
-        cores = np.where(keep[cores], cores, 0)
-        for cid in np.unique(lab[cores > 0]):
-            inside = (cores > 0) & (lab == cid)
-            if len(np.unique(cores[inside])) < 2 or whole[i].numpy()[inside].any():
-                continue
-            region = lab == cid
-            _, (iy, ix) = ndimage.distance_transform_edt(~inside, return_indices=True)
-            nearest = np.where(region, cores[iy, ix], 0)
-            for k in np.unique(nearest[region]):
-                piece = region & (nearest == k)
+        seeds, skip = per_image_seeds(i, lab)
+        for pieces in divide_among(lab, seeds, skip):
+            for piece in pieces:
                 out[i][torch.from_numpy(piece)] = int(flat[piece].min())
     return out
+
+
+def _keep_parts(mask: np.ndarray, structure, test) -> np.ndarray:
+    """Connected parts of `mask` (ids from 1), those failing `test(parts, n, index)` set to 0."""
+    parts, n = ndimage.label(mask, structure)
+    if n < 2:
+        return np.zeros_like(parts)
+    index = np.arange(1, n + 1)
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = test(parts, index)
+    return np.where(keep[parts], parts, 0)
+
+
+def cut_at_bridges(labels: torch.Tensor, score: torch.Tensor, whole: torch.Tensor, level: float,
+                   min_area: float, min_depth: float) -> torch.Tensor:
+    """Labels (B, H, W) with every region that holds two or more dark cores divided among them
+    (each pixel joins the nearest core), except those `whole` (B, H, W) marks."""
+    def cores(i: int, lab: np.ndarray):
+        strong = ndimage.binary_opening((score[i, 0].numpy() > level) & (lab >= 0), FOUR)
+        depth = ndimage.distance_transform_cdt(strong)
+        return _keep_parts(strong, FOUR, lambda parts, index: (
+            (ndimage.sum(strong, parts, index) >= min_area)
+            & (ndimage.maximum(depth, parts, index) >= min_depth))), whole[i].numpy()
+
+    return relabel_pieces(labels, cores)
 
 
 def cut_at_gaps(labels: torch.Tensor, score: torch.Tensor, low: float, high: float,
@@ -178,33 +200,14 @@ def cut_at_gaps(labels: torch.Tensor, score: torch.Tensor, low: float, high: flo
     """Labels (B, H, W) with every region that the closing made of two or more separate
     objects (connected parts of the unclosed foreground, each of at least `min_area` pixels
     with `min_seeds` pixels above the seed level) divided among them."""
-    out = labels.clone()
-    flat = np.arange(labels[0].numel()).reshape(labels.shape[1:])
-    eight = np.ones((3, 3), bool)
-    for i in range(labels.shape[0]):
-        lab = labels[i].numpy()
+    def objects(i: int, lab: np.ndarray):
         sc = score[i, 0].numpy()
         raw = (sc > low) & (lab >= 0)
-        parts, n = ndimage.label(raw, eight)
-        if n < 2:
-            continue
-        index = np.arange(1, n + 1)
-        area = ndimage.sum(raw, parts, index)
-        seeds = ndimage.sum(sc > high, parts, index)
-        keep = np.zeros(n + 1, bool)
-        keep[1:] = (area >= min_area) & (seeds >= min_seeds)
-        objects = np.where(keep[parts], parts, 0)
-        for cid in np.unique(lab[objects > 0]):
-            inside = (objects > 0) & (lab == cid)
-            if len(np.unique(objects[inside])) < 2:
-                continue
-            region = lab == cid
-            _, (iy, ix) = ndimage.distance_transform_edt(~inside, return_indices=True)
-            nearest = np.where(region, objects[iy, ix], 0)
-            for k in np.unique(nearest[region]):
-                piece = region & (nearest == k)
-                out[i][torch.from_numpy(piece)] = int(flat[piece].min())
-    return out
+        return _keep_parts(raw, np.ones((3, 3), bool), lambda parts, index: (
+            (ndimage.sum(raw, parts, index) >= min_area)
+            & (ndimage.sum(sc > high, parts, index) >= min_seeds))), None
+
+    return relabel_pieces(labels, objects)
 
 
 def evaluate(cut: str, rest: list[str], bridges: bool = False, gaps: bool = False) -> None:
