@@ -562,7 +562,8 @@ def add_touching_pair(canvas: Canvas, rng: np.random.Generator, crops,
     i, j = rng.choice(len(crops), size=2, replace=False)
     a, b = crops[i], crops[j]
     (ha, wa), (hb, wb) = a[0].shape[:2], b[0].shape[:2]
-    # Horizontal neighbours: b's insect starts where a's ends, minus a small overlap.
+    # Horizontal neighbours: b's insect starts where a's ends, minus a small overlap (apart:
+    # plus a small gap).
     a_box, b_box = a[2], b[2]
     if apart:
         overlap = -rng.uniform(2.0, 10.0)
