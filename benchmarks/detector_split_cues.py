@@ -108,31 +108,6 @@ def two_parts(region: np.ndarray, darkness: np.ndarray, chroma: np.ndarray):
     return parts[0], parts[1], float(np.abs(centres[0] - centres[1]).sum())
 
 
-def cut_regions(labels: torch.Tensor, darkness: torch.Tensor, chroma: torch.Tensor,
-                share: float, contact: float, separation: float) -> torch.Tensor:
-    """Labels (B, H, W) with every region that meets the cut divided in two (each remaining
-    pixel joins the nearer part). A new label is a pixel index of its part, as elsewhere."""
-    out = labels.clone()
-    for i in range(labels.shape[0]):
-        lab = labels[i].numpy()
-        width = lab.shape[1]
-        for cid, (y0, x0), region, a, b, s, c, apart in candidate_cuts(
-                lab, darkness[i, 0].numpy(), chroma[i, 0].numpy(), MIN_AREA):
-            if not (s >= share and c <= contact and apart >= separation):
-                continue
-            seeds = np.where(a, 1, np.where(b, 2, 0))
-            _, (iy, ix) = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
-            for k in (2, 1):  # relabel the piece that does not hold the region's own label
-                piece = region & (seeds[iy, ix] == k)
-                fy, fx = np.nonzero(piece)
-                flat = (fy + y0) * width + (fx + x0)
-                if cid not in set(flat.tolist()):
-                    out[i, y0:y0 + region.shape[0], x0:x0 + region.shape[1]][
-                        torch.from_numpy(piece)] = int(flat.min())
-                    break
-    return out
-
-
 def measure_cut(region: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Smaller part's share of the region; contact between the parts over its outline."""
     outline = min((a & ~ndimage.binary_erosion(a, FOUR)).sum(),
@@ -168,6 +143,23 @@ def relabel_pieces(labels: torch.Tensor, per_image_seeds) -> torch.Tensor:
             for piece in pieces:
                 out[i][torch.from_numpy(piece)] = int(flat[piece].min())
     return out
+
+
+def cut_regions(labels: torch.Tensor, darkness: torch.Tensor, chroma: torch.Tensor,
+                share: float, contact: float, separation: float) -> torch.Tensor:
+    """Labels (B, H, W) with every region that meets the cut divided in two (each remaining
+    pixel joins the nearer part)."""
+    def parts(i: int, lab: np.ndarray):
+        seeds = np.zeros(lab.shape, np.int64)
+        for n, (_, (y0, x0), region, a, b, s, c, apart) in enumerate(candidate_cuts(
+                lab, darkness[i, 0].numpy(), chroma[i, 0].numpy(), MIN_AREA)):
+            if s >= share and c <= contact and apart >= separation:
+                window = seeds[y0:y0 + region.shape[0], x0:x0 + region.shape[1]]
+                window[a] = 2 * n + 1
+                window[b] = 2 * n + 2
+        return seeds, None
+
+    return relabel_pieces(labels, parts)
 
 
 def _keep_parts(mask: np.ndarray, structure, test) -> np.ndarray:

@@ -590,9 +590,10 @@ def generate(split: str, variants: int = 2, seed: int | None = None) -> list[Syn
     """The synthetic set of a split: `variants` composites per base photo of that split."""
     held_out = split == "held-out"
     photos = HELD_OUT_PHOTOS if held_out else TUNE_PHOTOS
-    rng = np.random.default_rng(SEEDS[split] if seed is None else seed)
+    seed = SEEDS[split] if seed is None else seed
+    rng = np.random.default_rng(seed)
     # Items added later draw from their own stream, so the earlier items stay as they were.
-    later_rng = np.random.default_rng((SEEDS[split] if seed is None else seed) + 1)
+    later_rng = np.random.default_rng(seed + 1)
     labels = load_labels()
     bases = [Base(rel, labels[rel]) for rel in photos]
     crops = [c for b in bases for c in b.insect_crops()]
